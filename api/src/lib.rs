@@ -1,0 +1,233 @@
+//! The JSON types of Slipway's REST API (`/api/v1`), shared by the server and the CLI so
+//! both sides agree on every field. Requests refuse unknown fields, so a typo is an error
+//! rather than a silently ignored setting. Times are RFC 3339 strings in UTC.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// An error, as RFC 9457 `application/problem+json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` or a slipway.dev URI).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field that is wrong, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One page of a list; pass `next_cursor` back as `?cursor=` to get the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginResponse {
+    /// A bearer token (JWT) for the API.
+    pub token: String,
+    pub expires_at: String,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub username: String,
+    pub admin: bool,
+    pub created_at: String,
+}
+
+/// The signed-in user with their teams.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CurrentUser {
+    pub username: String,
+    pub admin: bool,
+    pub teams: Vec<Membership>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Membership {
+    pub team: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateTeam {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Team {
+    pub name: String,
+    pub created_at: String,
+    pub members: Vec<TeamMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TeamMember {
+    pub username: String,
+    /// `maintainer` or `member`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AddMember {
+    pub username: String,
+    /// `maintainer` or `member` (default).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Link {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Service {
+    pub name: String,
+    /// The owning team.
+    pub team: String,
+    pub description: String,
+    /// `experimental`, `production` or `deprecated`.
+    pub lifecycle: String,
+    /// `tier-1`, `tier-2` or `tier-3`.
+    pub tier: String,
+    pub on_call: String,
+    pub links: Vec<Link>,
+    pub depends_on: Vec<String>,
+    pub preview_template: Option<String>,
+    /// Where to push: `git remote add slipway <git_url>`.
+    pub git_url: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateService {
+    pub name: String,
+    pub team: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub lifecycle: Option<String>,
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub on_call: Option<String>,
+    #[serde(default)]
+    pub links: Option<Vec<Link>>,
+    #[serde(default)]
+    pub depends_on: Option<Vec<String>>,
+}
+
+/// A partial update: only the fields present change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateService {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_call: Option<String>,
+    /// Replaces all links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<Link>>,
+    /// Replaces all dependencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
+    /// The template of preview environments; an empty string clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateToken {
+    pub name: String,
+    /// Days until the token expires; none means it never does.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A new token: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedToken {
+    pub name: String,
+    pub token: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Token {
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    /// Who: a username, or `anonymous`.
+    pub actor: String,
+    /// What: the method and route, e.g. `POST /api/v1/teams/{team}/members`.
+    pub action: String,
+    /// The path that was acted on.
+    pub target: String,
+    /// `success`, `denied` or `failed`.
+    pub outcome: String,
+    pub status: u16,
+}

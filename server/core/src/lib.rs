@@ -1,0 +1,13 @@
+//! Slipway's domain model: validated names, roles, catalog fields and the one ownership
+//! policy every entry point (API, portal, git) asks. Nothing here does IO, so every rule
+//! is a plain function tested in isolation.
+//!
+//! Start with [`policy::authorize`]: it is the single place that decides who may do what.
+
+pub mod catalog;
+pub mod names;
+pub mod policy;
+pub mod roles;
+
+pub use names::{NameError, ServiceName, TeamName, Username};
+pub use roles::{PlatformRole, TeamRole};

@@ -1,0 +1,170 @@
+//! Who is asking: resolves the `Authorization` header (a session JWT, or an API token as
+//! a Bearer token or as the HTTP Basic password, which is how git sends it) to an
+//! [`Actor`], and the extractor that makes a handler require one.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use slipway_core::PlatformRole;
+use slipway_store::StoreError;
+
+use crate::auth::token;
+use crate::clock::{now_ms, rfc3339};
+use crate::{AppState, ServiceError};
+
+/// How often an API token's `last_used_at` is written: at most once a minute, so busy
+/// clients do not turn every read into a database write.
+const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+/// A signed-in user making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: i64,
+    pub username: String,
+    pub is_admin: bool,
+}
+
+impl Actor {
+    pub fn role(&self) -> PlatformRole {
+        if self.is_admin { PlatformRole::Admin } else { PlatformRole::Developer }
+    }
+}
+
+/// The outcome of reading a request's credentials; stored in the request's extensions
+/// by the API middleware so it is resolved once per request.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    Anonymous,
+    Authenticated(Actor),
+    /// Credentials were sent but do not verify; the text says why.
+    Invalid(String),
+}
+
+impl Authentication {
+    pub fn actor(&self) -> Option<&Actor> {
+        match self {
+            Authentication::Authenticated(actor) => Some(actor),
+            _ => None,
+        }
+    }
+
+    pub fn into_actor(self) -> Result<Actor, ServiceError> {
+        match self {
+            Authentication::Authenticated(actor) => Ok(actor),
+            Authentication::Anonymous => Err(ServiceError::Unauthenticated(
+                "sign in first: send `Authorization: Bearer <token>` (see `slipway login`)".to_owned(),
+            )),
+            Authentication::Invalid(why) => Err(ServiceError::Unauthenticated(why)),
+        }
+    }
+}
+
+/// Reads and verifies the credentials of a request.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Authentication {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Authentication::Anonymous;
+    };
+    let Ok(value) = value.to_str() else {
+        return Authentication::Invalid("the Authorization header is not valid text".to_owned());
+    };
+    let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        if credentials.starts_with(token::PREFIX) {
+            authenticate_api_token(state, credentials).await
+        } else {
+            authenticate_jwt(state, credentials).await
+        }
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        // git sends `Basic base64(user:password)`; the password is an API token and the
+        // user name is ignored, as on GitHub.
+        let decoded = STANDARD.decode(credentials).ok().and_then(|b| String::from_utf8(b).ok());
+        match decoded.as_deref().and_then(|text| text.split_once(':')) {
+            Some((_, password)) if password.starts_with(token::PREFIX) => authenticate_api_token(state, password).await,
+            _ => Authentication::Invalid(
+                "HTTP Basic authentication takes an API token as the password (see `slipway tokens create`)".to_owned(),
+            ),
+        }
+    } else {
+        Authentication::Invalid(format!("unsupported authorization scheme {scheme:?}; use Bearer"))
+    }
+}
+
+async fn authenticate_api_token(state: &AppState, presented: &str) -> Authentication {
+    if !token::looks_like_token(presented) {
+        return Authentication::Invalid("the API token is malformed".to_owned());
+    }
+    let owner = match state.store.token_owner(&token::digest(presented)).await {
+        Ok(owner) => owner,
+        Err(StoreError::NotFound) => {
+            return Authentication::Invalid("the API token is not valid (revoked or never issued)".to_owned());
+        }
+        Err(err) => {
+            tracing::error!(%err, "looking up an API token");
+            return Authentication::Invalid("credentials could not be checked; try again".to_owned());
+        }
+    };
+    let now = now_ms();
+    if let Some(expires_at) = owner.expires_at.filter(|at| *at <= now) {
+        return Authentication::Invalid(format!("the API token expired at {}", rfc3339(expires_at)));
+    }
+    if owner.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL_MS) {
+        let store = state.store.clone();
+        let id = owner.token_id;
+        // Recording use must not slow the request down.
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_token(id, now).await {
+                tracing::warn!(%err, "recording API token use");
+            }
+        });
+    }
+    Authentication::Authenticated(Actor { user_id: owner.user_id, username: owner.username, is_admin: owner.is_admin })
+}
+
+async fn authenticate_jwt(state: &AppState, presented: &str) -> Authentication {
+    let user_id = match state.jwt.verify(presented) {
+        Ok(id) => id,
+        Err(err) => {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match err.kind() {
+                ErrorKind::ExpiredSignature => "the session token expired; sign in again",
+                ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => "the session token was not issued for Slipway",
+                ErrorKind::InvalidSignature => "the session token's signature does not verify",
+                ErrorKind::InvalidAlgorithm => "the session token uses an algorithm Slipway does not accept",
+                _ => "the session token is malformed",
+            };
+            return Authentication::Invalid(why.to_owned());
+        }
+    };
+    // The token names the user; their current role comes from the database, so a
+    // demoted or deleted user loses rights at once.
+    match state.store.user_by_id(user_id).await {
+        Ok(user) => {
+            Authentication::Authenticated(Actor { user_id: user.id, username: user.username, is_admin: user.is_admin })
+        }
+        Err(StoreError::NotFound) => Authentication::Invalid("the session token's user no longer exists".to_owned()),
+        Err(err) => {
+            tracing::error!(%err, "loading the user of a session token");
+            Authentication::Invalid("credentials could not be checked; try again".to_owned())
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Actor
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(auth) = parts.extensions.get::<Authentication>() {
+            return auth.clone().into_actor();
+        }
+        let state = AppState::from_ref(state);
+        authenticate(&state, &parts.headers).await.into_actor()
+    }
+}

@@ -1,0 +1,99 @@
+//! The audit log: a middleware records every state-changing API request (who, what,
+//! target, when, outcome) after it is answered, and admins read the log back.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use slipway_api::{AuditEntry, Page};
+use slipway_core::policy::Action;
+use slipway_store::audit::NewAuditEntry;
+
+use crate::access::require_platform;
+use crate::actor::authenticate;
+use crate::clock::{now_ms, rfc3339};
+use crate::pagination::{PageParams, encode_cursor};
+use crate::{Actor, AppState, Result, ServiceError};
+
+/// Set on a response by a handler whose caller is not signed in yet (login), so the
+/// audit entry names who tried.
+#[derive(Debug, Clone)]
+pub struct AuditActor(pub String);
+
+/// Authenticates every API request once and records the state-changing ones.
+pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = authenticate(&state, req.headers()).await;
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let audit = mutating.then(|| {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        (format!("{} {route}", req.method()), req.uri().path().to_owned())
+    });
+    let actor = auth.actor().map(|a| a.username.clone());
+    req.extensions_mut().insert(auth);
+    let response = next.run(req).await;
+
+    if let Some((action, target)) = audit {
+        let actor = response
+            .extensions()
+            .get::<AuditActor>()
+            .map(|a| a.0.clone())
+            .or(actor)
+            .unwrap_or_else(|| "anonymous".to_owned());
+        let status = response.status();
+        let outcome = match status.as_u16() {
+            200..=399 => "success",
+            401 | 403 => "denied",
+            _ => "failed",
+        };
+        let entry = NewAuditEntry {
+            at: now_ms(),
+            actor: &actor,
+            action: &action,
+            target: &target,
+            outcome,
+            status: status.as_u16(),
+        };
+        if let Err(err) = state.store.append_audit(&entry).await {
+            // The change itself has happened; losing its audit entry is logged loudly.
+            tracing::error!(%err, %action, %target, "writing the audit log");
+        }
+    }
+    response
+}
+
+/// Lists the audit log, newest first (admins only).
+pub async fn list_audit(state: &AppState, actor: &Actor, params: &PageParams) -> Result<Page<AuditEntry>> {
+    require_platform(actor, Action::ReadAudit)?;
+    let limit = crate::pagination::PageRequest::parse(&PageParams { limit: params.limit, cursor: None })?.limit;
+    let before = match &params.cursor {
+        None => None,
+        Some(_) => {
+            let page = crate::pagination::PageRequest::parse(params)?;
+            Some(
+                page.after
+                    .parse::<i64>()
+                    .map_err(|_| ServiceError::invalid("cursor", "cursor is not one this server handed out"))?,
+            )
+        }
+    };
+    let mut rows = state.store.list_audit(before, i64::from(limit) + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id.to_string())) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.id,
+            at: rfc3339(r.at),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+            status: u16::try_from(r.status).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Page { items, next_cursor })
+}

@@ -1,0 +1,5 @@
+//! Credentials: argon2id password hashes, signed session tokens (JWT) and API tokens.
+
+pub mod jwt;
+pub mod password;
+pub mod token;

@@ -1,0 +1,78 @@
+//! Password hashing with argon2id (the crate's defaults follow OWASP's recommendation),
+//! run on the blocking pool because a hash takes tens of milliseconds of CPU.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use crate::ServiceError;
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Checks the password rules before anything is stored.
+pub fn validate_password(password: &str) -> Result<(), ServiceError> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD_LEN {
+        return Err(ServiceError::invalid(
+            "password",
+            format!("password must be at least {MIN_PASSWORD_LEN} characters long"),
+        ));
+    }
+    if len > MAX_PASSWORD_LEN {
+        return Err(ServiceError::invalid(
+            "password",
+            format!("password must be at most {MAX_PASSWORD_LEN} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn hash_password(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| ServiceError::Internal(format!("hashing a password: {e}")))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("password hashing task: {e}")))?
+}
+
+/// True when `password` matches `stored`. A malformed stored hash never matches.
+pub async fn verify_password(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash that verifies nothing, compared against when a user does not exist so that a
+/// login takes as long for an unknown user as for a wrong password.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2xpcHdheWR1bW15c2FsdA$0uaoWJvyICZbS1QC/SgPBF+DkxYIiPSGyJ01fG1j9bA";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_with_argon2id_and_verifies() {
+        let hash = hash_password("correct horse".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse".into(), hash.clone()).await);
+        assert!(!verify_password("wrong horse".into(), hash).await);
+        assert!(!verify_password("x".into(), "not a hash".into()).await);
+        assert!(!verify_password("".into(), DUMMY_HASH.into()).await);
+    }
+
+    #[test]
+    fn password_length_rules() {
+        assert!(validate_password("short").is_err());
+        assert!(validate_password("long enough").is_ok());
+        assert!(validate_password(&"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
+    }
+}

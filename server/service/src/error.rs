@@ -1,0 +1,116 @@
+//! The one error type of the use-case layer and its single mapping to HTTP: every API
+//! error leaves here as `application/problem+json`. Internal causes are logged with a
+//! reference and never sent to the client.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use slipway_api::Problem;
+use slipway_core::NameError;
+use slipway_core::catalog::CatalogError;
+use slipway_store::StoreError;
+
+/// Everything a use case can answer instead of a result. Choose the variant by what the
+/// client should do next: sign in, ask someone, fix the input, or retry later.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No credentials, or credentials that do not verify: the client must sign in.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Signed in, but the policy refuses.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{kind} {name:?} does not exist")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
+    /// Input that breaks a rule; `field` names the request field.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A failure of ours; the text is logged, the client sees only a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn invalid_name(field: &str, value: &str, err: NameError) -> Self {
+        ServiceError::invalid(field, format!("{field} {value:?} {err}"))
+    }
+
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        ServiceError::NotFound { kind, name: name.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem document sent to the client.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            ServiceError::Internal(_) => {
+                "something went wrong on the server; it has been logged, try again later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let field = match self {
+            ServiceError::Invalid { field, .. } if !field.is_empty() => Some(field.clone()),
+            _ => None,
+        };
+        Problem {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            field,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    /// Store errors that reach here unhandled are ours: a use case turns the expected
+    /// ones (not found, conflict) into precise errors before they get this far.
+    fn from(err: StoreError) -> Self {
+        ServiceError::Internal(err.to_string())
+    }
+}
+
+impl From<CatalogError> for ServiceError {
+    fn from(err: CatalogError) -> Self {
+        ServiceError::invalid(err.field(), err.to_string())
+    }
+}
+
+impl IntoResponse for ServiceError {
+    fn into_response(self) -> Response {
+        if let ServiceError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if matches!(self, ServiceError::Unauthenticated(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"slipway\""));
+        }
+        response
+    }
+}

@@ -1,0 +1,28 @@
+//! Slipway's use cases, shared by the REST API, the portal and the git endpoint: each
+//! public function checks the policy, validates input, changes the store and returns
+//! the API's types. Handlers stay thin by calling exactly one of them.
+//!
+//! Start with [`AppState`] (what every request can reach), [`Actor`] (who is asking)
+//! and [`ServiceError`] (everything that can go wrong, mapped to HTTP in one place).
+
+pub mod access;
+pub mod actor;
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod clock;
+pub mod error;
+pub mod json;
+pub mod pagination;
+pub mod services;
+pub mod state;
+pub mod teams;
+pub mod tokens;
+pub mod users;
+
+pub use actor::Actor;
+pub use error::ServiceError;
+pub use json::ApiJson;
+pub use state::{AppState, Settings};
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

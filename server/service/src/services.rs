@@ -1,0 +1,150 @@
+//! Services and their catalog metadata.
+
+use slipway_api::{CreateService, Link, Page, Service, UpdateService};
+use slipway_core::catalog::{self, Lifecycle, Tier};
+use slipway_core::policy::Action;
+use slipway_core::{ServiceName, TeamName, names};
+use slipway_store::StoreError;
+use slipway_store::services::{CatalogFields, ServiceRow};
+
+use crate::access::require_in_team;
+use crate::clock::{now_ms, rfc3339};
+use crate::pagination::{PageParams, PageRequest};
+use crate::teams::find_team;
+use crate::{Actor, AppState, Result, ServiceError};
+
+/// Query parameters of the service list.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListServices {
+    pub team: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn to_api(state: &AppState, row: ServiceRow) -> Service {
+    let git_url = format!("{}/git/{}.git", state.settings.public_url, row.name);
+    Service {
+        name: row.name,
+        team: row.team,
+        description: row.catalog.description,
+        lifecycle: row.catalog.lifecycle,
+        tier: row.catalog.tier,
+        on_call: row.catalog.on_call,
+        links: row.catalog.links.into_iter().map(|l| Link { name: l.name, url: l.url }).collect(),
+        depends_on: row.catalog.depends_on,
+        preview_template: row.catalog.preview_template,
+        git_url,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    }
+}
+
+/// Loads a service named in a request, or answers 404 naming it.
+pub async fn find_service(state: &AppState, name: &str) -> Result<ServiceRow> {
+    match state.store.service_by_name(name).await {
+        Ok(service) => Ok(service),
+        Err(StoreError::NotFound) => Err(ServiceError::not_found("service", name)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Applies a partial update to catalog fields, validating each field present.
+fn apply(fields: &mut CatalogFields, update: UpdateService) -> Result<()> {
+    if let Some(description) = update.description {
+        catalog::validate_description(&description)?;
+        fields.description = description;
+    }
+    if let Some(lifecycle) = update.lifecycle {
+        fields.lifecycle = lifecycle.parse::<Lifecycle>()?.as_str().to_owned();
+    }
+    if let Some(tier) = update.tier {
+        fields.tier = tier.parse::<Tier>()?.as_str().to_owned();
+    }
+    if let Some(on_call) = update.on_call {
+        catalog::validate_on_call(&on_call)?;
+        fields.on_call = on_call;
+    }
+    if let Some(links) = update.links {
+        let links: Vec<catalog::Link> = links.into_iter().map(|l| catalog::Link { name: l.name, url: l.url }).collect();
+        catalog::validate_links(&links)?;
+        fields.links = links;
+    }
+    if let Some(deps) = update.depends_on {
+        catalog::validate_dependencies(&deps)?;
+        fields.depends_on = deps;
+    }
+    if let Some(template) = update.preview_template {
+        fields.preview_template = if template.is_empty() {
+            None
+        } else {
+            names::validate_name(&template)
+                .map_err(|e| ServiceError::invalid("preview_template", format!("preview_template {template:?} {e}")))?;
+            Some(template)
+        };
+    }
+    Ok(())
+}
+
+pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService) -> Result<Service> {
+    let name = ServiceName::parse(&req.name).map_err(|e| ServiceError::invalid_name("name", &req.name, e))?;
+    let team_name = TeamName::parse(&req.team).map_err(|e| ServiceError::invalid_name("team", &req.team, e))?;
+    let team = find_team(state, team_name.as_str()).await?;
+    require_in_team(state, actor, team.id, Action::CreateService).await?;
+    let mut fields = CatalogFields {
+        lifecycle: Lifecycle::default().as_str().to_owned(),
+        tier: Tier::default().as_str().to_owned(),
+        ..CatalogFields::default()
+    };
+    apply(
+        &mut fields,
+        UpdateService {
+            description: req.description,
+            lifecycle: req.lifecycle,
+            tier: req.tier,
+            on_call: req.on_call,
+            links: req.links,
+            depends_on: req.depends_on,
+            preview_template: None,
+        },
+    )?;
+    match state.store.create_service(name.as_str(), team.id, &fields, now_ms()).await {
+        Ok(row) => Ok(to_api(state, row)),
+        Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn list_services(state: &AppState, _actor: &Actor, query: &ListServices) -> Result<Page<Service>> {
+    let page = PageRequest::parse(&PageParams { limit: query.limit, cursor: query.cursor.clone() })?;
+    let team = match query.team.as_deref() {
+        Some(team) => find_team(state, team).await?.name,
+        None => String::new(),
+    };
+    let rows = state.store.list_services(&team, &page.after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |s| s.name.clone());
+    Ok(Page { items: rows.into_iter().map(|r| to_api(state, r)).collect(), next_cursor })
+}
+
+pub async fn get_service(state: &AppState, _actor: &Actor, name: &str) -> Result<Service> {
+    find_service(state, name).await.map(|row| to_api(state, row))
+}
+
+pub async fn update_service(state: &AppState, actor: &Actor, name: &str, update: UpdateService) -> Result<Service> {
+    let row = find_service(state, name).await?;
+    require_in_team(state, actor, row.team_id, Action::ChangeService).await?;
+    let mut fields = row.catalog.clone();
+    apply(&mut fields, update)?;
+    state.store.update_service(row.id, &fields, now_ms()).await?;
+    get_service(state, actor, name).await
+}
+
+pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Result<()> {
+    let row = find_service(state, name).await?;
+    require_in_team(state, actor, row.team_id, Action::ChangeService).await?;
+    match state.store.delete_service(row.id).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(ServiceError::not_found("service", name)),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,77 @@
+//! Signing in, the current user, and user accounts (created by admins).
+
+use slipway_api::{CreateUser, CurrentUser, LoginRequest, LoginResponse, Membership, Page, User};
+use slipway_core::Username;
+use slipway_core::policy::Action;
+use slipway_store::StoreError;
+use slipway_store::users::UserRow;
+
+use crate::access::require_platform;
+use crate::auth::password::{DUMMY_HASH, hash_password, validate_password, verify_password};
+use crate::clock::{now_ms, rfc3339};
+use crate::pagination::{PageParams, PageRequest};
+use crate::{Actor, AppState, Result, ServiceError};
+
+pub(crate) fn to_api(row: UserRow) -> User {
+    User { username: row.username, admin: row.is_admin, created_at: rfc3339(row.created_at) }
+}
+
+/// Checks a username and password; answers a session token.
+pub async fn login(state: &AppState, req: LoginRequest) -> Result<LoginResponse> {
+    let wrong = || ServiceError::Unauthenticated("wrong username or password".to_owned());
+    let user = match state.store.user_by_name(&req.username).await {
+        Ok(user) => Some(user),
+        Err(StoreError::NotFound) => None,
+        Err(err) => return Err(err.into()),
+    };
+    // Verify against a dummy hash for unknown users so timing does not reveal who exists.
+    let stored = user.as_ref().map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+    let matches = verify_password(req.password, stored).await;
+    let user = user.filter(|_| matches).ok_or_else(wrong)?;
+    let (token, exp) = state
+        .jwt
+        .issue(user.id, now_ms() / 1000)
+        .map_err(|e| ServiceError::Internal(format!("signing a session token: {e}")))?;
+    Ok(LoginResponse { token, expires_at: rfc3339(exp * 1000), user: to_api(user) })
+}
+
+pub async fn current_user(state: &AppState, actor: &Actor) -> Result<CurrentUser> {
+    let teams = state.store.memberships(actor.user_id).await?;
+    Ok(CurrentUser {
+        username: actor.username.clone(),
+        admin: actor.is_admin,
+        teams: teams.into_iter().map(|m| Membership { team: m.team, role: m.role }).collect(),
+    })
+}
+
+pub async fn create_user(state: &AppState, actor: &Actor, req: CreateUser) -> Result<User> {
+    require_platform(actor, Action::ManageUsers)?;
+    let name = Username::parse(&req.username).map_err(|e| ServiceError::invalid_name("username", &req.username, e))?;
+    validate_password(&req.password)?;
+    let hash = hash_password(req.password).await?;
+    match state.store.create_user(name.as_str(), &hash, req.admin, now_ms()).await {
+        Ok(row) => Ok(to_api(row)),
+        Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("user {name:?} already exists"))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn list_users(state: &AppState, _actor: &Actor, params: &PageParams) -> Result<Page<User>> {
+    let page = PageRequest::parse(params)?;
+    let rows = state.store.list_users(&page.after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |u| u.username.clone());
+    Ok(Page { items: rows.into_iter().map(to_api).collect(), next_cursor })
+}
+
+pub async fn get_user(state: &AppState, _actor: &Actor, username: &str) -> Result<User> {
+    find_user(state, username).await.map(to_api)
+}
+
+/// Loads a user named in a request, or answers 404 naming them.
+pub(crate) async fn find_user(state: &AppState, username: &str) -> Result<UserRow> {
+    match state.store.user_by_name(username).await {
+        Ok(user) => Ok(user),
+        Err(StoreError::NotFound) => Err(ServiceError::not_found("user", username)),
+        Err(err) => Err(err.into()),
+    }
+}

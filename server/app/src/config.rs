@@ -1,0 +1,339 @@
+//! slipwayd's one typed configuration: command-line flags, each also an environment
+//! variable `SLIPWAY_<FLAG>` and a key of the TOML file given by `--config`. Precedence:
+//! flag or environment variable, then the file, then the defaults. Everything is
+//! validated here, before anything starts, with messages that say how to fix it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const DEFAULT_APPS_LISTEN: &str = "127.0.0.1:7780";
+
+/// Where environments run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Containers on this machine's Podman or Docker engine.
+    Local,
+    /// Registered Kubernetes clusters.
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The command line. Every flag is optional here so that the file can supply it.
+#[derive(Debug, Parser)]
+#[command(name = "slipwayd", version, about = "The Slipway server: portal, REST API and git endpoint")]
+pub struct Args {
+    /// TOML file with any of the settings below (keys as the flags, with `_`).
+    #[arg(long, env = "SLIPWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the portal, API and git endpoint [default: 127.0.0.1:7700].
+    #[arg(long, env = "SLIPWAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address of the app router [default: 127.0.0.1:7780].
+    #[arg(long, env = "SLIPWAY_APPS_LISTEN", value_name = "ADDR")]
+    pub apps_listen: Option<String>,
+    /// Directory for the SQLite database, repositories and keys
+    /// [default: ~/.local/share/slipway].
+    #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: SQLite in the data dir].
+    #[arg(long, env = "SLIPWAY_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where environments run [default: local].
+    #[arg(long, env = "SLIPWAY_RUNTIME")]
+    pub runtime: Option<RuntimeKind>,
+    /// The container engine's Docker-compatible API, e.g. unix:///run/podman/podman.sock
+    /// [default: DOCKER_HOST, else the first engine socket found].
+    #[arg(long, env = "SLIPWAY_ENGINE", value_name = "URL")]
+    pub engine: Option<String>,
+    /// Registry images are pushed to, HOST[/PREFIX] (required for kubernetes).
+    #[arg(long, env = "SLIPWAY_REGISTRY", value_name = "HOST[/PREFIX]")]
+    pub registry: Option<String>,
+    /// The URL users reach this server at, shown in git remotes [default: http://LISTEN].
+    #[arg(long, env = "SLIPWAY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "SLIPWAY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Secret that signs session tokens (at least 32 characters); replicas sharing a
+    /// database need the same one [default: a key generated into the data dir].
+    #[arg(long, env = "SLIPWAY_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// How long a session token from `login` lives, in hours [default: 12].
+    #[arg(long, env = "SLIPWAY_SESSION_HOURS", value_name = "HOURS")]
+    pub session_hours: Option<u32>,
+    /// Largest number of database connections [default: 16].
+    #[arg(long, env = "SLIPWAY_DATABASE_MAX_CONNECTIONS", value_name = "N")]
+    pub database_max_connections: Option<u32>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    apps_listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    runtime: Option<RuntimeKind>,
+    engine: Option<String>,
+    registry: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<LogFormat>,
+    jwt_secret: Option<String>,
+    session_hours: Option<u32>,
+    database_max_connections: Option<u32>,
+}
+
+/// The validated configuration. `Debug` masks secrets.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub apps_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub runtime: RuntimeKind,
+    pub engine: Option<String>,
+    pub registry: Option<String>,
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub jwt_secret: Option<String>,
+    pub session_hours: u32,
+    pub database_max_connections: u32,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("apps_listen", &self.apps_listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &slipway_store::redact_url(&self.database_url))
+            .field("runtime", &self.runtime)
+            .field("engine", &self.engine)
+            .field("registry", &self.registry)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("session_hours", &self.session_hours)
+            .field("database_max_connections", &self.database_max_connections)
+            .finish()
+    }
+}
+
+/// A setting is wrong; the message names it and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn err(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+impl Config {
+    /// Merges flags/environment over the file over the defaults, then validates.
+    pub fn load(args: Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = parse_addr("--listen", args.listen.or(file.listen).as_deref().unwrap_or(DEFAULT_LISTEN))?;
+        let apps_listen = parse_addr(
+            "--apps-listen",
+            args.apps_listen.or(file.apps_listen).as_deref().unwrap_or(DEFAULT_APPS_LISTEN),
+        )?;
+        let data_dir = match args.data_dir.or(file.data_dir) {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        if data_dir.as_os_str().is_empty() {
+            return Err(err("--data-dir must not be empty"));
+        }
+        let database_url = match args.database_url.or(file.database_url) {
+            Some(url) => validate_database_url(url)?,
+            None => format!("sqlite://{}", data_dir.join("slipway.db").display()),
+        };
+        let runtime = args.runtime.or(file.runtime).unwrap_or(RuntimeKind::Local);
+        let engine = args.engine.or(file.engine).map(validate_engine).transpose()?;
+        let registry = args.registry.or(file.registry).map(validate_registry).transpose()?;
+        if runtime == RuntimeKind::Kubernetes && registry.is_none() {
+            return Err(err(
+                "--runtime kubernetes needs --registry HOST[/PREFIX]: clusters pull images from a registry",
+            ));
+        }
+        let public_url = args.public_url.or(file.public_url).map(validate_public_url).transpose()?;
+        let jwt_secret = args.jwt_secret.or(file.jwt_secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(err("--jwt-secret (SLIPWAY_JWT_SECRET) must be at least 32 characters long"));
+        }
+        let session_hours = args.session_hours.or(file.session_hours).unwrap_or(12);
+        if !(1..=24 * 90).contains(&session_hours) {
+            return Err(err(format!("--session-hours must be between 1 and 2160, not {session_hours}")));
+        }
+        let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
+        if !(1..=1000).contains(&database_max_connections) {
+            return Err(err(format!(
+                "--database-max-connections must be between 1 and 1000, not {database_max_connections}"
+            )));
+        }
+        Ok(Config {
+            listen,
+            apps_listen,
+            data_dir,
+            database_url,
+            runtime,
+            engine,
+            registry,
+            public_url,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            jwt_secret,
+            session_hours,
+            database_max_connections,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(format!("cannot read the config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| err(format!("the config file {} is not valid: {e}", path.display())))
+}
+
+fn parse_addr(flag: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| err(format!("{flag} {text:?} is not an address like 127.0.0.1:7700 or [::1]:7700")))
+}
+
+fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+        err("cannot choose a data directory: HOME is not set; pass --data-dir DIR (or SLIPWAY_DATA_DIR)")
+    })?;
+    Ok(PathBuf::from(home).join(".local/share/slipway"))
+}
+
+fn validate_database_url(url: String) -> Result<String, ConfigError> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    if matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+        Ok(url)
+    } else {
+        Err(err(format!(
+            "--database-url {:?} is not supported: use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
+            slipway_store::redact_url(&url)
+        )))
+    }
+}
+
+fn validate_engine(url: String) -> Result<String, ConfigError> {
+    let ok = ["unix://", "tcp://", "http://", "https://"].iter().any(|p| url.starts_with(p) && url.len() > p.len());
+    if ok {
+        Ok(url)
+    } else {
+        Err(err(format!(
+            "--engine {url:?} is not an engine address: use unix:///run/podman/podman.sock, unix:///var/run/docker.sock or tcp://HOST:PORT"
+        )))
+    }
+}
+
+fn validate_registry(registry: String) -> Result<String, ConfigError> {
+    let host = registry.split('/').next().unwrap_or_default();
+    let ok = !host.is_empty()
+        && !registry.contains("://")
+        && !registry.ends_with('/')
+        && registry.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/'));
+    if ok {
+        Ok(registry)
+    } else {
+        Err(err(format!("--registry {registry:?} is not HOST[:PORT][/PREFIX], e.g. 127.0.0.1:5000/slipway")))
+    }
+}
+
+fn validate_public_url(url: String) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/').to_owned();
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.len() > "https://".len();
+    if ok { Ok(trimmed) } else { Err(err(format!("--public-url {url:?} is not an http(s) URL"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut all = vec!["slipwayd"];
+        all.extend_from_slice(list);
+        Args::try_parse_from(all).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_follow_the_product_spec() {
+        let config = Config::load(args(&["--data-dir", "/tmp/x"])).expect("valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7700");
+        assert_eq!(config.apps_listen.to_string(), "127.0.0.1:7780");
+        assert_eq!(config.database_url, "sqlite:///tmp/x/slipway.db");
+        assert_eq!(config.runtime, RuntimeKind::Local);
+    }
+
+    #[test]
+    fn the_file_fills_in_and_flags_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("slipway.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\napps_listen = \"127.0.0.1:9001\"\ndata_dir = \"/srv/slipway\"\n",
+        )
+        .expect("write");
+        let path = file.to_str().expect("utf-8");
+        let config = Config::load(args(&["--config", path, "--listen", "127.0.0.1:9100"])).expect("valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(config.apps_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/slipway"));
+
+        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
+        let e = Config::load(args(&["--config", path])).expect_err("unknown key");
+        assert!(e.to_string().contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_fix() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--listen", "nowhere"], "--listen"),
+            (&["--database-url", "mysql://x"], "sqlite://PATH or postgres://"),
+            (&["--engine", "/var/run/docker.sock"], "unix:///"),
+            (&["--runtime", "kubernetes"], "--registry"),
+            (&["--registry", "http://r.example.com"], "HOST[:PORT]"),
+            (&["--jwt-secret", "short"], "32 characters"),
+            (&["--session-hours", "0"], "--session-hours"),
+        ];
+        for (flags, want) in cases {
+            let mut all = vec!["--data-dir", "/tmp/x"];
+            all.extend_from_slice(flags);
+            let e = Config::load(args(&all)).expect_err("invalid");
+            assert!(e.to_string().contains(want), "{flags:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn debug_masks_secrets() {
+        let config = Config::load(args(&[
+            "--data-dir",
+            "/tmp/x",
+            "--database-url",
+            "postgres://slipway:hunter2hunter2@db/slipway",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef-secret",
+        ]))
+        .expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("abcdef-secret"), "{shown}");
+    }
+}

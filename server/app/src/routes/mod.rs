@@ -1,0 +1,63 @@
+//! Every HTTP route of slipwayd, listed in one place. API routes are registered through
+//! `utoipa_axum::routes!`, so a route cannot exist without appearing in the OpenAPI
+//! document at `/api/openapi.json`, which the ownership test walks.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use slipway_service::json::MAX_JSON_BODY;
+use slipway_service::{AppState, ServiceError, audit};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod audit_log;
+pub mod services;
+pub mod session;
+pub mod system;
+pub mod teams;
+pub mod tokens;
+pub mod users;
+
+use crate::openapi::ApiDoc;
+
+/// Builds the whole application: API, OpenAPI document, health and metrics.
+pub fn router(state: AppState, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    let (api, openapi) = api_router().split_for_parts();
+    let api = api
+        .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::authenticate_and_audit))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state.clone());
+    let openapi = std::sync::Arc::new(openapi);
+    Router::new()
+        .route("/", get(system::index))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz).with_state(state))
+        .route("/metrics", get(system::metrics).with_state(metrics))
+        .route("/api/openapi.json", get(move || system::openapi_json(openapi.clone())))
+        .merge(api)
+        .layer(axum::middleware::from_fn(crate::telemetry::record_http_metrics))
+}
+
+/// The REST API under `/api/v1`, with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(session::login))
+        .routes(routes!(session::current_user))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user))
+        .routes(routes!(teams::list_teams, teams::create_team))
+        .routes(routes!(teams::get_team, teams::delete_team))
+        .routes(routes!(teams::add_member))
+        .routes(routes!(teams::remove_member))
+        .routes(routes!(services::list_services, services::create_service))
+        .routes(routes!(services::get_service, services::update_service, services::delete_service))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(audit_log::list_audit))
+}
+
+async fn api_not_found() -> ServiceError {
+    ServiceError::NotFound { kind: "API route", name: "this path".to_owned() }
+}

@@ -1,1 +1,278 @@
-fn main() {}
+//! `slipway`: the command-line client of Slipway. Commands are declared here with clap
+//! and run by the modules in `commands/`; every error prints one line and exits non-zero.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod client;
+mod commands;
+mod config;
+mod error;
+mod output;
+
+use commands::{audit, auth, services, teams, tokens, users};
+use error::CliError;
+
+#[derive(Debug, Parser)]
+#[command(name = "slipway", version, about = "Slipway: git push to a running service", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign in to a Slipway server and store an API token for this machine.
+    Login {
+        /// The server URL [default: SLIPWAY_SERVER, else the stored one, else http://127.0.0.1:7700].
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, short)]
+        username: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Revoke this machine's token and forget the stored login.
+    Logout,
+    /// Show who you are signed in as, and your teams.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage your API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Manage user accounts (admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage teams and their members.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
+    /// Manage services and their catalog metadata.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Show the audit log (admins).
+    Audit {
+        /// How many of the newest entries to show (1-200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g. `slipway completions bash > /etc/bash_completion.d/slipway`.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Create a token; prints it alone on stdout, once.
+    Create {
+        name: String,
+        /// Days until it expires [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token; it stops working at once.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a user (admins).
+    Create {
+        username: String,
+        /// Make the user a platform admin.
+        #[arg(long)]
+        admin: bool,
+        /// Read the new user's password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamsCommand {
+    /// Create a team (admins).
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List teams.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a team and its members.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member, or change a member's role (team maintainers and admins).
+    Add {
+        team: String,
+        user: String,
+        #[arg(long, value_parser = ["maintainer", "member"])]
+        role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a member (team maintainers and admins).
+    Remove { team: String, user: String },
+    /// Delete a team that owns no services (admins).
+    Delete { team: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServicesCommand {
+    /// Create a service owned by one of your teams.
+    Create {
+        name: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List services.
+    List {
+        /// Only services this team owns.
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a service's catalog entry.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change catalog metadata (owning team and admins).
+    Set {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, value_parser = ["experimental", "production", "deprecated"])]
+        lifecycle: Option<String>,
+        #[arg(long, value_parser = ["tier-1", "tier-2", "tier-3"])]
+        tier: Option<String>,
+        #[arg(long)]
+        on_call: Option<String>,
+        /// NAME=URL; repeat for several. Replaces all links.
+        #[arg(long = "link", value_name = "NAME=URL")]
+        links: Vec<String>,
+        /// A service this one depends on; repeat for several. Replaces all.
+        #[arg(long = "depends-on", value_name = "SERVICE")]
+        depends_on: Vec<String>,
+        /// Template for preview environments of unmatched branches ("" clears it).
+        #[arg(long)]
+        preview_template: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a service (owning team and admins).
+    Delete { name: String },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Login { server, username, password_stdin } => auth::login(server, username, password_stdin).await,
+        Command::Logout => auth::logout().await,
+        Command::Whoami { json } => auth::whoami(json).await,
+        Command::Tokens(cmd) => match cmd {
+            TokensCommand::Create { name, expires_in_days, json } => tokens::create(name, expires_in_days, json).await,
+            TokensCommand::List { json } => tokens::list(json).await,
+            TokensCommand::Revoke { name } => tokens::revoke(name).await,
+        },
+        Command::Users(cmd) => match cmd {
+            UsersCommand::Create { username, admin, password_stdin, json } => {
+                users::create(username, admin, password_stdin, json).await
+            }
+            UsersCommand::List { json } => users::list(json).await,
+        },
+        Command::Teams(cmd) => match cmd {
+            TeamsCommand::Create { name, json } => teams::create(name, json).await,
+            TeamsCommand::List { json } => teams::list(json).await,
+            TeamsCommand::Show { name, json } => teams::show(name, json).await,
+            TeamsCommand::Add { team, user, role, json } => teams::add(team, user, role, json).await,
+            TeamsCommand::Remove { team, user } => teams::remove(team, user).await,
+            TeamsCommand::Delete { team } => teams::delete(team).await,
+        },
+        Command::Services(cmd) => match cmd {
+            ServicesCommand::Create { name, team, description, json } => {
+                services::create(name, team, description, json).await
+            }
+            ServicesCommand::List { team, json } => services::list(team, json).await,
+            ServicesCommand::Show { name, json } => services::show(name, json).await,
+            ServicesCommand::Set {
+                name,
+                description,
+                lifecycle,
+                tier,
+                on_call,
+                links,
+                depends_on,
+                preview_template,
+                json,
+            } => {
+                let flags =
+                    services::SetFlags { description, lifecycle, tier, on_call, links, depends_on, preview_template };
+                services::set(name, flags, json).await
+            }
+            ServicesCommand::Delete { name } => services::delete(name).await,
+        },
+        Command::Audit { limit, json } => audit::list(limit, json).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "slipway", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,1 +1,331 @@
-//! e2e support
+//! Support for Slipway's end-to-end tests: [`TestApp`] starts the real `slipwayd` binary
+//! on port 0 against a fresh SQLite file or a fresh PostgreSQL database, and offers an
+//! HTTP client, fixture builders and a way to run the real `slipway` CLI against it.
+//!
+//! PostgreSQL tests need `SLIPWAY_TEST_POSTGRES_URL` (an admin connection to a server
+//! that may create databases); `scripts/test` starts a private cluster and sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const USER_PASSWORD: &str = "user-password-for-tests";
+
+/// An HTTP client for tests. reqwest is built without a bundled TLS provider (the
+/// project pins ring), so the provider is installed first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+}
+
+/// Which database a test app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The directory holding the workspace's binaries (`target/debug`), found from this
+/// test executable's own path (`target/debug/deps/e2e-…`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory").to_path_buf();
+    for bin in ["slipwayd", "slipway"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: build the binaries first (`cargo build --bins`), or run scripts/test",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+pub fn slipwayd_bin() -> PathBuf {
+    bin_dir().join("slipwayd")
+}
+
+pub fn slipway_bin() -> PathBuf {
+    bin_dir().join("slipway")
+}
+
+/// A unique suffix for database names within this test process.
+fn unique() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Creates a fresh PostgreSQL database and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    let admin_url = std::env::var("SLIPWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("SLIPWAY_TEST_POSTGRES_URL is not set: run scripts/test, which starts a private PostgreSQL")
+    });
+    let name = format!("slipway_test_{}", unique());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {admin_url}: {e}"));
+    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("URL has a database path");
+    format!("{base}/{name}")
+}
+
+/// A running slipwayd for one test. Killed when dropped.
+#[derive(Debug)]
+pub struct TestApp {
+    pub url: String,
+    pub db: Db,
+    pub database_url: String,
+    pub data_dir: tempfile::TempDir,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    child: Child,
+}
+
+/// What `start_process` saw: the URL and the lines printed before it.
+#[derive(Debug)]
+pub struct Started {
+    pub child: Child,
+    pub url: String,
+    pub stdout_before: Vec<String>,
+}
+
+/// Starts slipwayd with the given arguments and waits (with a deadline) for the line
+/// announcing its URL. Panics with slipwayd's stderr if it exits first.
+pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
+    let mut cmd = Command::new(slipwayd_bin());
+    cmd.args(args)
+        .env_remove("SLIPWAY_ADMIN_PASSWORD")
+        .env("SLIPWAY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn slipwayd");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut before = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("slipwayd listening on ") {
+                return Some(url.to_owned());
+            }
+            before.push(line);
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(url)) => {
+            // Keep draining stdout so the server never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Started { child, url, stdout_before: before }
+        }
+        _ => {
+            let _ = child.start_kill();
+            let output = child.wait_with_output().await.expect("slipwayd output");
+            panic!(
+                "slipwayd did not start (args {args:?}); stdout: {before:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start(db: Db) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", data_dir.path().join("slipway.db").display()),
+            Db::Postgres => fresh_postgres_database().await,
+        };
+        let dir = data_dir.path().to_str().expect("utf-8 path").to_owned();
+        let started = start_process(
+            &["--listen", "127.0.0.1:0", "--data-dir", &dir, "--database-url", &database_url],
+            &[("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+        )
+        .await;
+        let http = http_client();
+        let mut app = TestApp {
+            url: started.url,
+            db,
+            database_url,
+            data_dir,
+            admin_token: String::new(),
+            http,
+            child: started.child,
+        };
+        app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.url)
+    }
+
+    /// Signs in and returns the session token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) =
+            self.call("POST", "/login", None, Some(json!({"username": username, "password": password}))).await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sends a JSON request; answers the status and the parsed body (Null when empty).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method.parse().expect("method"), self.api(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.expect("request");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let text = response.text().await.expect("body");
+        if status >= 400 && status != 405 {
+            assert_eq!(content_type, "application/problem+json", "{method} {path} -> {status}: {text}");
+        }
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, Some(&self.admin_token), body).await
+    }
+
+    /// Creates a user (as admin) and returns a session token for them.
+    pub async fn user(&self, username: &str) -> String {
+        let (status, body) =
+            self.admin("POST", "/users", Some(json!({"username": username, "password": USER_PASSWORD}))).await;
+        assert_eq!(status, 201, "create user {username}: {body}");
+        self.login(username, USER_PASSWORD).await
+    }
+
+    pub async fn team(&self, name: &str) {
+        let (status, body) = self.admin("POST", "/teams", Some(json!({"name": name}))).await;
+        assert_eq!(status, 201, "create team {name}: {body}");
+    }
+
+    pub async fn member(&self, team: &str, username: &str, role: &str) {
+        let (status, body) = self
+            .admin("POST", &format!("/teams/{team}/members"), Some(json!({"username": username, "role": role})))
+            .await;
+        assert_eq!(status, 200, "add {username} to {team}: {body}");
+    }
+
+    pub async fn service(&self, name: &str, team: &str) {
+        let (status, body) = self.admin("POST", "/services", Some(json!({"name": name, "team": team}))).await;
+        assert_eq!(status, 201, "create service {name}: {body}");
+    }
+
+    /// A summary of every domain table (not the audit log), to show that a refused
+    /// request changed nothing.
+    pub async fn snapshot(&self) -> Vec<String> {
+        const QUERIES: &[&str] = &[
+            "SELECT username || ':' || CAST(is_admin AS TEXT) || ':' || password_hash FROM users ORDER BY id",
+            "SELECT name || ':' || CAST(user_id AS TEXT) FROM api_tokens ORDER BY id",
+            "SELECT name FROM teams ORDER BY id",
+            "SELECT CAST(team_id AS TEXT) || ':' || CAST(user_id AS TEXT) || ':' || role FROM team_members ORDER BY team_id, user_id",
+            "SELECT name || ':' || CAST(team_id AS TEXT) || ':' || description || ':' || lifecycle || ':' || tier || ':' || on_call || ':' || links || ':' || depends_on || ':' || CAST(updated_at AS TEXT) FROM services ORDER BY id",
+        ];
+        let mut out = Vec::new();
+        match self.db {
+            Db::Sqlite => {
+                let mut conn =
+                    <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.database_url).await.expect("sqlite");
+                for q in QUERIES {
+                    let rows: Vec<String> = sqlx::query_scalar(*q).fetch_all(&mut conn).await.expect("snapshot query");
+                    out.push(rows.join("|"));
+                }
+            }
+            Db::Postgres => {
+                let mut conn =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&self.database_url).await.expect("postgres");
+                for q in QUERIES {
+                    let rows: Vec<String> = sqlx::query_scalar(*q).fetch_all(&mut conn).await.expect("snapshot query");
+                    out.push(rows.join("|"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs one SQL statement against the app's database (to set up states the API
+    /// cannot reach quickly, such as an expired token).
+    pub async fn execute_sql(&self, sql: &'static str) {
+        match self.db {
+            Db::Sqlite => {
+                let mut conn =
+                    <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.database_url).await.expect("sqlite");
+                sqlx::query(sql).execute(&mut conn).await.expect("sql");
+            }
+            Db::Postgres => {
+                let mut conn =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&self.database_url).await.expect("postgres");
+                sqlx::query(sql).execute(&mut conn).await.expect("sql");
+            }
+        }
+    }
+
+    /// A `slipway` command preconfigured for this server with its own config file.
+    pub fn cli(&self, config: &Path) -> Command {
+        let mut cmd = Command::new(slipway_bin());
+        cmd.env("SLIPWAY_CONFIG", config)
+            .env_remove("SLIPWAY_SERVER")
+            .env_remove("SLIPWAY_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exits in time").expect("wait")
+    }
+}
+
+/// Output of a finished CLI run.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a prepared command, feeding `stdin`, and collects its output.
+pub async fn run_cli(mut cmd: Command, args: &[&str], stdin: &str) -> CliOutput {
+    use tokio::io::AsyncWriteExt;
+    cmd.args(args);
+    let mut child = cmd.spawn().expect("spawn slipway");
+    let mut input = child.stdin.take().expect("stdin piped");
+    // A command that fails before reading its input closes the pipe early; that is fine.
+    let _ = input.write_all(stdin.as_bytes()).await;
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("slipway finishes in time")
+        .expect("slipway output");
+    CliOutput {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

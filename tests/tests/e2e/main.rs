@@ -1,0 +1,31 @@
+//! Slipway's end-to-end tests: one test binary that drives the real `slipwayd` and
+//! `slipway` binaries. Suites marked with `both_databases!` run once on SQLite and once
+//! on PostgreSQL.
+
+mod api;
+mod auth;
+mod cli;
+mod ownership;
+mod server;
+mod validation;
+
+/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async fn taking a
+/// started `TestApp`.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(slipway_e2e::TestApp::start(slipway_e2e::Db::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(slipway_e2e::TestApp::start(slipway_e2e::Db::Postgres).await).await
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,136 @@
+//! Ownership is enforced on every route. The routes come from the server's own OpenAPI
+//! document (the router and the document are built from the same list), so a new route
+//! that is missing from the table below fails this test until its policy is stated here
+//! and shown to hold.
+
+use serde_json::{Value, json};
+use slipway_e2e::TestApp;
+
+crate::both_databases!(every_mutating_route_refuses_another_teams_member, every_route_but_login_requires_sign_in);
+
+/// What a signed-in member of team `alpha` (a maintainer there) must get on each
+/// state-changing route when it targets team `beta`'s things.
+enum Expect {
+    /// Refused by the policy.
+    Forbidden(Value),
+    /// A route that acts only on the caller's own things, with why that is safe.
+    OwnOnly(&'static str),
+    /// Open to anyone, with why.
+    Public(&'static str),
+}
+
+fn table() -> Vec<(&'static str, Expect)> {
+    use Expect::*;
+    vec![
+        ("POST /api/v1/login", Public("signing in is how credentials are obtained")),
+        ("POST /api/v1/tokens", OwnOnly("creates a token for the caller")),
+        ("DELETE /api/v1/tokens/{name}", OwnOnly("revokes only the caller's token of that name")),
+        ("POST /api/v1/users", Forbidden(json!({"username": "newbie", "password": "long-enough-pw"}))),
+        ("POST /api/v1/teams", Forbidden(json!({"name": "newteam"}))),
+        ("DELETE /api/v1/teams/{team}", Forbidden(Value::Null)),
+        ("POST /api/v1/teams/{team}/members", Forbidden(json!({"username": "mallory", "role": "maintainer"}))),
+        ("DELETE /api/v1/teams/{team}/members/{user}", Forbidden(Value::Null)),
+        ("POST /api/v1/services", Forbidden(json!({"name": "sneaky", "team": "beta"}))),
+        ("PATCH /api/v1/services/{service}", Forbidden(json!({"description": "defaced"}))),
+        ("DELETE /api/v1/services/{service}", Forbidden(Value::Null)),
+    ]
+}
+
+/// Every operation of the OpenAPI document as (METHOD, path).
+async fn operations(app: &TestApp) -> Vec<(String, String)> {
+    let doc: Value = app
+        .http
+        .get(format!("{}/api/openapi.json", app.url))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                ops.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    assert!(ops.len() >= 15, "the OpenAPI document lists too few operations: {ops:?}");
+    ops
+}
+
+fn fill(path: &str) -> String {
+    path.replace("{team}", "beta")
+        .replace("{service}", "beta-svc")
+        .replace("{user}", "bob")
+        .replace("{name}", "shared-name")
+}
+
+async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {
+    app.team("alpha").await;
+    app.team("beta").await;
+    app.service("beta-svc", "beta").await;
+    let mallory = app.user("mallory").await;
+    let bob = app.user("bob").await;
+    app.member("alpha", "mallory", "maintainer").await;
+    app.member("beta", "bob", "maintainer").await;
+    let (status, bobs) = app.call("POST", "/tokens", Some(&bob), Some(json!({"name": "shared-name"}))).await;
+    assert_eq!(status, 201);
+    let bobs_token = bobs["token"].as_str().expect("token").to_owned();
+    let before = app.snapshot().await;
+
+    let table = table();
+    let ops = operations(&app).await;
+    for (method, path) in &ops {
+        if method == "GET" {
+            continue;
+        }
+        let key = format!("{method} {path}");
+        let (_, expect) = table
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("route {key} is not in the ownership table: state its policy there"));
+        let api_path = fill(path.trim_start_matches("/api/v1"));
+        match expect {
+            Expect::Forbidden(body) => {
+                let body = if body.is_null() { None } else { Some(body.clone()) };
+                let (status, problem) = app.call(method, &api_path, Some(&mallory), body).await;
+                assert_eq!(status, 403, "{key} as another team's maintainer: {problem}");
+            }
+            Expect::OwnOnly(why) | Expect::Public(why) => assert!(!why.is_empty(), "{key}: say why it is exempt"),
+        }
+    }
+    for (key, _) in &table {
+        assert!(ops.iter().any(|(m, p)| format!("{m} {p}") == *key), "table entry {key} is not a route any more");
+    }
+    assert_eq!(app.snapshot().await, before, "a refused request changed the database");
+
+    // Own-only routes: mallory revoking "shared-name" touches only her own tokens.
+    let (status, _) = app.call("DELETE", "/tokens/shared-name", Some(&mallory), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(app.call("GET", "/user", Some(&bobs_token), None).await.0, 200, "bob's token must survive");
+
+    // And the owners themselves are allowed, so the 403s above were the policy speaking.
+    let (status, _) = app.call("PATCH", "/services/beta-svc", Some(&bob), Some(json!({"description": "ours"}))).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        app.call("POST", "/services", Some(&bob), Some(json!({"name": "beta-two", "team": "beta"}))).await;
+    assert_eq!(status, 201);
+}
+
+async fn every_route_but_login_requires_sign_in(app: TestApp) {
+    app.team("beta").await;
+    app.service("beta-svc", "beta").await;
+    let before = app.snapshot().await;
+    for (method, path) in operations(&app).await {
+        let api_path = fill(path.trim_start_matches("/api/v1"));
+        let body = if method == "GET" || method == "DELETE" { None } else { Some(json!({})) };
+        let (status, problem) = app.call(&method, &api_path, None, body).await;
+        if path == "/api/v1/login" {
+            assert_eq!(status, 400, "login with an empty body: {problem}");
+        } else {
+            assert_eq!(status, 401, "{method} {path} without credentials: {problem}");
+        }
+    }
+    assert_eq!(app.snapshot().await, before);
+}

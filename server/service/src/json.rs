@@ -74,10 +74,8 @@ fn source_text(err: &dyn std::error::Error) -> String {
 /// or a `path: message` prefix.
 fn field_of(text: &str) -> String {
     for marker in ["unknown field `", "missing field `"] {
-        if let Some(rest) = text.split(marker).nth(1) {
-            if let Some(name) = rest.split('`').next() {
-                return name.to_owned();
-            }
+        if let Some(name) = text.split(marker).nth(1).and_then(|rest| rest.split('`').next()) {
+            return name.to_owned();
         }
     }
     match text.split_once(": ") {

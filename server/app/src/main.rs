@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use slipway_service::auth::jwt::JwtKeys;
+use slipway_service::auth::throttle::LoginThrottle;
 use slipway_service::bootstrap::{self, InitialAdmin};
 use slipway_service::{AppState, Settings};
 use slipway_store::Store;
@@ -81,6 +82,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         jwt: Arc::new(JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600)),
         settings: Arc::new(Settings { public_url: public_url.clone() }),
+        login_throttle: Arc::new(LoginThrottle::default()),
     };
     let app = routes::router(state, metrics);
 

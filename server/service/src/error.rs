@@ -30,6 +30,9 @@ pub enum ServiceError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many attempts; retry after the given number of seconds.
+    #[error("too many attempts; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
     /// A failure of ours; the text is logged, the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl ServiceError {
             ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +110,9 @@ impl IntoResponse for ServiceError {
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status(), [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let ServiceError::RateLimited { retry_after_secs } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
+        }
         if matches!(self, ServiceError::Unauthenticated(_)) {
             response
                 .headers_mut()

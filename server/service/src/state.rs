@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use slipway_store::Store;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::throttle::LoginThrottle;
 
 /// Settings the use cases need from the server's configuration.
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub jwt: Arc<JwtKeys>,
     pub settings: Arc<Settings>,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl FromRef<AppState> for Store {

@@ -19,6 +19,7 @@ pub(crate) fn to_api(row: UserRow) -> User {
 /// Checks a username and password; answers a session token.
 pub async fn login(state: &AppState, req: LoginRequest) -> Result<LoginResponse> {
     let wrong = || ServiceError::Unauthenticated("wrong username or password".to_owned());
+    state.login_throttle.check(&req.username)?;
     let user = match state.store.user_by_name(&req.username).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,

@@ -13,7 +13,8 @@ crate::both_databases!(
     api_tokens_work_and_revoke_at_once,
     expired_api_token_is_refused,
     session_tokens_are_verified_strictly,
-    login_refuses_bad_passwords
+    login_refuses_bad_passwords,
+    password_guessing_is_throttled
 );
 
 async fn api_tokens_work_and_revoke_at_once(app: TestApp) {
@@ -150,4 +151,23 @@ async fn login_refuses_bad_passwords(app: TestApp) {
     assert_eq!((s1, s2), (401, 401));
     // The same answer whether or not the user exists.
     assert_eq!(wrong["detail"], unknown["detail"]);
+}
+
+async fn password_guessing_is_throttled(app: TestApp) {
+    app.user("ana").await;
+    app.user("bob").await;
+    let attempt = |user: &'static str, password: &'static str| {
+        app.http.post(app.api("/login")).json(&json!({"username": user, "password": password})).send()
+    };
+    // ana's own successful login (in `app.user`) spent one attempt of the burst of ten.
+    for _ in 0..9 {
+        assert_eq!(attempt("ana", "guess-guess-guess").await.expect("request").status(), 401);
+    }
+    let refused = attempt("ana", "guess-guess-guess").await.expect("request");
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
+    assert!((1..=6).contains(&retry_after), "{retry_after}");
+    // Even the right password waits: the throttle answers before any password is checked.
+    assert_eq!(attempt("ana", USER_PASSWORD).await.expect("request").status(), 429);
+    assert_eq!(attempt("bob", USER_PASSWORD).await.expect("request").status(), 200, "other users are unaffected");
 }

@@ -4,11 +4,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use slipway_service::auth::jwt::JwtKeys;
-use slipway_service::auth::throttle::LoginThrottle;
 use slipway_service::bootstrap::{self, InitialAdmin};
 use slipway_service::{AppState, Settings};
 use slipway_store::Store;
@@ -78,12 +76,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let bound = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", reachable(bound)));
-    let state = AppState {
-        store: store.clone(),
-        jwt: Arc::new(JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600)),
-        settings: Arc::new(Settings { public_url: public_url.clone() }),
-        login_throttle: Arc::new(LoginThrottle::default()),
-    };
+    let state = AppState::new(
+        store.clone(),
+        JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600),
+        Settings { public_url: public_url.clone() },
+    );
+    tokio::spawn(state.clone().follow_auth_changes());
     let app = routes::router(state, metrics);
 
     // Tests and scripts read this line to learn the port when --listen uses port 0.

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use slipway_core::PlatformRole;
 use slipway_store::StoreError;
 
+use crate::auth::cache::{CacheKey, Cached, TokenFacts};
 use crate::auth::token;
 use crate::clock::{now_ms, rfc3339};
 use crate::{AppState, ServiceError};
@@ -97,31 +98,43 @@ async fn authenticate_api_token(state: &AppState, presented: &str) -> Authentica
     if !token::looks_like_token(presented) {
         return Authentication::Invalid("the API token is malformed".to_owned());
     }
-    let owner = match state.store.token_owner(&token::digest(presented)).await {
-        Ok(owner) => owner,
-        Err(StoreError::NotFound) => {
-            return Authentication::Invalid("the API token is not valid (revoked or never issued)".to_owned());
-        }
-        Err(err) => {
-            tracing::error!(%err, "looking up an API token");
-            return Authentication::Invalid("credentials could not be checked; try again".to_owned());
+    let digest = token::digest(presented);
+    let key = CacheKey::Token(digest.clone());
+    let (actor, facts) = match state.auth_cache.get(&key) {
+        Some(Cached { actor, token: Some(facts), .. }) => (actor, facts),
+        _ => {
+            let owner = match state.store.token_owner(&digest).await {
+                Ok(owner) => owner,
+                Err(StoreError::NotFound) => {
+                    return Authentication::Invalid("the API token is not valid (revoked or never issued)".to_owned());
+                }
+                Err(err) => {
+                    tracing::error!(%err, "looking up an API token");
+                    return Authentication::Invalid("credentials could not be checked; try again".to_owned());
+                }
+            };
+            let actor = Actor { user_id: owner.user_id, username: owner.username, is_admin: owner.is_admin };
+            let facts =
+                TokenFacts { id: owner.token_id, expires_at: owner.expires_at, last_used_at: owner.last_used_at };
+            state.auth_cache.insert(key.clone(), actor.clone(), Some(facts));
+            (actor, facts)
         }
     };
     let now = now_ms();
-    if let Some(expires_at) = owner.expires_at.filter(|at| *at <= now) {
+    if let Some(expires_at) = facts.expires_at.filter(|at| *at <= now) {
         return Authentication::Invalid(format!("the API token expired at {}", rfc3339(expires_at)));
     }
-    if owner.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL_MS) {
+    if facts.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL_MS) {
+        state.auth_cache.mark_used(&key, now);
         let store = state.store.clone();
-        let id = owner.token_id;
         // Recording use must not slow the request down.
         tokio::spawn(async move {
-            if let Err(err) = store.touch_token(id, now).await {
+            if let Err(err) = store.touch_token(facts.id, now).await {
                 tracing::warn!(%err, "recording API token use");
             }
         });
     }
-    Authentication::Authenticated(Actor { user_id: owner.user_id, username: owner.username, is_admin: owner.is_admin })
+    Authentication::Authenticated(actor)
 }
 
 async fn authenticate_jwt(state: &AppState, presented: &str) -> Authentication {
@@ -139,11 +152,18 @@ async fn authenticate_jwt(state: &AppState, presented: &str) -> Authentication {
             return Authentication::Invalid(why.to_owned());
         }
     };
-    // The token names the user; their current role comes from the database, so a
-    // demoted or deleted user loses rights at once.
+    let key = CacheKey::SessionUser(user_id);
+    if let Some(hit) = state.auth_cache.get(&key) {
+        return Authentication::Authenticated(hit.actor);
+    }
+    // The token names the user; their current role comes from the database (or the
+    // short-lived cache that user changes evict), so a demoted or deleted user loses
+    // rights at once.
     match state.store.user_by_id(user_id).await {
         Ok(user) => {
-            Authentication::Authenticated(Actor { user_id: user.id, username: user.username, is_admin: user.is_admin })
+            let actor = Actor { user_id: user.id, username: user.username, is_admin: user.is_admin };
+            state.auth_cache.insert(key, actor.clone(), None);
+            Authentication::Authenticated(actor)
         }
         Err(StoreError::NotFound) => Authentication::Invalid("the session token's user no longer exists".to_owned()),
         Err(err) => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use slipway_store::Store;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::throttle::LoginThrottle;
 
@@ -23,10 +24,46 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub settings: Arc<Settings>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub auth_cache: Arc<AuthCache>,
 }
 
 impl FromRef<AppState> for Store {
     fn from_ref(state: &AppState) -> Store {
         state.store.clone()
+    }
+}
+
+impl AppState {
+    /// Builds the state with empty caches.
+    pub fn new(store: Store, jwt: JwtKeys, settings: Settings) -> AppState {
+        AppState {
+            store,
+            jwt: Arc::new(jwt),
+            settings: Arc::new(settings),
+            login_throttle: Arc::new(LoginThrottle::default()),
+            auth_cache: Arc::new(AuthCache::default()),
+        }
+    }
+
+    /// Keeps the credential cache in step with other replicas until the process ends.
+    /// Spawned once at start; returns at once on SQLite.
+    pub async fn follow_auth_changes(self) {
+        use slipway_store::notify::Notice;
+        let mut subscription = match self.store.subscribe_auth_changes().await {
+            Ok(Some(subscription)) => subscription,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::error!(%err, "cannot subscribe to credential changes; caching credentials is off");
+                self.auth_cache.disable();
+                return;
+            }
+        };
+        while let Some(notice) = subscription.next().await {
+            match notice {
+                Notice::Message(message) => self.auth_cache.apply(&message),
+                Notice::Lost => self.auth_cache.clear(),
+            }
+        }
+        self.auth_cache.disable();
     }
 }

@@ -3,6 +3,7 @@
 use slipway_api::{CreateToken, CreatedToken, Page, Token};
 use slipway_store::StoreError;
 
+use crate::auth::cache::token_notice;
 use crate::auth::token;
 use crate::clock::{now_ms, rfc3339};
 use crate::pagination::{PageParams, PageRequest};
@@ -67,7 +68,11 @@ pub async fn list_tokens(state: &AppState, actor: &Actor, params: &PageParams) -
 
 pub async fn revoke_token(state: &AppState, actor: &Actor, name: &str) -> Result<()> {
     match state.store.delete_token(actor.user_id, name).await {
-        Ok(()) => Ok(()),
+        Ok(digest) => {
+            state.auth_cache.apply(&token_notice(&digest));
+            state.store.publish_auth_change(&token_notice(&digest)).await?;
+            Ok(())
+        }
         Err(StoreError::NotFound) => Err(ServiceError::not_found("token", name)),
         Err(err) => Err(err.into()),
     }

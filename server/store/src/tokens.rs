@@ -62,12 +62,11 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn delete_token(&self, user_id: i64, name: &str) -> Result<()> {
-        let done = on_pool!(self, pool => sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND name = $2")
-            .bind(user_id).bind(name).execute(pool).await.map(|r| r.rows_affected()))?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+    /// Deletes a token; answers its digest so caches can forget it.
+    pub async fn delete_token(&self, user_id: i64, name: &str) -> Result<String> {
+        let digest = on_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 RETURNING token_hash")
+            .bind(user_id).bind(name).fetch_optional(pool).await)?;
+        digest.ok_or(StoreError::NotFound)
     }
 }

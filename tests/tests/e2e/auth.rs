@@ -64,14 +64,18 @@ async fn api_tokens_work_and_revoke_at_once(app: TestApp) {
 
 async fn expired_api_token_is_refused(app: TestApp) {
     let ana = app.user("ana").await;
-    let (status, created) =
-        app.call("POST", "/tokens", Some(&ana), Some(json!({"name": "short-lived", "expires_in_days": 1}))).await;
+    let (status, fresh) =
+        app.call("POST", "/tokens", Some(&ana), Some(json!({"name": "fresh", "expires_in_days": 1}))).await;
     assert_eq!(status, 201);
-    assert!(created["expires_at"].is_string());
-    let token = created["token"].as_str().expect("token").to_owned();
-    assert_eq!(app.call("GET", "/user", Some(&token), None).await.0, 200);
-    app.execute_sql("UPDATE api_tokens SET expires_at = 1000 WHERE name = 'short-lived'").await;
-    let (status, problem) = app.call("GET", "/user", Some(&token), None).await;
+    assert!(fresh["expires_at"].is_string());
+    let (_, stale) =
+        app.call("POST", "/tokens", Some(&ana), Some(json!({"name": "stale", "expires_in_days": 1}))).await;
+    // Expire one of two identical tokens before either is first used.
+    app.execute_sql("UPDATE api_tokens SET expires_at = 1000 WHERE name = 'stale'").await;
+    let fresh = fresh["token"].as_str().expect("token");
+    let stale = stale["token"].as_str().expect("token");
+    assert_eq!(app.call("GET", "/user", Some(fresh), None).await.0, 200);
+    let (status, problem) = app.call("GET", "/user", Some(stale), None).await;
     assert_eq!(status, 401);
     assert!(problem["detail"].as_str().unwrap_or_default().contains("expired"), "{problem}");
 
@@ -170,4 +174,41 @@ async fn password_guessing_is_throttled(app: TestApp) {
     // Even the right password waits: the throttle answers before any password is checked.
     assert_eq!(attempt("ana", USER_PASSWORD).await.expect("request").status(), 429);
     assert_eq!(attempt("bob", USER_PASSWORD).await.expect("request").status(), 200, "other users are unaffected");
+}
+
+/// Two replicas share one PostgreSQL database. A token revoked through one is refused by
+/// the other at once, although the other had just cached it: the revocation travels
+/// by NOTIFY, well inside the cache's 5-second lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_replica_is_refused_by_another() {
+    let a = TestApp::start(slipway_e2e::Db::Postgres).await;
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let b = slipway_e2e::start_process(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            other_dir.path().to_str().expect("utf-8"),
+            "--database-url",
+            &a.database_url,
+        ],
+        &[],
+    )
+    .await;
+    let (status, created) = a.admin("POST", "/tokens", Some(json!({"name": "shared"}))).await;
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().expect("token").to_owned();
+    let on_b = || a.http.get(format!("{}/api/v1/user", b.url)).bearer_auth(&token).send();
+    assert_eq!(on_b().await.expect("request").status(), 200, "b accepts (and caches) the token");
+
+    let (status, _) = a.admin("DELETE", "/tokens/shared", None).await;
+    assert_eq!(status, 204);
+    let revoked_at = Instant::now();
+    loop {
+        if on_b().await.expect("request").status() == 401 {
+            break;
+        }
+        assert!(revoked_at.elapsed() < Duration::from_secs(2), "replica b still accepts a revoked token");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

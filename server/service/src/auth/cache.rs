@@ -74,10 +74,8 @@ impl AuthCache {
 
     /// Records that a token's use was written, so the next write waits its interval.
     pub fn mark_used(&self, key: &CacheKey, at: i64) {
-        if let Some(mut entry) = self.entries.get_mut(key) {
-            if let Some(token) = entry.token.as_mut() {
-                token.last_used_at = Some(at);
-            }
+        if let Some(token) = self.entries.get_mut(key).as_deref_mut().and_then(|e| e.token.as_mut()) {
+            token.last_used_at = Some(at);
         }
     }
 

@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Git credential helper: `git config --global credential.helper '!slipway git-credential'`.
+    GitCredential {
+        /// get, store or erase (sent by git).
+        operation: String,
+    },
     /// Print a shell completion script, e.g. `slipway completions bash > /etc/bash_completion.d/slipway`.
     Completions { shell: clap_complete::Shell },
 }
@@ -260,6 +265,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             ServicesCommand::Delete { name } => services::delete(name).await,
         },
         Command::Audit { limit, json } => audit::list(limit, json).await,
+        Command::GitCredential { operation } => commands::git_credential::run(&operation),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "slipway", &mut std::io::stdout());
             Ok(())

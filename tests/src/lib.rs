@@ -143,17 +143,20 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
 
 impl TestApp {
     pub async fn start(db: Db) -> TestApp {
+        Self::start_with(db, &[]).await
+    }
+
+    /// Starts with extra slipwayd flags.
+    pub async fn start_with(db: Db, extra: &[&str]) -> TestApp {
         let data_dir = tempfile::tempdir().expect("data dir");
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}", data_dir.path().join("slipway.db").display()),
             Db::Postgres => fresh_postgres_database().await,
         };
         let dir = data_dir.path().to_str().expect("utf-8 path").to_owned();
-        let started = start_process(
-            &["--listen", "127.0.0.1:0", "--data-dir", &dir, "--database-url", &database_url],
-            &[("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)],
-        )
-        .await;
+        let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", &dir, "--database-url", &database_url];
+        args.extend_from_slice(extra);
+        let started = start_process(&args, &[("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
         let http = http_client();
         let mut app = TestApp {
             url: started.url,
@@ -328,4 +331,54 @@ pub async fn run_cli(mut cmd: Command, args: &[&str], stdin: &str) -> CliOutput 
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Runs the real git client in `dir` with an isolated configuration (no system or user
+/// config, no prompts), plus `config` as `-c key=value` pairs.
+pub async fn git(dir: &Path, config: &[(&str, &str)], args: &[&str]) -> CliOutput {
+    let mut cmd = Command::new("git");
+    for (key, value) in config {
+        cmd.arg("-c").arg(format!("{key}={value}"));
+    }
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("git finishes in time")
+        .expect("run git");
+    CliOutput {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A new local repository in a fresh directory with one commit of `files`.
+pub async fn local_repo(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = git(dir.path(), &[], &["init", "--quiet", "--initial-branch=main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    commit(dir.path(), files, "first").await;
+    dir
+}
+
+/// Writes `files` and commits them.
+pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).expect("write file");
+    }
+    let out = git(dir, &[], &["add", "--all"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = git(dir, &[], &["commit", "--quiet", "-m", message]).await;
+    assert_eq!(out.code, 0, "{out:?}");
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod git_credential;
 pub mod services;
 pub mod teams;
 pub mod tokens;

@@ -73,6 +73,12 @@ pub struct Args {
     /// How long a session token from `login` lives, in hours [default: 12].
     #[arg(long, env = "SLIPWAY_SESSION_HOURS", value_name = "HOURS")]
     pub session_hours: Option<u32>,
+    /// Largest git push accepted, in MiB [default: 512].
+    #[arg(long, env = "SLIPWAY_MAX_PUSH_MB", value_name = "MIB")]
+    pub max_push_mb: Option<u64>,
+    /// Largest size a repository may grow to by a push, in MiB [default: 2048].
+    #[arg(long, env = "SLIPWAY_MAX_REPO_MB", value_name = "MIB")]
+    pub max_repo_mb: Option<u64>,
     /// Largest number of database connections [default: 16].
     #[arg(long, env = "SLIPWAY_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
@@ -93,6 +99,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     jwt_secret: Option<String>,
     session_hours: Option<u32>,
+    max_push_mb: Option<u64>,
+    max_repo_mb: Option<u64>,
     database_max_connections: Option<u32>,
 }
 
@@ -110,6 +118,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub jwt_secret: Option<String>,
     pub session_hours: u32,
+    pub max_push_mb: u64,
+    pub max_repo_mb: u64,
     pub database_max_connections: u32,
 }
 
@@ -127,6 +137,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("session_hours", &self.session_hours)
+            .field("max_push_mb", &self.max_push_mb)
+            .field("max_repo_mb", &self.max_repo_mb)
             .field("database_max_connections", &self.database_max_connections)
             .finish()
     }
@@ -181,6 +193,13 @@ impl Config {
         if !(1..=24 * 90).contains(&session_hours) {
             return Err(err(format!("--session-hours must be between 1 and 2160, not {session_hours}")));
         }
+        let max_push_mb = args.max_push_mb.or(file.max_push_mb).unwrap_or(512);
+        let max_repo_mb = args.max_repo_mb.or(file.max_repo_mb).unwrap_or(2048);
+        for (flag, value) in [("--max-push-mb", max_push_mb), ("--max-repo-mb", max_repo_mb)] {
+            if !(1..=1024 * 1024).contains(&value) {
+                return Err(err(format!("{flag} must be between 1 and 1048576 (MiB), not {value}")));
+            }
+        }
         let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
         if !(1..=1000).contains(&database_max_connections) {
             return Err(err(format!(
@@ -199,6 +218,8 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             jwt_secret,
             session_hours,
+            max_push_mb,
+            max_repo_mb,
             database_max_connections,
         })
     }
@@ -312,6 +333,7 @@ mod tests {
             (&["--registry", "http://r.example.com"], "HOST[:PORT]"),
             (&["--jwt-secret", "short"], "32 characters"),
             (&["--session-hours", "0"], "--session-hours"),
+            (&["--max-push-mb", "0"], "--max-push-mb"),
         ];
         for (flags, want) in cases {
             let mut all = vec!["--data-dir", "/tmp/x"];

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
 use slipway_service::bootstrap::{self, InitialAdmin};
 use slipway_service::{AppState, Settings};
@@ -79,10 +80,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(
         store.clone(),
         JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600),
-        Settings { public_url: public_url.clone() },
+        Settings { public_url: public_url.clone(), repos_dir: config.data_dir.join("repos"), git: "git".into() },
     );
     tokio::spawn(state.clone().follow_auth_changes());
-    let app = routes::router(state, metrics);
+    let git = GitConfig {
+        root: config.data_dir.join("repos"),
+        spool: config.data_dir.join("tmp"),
+        git: "git".into(),
+        max_push_bytes: config.max_push_mb * 1024 * 1024,
+        max_repo_bytes: config.max_repo_mb * 1024 * 1024,
+        git_config: Vec::new(),
+    };
+    let app = routes::router(state, metrics, git);
 
     // Tests and scripts read this line to learn the port when --listen uses port 0.
     println!("slipwayd listening on {public_url}");

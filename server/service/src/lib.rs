@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clock;
 pub mod error;
+pub mod git_access;
 pub mod json;
 pub mod pagination;
 pub mod services;

@@ -4,6 +4,7 @@ use slipway_api::{CreateService, Link, Page, Service, UpdateService};
 use slipway_core::catalog::{self, Lifecycle, Tier};
 use slipway_core::policy::Action;
 use slipway_core::{ServiceName, TeamName, names};
+use slipway_git::repos;
 use slipway_store::StoreError;
 use slipway_store::services::{CatalogFields, ServiceRow};
 
@@ -108,11 +109,20 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
             preview_template: None,
         },
     )?;
-    match state.store.create_service(name.as_str(), team.id, &fields, now_ms()).await {
-        Ok(row) => Ok(to_api(state, row)),
-        Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
-        Err(err) => Err(err.into()),
+    let row = match state.store.create_service(name.as_str(), team.id, &fields, now_ms()).await {
+        Ok(row) => row,
+        Err(StoreError::Conflict) => return Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
+        Err(err) => return Err(err.into()),
+    };
+    let settings = &state.settings;
+    if let Err(err) = repos::init(&settings.git, &settings.repos_dir, name.as_str()).await {
+        // Undo the row so that a retry starts clean rather than half-provisioned.
+        if let Err(undo) = state.store.delete_service(row.id).await {
+            tracing::error!(%undo, service = %name, "removing a service whose repository could not be created");
+        }
+        return Err(ServiceError::Internal(format!("creating the git repository of {name}: {err}")));
     }
+    Ok(to_api(state, row))
 }
 
 pub async fn list_services(state: &AppState, _actor: &Actor, query: &ListServices) -> Result<Page<Service>> {
@@ -143,7 +153,12 @@ pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Resu
     let row = find_service(state, name).await?;
     require_in_team(state, actor, row.team_id, Action::ChangeService).await?;
     match state.store.delete_service(row.id).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            if let Err(err) = repos::remove(&state.settings.repos_dir, name).await {
+                tracing::error!(%err, service = name, "removing the git repository of a deleted service");
+            }
+            Ok(())
+        }
         Err(StoreError::NotFound) => Err(ServiceError::not_found("service", name)),
         Err(err) => Err(err.into()),
     }

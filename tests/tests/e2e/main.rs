@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod cli;
+mod git;
 mod ownership;
 mod server;
 mod validation;

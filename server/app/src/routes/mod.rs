@@ -5,6 +5,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use slipway_service::git_access::ServiceGitAccess;
 use slipway_service::json::MAX_JSON_BODY;
 use slipway_service::{AppState, ServiceError, audit};
 use utoipa::OpenApi;
@@ -22,7 +23,12 @@ pub mod users;
 use crate::openapi::ApiDoc;
 
 /// Builds the whole application: API, OpenAPI document, health and metrics.
-pub fn router(state: AppState, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+pub fn router(
+    state: AppState,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    git: slipway_git::GitConfig,
+) -> Router {
+    let git = slipway_git::router(git, ServiceGitAccess { state: state.clone() });
     let (api, openapi) = api_router().split_for_parts();
     let api = api
         .fallback(api_not_found)
@@ -37,6 +43,7 @@ pub fn router(state: AppState, metrics: metrics_exporter_prometheus::PrometheusH
         .route("/metrics", get(system::metrics).with_state(metrics))
         .route("/api/openapi.json", get(move || system::openapi_json(openapi.clone())))
         .merge(api)
+        .merge(git)
         .layer(axum::middleware::from_fn(crate::telemetry::record_http_metrics))
 }
 

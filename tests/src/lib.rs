@@ -382,3 +382,21 @@ pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
     let out = git(dir, &[], &["commit", "--quiet", "-m", message]).await;
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// The fixture app: a tiny HTTP service on the offline busybox base image (see
+/// `scripts/podman`), serving `index.html` with `body`.
+pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "Containerfile",
+            b"FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+                .to_vec(),
+        ),
+        ("index.html", body.as_bytes().to_vec()),
+    ]
+}
+
+/// `files` as the borrowed pairs [`local_repo`] and [`commit`] take.
+pub fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
+    files.iter().map(|(name, content)| (*name, content.as_slice())).collect()
+}

@@ -30,10 +30,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Subcommands run by git, not by people.
+#[derive(Debug, clap::Subcommand)]
+pub enum Internal {
+    /// Run as a git hook (slipwayd installs it; git runs it during a push).
+    #[command(hide = true)]
+    Hook { name: String },
+}
+
 /// The command line. Every flag is optional here so that the file can supply it.
 #[derive(Debug, Parser)]
 #[command(name = "slipwayd", version, about = "The Slipway server: portal, REST API and git endpoint")]
 pub struct Args {
+    #[command(subcommand)]
+    pub internal: Option<Internal>,
     /// TOML file with any of the settings below (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -79,6 +89,12 @@ pub struct Args {
     /// Largest size a repository may grow to by a push, in MiB [default: 2048].
     #[arg(long, env = "SLIPWAY_MAX_REPO_MB", value_name = "MIB")]
     pub max_repo_mb: Option<u64>,
+    /// How many pipeline runs execute at once [default: 2].
+    #[arg(long, env = "SLIPWAY_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// How long a build may take, in seconds [default: 900].
+    #[arg(long, env = "SLIPWAY_BUILD_TIMEOUT", value_name = "SECONDS")]
+    pub build_timeout: Option<u64>,
     /// Largest number of database connections [default: 16].
     #[arg(long, env = "SLIPWAY_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
@@ -101,6 +117,8 @@ struct FileConfig {
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
+    workers: Option<usize>,
+    build_timeout: Option<u64>,
     database_max_connections: Option<u32>,
 }
 
@@ -120,6 +138,8 @@ pub struct Config {
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
+    pub workers: usize,
+    pub build_timeout: u64,
     pub database_max_connections: u32,
 }
 
@@ -139,6 +159,8 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("max_push_mb", &self.max_push_mb)
             .field("max_repo_mb", &self.max_repo_mb)
+            .field("workers", &self.workers)
+            .field("build_timeout", &self.build_timeout)
             .field("database_max_connections", &self.database_max_connections)
             .finish()
     }
@@ -200,6 +222,14 @@ impl Config {
                 return Err(err(format!("{flag} must be between 1 and 1048576 (MiB), not {value}")));
             }
         }
+        let workers = args.workers.or(file.workers).unwrap_or(2);
+        if !(1..=64).contains(&workers) {
+            return Err(err(format!("--workers must be between 1 and 64, not {workers}")));
+        }
+        let build_timeout = args.build_timeout.or(file.build_timeout).unwrap_or(900);
+        if !(1..=24 * 3600).contains(&build_timeout) {
+            return Err(err(format!("--build-timeout must be between 1 and 86400 seconds, not {build_timeout}")));
+        }
         let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
         if !(1..=1000).contains(&database_max_connections) {
             return Err(err(format!(
@@ -220,6 +250,8 @@ impl Config {
             session_hours,
             max_push_mb,
             max_repo_mb,
+            workers,
+            build_timeout,
             database_max_connections,
         })
     }
@@ -282,6 +314,34 @@ fn validate_public_url(url: String) -> Result<String, ConfigError> {
     let trimmed = url.trim_end_matches('/').to_owned();
     let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.len() > "https://".len();
     if ok { Ok(trimmed) } else { Err(err(format!("--public-url {url:?} is not an http(s) URL"))) }
+}
+
+/// The sockets tried, in order, when neither --engine nor DOCKER_HOST says where the
+/// container engine is. The last is where `scripts/podman start` puts Podman's service.
+pub const ENGINE_SOCKETS: &[&str] =
+    &["/run/podman/podman.sock", "/var/run/docker.sock", "/var/tmp/slipway-podman/podman.sock"];
+
+impl Config {
+    /// The container engine to use: --engine, else DOCKER_HOST, else the first socket
+    /// that exists.
+    pub fn engine_url(&self) -> Result<String, ConfigError> {
+        if let Some(url) = &self.engine {
+            return Ok(url.clone());
+        }
+        if let Ok(host) = std::env::var("DOCKER_HOST")
+            && !host.is_empty()
+        {
+            return validate_engine(host);
+        }
+        ENGINE_SOCKETS.iter().find(|p| Path::new(p).exists()).map(|p| format!("unix://{p}")).ok_or_else(|| {
+            err(format!(
+                "no container engine found (looked for DOCKER_HOST and {}); start Podman's API service \
+                 (`scripts/podman start`, or `podman system service --time=0 unix:///run/podman/podman.sock`) \
+                 or pass --engine URL",
+                ENGINE_SOCKETS.join(", ")
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

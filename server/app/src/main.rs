@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_engine::{Engine, EngineBuilder, EngineConfig};
 use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
 use slipway_service::bootstrap::{self, InitialAdmin};
@@ -13,6 +17,7 @@ use slipway_service::{AppState, Settings};
 use slipway_store::Store;
 
 mod config;
+mod hook;
 mod openapi;
 mod routes;
 mod telemetry;
@@ -22,7 +27,11 @@ use config::{Args, Config};
 fn main() -> ExitCode {
     // One TLS provider for the whole process (ring); see ARCHITECTURE.md.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Config::load(Args::parse()) {
+    let args = Args::parse();
+    if let Some(config::Internal::Hook { name }) = &args.internal {
+        return hook::main(name);
+    }
+    let config = match Config::load(args) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("slipwayd: {err}");
@@ -68,6 +77,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let signing_key = bootstrap::load_signing_key(&config.data_dir, config.jwt_secret.as_deref())
         .map_err(|e| anyhow::anyhow!("session signing key: {e}"))?;
     let metrics = telemetry::init_metrics().map_err(anyhow::Error::msg)?;
+    let builder = connect_engine(&config).await?;
+    let node = node_id(&config.data_dir)?;
+    let hooks_dir = install_hooks(&config.data_dir)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         anyhow::anyhow!(
@@ -77,10 +89,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let bound = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", reachable(bound)));
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(builder),
+        EngineConfig {
+            node,
+            workers: config.workers,
+            contexts_dir: config.data_dir.join("contexts"),
+            build_timeout: Duration::from_secs(config.build_timeout),
+        },
+    );
+    engine.start().await.map_err(|e| anyhow::anyhow!("starting the pipeline engine: {e}"))?;
     let state = AppState::new(
         store.clone(),
         JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600),
-        Settings { public_url: public_url.clone(), repos_dir: config.data_dir.join("repos"), git: "git".into() },
+        Settings {
+            public_url: public_url.clone(),
+            repos_dir: config.data_dir.join("repos"),
+            git: "git".into(),
+            hook_url: format!("http://{}", reachable(bound)),
+        },
+        engine,
     );
     tokio::spawn(state.clone().follow_auth_changes());
     let git = GitConfig {
@@ -89,7 +118,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         git: "git".into(),
         max_push_bytes: config.max_push_mb * 1024 * 1024,
         max_repo_bytes: config.max_repo_mb * 1024 * 1024,
-        git_config: Vec::new(),
+        git_config: vec![("core.hooksPath".to_owned(), hooks_dir.display().to_string())],
     };
     let app = routes::router(state, metrics, git);
 
@@ -144,4 +173,52 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Connects to the container engine and checks that it answers, so a missing engine is
+/// reported at start rather than at the first push.
+async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
+    let url = config.engine_url()?;
+    let builder = EngineBuilder::connect(&url).map_err(|e| anyhow::anyhow!("--engine {url}: {e}"))?;
+    builder.ping().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the container engine at {url} does not answer ({e})\n  start Podman's API service (`scripts/podman start`) \
+             or Docker, or point --engine (SLIPWAY_ENGINE) at a running one"
+        )
+    })?;
+    tracing::info!(%url, "container engine ready");
+    Ok(builder)
+}
+
+/// This replica's stable id (kept in the data dir), so after a crash it recognises the
+/// runs it was running and ends them at once.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_owned();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let id = slipway_engine::random_node_id();
+    std::fs::write(&path, format!("{id}\n")).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(id)
+}
+
+/// Writes the git hooks that call back into this binary; rewritten at every start so
+/// they always name the running executable.
+fn install_hooks(data_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = data_dir.join("hooks");
+    std::fs::create_dir_all(&dir)?;
+    let exe = std::env::current_exe()?;
+    let exe = exe.display().to_string().replace('\'', "'\\''");
+    let script = format!("#!/bin/sh\nexec '{exe}' hook pre-receive\n");
+    let path = dir.join("pre-receive");
+    std::fs::write(&path, script)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(dir)
 }

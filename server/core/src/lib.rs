@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod names;
 pub mod policy;
+pub mod repo_config;
 pub mod roles;
 
 pub use names::{NameError, ServiceName, TeamName, Username};

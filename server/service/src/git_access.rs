@@ -59,6 +59,14 @@ impl GitAccess for ServiceGitAccess {
             tracing::error!(%err, repo, "recreating a missing repository");
             return Err(Denial::Unavailable("the repository is not available; try again".to_owned()));
         }
-        Ok(Grant { user: actor.username, env: Vec::new() })
+        let mut env = Vec::new();
+        if op == GitOp::Push {
+            // The pre-receive hook calls back with this secret; it proves the push was
+            // authorised here and says by whom.
+            let secret = state.push_grants.mint(&actor.username, service.id, &service.name);
+            env.push(("SLIPWAY_HOOK_URL".to_owned(), settings.hook_url.clone()));
+            env.push(("SLIPWAY_PUSH_GRANT".to_owned(), secret));
+        }
+        Ok(Grant { user: actor.username, env })
     }
 }

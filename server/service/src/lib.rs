@@ -15,6 +15,7 @@ pub mod error;
 pub mod git_access;
 pub mod json;
 pub mod pagination;
+pub mod pipeline;
 pub mod services;
 pub mod state;
 pub mod teams;

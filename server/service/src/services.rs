@@ -14,6 +14,10 @@ use crate::pagination::{PageParams, PageRequest};
 use crate::teams::find_team;
 use crate::{Actor, AppState, Result, ServiceError};
 
+/// Every new service gets this environment, tracking this branch, so "create, push" works.
+pub const DEFAULT_ENVIRONMENT: &str = "production";
+pub const DEFAULT_BRANCH: &str = "main";
+
 /// Query parameters of the service list.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +113,11 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
             preview_template: None,
         },
     )?;
-    let row = match state.store.create_service(name.as_str(), team.id, &fields, now_ms()).await {
+    let row = match state
+        .store
+        .create_service(name.as_str(), team.id, &fields, Some((DEFAULT_ENVIRONMENT, DEFAULT_BRANCH)), now_ms())
+        .await
+    {
         Ok(row) => row,
         Err(StoreError::Conflict) => return Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
         Err(err) => return Err(err.into()),

@@ -19,6 +19,8 @@ pub struct Settings {
     pub repos_dir: std::path::PathBuf,
     /// The `git` program.
     pub git: std::path::PathBuf,
+    /// This replica's own address, which git hooks call back (`http://127.0.0.1:PORT`).
+    pub hook_url: String,
 }
 
 /// Shared state: cheap to clone.
@@ -29,6 +31,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub login_throttle: Arc<LoginThrottle>,
     pub auth_cache: Arc<AuthCache>,
+    pub engine: slipway_engine::Engine,
+    pub push_grants: Arc<crate::pipeline::PushGrants>,
 }
 
 impl FromRef<AppState> for Store {
@@ -39,13 +43,15 @@ impl FromRef<AppState> for Store {
 
 impl AppState {
     /// Builds the state with empty caches.
-    pub fn new(store: Store, jwt: JwtKeys, settings: Settings) -> AppState {
+    pub fn new(store: Store, jwt: JwtKeys, settings: Settings, engine: slipway_engine::Engine) -> AppState {
         AppState {
             store,
             jwt: Arc::new(jwt),
             settings: Arc::new(settings),
             login_throttle: Arc::new(LoginThrottle::default()),
             auth_cache: Arc::new(AuthCache::default()),
+            engine,
+            push_grants: Arc::default(),
         }
     }
 

@@ -78,20 +78,32 @@ macro_rules! select {
 }
 
 impl Store {
+    /// Creates a service and, in the same transaction, its first environment
+    /// (`(name, branch)`), so a service never exists without the environment a push needs.
     pub async fn create_service(
         &self,
         name: &str,
         team_id: i64,
         fields: &CatalogFields,
+        first_environment: Option<(&str, &str)>,
         now: i64,
     ) -> Result<ServiceRow> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO services (name, team_id, description, lifecycle, tier, on_call, links, depends_on, \
-             preview_template, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)")
-            .bind(name).bind(team_id).bind(&fields.description).bind(&fields.lifecycle).bind(&fields.tier)
-            .bind(&fields.on_call).bind(to_json(&fields.links)).bind(to_json(&fields.depends_on))
-            .bind(&fields.preview_template).bind(now)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO services (name, team_id, description, lifecycle, tier, on_call, links, depends_on, \
+                 preview_template, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 RETURNING id")
+                .bind(name).bind(team_id).bind(&fields.description).bind(&fields.lifecycle).bind(&fields.tier)
+                .bind(&fields.on_call).bind(to_json(&fields.links)).bind(to_json(&fields.depends_on))
+                .bind(&fields.preview_template).bind(now)
+                .fetch_one(&mut *tx).await?;
+            if let Some((env, branch)) = first_environment {
+                sqlx::query("INSERT INTO environments (service_id, name, branch, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(id).bind(env).bind(branch).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await)?;
         self.service_by_name(name).await
     }
 

@@ -2,7 +2,7 @@
 //! credential helper, access checks and the push size limit.
 
 use serde_json::json;
-use slipway_e2e::{Db, TestApp, commit, git, local_repo, slipway_bin};
+use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, slipway_bin};
 
 /// Creates team `payments` with maintainer `ana`, service `shop`, and an API token for
 /// ana; answers the token.
@@ -49,7 +49,7 @@ async fn push_clone_and_fetch_through_slipwayd() {
     let helper = helper(&app, &token);
     let creds = [("credential.helper", helper.as_str())];
 
-    let work = local_repo(&[("index.html", b"hello v1\n")]).await;
+    let work = local_repo(&borrowed(&fixture_app("hello v1\n"))).await;
     let out = git(work.path(), &creds, &["push", &remote, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let head = git(work.path(), &[], &["rev-parse", "HEAD"]).await.stdout;
@@ -118,7 +118,7 @@ async fn a_push_over_the_size_limit_is_refused_cleanly() {
     assert!(!server_refs(&app, &format!("{}/git/shop.git", app.url)).await.contains("refs/heads/main"));
 
     // A small push still works afterwards.
-    let small = local_repo(&[("index.html", b"small\n")]).await;
+    let small = local_repo(&borrowed(&fixture_app("small\n"))).await;
     let out = git(small.path(), &[], &["push", &remote, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
 }

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod audit_log;
+pub mod internal;
 pub mod services;
 pub mod session;
 pub mod system;
@@ -39,11 +40,12 @@ pub fn router(
     Router::new()
         .route("/", get(system::index))
         .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz).with_state(state))
+        .route("/readyz", get(system::readyz).with_state(state.clone()))
         .route("/metrics", get(system::metrics).with_state(metrics))
         .route("/api/openapi.json", get(move || system::openapi_json(openapi.clone())))
         .merge(api)
         .merge(git)
+        .route("/internal/git/pre-receive", axum::routing::post(internal::pre_receive).with_state(state.clone()))
         .layer(axum::middleware::from_fn(crate::telemetry::record_http_metrics))
 }
 

@@ -1,0 +1,134 @@
+//! The build stage: a [`Builder`] turns a context into an image. [`EngineBuilder`] drives
+//! a Docker-compatible engine API (Podman's service or Docker) through bollard, streaming
+//! each build step into the run's log as it happens; the engine's layer cache makes
+//! unchanged steps instant, and the log shows which were cached.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use crate::logger::RunLog;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub context_tar: PathBuf,
+    pub dockerfile: String,
+    pub args: HashMap<String, String>,
+    pub tag: String,
+}
+
+/// A built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    pub id: String,
+    pub tag: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The build itself failed (a bad Containerfile, a failing step): the message is the
+    /// builder's own error.
+    #[error("{0}")]
+    Failed(String),
+    #[error("the container engine failed: {0}")]
+    Engine(String),
+    #[error("reading the build context: {0}")]
+    Context(std::io::Error),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Builds images. Implemented by [`EngineBuilder`]; a trait so a Kubernetes Job builder
+/// can take its place.
+pub trait Builder: Send + Sync + std::fmt::Debug {
+    fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>>;
+}
+
+/// Builds on a Docker-compatible engine API.
+#[derive(Debug, Clone)]
+pub struct EngineBuilder {
+    docker: Docker,
+}
+
+/// How long one engine API call may take (a build streams, so this bounds silence).
+const ENGINE_TIMEOUT_SECS: u64 = 3600;
+
+impl EngineBuilder {
+    /// Connects to `unix:///path.sock`, `tcp://host:port` or `http://host:port`.
+    pub fn connect(url: &str) -> Result<EngineBuilder, String> {
+        let docker = if let Some(path) = url.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if let Some(addr) = url.strip_prefix("tcp://") {
+            Docker::connect_with_http(&format!("http://{addr}"), ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if url.starts_with("http://") {
+            Docker::connect_with_http(url, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(format!("unsupported engine address {url:?}"));
+        };
+        docker.map(|docker| EngineBuilder { docker }).map_err(|e| e.to_string())
+    }
+
+    /// Checks that the engine answers; the message says what to do when it does not.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+impl Builder for EngineBuilder {
+    fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>> {
+        Box::pin(async move {
+            let tar = tokio::fs::read(&req.context_tar).await.map_err(BuildError::Context)?;
+            let options = BuildImageOptionsBuilder::new()
+                .dockerfile(&req.dockerfile)
+                .t(&req.tag)
+                .rm(true)
+                .forcerm(true)
+                .buildargs(&req.args)
+                .build();
+            let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+            let mut image_id = None;
+            let mut last_lines: Vec<String> = Vec::new();
+            while let Some(item) = stream.next().await {
+                let info = match item {
+                    Ok(info) => info,
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        return Err(BuildError::Failed(error));
+                    }
+                    Err(err) => return Err(BuildError::Engine(err.to_string())),
+                };
+                if let Some(text) = info.stream.as_deref() {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        log.line("build", line);
+                        last_lines.push(line.to_owned());
+                        if last_lines.len() > 5 {
+                            last_lines.remove(0);
+                        }
+                    }
+                }
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    return Err(BuildError::Failed(detail));
+                }
+                if let Some(aux) = info.aux {
+                    image_id = aux.id.or(image_id);
+                }
+            }
+            match image_id {
+                Some(id) => Ok(BuiltImage { id, tag: req.tag.clone() }),
+                None => Err(BuildError::Failed(format!(
+                    "the engine reported no image; last output: {}",
+                    last_lines.join(" | ")
+                ))),
+            }
+        })
+    }
+}

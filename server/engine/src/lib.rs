@@ -1,0 +1,120 @@
+//! Slipway's pipeline engine. A run is stored before any work starts (see
+//! slipway-store's `runs`); workers here claim queued runs with a lease, run their stages
+//! (`build`, then `push` when a registry is configured), write every log line to the
+//! database in batches and fan the lines out live through the [`hub::Hub`], so the
+//! pusher's terminal, the CLI and the portal all see the same stream.
+//!
+//! Start with [`Engine`]: [`Engine::start`] recovers runs a previous process left behind
+//! and spawns the workers; [`Engine::wake`] tells them a run was queued.
+
+pub mod build;
+pub mod context;
+pub mod hub;
+pub mod logger;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_store::Store;
+use tokio::sync::Notify;
+
+pub use build::{Builder, EngineBuilder};
+pub use hub::{Hub, RunEvent};
+
+/// How long a claim lasts without renewal; a worker renews it every third of this.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This replica's id: leases and push-bound runs name it.
+    pub node: String,
+    /// How many runs execute at once.
+    pub workers: usize,
+    /// Where build contexts wait for their run (`<id>.tar` and `<id>.json`).
+    pub contexts_dir: PathBuf,
+    /// How long the build stage may take.
+    pub build_timeout: Duration,
+}
+
+/// The engine: shared by the API (enqueue, cancel), the git receiver and the workers.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) hub: Hub,
+    pub(crate) builder: Arc<dyn Builder>,
+    pub(crate) config: EngineConfig,
+    pub(crate) wake: Notify,
+    pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
+}
+
+impl Engine {
+    pub fn new(store: Store, builder: Arc<dyn Builder>, config: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                hub: Hub::default(),
+                builder,
+                config,
+                wake: Notify::new(),
+                cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Ends the runs a previous process left unfinished, then spawns the workers and
+    /// the reaper of expired leases.
+    pub async fn start(&self) -> Result<(), slipway_store::StoreError> {
+        let ended = self.inner.store.interrupt_orphaned_runs(&self.inner.config.node, now_ms()).await?;
+        if ended > 0 {
+            tracing::warn!(ended, "marked runs interrupted by the previous shutdown as failed");
+        }
+        for n in 0..self.inner.config.workers.max(1) {
+            tokio::spawn(worker::run_worker(self.clone(), n));
+        }
+        tokio::spawn(worker::reap_expired_leases(self.clone()));
+        Ok(())
+    }
+
+    /// Tells idle workers that a run is waiting.
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    /// Stops a running run on this replica at once (others notice at their next
+    /// lease renewal through the stored flag).
+    pub fn cancel_local(&self, run_id: i64) {
+        if let Ok(cancels) = self.inner.cancels.lock()
+            && let Some(token) = cancels.get(&run_id)
+        {
+            token.cancel();
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A random id for this process, used when no stable node id is configured.
+pub fn random_node_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,74 @@
+//! A run's log: every line is published live at once and written to the database in
+//! batches (one INSERT per batch), so a chatty build costs few writes and nothing is
+//! lost: `close` waits until every line is stored.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use slipway_store::Store;
+use slipway_store::runs::LogRow;
+use tokio::sync::mpsc;
+
+use crate::hub::{Hub, RunEvent};
+use crate::now_ms;
+
+/// Largest number of lines written per INSERT.
+const BATCH: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct RunLog {
+    run_id: i64,
+    seq: Arc<AtomicI64>,
+    tx: mpsc::UnboundedSender<LogRow>,
+    engine: crate::Engine,
+}
+
+/// Waits for the writer to store every line.
+#[derive(Debug)]
+pub struct LogWriter(tokio::task::JoinHandle<()>);
+
+impl LogWriter {
+    pub async fn close(self) {
+        let _ = self.0.await;
+    }
+}
+
+impl RunLog {
+    /// Starts the writer task. Lines continue after `first_seq` (lines already stored).
+    pub(crate) fn open(engine: &crate::Engine, store: Store, run_id: i64, first_seq: i64) -> (RunLog, LogWriter) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<LogRow>();
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(row) => batch.push(row),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(err) = store.append_logs(run_id, &batch).await {
+                    tracing::error!(%err, run_id, "storing run log lines");
+                }
+                batch.clear();
+            }
+        });
+        let log = RunLog { run_id, seq: Arc::new(AtomicI64::new(first_seq)), tx, engine: engine.clone() };
+        (log, LogWriter(writer))
+    }
+
+    /// Appends one line (a trailing newline is removed; control characters other than
+    /// tab are dropped so logs cannot repaint a terminal).
+    pub fn line(&self, stage: &str, text: &str) {
+        let clean: String =
+            text.trim_end_matches(['\r', '\n']).chars().filter(|c| !c.is_control() || *c == '\t').collect();
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let row = LogRow { seq, at: now_ms(), stage: stage.to_owned(), line: clean.clone() };
+        let _ = self.tx.send(row);
+        self.engine.inner.hub.publish(self.run_id, RunEvent::Log { seq, stage: stage.to_owned(), line: clean });
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.engine.inner.hub
+    }
+}

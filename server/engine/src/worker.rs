@@ -1,0 +1,196 @@
+//! Workers: claim a queued run (with a lease), run its stages in order, renew the lease
+//! while they work, and end the run exactly once. A reaper ends runs whose worker
+//! vanished (its lease expired) on any replica.
+
+use std::time::{Duration, Instant};
+
+use slipway_store::runs::{RunRow, StageRow};
+use tokio_util::sync::CancellationToken;
+
+use crate::build::BuildRequest;
+use crate::context;
+use crate::hub::RunEvent;
+use crate::logger::RunLog;
+use crate::{Engine, LEASE, now_ms};
+
+/// How a stage ended.
+enum StageOutcome {
+    Succeeded,
+    Skipped(String),
+    Failed(String),
+}
+
+pub(crate) async fn run_worker(engine: Engine, n: usize) {
+    let inner = &engine.inner;
+    loop {
+        // Register interest before claiming, so a wake between the two is not missed.
+        let woken = inner.wake.notified();
+        let now = now_ms();
+        match inner.store.claim_run(&inner.config.node, now + LEASE.as_millis() as i64, now).await {
+            Ok(Some(run_id)) => {
+                tracing::debug!(worker = n, run_id, "claimed run");
+                execute(&engine, run_id).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(%err, "claiming a run"),
+        }
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+pub(crate) async fn reap_expired_leases(engine: Engine) {
+    loop {
+        tokio::time::sleep(LEASE).await;
+        match engine.inner.store.interrupt_orphaned_runs("-", now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(runs = n, "ended runs whose worker stopped renewing its lease"),
+            Err(err) => tracing::error!(%err, "reaping expired leases"),
+        }
+    }
+}
+
+async fn execute(engine: &Engine, run_id: i64) {
+    let inner = &engine.inner;
+    let (run, stages) = match load(engine, run_id).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::error!(%err, run_id, "loading a claimed run");
+            let _ = inner.store.finish_run(run_id, &inner.config.node, "failed", "internal error", now_ms()).await;
+            return;
+        }
+    };
+    let cancel = CancellationToken::new();
+    if let Ok(mut cancels) = inner.cancels.lock() {
+        cancels.insert(run_id, cancel.clone());
+    }
+    let renewer = tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone()));
+    let stored = inner.store.logs(run_id, 0, i64::MAX).await.map(|l| l.last().map_or(0, |r| r.seq)).unwrap_or(0);
+    let (log, writer) = RunLog::open(engine, inner.store.clone(), run_id, stored);
+
+    let mut status = "succeeded";
+    let mut reason = String::new();
+    for stage in &stages {
+        let started = Instant::now();
+        let _ = inner.store.start_stage(run_id, stage.position, now_ms()).await;
+        log.hub()
+            .publish(run_id, RunEvent::Stage { name: stage.name.clone(), status: "running".into(), duration_ms: None });
+        let outcome = tokio::select! {
+            outcome = run_stage(engine, &run, stage, &log) => outcome,
+            () = cancel.cancelled() => StageOutcome::Failed("cancelled".to_owned()),
+        };
+        let (stage_status, failure) = match outcome {
+            StageOutcome::Succeeded => ("succeeded", None),
+            StageOutcome::Skipped(why) => {
+                log.line(&stage.name, &why);
+                ("skipped", None)
+            }
+            StageOutcome::Failed(why) => ("failed", Some(why)),
+        };
+        let _ = inner.store.finish_stage(run_id, stage.position, stage_status, now_ms()).await;
+        let duration_ms = Some(started.elapsed().as_millis() as i64);
+        log.hub()
+            .publish(run_id, RunEvent::Stage { name: stage.name.clone(), status: stage_status.into(), duration_ms });
+        if let Some(why) = failure {
+            if cancel.is_cancelled() {
+                status = "cancelled";
+                reason = "cancelled while running".to_owned();
+            } else {
+                status = "failed";
+                reason = format!("{} failed: {why}", stage.name);
+                log.line(&stage.name, &format!("error: {why}"));
+            }
+            break;
+        }
+    }
+
+    // Every line is stored before the run is reported finished, so a watcher that
+    // re-reads the log after `Finished` sees all of it.
+    let hub_engine = engine.clone();
+    drop(log);
+    writer.close().await;
+    renewer.abort();
+    if let Ok(mut cancels) = inner.cancels.lock() {
+        cancels.remove(&run_id);
+    }
+    match inner.store.finish_run(run_id, &inner.config.node, status, &reason, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(run_id, "the run was ended elsewhere (lease lost) before it finished here"),
+        Err(err) => tracing::error!(%err, run_id, "storing the end of a run"),
+    }
+    context::remove(&inner.config.contexts_dir, run_id).await;
+    let final_status =
+        inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status.to_owned(), reason));
+    hub_engine.inner.hub.publish(run_id, RunEvent::Finished { status: final_status.0, reason: final_status.1 });
+}
+
+async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), slipway_store::StoreError> {
+    let run = engine.inner.store.run_by_id(run_id).await?;
+    let stages = engine.inner.store.stages(run_id).await?;
+    Ok((run, stages))
+}
+
+async fn renew_lease(engine: Engine, run_id: i64, cancel: CancellationToken) {
+    let inner = &engine.inner;
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        match inner.store.renew_lease(run_id, &inner.config.node, now_ms() + LEASE.as_millis() as i64).await {
+            Ok(false) => {}
+            Ok(true) => {
+                cancel.cancel();
+                return;
+            }
+            Err(slipway_store::StoreError::NotFound) => {
+                tracing::warn!(run_id, "lost the lease of a running run; stopping it");
+                cancel.cancel();
+                return;
+            }
+            Err(err) => tracing::warn!(%err, run_id, "renewing a lease"),
+        }
+    }
+}
+
+async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog) -> StageOutcome {
+    match stage.name.as_str() {
+        "build" => build(engine, run, log).await,
+        "push" => {
+            StageOutcome::Skipped("no registry configured (--registry); the image stays on this engine".to_owned())
+        }
+        other => StageOutcome::Skipped(format!("stage {other} is not available yet")),
+    }
+}
+
+async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
+    let inner = &engine.inner;
+    let dir = &inner.config.contexts_dir;
+    let settings = match context::read_settings(dir, run.id).await {
+        Ok(settings) => settings,
+        Err(err) => return StageOutcome::Failed(format!("the build context is missing ({err})")),
+    };
+    let short: String = run.commit_sha.chars().take(12).collect();
+    let request = BuildRequest {
+        context_tar: context::tar_path(dir, run.id),
+        dockerfile: settings.dockerfile.clone(),
+        args: settings.args.clone().into_iter().collect(),
+        tag: format!("localhost/slipway/{}:{short}", run.service),
+    };
+    log.line("build", &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
+    let result = tokio::time::timeout(inner.config.build_timeout, inner.builder.build(&request, log)).await;
+    match result {
+        Err(_) => {
+            StageOutcome::Failed(format!("the build took longer than {} s", inner.config.build_timeout.as_secs()))
+        }
+        Ok(Err(err)) => StageOutcome::Failed(err.to_string()),
+        Ok(Ok(image)) => {
+            if let Err(err) = inner.store.set_run_image(run.id, &image.tag, &image.id).await {
+                return StageOutcome::Failed(format!("recording the image: {err}"));
+            }
+            let id = image.id.trim_start_matches("sha256:");
+            log.line("build", &format!("-----> Built {} ({})", image.tag, id.get(..12).unwrap_or(id)));
+            StageOutcome::Succeeded
+        }
+    }
+}

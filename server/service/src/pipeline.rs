@@ -1,0 +1,331 @@
+//! A `git push` becoming a pipeline run. The git endpoint grants a push and hands the
+//! hook a one-time secret; the `pre-receive` hook (`slipwayd hook pre-receive`) sends
+//! the ref updates back here; each update to a branch an environment tracks becomes a
+//! stored run whose build log streams back into the pusher's terminal. A failed run
+//! rejects the push, so the branch does not move.
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use slipway_core::repo_config::RepoConfig;
+use slipway_engine::context::{self, BuildSettings};
+use slipway_engine::{Engine, RunEvent};
+use slipway_git::archive::{self, ObjectEnv};
+use slipway_git::repos;
+use slipway_store::runs::{FINAL_STATUSES, NewRun};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::clock::now_ms;
+use crate::{AppState, ServiceError};
+
+/// How long a push grant lives: one push, however slow its build.
+const GRANT_TTL: Duration = Duration::from_secs(3600);
+
+/// The last line of a hook response: the hook exits 0 on accept, 1 on reject.
+pub const ACCEPT: &str = "\u{1}slipway:accept";
+pub const REJECT: &str = "\u{1}slipway:reject";
+
+/// The stages of a push-triggered run (deploy stages arrive with the deploy milestone).
+pub const PUSH_STAGES: &[&str] = &["build", "push"];
+
+/// Who may complete which push.
+#[derive(Debug, Clone)]
+pub struct PushGrant {
+    pub user: String,
+    pub service_id: i64,
+    pub service: String,
+    expires: Instant,
+}
+
+/// Secrets handed to hooks, valid for one push on this replica.
+#[derive(Debug, Default)]
+pub struct PushGrants(DashMap<String, PushGrant>);
+
+impl PushGrants {
+    pub fn mint(&self, user: &str, service_id: i64, service: &str) -> String {
+        self.0.retain(|_, g| g.expires > Instant::now());
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let grant = PushGrant {
+            user: user.to_owned(),
+            service_id,
+            service: service.to_owned(),
+            expires: Instant::now() + GRANT_TTL,
+        };
+        self.0.insert(secret.clone(), grant);
+        secret
+    }
+
+    /// Takes a grant (one hook call per push).
+    pub fn take(&self, secret: &str) -> Option<PushGrant> {
+        self.0.remove(secret).map(|(_, g)| g).filter(|g| g.expires > Instant::now())
+    }
+}
+
+/// What the hook sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRequest {
+    pub grant: String,
+    pub updates: Vec<RefUpdate>,
+    /// git's object-directory variables (quarantine), so the pushed commit is readable.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.chars().all(|c| c == '0')
+}
+
+/// Handles a hook call: answers the lines to show the pusher, ending with [`ACCEPT`]
+/// or [`REJECT`].
+pub fn receive_push(state: AppState, request: HookRequest) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let accepted = match state.push_grants.take(&request.grant) {
+            None => {
+                let _ =
+                    tx.send("!     push refused: this push's grant is unknown or expired; push again".to_owned()).await;
+                false
+            }
+            Some(grant) => {
+                let env = ObjectEnv(request.env.clone());
+                let mut all_ok = true;
+                for update in &request.updates {
+                    match receive_update(&state, &grant, update, &env, &tx).await {
+                        Ok(ok) => all_ok &= ok,
+                        Err(err) => {
+                            tracing::error!(%err, service = %grant.service, "handling a push");
+                            let _ = tx
+                                .send("!     the server failed to handle this push; it has been logged".to_owned())
+                                .await;
+                            all_ok = false;
+                        }
+                    }
+                }
+                all_ok
+            }
+        };
+        let _ = tx.send(if accepted { ACCEPT } else { REJECT }.to_owned()).await;
+    });
+    rx
+}
+
+/// One ref update. Answers whether it may go ahead.
+async fn receive_update(
+    state: &AppState,
+    grant: &PushGrant,
+    update: &RefUpdate,
+    env: &ObjectEnv,
+    tx: &mpsc::Sender<String>,
+) -> Result<bool, ServiceError> {
+    let say = |line: String| async move {
+        let _ = tx.send(line).await;
+    };
+    let Some(branch) = update.name.strip_prefix("refs/heads/") else {
+        return Ok(true); // tags and other refs are stored, nothing runs
+    };
+    if is_zero(&update.new) {
+        say(format!("-----> Deleting branch {branch}")).await;
+        return Ok(true);
+    }
+    let store = &state.store;
+    let short: String = update.new.chars().take(12).collect();
+    let Some(environment) = store.environment_for_branch(grant.service_id, branch).await? else {
+        let reason = format!("no environment tracks branch {branch}; nothing deploys");
+        let run = NewRun {
+            service_id: grant.service_id,
+            environment_id: None,
+            trigger: "push",
+            git_ref: &update.name,
+            commit_sha: &update.new,
+            actor: &grant.user,
+            node: None,
+            status: "skipped",
+            reason: &reason,
+            stages: PUSH_STAGES,
+        };
+        let id = store.create_run(&run, now_ms()).await?;
+        say(format!(
+            "-----> Branch {branch} is not tracked by any environment: push accepted, nothing deploys (run {id})"
+        ))
+        .await;
+        return Ok(true);
+    };
+
+    let settings = &state.settings;
+    let repo = repos::path(&settings.repos_dir, &grant.service);
+    let engine: &Engine = &state.engine;
+    let node = engine.config().node.clone();
+    let new_run = |status: &'static str, reason: String| {
+        let git_ref = update.name.clone();
+        let commit = update.new.clone();
+        let actor = grant.user.clone();
+        let node = node.clone();
+        async move {
+            let run = NewRun {
+                service_id: grant.service_id,
+                environment_id: Some(environment.id),
+                trigger: "push",
+                git_ref: &git_ref,
+                commit_sha: &commit,
+                actor: &actor,
+                node: Some(&node),
+                status,
+                reason: &reason,
+                stages: PUSH_STAGES,
+            };
+            store.create_run(&run, now_ms()).await
+        }
+    };
+
+    // How to build: slipway.toml (optional), then the Containerfile or Dockerfile.
+    let config = match archive::read_file(&settings.git, &repo, &update.new, "slipway.toml", env).await {
+        Ok(None) => RepoConfig::default(),
+        Ok(Some(bytes)) => match RepoConfig::parse(&String::from_utf8_lossy(&bytes)) {
+            Ok(config) => config,
+            Err(err) => return reject(new_run("failed", err.to_string()).await?, &err.to_string(), tx).await,
+        },
+        Err(err) => return Err(ServiceError::Internal(format!("reading slipway.toml: {err}"))),
+    };
+    let context_dir = config.context().to_owned();
+    let dockerfile = match &config.build.dockerfile {
+        Some(path) => Some(path.clone()),
+        None => {
+            let mut found = None;
+            for candidate in ["Containerfile", "Dockerfile"] {
+                let path = if context_dir == "." { candidate.to_owned() } else { format!("{context_dir}/{candidate}") };
+                let kind = archive::object_type(&settings.git, &repo, &update.new, &path, env)
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("looking for a Containerfile: {e}")))?;
+                if kind.as_deref() == Some("blob") {
+                    found = Some(candidate.to_owned());
+                    break;
+                }
+            }
+            found
+        }
+    };
+    let Some(dockerfile) = dockerfile else {
+        let why = "no Containerfile or Dockerfile at the root of the repository; add one, or set [build] dockerfile in slipway.toml";
+        return reject(new_run("failed", why.to_owned()).await?, why, tx).await;
+    };
+
+    // Store the run before any work, then export the commit, then make it claimable.
+    let run_id = new_run("preparing", String::new()).await?;
+    say(format!("-----> Run {run_id}: {} {} @ {short} -> {}", grant.service, branch, environment.name)).await;
+    let contexts = &engine.config().contexts_dir;
+    let exported = async {
+        tokio::fs::create_dir_all(contexts).await.map_err(|e| e.to_string())?;
+        let tar = context::tar_path(contexts, run_id);
+        archive::export_tar(&settings.git, &repo, &update.new, &context_dir, env, &tar)
+            .await
+            .map_err(|e| e.to_string())?;
+        let build = BuildSettings { dockerfile, args: config.build.args.clone() };
+        context::write_settings(contexts, run_id, &build).await.map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(err) = exported {
+        store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
+        context::remove(contexts, run_id).await;
+        return Err(ServiceError::Internal(format!("exporting {short}: {err}")));
+    }
+    let events = engine.hub().subscribe(run_id);
+    store.mark_queued(run_id).await?;
+    engine.wake();
+    follow_run(state, run_id, events, tx).await
+}
+
+async fn reject(run_id: i64, why: &str, tx: &mpsc::Sender<String>) -> Result<bool, ServiceError> {
+    let _ = tx.send(format!("!     Push rejected (run {run_id}): {why}")).await;
+    Ok(false)
+}
+
+/// Relays a run's log to the pusher until it ends, then prints the stage timings.
+/// Answers whether the run succeeded.
+async fn follow_run(
+    state: &AppState,
+    run_id: i64,
+    mut events: broadcast::Receiver<RunEvent>,
+    tx: &mpsc::Sender<String>,
+) -> Result<bool, ServiceError> {
+    let started = Instant::now();
+    let mut last_seq = 0;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(RunEvent::Log { seq, line, .. }) => {
+                    if seq > last_seq {
+                        last_seq = seq;
+                        let _ = tx.send(format_log_line(&line)).await;
+                    }
+                }
+                Ok(RunEvent::Stage { .. }) => {}
+                Ok(RunEvent::Finished { .. }) | Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    last_seq = replay(state, run_id, last_seq, tx).await?;
+                }
+            },
+            // The run may end without an event reaching this replica (superseded by a
+            // newer push, cancelled while queued, reaped): the stored status decides.
+            _ = check.tick() => {
+                let status = state.store.run_by_id(run_id).await?.status;
+                if FINAL_STATUSES.contains(&status.as_str()) {
+                    break;
+                }
+            }
+        }
+    }
+    replay(state, run_id, last_seq, tx).await?;
+    let run = state.store.run_by_id(run_id).await?;
+    let stages = state.store.stages(run_id).await?;
+    let timings: Vec<String> = stages
+        .iter()
+        .map(|s| match (s.status.as_str(), s.started_at, s.finished_at) {
+            ("skipped", _, _) => format!("{} skipped", s.name),
+            (_, Some(a), Some(b)) => format!("{} {:.2} s", s.name, (b - a) as f64 / 1000.0),
+            (status, _, _) => format!("{} {status}", s.name),
+        })
+        .collect();
+    let total = started.elapsed().as_secs_f64();
+    if run.status == "succeeded" {
+        let _ = tx.send(format!("-----> Run {run_id} succeeded: {} (total {total:.2} s)", timings.join(", "))).await;
+        Ok(true)
+    } else {
+        let _ = tx.send(format!("!     Run {run_id} {}: {}", run.status, run.reason)).await;
+        let _ = tx
+            .send(format!(
+                "!     {} (total {total:.2} s); the push is rejected and the branch is unchanged",
+                timings.join(", ")
+            ))
+            .await;
+        Ok(false)
+    }
+}
+
+/// Sends stored lines after `after`; answers the last sequence sent.
+async fn replay(state: &AppState, run_id: i64, after: i64, tx: &mpsc::Sender<String>) -> Result<i64, ServiceError> {
+    let mut last = after;
+    for row in state.store.logs(run_id, after, i64::MAX).await? {
+        last = row.seq;
+        let _ = tx.send(format_log_line(&row.line)).await;
+    }
+    Ok(last)
+}
+
+/// Heroku's layout: headings start with `----->`, everything else is indented under them.
+pub fn format_log_line(line: &str) -> String {
+    if line.starts_with("----->") || line.starts_with('!') { line.to_owned() } else { format!("       {line}") }
+}

@@ -1,0 +1,325 @@
+//! Environments (which branch deploys where), pipeline runs, their stages and log lines,
+//! and the run queue: claims with leases so that two workers never run the same run and
+//! a run whose worker died is found and ended.
+
+use crate::{Result, Store, StoreError, on_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnvironmentRow {
+    pub id: i64,
+    pub service_id: i64,
+    pub name: String,
+    pub branch: String,
+    pub created_at: i64,
+}
+
+/// A run with its service's and environment's names.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub service_id: i64,
+    pub service: String,
+    pub environment_id: Option<i64>,
+    pub environment: Option<String>,
+    pub trigger: String,
+    pub git_ref: String,
+    pub commit_sha: String,
+    pub actor: String,
+    pub status: String,
+    pub reason: String,
+    pub node: Option<String>,
+    pub cancel_requested: bool,
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageRow {
+    pub position: i32,
+    pub name: String,
+    pub status: String,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogRow {
+    pub seq: i64,
+    pub at: i64,
+    pub stage: String,
+    pub line: String,
+}
+
+/// A run to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub service_id: i64,
+    pub environment_id: Option<i64>,
+    pub trigger: &'a str,
+    pub git_ref: &'a str,
+    pub commit_sha: &'a str,
+    pub actor: &'a str,
+    /// The replica that must run it (it holds the pushed objects), if any.
+    pub node: Option<&'a str>,
+    /// `preparing` (not claimable until [`Store::mark_queued`]), `queued`, or a final
+    /// status for a run that has nothing to do.
+    pub status: &'a str,
+    pub reason: &'a str,
+    pub stages: &'a [&'a str],
+}
+
+macro_rules! run_select {
+    () => {
+        "SELECT r.id, r.service_id, s.name AS service, r.environment_id, e.name AS environment, r.trigger, \
+         r.git_ref, r.commit_sha, r.actor, r.status, r.reason, r.node, r.cancel_requested, r.image, r.image_id, \
+         r.created_at, r.started_at, r.finished_at \
+         FROM runs r JOIN services s ON s.id = r.service_id LEFT JOIN environments e ON e.id = r.environment_id"
+    };
+}
+
+/// Statuses after which a run never changes again.
+pub const FINAL_STATUSES: &[&str] = &["succeeded", "failed", "cancelled", "superseded", "skipped"];
+
+impl Store {
+    pub async fn create_environment(
+        &self,
+        service_id: i64,
+        name: &str,
+        branch: &str,
+        now: i64,
+    ) -> Result<EnvironmentRow> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentRow>(
+            "INSERT INTO environments (service_id, name, branch, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, service_id, name, branch, created_at")
+            .bind(service_id).bind(name).bind(branch).bind(now).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// The environment tracking `branch`, if any (the oldest when several do).
+    pub async fn environment_for_branch(&self, service_id: i64, branch: &str) -> Result<Option<EnvironmentRow>> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentRow>(
+            "SELECT id, service_id, name, branch, created_at FROM environments \
+             WHERE service_id = $1 AND branch = $2 ORDER BY id LIMIT 1")
+            .bind(service_id).bind(branch).fetch_optional(pool).await)?;
+        Ok(row)
+    }
+
+    pub async fn environment_by_name(&self, service_id: i64, name: &str) -> Result<EnvironmentRow> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentRow>(
+            "SELECT id, service_id, name, branch, created_at FROM environments WHERE service_id = $1 AND name = $2")
+            .bind(service_id).bind(name).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// Stores a run and its stages in one transaction; a new queued run for an
+    /// environment supersedes that environment's older queued runs.
+    pub async fn create_run(&self, new: &NewRun<'_>, now: i64) -> Result<i64> {
+        let id = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO runs (service_id, environment_id, trigger, git_ref, commit_sha, actor, status, reason, \
+                 node, created_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id")
+                .bind(new.service_id).bind(new.environment_id).bind(new.trigger).bind(new.git_ref)
+                .bind(new.commit_sha).bind(new.actor).bind(new.status).bind(new.reason).bind(new.node).bind(now)
+                .bind(if matches!(new.status, "queued" | "preparing") { None } else { Some(now) })
+                .fetch_one(&mut *tx).await?;
+            let active = matches!(new.status, "queued" | "preparing");
+            let stage_status = if active { "pending" } else { "skipped" };
+            for (position, name) in new.stages.iter().enumerate() {
+                sqlx::query("INSERT INTO run_stages (run_id, position, name, status) VALUES ($1, $2, $3, $4)")
+                    .bind(id).bind(position as i32).bind(*name).bind(stage_status)
+                    .execute(&mut *tx).await?;
+            }
+            if let (Some(env), true) = (new.environment_id, active) {
+                sqlx::query(
+                    "UPDATE runs SET status = 'superseded', reason = 'superseded by a newer run', finished_at = $1 \
+                     WHERE environment_id = $2 AND status IN ('queued', 'preparing') AND id < $3")
+                    .bind(now).bind(env).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<i64, sqlx::Error>(id)
+        }.await)?;
+        Ok(id)
+    }
+
+    pub async fn run_by_id(&self, id: i64) -> Result<RunRow> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(concat!(run_select!(), " WHERE r.id = $1"))
+            .bind(id).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// A service's runs, newest first, before run id `before`.
+    pub async fn list_runs(&self, service_id: i64, before: i64, limit: i64) -> Result<Vec<RunRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(
+            concat!(run_select!(), " WHERE r.service_id = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"))
+            .bind(service_id).bind(before).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    pub async fn stages(&self, run_id: i64) -> Result<Vec<StageRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, StageRow>(
+            "SELECT position, name, status, started_at, finished_at FROM run_stages WHERE run_id = $1 ORDER BY position")
+            .bind(run_id).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// Claims the oldest queued run this node may take whose environment has no running
+    /// run, leasing it until `lease_until`.
+    pub async fn claim_run(&self, node: &str, lease_until: i64, now: i64) -> Result<Option<i64>> {
+        const SQLITE: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3 \
+             WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.node IS NULL OR r.node = $1) \
+               AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.environment_id = r.environment_id AND o.status = 'running') \
+               ORDER BY r.id LIMIT 1) \
+             AND status = 'queued' RETURNING id";
+        const POSTGRES: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3 \
+             WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.node IS NULL OR r.node = $1) \
+               AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.environment_id = r.environment_id AND o.status = 'running') \
+               ORDER BY r.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             AND status = 'queued' RETURNING id";
+        let id = match &self.db {
+            crate::Db::Sqlite(pool) => {
+                sqlx::query_scalar::<_, i64>(SQLITE).bind(node).bind(lease_until).bind(now).fetch_optional(pool).await?
+            }
+            crate::Db::Postgres(pool) => {
+                sqlx::query_scalar::<_, i64>(POSTGRES)
+                    .bind(node)
+                    .bind(lease_until)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(id)
+    }
+
+    /// Extends a lease the node still holds; answers whether cancellation was requested,
+    /// or `NotFound` when the run is no longer this node's.
+    pub async fn renew_lease(&self, run_id: i64, node: &str, lease_until: i64) -> Result<bool> {
+        let cancel = on_pool!(self, pool => sqlx::query_scalar::<_, bool>(
+            "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running' \
+             RETURNING cancel_requested")
+            .bind(lease_until).bind(run_id).bind(node).fetch_optional(pool).await)?;
+        cancel.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn start_stage(&self, run_id: i64, position: i32, now: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE run_stages SET status = 'running', started_at = $1 WHERE run_id = $2 AND position = $3")
+            .bind(now).bind(run_id).bind(position).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn finish_stage(&self, run_id: i64, position: i32, status: &str, now: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE run_stages SET status = $1, finished_at = $2 WHERE run_id = $3 AND position = $4")
+            .bind(status).bind(now).bind(run_id).bind(position).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_run_image(&self, run_id: i64, image: &str, image_id: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE runs SET image = $1, image_id = $2 WHERE id = $3")
+            .bind(image).bind(image_id).bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Ends a running run held by `node`; stages that never ran are marked skipped.
+    /// Answers false when the run was not this node's to end.
+    pub async fn finish_run(&self, run_id: i64, node: &str, status: &str, reason: &str, now: i64) -> Result<bool> {
+        let done = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = $1, reason = $2, finished_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $4 AND lease_owner = $5 AND status = 'running'")
+                .bind(status).bind(reason).bind(now).bind(run_id).bind(node)
+                .execute(&mut *tx).await?.rows_affected();
+            sqlx::query("UPDATE run_stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+                .bind(run_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE run_stages SET status = 'failed', finished_at = $1 WHERE run_id = $2 AND status = 'running'")
+                .bind(now).bind(run_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(done)
+        }.await)?;
+        Ok(done == 1)
+    }
+
+    /// Makes a prepared run claimable.
+    pub async fn mark_queued(&self, run_id: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE runs SET status = 'queued' WHERE id = $1 AND status = 'preparing'")
+            .bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Ends a run that never reached a worker (preparing or queued) with a reason.
+    pub async fn fail_unstarted_run(&self, run_id: i64, reason: &str, now: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET status = 'failed', reason = $1, finished_at = $2 WHERE id = $3 AND status IN ('preparing', 'queued')")
+            .bind(reason).bind(now).bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, pool => sqlx::query("UPDATE run_stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+            .bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Cancels a queued run outright, or flags a running one for its worker. Answers
+    /// the run's status afterwards.
+    pub async fn request_cancel(&self, run_id: i64, now: i64) -> Result<String> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET status = 'cancelled', reason = 'cancelled before it started', finished_at = $1 \
+             WHERE id = $2 AND status IN ('queued', 'preparing')")
+            .bind(now).bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, pool => sqlx::query("UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = 'running'")
+            .bind(run_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(self.run_by_id(run_id).await?.status)
+    }
+
+    /// Ends runs whose worker is gone: those leased by `node` (this replica before a
+    /// restart), those queued for `node` (their pushed objects are gone with the push),
+    /// and any whose lease expired. Answers how many were ended.
+    pub async fn interrupt_orphaned_runs(&self, node: &str, now: i64) -> Result<u64> {
+        let n = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE (status = 'running' AND (lease_owner = $1 OR lease_expires_at < $2)) \
+                 OR (status IN ('queued', 'preparing') AND node = $1)")
+                .bind(node).bind(now).fetch_all(&mut *tx).await?;
+            for id in &ids {
+                sqlx::query(
+                    "UPDATE runs SET status = 'failed', reason = 'interrupted: slipwayd stopped during the run', \
+                     finished_at = $1, lease_owner = NULL, lease_expires_at = NULL WHERE id = $2")
+                    .bind(now).bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE run_stages SET status = 'failed', finished_at = $1 WHERE run_id = $2 AND status = 'running'")
+                    .bind(now).bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE run_stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+                    .bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(ids.len() as u64)
+        }.await)?;
+        Ok(n)
+    }
+
+    /// Appends log lines in one statement.
+    pub async fn append_logs(&self, run_id: i64, lines: &[LogRow]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, pool => {
+            let mut builder = sqlx::QueryBuilder::new("INSERT INTO run_logs (run_id, seq, at, stage, line) ");
+            builder.push_values(lines, |mut row, log| {
+                row.push_bind(run_id).push_bind(log.seq).push_bind(log.at).push_bind(&log.stage).push_bind(&log.line);
+            });
+            builder.build().execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Log lines after `after` (a sequence number), oldest first.
+    pub async fn logs(&self, run_id: i64, after: i64, limit: i64) -> Result<Vec<LogRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, LogRow>(
+            "SELECT seq, at, stage, line FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(run_id).bind(after).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+}

@@ -231,3 +231,73 @@ pub struct AuditEntry {
     pub outcome: String,
     pub status: u16,
 }
+
+/// A pipeline run: what one trigger (push, manual deploy) did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Run {
+    pub id: i64,
+    pub service: String,
+    /// The environment it ran for; none when no environment tracks the pushed branch.
+    pub environment: Option<String>,
+    /// `push` or `deploy`.
+    pub trigger: String,
+    pub git_ref: String,
+    pub commit: String,
+    pub actor: String,
+    /// `preparing`, `queued`, `running`, `succeeded`, `failed`, `cancelled`,
+    /// `superseded` or `skipped`.
+    pub status: String,
+    pub reason: String,
+    /// The image built, e.g. `localhost/slipway/shop:1a2b3c4d5e6f`.
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Stage {
+    pub name: String,
+    /// `pending`, `running`, `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogLine {
+    pub seq: i64,
+    pub at: String,
+    pub stage: String,
+    pub line: String,
+}
+
+/// Log lines after a sequence number; pass `next_after` back as `?after=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    pub next_after: i64,
+    /// The run's status when the page was read.
+    pub status: String,
+    /// True once the run has ended and every line is stored.
+    pub finished: bool,
+}
+
+/// A deploy without a push: build `git_ref` (default: the environment's branch) and run
+/// the pipeline for `environment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateRun {
+    pub environment: String,
+    #[serde(default)]
+    pub git_ref: Option<String>,
+}

@@ -88,6 +88,62 @@ impl Client {
         Ok(())
     }
 
+    /// Follows a server-sent-events endpoint, calling `on_event(name, data)` for each
+    /// event until it returns false or the stream ends. SSE framing (`event:`/`data:`
+    /// lines, a blank line ends an event) is a few lines, so it is parsed here rather
+    /// than pulling in an SSE client built for another reqwest version.
+    pub async fn follow_events(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(&str, &str) -> bool,
+    ) -> Result<(), CliError> {
+        use futures_util::StreamExt;
+        let url = format!("{}/api/v1{path}", self.server);
+        let mut req = self
+            .http
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .timeout(std::time::Duration::from_secs(24 * 3600));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let response = req.send().await.map_err(|e| {
+            CliError::Transport(format!("cannot reach the Slipway server at {}: {}", self.server, root_cause(&e)))
+        })?;
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(serde_json::from_str::<Problem>(&text)
+                .map(CliError::Api)
+                .unwrap_or_else(|_| CliError::Transport(format!("unexpected answer from {url}"))));
+        }
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        let (mut name, mut data) = (String::new(), String::new());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CliError::Transport(format!("the event stream broke: {e}")))?;
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                let line = line.trim_end_matches(['\r', '\n']);
+                if line.is_empty() {
+                    if !data.is_empty() && !on_event(&name, &data) {
+                        return Ok(());
+                    }
+                    name.clear();
+                    data.clear();
+                } else if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_owned();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Fetches every page of a list. `path` may already carry a query string.
     pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CliError> {
         let sep = if path.contains('?') { '&' } else { '?' };

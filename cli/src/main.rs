@@ -11,7 +11,7 @@ mod config;
 mod error;
 mod output;
 
-use commands::{audit, auth, services, teams, tokens, users};
+use commands::{audit, auth, runs, services, teams, tokens, users};
 use error::CliError;
 
 #[derive(Debug, Parser)]
@@ -53,6 +53,33 @@ enum Command {
     /// Manage services and their catalog metadata.
     #[command(subcommand)]
     Services(ServicesCommand),
+    /// Pipeline runs of a service (`slipway runs SERVICE`), or `show RUN` / `cancel RUN`.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+        /// The service whose runs to list.
+        #[arg(required = true)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The build/deploy log of a run (the latest by default); -f follows it live.
+    Logs {
+        service: String,
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Rebuild and deploy an environment without a push.
+    Deploy {
+        service: String,
+        environment: String,
+        /// Branch, tag or commit to build [default: the environment's branch].
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+    },
     /// Show the audit log (admins).
     Audit {
         /// How many of the newest entries to show (1-200).
@@ -68,6 +95,18 @@ enum Command {
     },
     /// Print a shell completion script, e.g. `slipway completions bash > /etc/bash_completion.d/slipway`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// A run with its stages and their durations.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running run.
+    Cancel { run: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +304,14 @@ async fn run(command: Command) -> Result<(), CliError> {
             ServicesCommand::Delete { name } => services::delete(name).await,
         },
         Command::Audit { limit, json } => audit::list(limit, json).await,
+        Command::Runs { command, service, json } => match (command, service) {
+            (Some(RunsCommand::Show { run, json }), _) => runs::show(run, json).await,
+            (Some(RunsCommand::Cancel { run }), _) => runs::cancel(run).await,
+            (None, Some(service)) => runs::list(service, json).await,
+            (None, None) => Err(CliError::usage("name a service: slipway runs SERVICE")),
+        },
+        Command::Logs { service, run, follow } => runs::logs(service, run, follow).await,
+        Command::Deploy { service, environment, git_ref } => runs::deploy(service, environment, git_ref).await,
         Command::GitCredential { operation } => commands::git_credential::run(&operation),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "slipway", &mut std::io::stdout());

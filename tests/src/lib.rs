@@ -85,6 +85,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub admin_token: String,
     pub http: reqwest::Client,
+    args: Vec<String>,
     child: Child,
 }
 
@@ -157,6 +158,7 @@ impl TestApp {
         let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", &dir, "--database-url", &database_url];
         args.extend_from_slice(extra);
         let started = start_process(&args, &[("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let http = http_client();
         let mut app = TestApp {
             url: started.url,
@@ -165,6 +167,7 @@ impl TestApp {
             data_dir,
             admin_token: String::new(),
             http,
+            args,
             child: started.child,
         };
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
@@ -296,6 +299,47 @@ impl TestApp {
         cmd
     }
 
+    /// Kills slipwayd with SIGKILL (no chance to clean up) and waits for it to die.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("wait");
+    }
+
+    /// Starts slipwayd again on the same data and database (on a new port).
+    pub async fn restart(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let started = start_process(&args, &[]).await;
+        self.url = started.url;
+        self.child = started.child;
+    }
+
+    /// Polls a run until `done(run)` holds, failing after `secs` seconds.
+    pub async fn wait_for_run(&self, id: i64, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, run) = self.admin("GET", &format!("/runs/{id}"), None).await;
+            // 404 until the push that creates the run gets that far.
+            assert!(status == 200 || status == 404, "{run}");
+            if status == 200 && done(&run) {
+                return run;
+            }
+            assert!(std::time::Instant::now() < deadline, "run {id} did not get there in {secs} s: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An API token for the admin, for git URLs.
+    pub async fn admin_api_token(&self, name: &str) -> String {
+        let (status, created) = self.admin("POST", "/tokens", Some(json!({"name": name}))).await;
+        assert_eq!(status, 201, "{created}");
+        created["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The git URL of a service with credentials in it.
+    pub fn git_url(&self, service: &str, token: &str) -> String {
+        format!("{}/git/{service}.git", self.url).replacen("http://", &format!("http://push:{token}@"), 1)
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running");
@@ -399,4 +443,27 @@ pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
 /// `files` as the borrowed pairs [`local_repo`] and [`commit`] take.
 pub fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
     files.iter().map(|(name, content)| (*name, content.as_slice())).collect()
+}
+
+/// A value unique to this moment, to keep the engine's layer cache from answering a
+/// build step a test needs to really run.
+pub fn nonce() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether the container engine has an image, asked over its API socket (curl, since
+/// reqwest does not speak to unix sockets).
+pub async fn engine_has_image(image: &str) -> bool {
+    let engine =
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+    let socket = engine.strip_prefix("unix://").expect("tests talk to a unix-socket engine");
+    let output = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socket])
+        .arg(format!("http://engine/v1.41/images/{image}/json"))
+        .output()
+        .await
+        .expect("curl");
+    String::from_utf8_lossy(&output.stdout).trim() == "200"
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod git_credential;
+pub mod runs;
 pub mod services;
 pub mod teams;
 pub mod tokens;

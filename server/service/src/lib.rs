@@ -16,6 +16,7 @@ pub mod git_access;
 pub mod json;
 pub mod pagination;
 pub mod pipeline;
+pub mod runs;
 pub mod services;
 pub mod state;
 pub mod teams;

@@ -4,6 +4,7 @@
 //! stored run whose build log streams back into the pusher's terminal. A failed run
 //! rejects the push, so the branch does not move.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -190,61 +191,99 @@ async fn receive_update(
         }
     };
 
-    // How to build: slipway.toml (optional), then the Containerfile or Dockerfile.
-    let config = match archive::read_file(&settings.git, &repo, &update.new, "slipway.toml", env).await {
-        Ok(None) => RepoConfig::default(),
-        Ok(Some(bytes)) => match RepoConfig::parse(&String::from_utf8_lossy(&bytes)) {
-            Ok(config) => config,
-            Err(err) => return reject(new_run("failed", err.to_string()).await?, &err.to_string(), tx).await,
-        },
-        Err(err) => return Err(ServiceError::Internal(format!("reading slipway.toml: {err}"))),
-    };
-    let context_dir = config.context().to_owned();
-    let dockerfile = match &config.build.dockerfile {
-        Some(path) => Some(path.clone()),
-        None => {
-            let mut found = None;
-            for candidate in ["Containerfile", "Dockerfile"] {
-                let path = if context_dir == "." { candidate.to_owned() } else { format!("{context_dir}/{candidate}") };
-                let kind = archive::object_type(&settings.git, &repo, &update.new, &path, env)
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("looking for a Containerfile: {e}")))?;
-                if kind.as_deref() == Some("blob") {
-                    found = Some(candidate.to_owned());
-                    break;
-                }
-            }
-            found
-        }
-    };
-    let Some(dockerfile) = dockerfile else {
-        let why = "no Containerfile or Dockerfile at the root of the repository; add one, or set [build] dockerfile in slipway.toml";
-        return reject(new_run("failed", why.to_owned()).await?, why, tx).await;
+    let prepared = match prepare_build(state, &repo, &update.new, env).await {
+        Ok(prepared) => prepared,
+        Err(PrepareError::Refused(why)) => return reject(new_run("failed", why.clone()).await?, &why, tx).await,
+        Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
     };
 
     // Store the run before any work, then export the commit, then make it claimable.
     let run_id = new_run("preparing", String::new()).await?;
     say(format!("-----> Run {run_id}: {} {} @ {short} -> {}", grant.service, branch, environment.name)).await;
-    let contexts = &engine.config().contexts_dir;
-    let exported = async {
-        tokio::fs::create_dir_all(contexts).await.map_err(|e| e.to_string())?;
-        let tar = context::tar_path(contexts, run_id);
-        archive::export_tar(&settings.git, &repo, &update.new, &context_dir, env, &tar)
-            .await
-            .map_err(|e| e.to_string())?;
-        let build = BuildSettings { dockerfile, args: config.build.args.clone() };
-        context::write_settings(contexts, run_id, &build).await.map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(err) = exported {
+    if let Err(err) = export_context(state, &repo, &update.new, env, run_id, prepared).await {
         store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
-        context::remove(contexts, run_id).await;
         return Err(ServiceError::Internal(format!("exporting {short}: {err}")));
     }
     let events = engine.hub().subscribe(run_id);
     store.mark_queued(run_id).await?;
     engine.wake();
     follow_run(state, run_id, events, tx).await
+}
+
+/// Why a commit cannot be built.
+pub(crate) enum PrepareError {
+    /// The commit is wrong (bad slipway.toml, no Containerfile): the pusher must fix it.
+    Refused(String),
+    Internal(String),
+}
+
+/// What a commit says about how to build it.
+pub(crate) struct Prepared {
+    context_dir: String,
+    build: BuildSettings,
+}
+
+/// Reads `slipway.toml` (optional) and finds the Containerfile or Dockerfile.
+pub(crate) async fn prepare_build(
+    state: &AppState,
+    repo: &Path,
+    commit: &str,
+    env: &ObjectEnv,
+) -> Result<Prepared, PrepareError> {
+    let git = &state.settings.git;
+    let config = match archive::read_file(git, repo, commit, "slipway.toml", env).await {
+        Ok(None) => RepoConfig::default(),
+        Ok(Some(bytes)) => {
+            RepoConfig::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| PrepareError::Refused(e.to_string()))?
+        }
+        Err(err) => return Err(PrepareError::Internal(format!("reading slipway.toml: {err}"))),
+    };
+    let context_dir = config.context().to_owned();
+    let mut dockerfile = config.build.dockerfile.clone();
+    if dockerfile.is_none() {
+        for candidate in ["Containerfile", "Dockerfile"] {
+            let path = if context_dir == "." { candidate.to_owned() } else { format!("{context_dir}/{candidate}") };
+            let kind = archive::object_type(git, repo, commit, &path, env)
+                .await
+                .map_err(|e| PrepareError::Internal(format!("looking for a Containerfile: {e}")))?;
+            if kind.as_deref() == Some("blob") {
+                dockerfile = Some(candidate.to_owned());
+                break;
+            }
+        }
+    }
+    let dockerfile = dockerfile.ok_or_else(|| {
+        PrepareError::Refused(
+            "no Containerfile or Dockerfile at the root of the repository; add one, or set [build] dockerfile in slipway.toml"
+                .to_owned(),
+        )
+    })?;
+    Ok(Prepared { context_dir, build: BuildSettings { dockerfile, args: config.build.args } })
+}
+
+/// Exports the commit's context directory for the run that will build it.
+pub(crate) async fn export_context(
+    state: &AppState,
+    repo: &Path,
+    commit: &str,
+    env: &ObjectEnv,
+    run_id: i64,
+    prepared: Prepared,
+) -> Result<(), String> {
+    let contexts = &state.engine.config().contexts_dir;
+    let result = async {
+        tokio::fs::create_dir_all(contexts).await.map_err(|e| e.to_string())?;
+        let tar = context::tar_path(contexts, run_id);
+        archive::export_tar(&state.settings.git, repo, commit, &prepared.context_dir, env, &tar)
+            .await
+            .map_err(|e| e.to_string())?;
+        context::write_settings(contexts, run_id, &prepared.build).await.map_err(|e| e.to_string())
+    }
+    .await;
+    if result.is_err() {
+        context::remove(contexts, run_id).await;
+    }
+    result
 }
 
 async fn reject(run_id: i64, why: &str, tx: &mpsc::Sender<String>) -> Result<bool, ServiceError> {

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod git;
 mod ownership;
+mod pipeline;
 mod server;
 mod validation;
 

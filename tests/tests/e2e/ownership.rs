@@ -33,6 +33,8 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("POST /api/v1/services", Forbidden(json!({"name": "sneaky", "team": "beta"}))),
         ("PATCH /api/v1/services/{service}", Forbidden(json!({"description": "defaced"}))),
         ("DELETE /api/v1/services/{service}", Forbidden(Value::Null)),
+        ("POST /api/v1/services/{service}/runs", Forbidden(json!({"environment": "production"}))),
+        ("POST /api/v1/runs/{id}/cancel", Forbidden(Value::Null)),
     ]
 }
 
@@ -59,8 +61,9 @@ async fn operations(app: &TestApp) -> Vec<(String, String)> {
     ops
 }
 
-fn fill(path: &str) -> String {
-    path.replace("{team}", "beta")
+fn fill(path: &str, run: i64) -> String {
+    path.replace("{id}", &run.to_string())
+        .replace("{team}", "beta")
         .replace("{service}", "beta-svc")
         .replace("{user}", "bob")
         .replace("{name}", "shared-name")
@@ -77,6 +80,13 @@ async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {
     let (status, bobs) = app.call("POST", "/tokens", Some(&bob), Some(json!({"name": "shared-name"}))).await;
     assert_eq!(status, 201);
     let bobs_token = bobs["token"].as_str().expect("token").to_owned();
+    // A run of beta's service: a push to a branch no environment tracks.
+    let work = slipway_e2e::local_repo(&slipway_e2e::borrowed(&slipway_e2e::fixture_app("beta\n"))).await;
+    let url = app.git_url("beta-svc", &app.admin_api_token("git").await);
+    let out = slipway_e2e::git(work.path(), &[], &["push", &url, "main:scratch"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let (_, runs) = app.admin("GET", "/services/beta-svc/runs", None).await;
+    let run = runs["items"][0]["id"].as_i64().expect("a run of beta-svc");
     let before = app.snapshot().await;
 
     let table = table();
@@ -90,7 +100,7 @@ async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {
             .iter()
             .find(|(k, _)| *k == key)
             .unwrap_or_else(|| panic!("route {key} is not in the ownership table: state its policy there"));
-        let api_path = fill(path.trim_start_matches("/api/v1"));
+        let api_path = fill(path.trim_start_matches("/api/v1"), run);
         match expect {
             Expect::Forbidden(body) => {
                 let body = if body.is_null() { None } else { Some(body.clone()) };
@@ -123,7 +133,7 @@ async fn every_route_but_login_requires_sign_in(app: TestApp) {
     app.service("beta-svc", "beta").await;
     let before = app.snapshot().await;
     for (method, path) in operations(&app).await {
-        let api_path = fill(path.trim_start_matches("/api/v1"));
+        let api_path = fill(path.trim_start_matches("/api/v1"), 1);
         let body = if method == "GET" || method == "DELETE" { None } else { Some(json!({})) };
         let (status, problem) = app.call(&method, &api_path, None, body).await;
         if path == "/api/v1/login" {

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 pub mod audit_log;
 pub mod internal;
+pub mod runs;
 pub mod services;
 pub mod session;
 pub mod system;
@@ -65,6 +66,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit_log::list_audit))
+        .routes(routes!(runs::list_runs, runs::create_run))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::run_log))
+        .routes(routes!(runs::run_events))
+        .routes(routes!(runs::cancel_run))
 }
 
 async fn api_not_found() -> ServiceError {

@@ -1,0 +1,245 @@
+//! Pipeline runs through the API: list, show, read the log, cancel, and deploy without a
+//! push. Reading follows the catalog (anyone signed in); cancelling and deploying take
+//! the owning team, like a push.
+
+use slipway_api::{CreateRun, LogLine, LogPage, Page, Run, Stage};
+use slipway_core::policy::Action;
+use slipway_git::archive::{self, ObjectEnv};
+use slipway_git::repos;
+use slipway_store::StoreError;
+use slipway_store::runs::{FINAL_STATUSES, NewRun, RunRow, StageRow};
+
+use crate::access::require_in_team;
+use crate::clock::{now_ms, rfc3339};
+use crate::pagination::{PageParams, PageRequest, encode_cursor};
+use crate::pipeline::{PUSH_STAGES, PrepareError, export_context, prepare_build};
+use crate::services::find_service;
+use crate::{Actor, AppState, Result, ServiceError};
+
+/// Most lines one log request answers.
+pub const MAX_LOG_PAGE: i64 = 5000;
+
+fn stage_to_api(s: StageRow) -> Stage {
+    Stage {
+        name: s.name,
+        status: s.status,
+        started_at: s.started_at.map(rfc3339),
+        finished_at: s.finished_at.map(rfc3339),
+        duration_ms: s.started_at.zip(s.finished_at).map(|(a, b)| b - a),
+    }
+}
+
+pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
+    Run {
+        id: run.id,
+        service: run.service,
+        environment: run.environment,
+        trigger: run.trigger,
+        git_ref: run.git_ref,
+        commit: run.commit_sha,
+        actor: run.actor,
+        status: run.status,
+        reason: run.reason,
+        image: run.image,
+        image_id: run.image_id,
+        created_at: rfc3339(run.created_at),
+        started_at: run.started_at.map(rfc3339),
+        finished_at: run.finished_at.map(rfc3339),
+        duration_ms: run.started_at.zip(run.finished_at).map(|(a, b)| b - a),
+        stages: stages.into_iter().map(stage_to_api).collect(),
+    }
+}
+
+pub async fn find_run(state: &AppState, id: i64) -> Result<RunRow> {
+    match state.store.run_by_id(id).await {
+        Ok(run) => Ok(run),
+        Err(StoreError::NotFound) => Err(ServiceError::not_found("run", id.to_string())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn list_runs(state: &AppState, _actor: &Actor, service: &str, params: &PageParams) -> Result<Page<Run>> {
+    let service = find_service(state, service).await?;
+    let page = PageRequest::parse(&PageParams { limit: params.limit, cursor: None })?;
+    let before = match &params.cursor {
+        None => i64::MAX,
+        Some(_) => PageRequest::parse(params)?
+            .after
+            .parse::<i64>()
+            .map_err(|_| ServiceError::invalid("cursor", "cursor is not one this server handed out"))?,
+    };
+    let mut rows = state.store.list_runs(service.id, before, page.fetch_limit()).await?;
+    let more = rows.len() > page.limit as usize;
+    rows.truncate(page.limit as usize);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id.to_string())) } else { None };
+    let mut items = Vec::with_capacity(rows.len());
+    for run in rows {
+        let stages = state.store.stages(run.id).await?;
+        items.push(to_api(run, stages));
+    }
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn get_run(state: &AppState, _actor: &Actor, id: i64) -> Result<Run> {
+    let run = find_run(state, id).await?;
+    let stages = state.store.stages(id).await?;
+    Ok(to_api(run, stages))
+}
+
+pub async fn run_log(state: &AppState, _actor: &Actor, id: i64, after: i64) -> Result<LogPage> {
+    // Read the status first: if it is final, every line was stored before it was set.
+    let run = find_run(state, id).await?;
+    let rows = state.store.logs(id, after.max(0), MAX_LOG_PAGE).await?;
+    let next_after = rows.last().map_or(after.max(0), |r| r.seq);
+    let full_page = rows.len() as i64 == MAX_LOG_PAGE;
+    let finished = FINAL_STATUSES.contains(&run.status.as_str()) && !full_page;
+    let lines =
+        rows.into_iter().map(|r| LogLine { seq: r.seq, at: rfc3339(r.at), stage: r.stage, line: r.line }).collect();
+    Ok(LogPage { lines, next_after, status: run.status, finished })
+}
+
+pub async fn cancel_run(state: &AppState, actor: &Actor, id: i64) -> Result<Run> {
+    let run = find_run(state, id).await?;
+    let service = state.store.service_by_name(&run.service).await?;
+    require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
+    if FINAL_STATUSES.contains(&run.status.as_str()) {
+        return Err(ServiceError::Conflict(format!("run {id} already ended ({})", run.status)));
+    }
+    state.store.request_cancel(id, now_ms()).await?;
+    state.engine.cancel_local(id);
+    get_run(state, actor, id).await
+}
+
+/// Builds a ref of the service's repository for an environment, without a push.
+pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateRun) -> Result<Run> {
+    let service = find_service(state, service).await?;
+    require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
+    let environment = match state.store.environment_by_name(service.id, &req.environment).await {
+        Ok(env) => env,
+        Err(StoreError::NotFound) => {
+            return Err(ServiceError::NotFound {
+                kind: "environment",
+                name: format!("{} of service {}", req.environment, service.name),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let git_ref = req.git_ref.clone().unwrap_or_else(|| environment.branch.clone());
+    if git_ref.is_empty() || git_ref.len() > 255 || git_ref.starts_with('-') || git_ref.chars().any(|c| c.is_control())
+    {
+        return Err(ServiceError::invalid("git_ref", format!("git_ref {git_ref:?} is not a branch, tag or commit")));
+    }
+    let settings = &state.settings;
+    let repo = repos::path(&settings.repos_dir, &service.name);
+    let none = ObjectEnv::default();
+    let commit = archive::resolve(&settings.git, &repo, &git_ref, &none)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("resolving {git_ref}: {e}")))?
+        .ok_or_else(|| {
+            ServiceError::invalid("git_ref", format!("{git_ref:?} names no commit in {}; push it first", service.name))
+        })?;
+    let prepared = match prepare_build(state, &repo, &commit, &none).await {
+        Ok(prepared) => prepared,
+        Err(PrepareError::Refused(why)) => {
+            return Err(ServiceError::invalid("git_ref", format!("at {git_ref}: {why}")));
+        }
+        Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
+    };
+
+    let engine = &state.engine;
+    let node = engine.config().node.clone();
+    let full_ref = if git_ref.starts_with("refs/") { git_ref.clone() } else { format!("refs/heads/{git_ref}") };
+    let run = NewRun {
+        service_id: service.id,
+        environment_id: Some(environment.id),
+        trigger: "deploy",
+        git_ref: &full_ref,
+        commit_sha: &commit,
+        actor: &actor.username,
+        node: Some(&node),
+        status: "preparing",
+        reason: "",
+        stages: PUSH_STAGES,
+    };
+    let run_id = state.store.create_run(&run, now_ms()).await?;
+    if let Err(err) = export_context(state, &repo, &commit, &none, run_id, prepared).await {
+        state.store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
+        return Err(ServiceError::Internal(format!("exporting {commit}: {err}")));
+    }
+    state.store.mark_queued(run_id).await?;
+    engine.wake();
+    get_run(state, actor, run_id).await
+}
+
+/// Something a follower of a run receives.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FollowEvent {
+    Log { seq: i64, stage: String, line: String },
+    Stage { name: String, status: String, duration_ms: Option<i64> },
+    Finished { status: String, reason: String },
+}
+
+/// A run's log from the start, then live until it ends: stored lines first (nothing is
+/// lost by joining late), then events as they happen, then `Finished`.
+pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<FollowEvent> {
+    use slipway_engine::RunEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        // Subscribe before reading the stored lines so nothing falls between the two.
+        let mut events = state.engine.hub().subscribe(run_id);
+        let mut last = 0;
+        let replay = |after: i64| {
+            let state = state.clone();
+            let tx = tx.clone();
+            async move {
+                let mut last = after;
+                let Ok(rows) = state.store.logs(run_id, after, i64::MAX).await else { return last };
+                for row in rows {
+                    last = row.seq;
+                    if tx.send(FollowEvent::Log { seq: row.seq, stage: row.stage, line: row.line }).await.is_err() {
+                        break;
+                    }
+                }
+                last
+            }
+        };
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(RunEvent::Log { seq, stage, line }) if seq > last => {
+                        if last == 0 && seq > 1 {
+                            last = replay(0).await;
+                            if seq <= last { continue; }
+                        }
+                        last = seq;
+                        if tx.send(FollowEvent::Log { seq, stage, line }).await.is_err() { return; }
+                    }
+                    Ok(RunEvent::Log { .. }) => {}
+                    Ok(RunEvent::Stage { name, status, duration_ms }) => {
+                        if tx.send(FollowEvent::Stage { name, status, duration_ms }).await.is_err() { return; }
+                    }
+                    Ok(RunEvent::Finished { .. }) | Err(RecvError::Closed) => break,
+                    Err(RecvError::Lagged(_)) => last = replay(last).await,
+                },
+                _ = check.tick() => {
+                    if last == 0 {
+                        last = replay(0).await;
+                    }
+                    match state.store.run_by_id(run_id).await {
+                        Ok(run) if FINAL_STATUSES.contains(&run.status.as_str()) => break,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        replay(last).await;
+        if let Ok(run) = state.store.run_by_id(run_id).await {
+            let _ = tx.send(FollowEvent::Finished { status: run.status, reason: run.reason }).await;
+        }
+    });
+    rx
+}

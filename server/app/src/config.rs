@@ -70,6 +70,12 @@ pub struct Args {
     /// Registry images are pushed to, HOST[/PREFIX] (required for kubernetes).
     #[arg(long, env = "SLIPWAY_REGISTRY", value_name = "HOST[/PREFIX]")]
     pub registry: Option<String>,
+    /// User name for --registry (with SLIPWAY_REGISTRY_PASSWORD).
+    #[arg(long, env = "SLIPWAY_REGISTRY_USERNAME", value_name = "USER")]
+    pub registry_username: Option<String>,
+    /// Password or token for --registry.
+    #[arg(long, env = "SLIPWAY_REGISTRY_PASSWORD", value_name = "SECRET", hide_env_values = true)]
+    pub registry_password: Option<String>,
     /// The URL users reach this server at, shown in git remotes [default: http://LISTEN].
     #[arg(long, env = "SLIPWAY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
@@ -111,6 +117,8 @@ struct FileConfig {
     runtime: Option<RuntimeKind>,
     engine: Option<String>,
     registry: Option<String>,
+    registry_username: Option<String>,
+    registry_password: Option<String>,
     public_url: Option<String>,
     log_format: Option<LogFormat>,
     jwt_secret: Option<String>,
@@ -132,6 +140,8 @@ pub struct Config {
     pub runtime: RuntimeKind,
     pub engine: Option<String>,
     pub registry: Option<String>,
+    pub registry_username: Option<String>,
+    pub registry_password: Option<String>,
     pub public_url: Option<String>,
     pub log_format: LogFormat,
     pub jwt_secret: Option<String>,
@@ -153,6 +163,8 @@ impl fmt::Debug for Config {
             .field("runtime", &self.runtime)
             .field("engine", &self.engine)
             .field("registry", &self.registry)
+            .field("registry_username", &self.registry_username)
+            .field("registry_password", &self.registry_password.as_ref().map(|_| "***"))
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
@@ -206,6 +218,14 @@ impl Config {
                 "--runtime kubernetes needs --registry HOST[/PREFIX]: clusters pull images from a registry",
             ));
         }
+        let registry_username = args.registry_username.or(file.registry_username);
+        let registry_password = args.registry_password.or(file.registry_password);
+        if registry_username.is_some() != registry_password.is_some() {
+            return Err(err("--registry-username and --registry-password (SLIPWAY_REGISTRY_PASSWORD) go together"));
+        }
+        if registry_username.is_some() && registry.is_none() {
+            return Err(err("--registry-username needs --registry HOST[/PREFIX]"));
+        }
         let public_url = args.public_url.or(file.public_url).map(validate_public_url).transpose()?;
         let jwt_secret = args.jwt_secret.or(file.jwt_secret);
         if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
@@ -244,6 +264,8 @@ impl Config {
             runtime,
             engine,
             registry,
+            registry_username,
+            registry_password,
             public_url,
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             jwt_secret,

@@ -9,7 +9,7 @@ use clap::Parser;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_engine::{Engine, EngineBuilder, EngineConfig};
+use slipway_engine::{Engine, EngineBuilder, EngineConfig, Registry, RegistryCredentials};
 use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
 use slipway_service::bootstrap::{self, InitialAdmin};
@@ -97,6 +97,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             workers: config.workers,
             contexts_dir: config.data_dir.join("contexts"),
             build_timeout: Duration::from_secs(config.build_timeout),
+            registry: config.registry.clone().map(|location| Registry {
+                location,
+                credentials: config
+                    .registry_username
+                    .clone()
+                    .zip(config.registry_password.clone())
+                    .map(|(username, password)| RegistryCredentials { username, password }),
+            }),
         },
     );
     engine.start().await.map_err(|e| anyhow::anyhow!("starting the pipeline engine: {e}"))?;

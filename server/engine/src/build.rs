@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use bollard::Docker;
-use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use crate::logger::RunLog;
@@ -48,6 +49,33 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// can take its place.
 pub trait Builder: Send + Sync + std::fmt::Debug {
     fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>>;
+
+    /// Pushes a built image to a registry; answers the pushed digest.
+    fn push<'a>(&'a self, req: &'a PushRequest, log: &'a RunLog) -> BoxFuture<'a, Result<String, BuildError>>;
+}
+
+/// Where and how to push an image.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// The local image, e.g. `localhost/slipway/shop:1a2b3c4d5e6f`.
+    pub local: String,
+    /// The remote repository, e.g. `registry.example.com/team/shop`.
+    pub repository: String,
+    pub tag: String,
+    pub credentials: Option<RegistryCredentials>,
+}
+
+/// A registry login. `Debug` hides the password.
+#[derive(Clone)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials").field("username", &self.username).field("password", &"***").finish()
+    }
 }
 
 /// Builds on a Docker-compatible engine API.
@@ -129,6 +157,44 @@ impl Builder for EngineBuilder {
                     last_lines.join(" | ")
                 ))),
             }
+        })
+    }
+
+    fn push<'a>(&'a self, req: &'a PushRequest, log: &'a RunLog) -> BoxFuture<'a, Result<String, BuildError>> {
+        Box::pin(async move {
+            let tag_options = TagImageOptionsBuilder::new().repo(&req.repository).tag(&req.tag).build();
+            self.docker.tag_image(&req.local, Some(tag_options)).await.map_err(|e| {
+                BuildError::Engine(format!("tagging {} as {}:{}: {e}", req.local, req.repository, req.tag))
+            })?;
+            let server = req.repository.split('/').next().unwrap_or_default().to_owned();
+            let credentials = req.credentials.as_ref().map(|c| DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.clone()),
+                serveraddress: Some(server.clone()),
+                ..DockerCredentials::default()
+            });
+            let options = PushImageOptionsBuilder::new().tag(&req.tag).build();
+            let mut stream = self.docker.push_image(&req.repository, Some(options), credentials);
+            let mut digest = None;
+            while let Some(item) = stream.next().await {
+                let info = match item {
+                    Ok(info) => info,
+                    Err(bollard::errors::Error::DockerStreamError { error }) => return Err(BuildError::Failed(error)),
+                    Err(err) => return Err(BuildError::Engine(err.to_string())),
+                };
+                if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                    return Err(BuildError::Failed(message));
+                }
+                if let Some(status) = info.status.as_deref() {
+                    if let Some(found) = status.split_whitespace().find(|w| w.starts_with("sha256:")) {
+                        digest = Some(found.to_owned());
+                    }
+                    if info.progress_detail.is_none() {
+                        log.line("push", status);
+                    }
+                }
+            }
+            digest.ok_or_else(|| BuildError::Failed(format!("the registry {server} reported no digest")))
         })
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use slipway_store::Store;
 use tokio::sync::Notify;
 
-pub use build::{Builder, EngineBuilder};
+pub use build::{Builder, EngineBuilder, RegistryCredentials};
 pub use hub::{Hub, RunEvent};
 
 /// How long a claim lasts without renewal; a worker renews it every third of this.
@@ -34,8 +34,17 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Where build contexts wait for their run (`<id>.tar` and `<id>.json`).
     pub contexts_dir: PathBuf,
-    /// How long the build stage may take.
+    /// How long the build stage may take (and, separately, the push stage).
     pub build_timeout: Duration,
+    /// Where images are pushed after the build; none keeps them on the engine.
+    pub registry: Option<Registry>,
+}
+
+/// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub location: String,
+    pub credentials: Option<build::RegistryCredentials>,
 }
 
 /// The engine: shared by the API (enqueue, cancel), the git receiver and the workers.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use slipway_store::runs::{RunRow, StageRow};
 use tokio_util::sync::CancellationToken;
 
-use crate::build::BuildRequest;
+use crate::build::{BuildRequest, PushRequest};
 use crate::context;
 use crate::hub::RunEvent;
 use crate::logger::RunLog;
@@ -156,10 +156,10 @@ async fn renew_lease(engine: Engine, run_id: i64, cancel: CancellationToken) {
 async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog) -> StageOutcome {
     match stage.name.as_str() {
         "build" => build(engine, run, log).await,
-        "push" => {
-            StageOutcome::Skipped("no registry configured (--registry); the image stays on this engine".to_owned())
-        }
-        other => StageOutcome::Skipped(format!("stage {other} is not available yet")),
+        "push" => push(engine, run, log).await,
+        // Stages are written by this version's run creation; an unknown name means a
+        // newer replica queued the run, so fail it loudly rather than skip work.
+        other => StageOutcome::Failed(format!("this slipwayd does not know the stage {other:?}")),
     }
 }
 
@@ -190,6 +190,45 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
             }
             let id = image.id.trim_start_matches("sha256:");
             log.line("build", &format!("-----> Built {} ({})", image.tag, id.get(..12).unwrap_or(id)));
+            StageOutcome::Succeeded
+        }
+    }
+}
+
+async fn push(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
+    let inner = &engine.inner;
+    let Some(registry) = &inner.config.registry else {
+        return StageOutcome::Skipped("no registry configured (--registry); the image stays on this engine".to_owned());
+    };
+    // The run row was loaded before the build recorded its image: read it again.
+    let local = match inner.store.run_by_id(run.id).await {
+        Ok(fresh) => match fresh.image {
+            Some(image) => image,
+            None => return StageOutcome::Failed("no image was built".to_owned()),
+        },
+        Err(err) => return StageOutcome::Failed(format!("loading the run: {err}")),
+    };
+    let tag: String = run.commit_sha.chars().take(12).collect();
+    let request = PushRequest {
+        local: local.clone(),
+        repository: format!("{}/{}", registry.location.trim_end_matches('/'), run.service),
+        tag: tag.clone(),
+        credentials: registry.credentials.clone(),
+    };
+    log.line("push", &format!("-----> Push {}:{tag} ...", request.repository));
+    match tokio::time::timeout(inner.config.build_timeout, inner.builder.push(&request, log)).await {
+        Err(_) => StageOutcome::Failed(format!("the push took longer than {} s", inner.config.build_timeout.as_secs())),
+        Ok(Err(err)) => StageOutcome::Failed(err.to_string()),
+        Ok(Ok(digest)) => {
+            let pushed = format!("{}:{tag}@{digest}", request.repository);
+            let id = match inner.store.run_by_id(run.id).await {
+                Ok(fresh) => fresh.image_id.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if let Err(err) = inner.store.set_run_image(run.id, &pushed, &id).await {
+                return StageOutcome::Failed(format!("recording the pushed image: {err}"));
+            }
+            log.line("push", &format!("-----> Pushed {pushed}"));
             StageOutcome::Succeeded
         }
     }

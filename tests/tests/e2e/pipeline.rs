@@ -254,3 +254,34 @@ async fn deploy_without_a_push_and_cancel() {
     assert_eq!(runs[0]["trigger"], "deploy");
     assert_eq!(runs[0]["status"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_built_image_is_pushed_to_the_registry() {
+    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let prefix = format!("t{}", nonce().replace('-', ""));
+    let location = format!("{registry}/{prefix}");
+    let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
+    let token = setup(&app, "shop").await;
+    let work = local_repo(&borrowed(&fixture_app(&format!("pushed {}\n", nonce())))).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(&format!("Pushed {location}/shop:")), "{out:?}");
+
+    let run = &runs_of(&app, "shop").await[0];
+    assert_eq!(run["stages"][1]["status"], "succeeded", "{run}");
+    let commit = run["commit"].as_str().expect("commit");
+    let image = run["image"].as_str().expect("image");
+    assert!(image.starts_with(&format!("{location}/shop:{}@sha256:", &commit[..12])), "{image}");
+
+    // The registry itself has the tag.
+    let tags: Value = app
+        .http
+        .get(format!("http://{registry}/v2/{prefix}/shop/tags/list"))
+        .send()
+        .await
+        .expect("registry")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tags["tags"], json!([&commit[..12]]), "{tags}");
+}

@@ -63,6 +63,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
+    // Check the engine before first-start chores, so a failed start changes nothing.
+    let builder = connect_engine(&config).await?;
     let admin_password = std::env::var("SLIPWAY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     match bootstrap::ensure_initial_admin(&store, &config.data_dir, admin_password).await? {
         InitialAdmin::Existing => {}
@@ -77,7 +79,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let signing_key = bootstrap::load_signing_key(&config.data_dir, config.jwt_secret.as_deref())
         .map_err(|e| anyhow::anyhow!("session signing key: {e}"))?;
     let metrics = telemetry::init_metrics().map_err(anyhow::Error::msg)?;
-    let builder = connect_engine(&config).await?;
     let node = node_id(&config.data_dir)?;
     let hooks_dir = install_hooks(&config.data_dir)?;
 
@@ -187,13 +188,14 @@ async fn shutdown_signal() {
 /// reported at start rather than at the first push.
 async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
     let url = config.engine_url()?;
-    let builder = EngineBuilder::connect(&url).map_err(|e| anyhow::anyhow!("--engine {url}: {e}"))?;
-    builder.ping().await.map_err(|e| {
+    let unreachable = |e: String| {
         anyhow::anyhow!(
             "the container engine at {url} does not answer ({e})\n  start Podman's API service (`scripts/podman start`) \
              or Docker, or point --engine (SLIPWAY_ENGINE) at a running one"
         )
-    })?;
+    };
+    let builder = EngineBuilder::connect(&url).map_err(unreachable)?;
+    builder.ping().await.map_err(unreachable)?;
     tracing::info!(%url, "container engine ready");
     Ok(builder)
 }

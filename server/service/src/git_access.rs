@@ -42,6 +42,17 @@ impl GitAccess for ServiceGitAccess {
             match require_in_team(state, &actor, service.team_id, Action::ChangeService).await {
                 Ok(()) => {}
                 Err(ServiceError::Forbidden(why)) => {
+                    let entry = slipway_store::audit::NewAuditEntry {
+                        at: crate::clock::now_ms(),
+                        actor: &actor.username,
+                        action: "git push",
+                        target: &format!("/git/{repo}.git"),
+                        outcome: "denied",
+                        status: 403,
+                    };
+                    if let Err(err) = state.store.append_audit(&entry).await {
+                        tracing::error!(%err, "writing the audit log");
+                    }
                     return Err(Denial::Forbidden(format!("push to {repo} refused: {why} (owner: {})", service.team)));
                 }
                 Err(err) => {

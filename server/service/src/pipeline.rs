@@ -104,16 +104,18 @@ pub fn receive_push(state: AppState, request: HookRequest) -> mpsc::Receiver<Str
                 let env = ObjectEnv(request.env.clone());
                 let mut all_ok = true;
                 for update in &request.updates {
-                    match receive_update(&state, &grant, update, &env, &tx).await {
-                        Ok(ok) => all_ok &= ok,
+                    let ok = match receive_update(&state, &grant, update, &env, &tx).await {
+                        Ok(ok) => ok,
                         Err(err) => {
                             tracing::error!(%err, service = %grant.service, "handling a push");
                             let _ = tx
                                 .send("!     the server failed to handle this push; it has been logged".to_owned())
                                 .await;
-                            all_ok = false;
+                            false
                         }
-                    }
+                    };
+                    audit_push(&state, &grant, update, ok).await;
+                    all_ok &= ok;
                 }
                 all_ok
             }
@@ -284,6 +286,22 @@ pub(crate) async fn export_context(
         context::remove(contexts, run_id).await;
     }
     result
+}
+
+/// Records a ref update in the audit log, like every other change.
+async fn audit_push(state: &AppState, grant: &PushGrant, update: &RefUpdate, accepted: bool) {
+    let target = format!("/git/{}.git {} {}", grant.service, update.name, update.new.get(..12).unwrap_or(&update.new));
+    let entry = slipway_store::audit::NewAuditEntry {
+        at: now_ms(),
+        actor: &grant.user,
+        action: "git push",
+        target: &target,
+        outcome: if accepted { "success" } else { "failed" },
+        status: if accepted { 200 } else { 409 },
+    };
+    if let Err(err) = state.store.append_audit(&entry).await {
+        tracing::error!(%err, "writing the audit log");
+    }
 }
 
 async fn reject(run_id: i64, why: &str, tx: &mpsc::Sender<String>) -> Result<bool, ServiceError> {

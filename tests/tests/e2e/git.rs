@@ -96,6 +96,11 @@ async fn pushes_need_a_valid_token_and_the_owning_team() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("403"), "{out:?}");
     assert!(out.stderr.contains("push to shop refused"), "the reason reaches the pusher: {out:?}");
+    let (_, audit) = app.admin("GET", "/audit", None).await;
+    let denied = audit["items"].as_array().expect("items").iter().any(|e| {
+        e["actor"] == "bob" && e["action"] == "git push" && e["outcome"] == "denied" && e["target"] == "/git/shop.git"
+    });
+    assert!(denied, "a refused push is audited: {audit}");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = git(dir.path(), &[], &["clone", "--quiet", &with(&bobs), "copy"]).await;
     assert_eq!(out.code, 0, "reading is open to every signed-in user: {out:?}");

@@ -93,6 +93,13 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
     assert!(image.starts_with("localhost/slipway/shop:"), "{image}");
     assert!(engine_has_image(image).await, "{image} is not in the engine");
     assert!(log_of(&app, 1).await.contains("STEP 2/3"));
+    let (_, audit) = app.admin("GET", "/audit", None).await;
+    let pushed = audit["items"].as_array().expect("items").iter().any(|e| {
+        e["action"] == "git push"
+            && e["outcome"] == "success"
+            && e["target"].as_str().unwrap_or_default().starts_with("/git/shop.git refs/heads/main ")
+    });
+    assert!(pushed, "an accepted push is audited: {audit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

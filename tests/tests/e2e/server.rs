@@ -30,6 +30,13 @@ async fn bad_configuration_exits_with_a_clear_message() {
         (&["--runtime", "kubernetes"], 2, "needs --registry"),
         (&["--no-such-flag"], 2, "--no-such-flag"),
         (&["--database-url", "postgres://slipway@127.0.0.1:1/none"], 1, "cannot open the database"),
+        (
+            &["--engine", "unix:///nonexistent/engine.sock"],
+            1,
+            "the container engine at unix:///nonexistent/engine.sock does not answer",
+        ),
+        (&["--engine", "/var/run/docker.sock"], 2, "is not an engine address"),
+        (&["--workers", "0"], 2, "--workers"),
     ];
     for (flags, code, message) in cases {
         let mut args = vec!["--data-dir", data];

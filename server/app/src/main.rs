@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +135,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when --listen uses port 0.
     println!("slipwayd listening on {public_url}");
     tracing::info!(%bound, "serving the API, portal and git endpoint");
+    // No Nagle delay: hyper writes a chunked body in small pieces, and without
+    // TCP_NODELAY the last piece waits for the client's delayed ACK (~40 ms a response).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "setting TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
     store.close().await;

@@ -427,15 +427,12 @@ pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
-/// The fixture app: a tiny HTTP service on the offline busybox base image (see
-/// `scripts/podman`), serving `index.html` with `body`.
+/// The fixture app (`examples/hello`): a tiny HTTP service on the offline busybox base
+/// image (see `scripts/podman`), serving `index.html` with `body`.
 pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        (
-            "Containerfile",
-            b"FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-                .to_vec(),
-        ),
+        ("Containerfile", include_bytes!("../../examples/hello/Containerfile").to_vec()),
+        ("slipway.toml", include_bytes!("../../examples/hello/slipway.toml").to_vec()),
         ("index.html", body.as_bytes().to_vec()),
     ]
 }

@@ -292,3 +292,30 @@ async fn a_built_image_is_pushed_to_the_registry() {
         .expect("json");
     assert_eq!(tags["tags"], json!([&commit[..12]]), "{tags}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app, "shop").await;
+    let url = app.git_url("shop", &token);
+    let work = local_repo(&borrowed(&fixture_app("v1\n"))).await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+    // The next push builds slowly, so the deploys below queue behind it.
+    commit(work.path(), &borrowed(&containerfile(&format!("RUN sleep 3 && echo {}\n", nonce()))), "slow").await;
+    let dir = work.path().to_path_buf();
+    let first = tokio::spawn(async move { git(&dir, &[], &["push", &url, "main"]).await });
+    app.wait_for_run(2, 60, |run| run["status"] == "running").await;
+
+    let deploy = || app.admin("POST", "/services/shop/runs", Some(json!({"environment": "production"})));
+    let (status, second) = deploy().await;
+    assert_eq!(status, 201, "{second}");
+    let (_, third) = deploy().await;
+    let (second, third) = (second["id"].as_i64().expect("id"), third["id"].as_i64().expect("id"));
+
+    // One active run per environment: the second never starts, the third waits its turn.
+    let superseded = app.wait_for_run(second, 10, |run| run["status"] != "queued").await;
+    assert_eq!(superseded["status"], "superseded", "{superseded}");
+    assert_eq!(first.await.expect("push").code, 0);
+    let last = app.wait_for_run(third, 60, |run| run["finished_at"].is_string()).await;
+    assert_eq!(last["status"], "succeeded", "{last}");
+}

@@ -92,11 +92,30 @@ impl Engine {
         if ended > 0 {
             tracing::warn!(ended, "marked runs interrupted by the previous shutdown as failed");
         }
+        self.remove_stale_contexts().await;
         for n in 0..self.inner.config.workers.max(1) {
             tokio::spawn(worker::run_worker(self.clone(), n));
         }
         tokio::spawn(worker::reap_expired_leases(self.clone()));
         Ok(())
+    }
+
+    /// Removes build contexts whose run has ended (left behind by a crash).
+    async fn remove_stale_contexts(&self) {
+        let dir = &self.inner.config.contexts_dir;
+        let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.split('.').next().and_then(|id| id.parse::<i64>().ok()) else { continue };
+            let ended = match self.inner.store.run_by_id(id).await {
+                Ok(run) => slipway_store::runs::FINAL_STATUSES.contains(&run.status.as_str()),
+                Err(slipway_store::StoreError::NotFound) => true,
+                Err(_) => false,
+            };
+            if ended {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
     }
 
     /// Tells idle workers that a run is waiting.

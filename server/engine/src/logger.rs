@@ -15,6 +15,9 @@ use crate::now_ms;
 /// Largest number of lines written per INSERT.
 const BATCH: usize = 200;
 
+/// Longer lines are cut (a minified file echoed by a build must not bloat the log).
+const MAX_LINE_CHARS: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct RunLog {
     run_id: i64,
@@ -60,8 +63,7 @@ impl RunLog {
     /// Appends one line (a trailing newline is removed; control characters other than
     /// tab are dropped so logs cannot repaint a terminal).
     pub fn line(&self, stage: &str, text: &str) {
-        let clean: String =
-            text.trim_end_matches(['\r', '\n']).chars().filter(|c| !c.is_control() || *c == '\t').collect();
+        let clean = clean_line(text);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let row = LogRow { seq, at: now_ms(), stage: stage.to_owned(), line: clean.clone() };
         let _ = self.tx.send(row);
@@ -70,5 +72,34 @@ impl RunLog {
 
     pub(crate) fn hub(&self) -> &Hub {
         &self.engine.inner.hub
+    }
+}
+
+/// A log line as stored: no trailing newline, no control characters but tab, at most
+/// [`MAX_LINE_CHARS`] characters.
+pub fn clean_line(text: &str) -> String {
+    let mut clean: String = text
+        .trim_end_matches(['\r', '\n'])
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\t')
+        .take(MAX_LINE_CHARS + 1)
+        .collect();
+    if clean.chars().count() > MAX_LINE_CHARS {
+        clean = clean.chars().take(MAX_LINE_CHARS).collect::<String>() + " [line cut]";
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cleaned_and_bounded() {
+        assert_eq!(clean_line("STEP 1/3: FROM x\r\n"), "STEP 1/3: FROM x");
+        assert_eq!(clean_line("\u{1b}[31mred\u{1b}[0m\tok"), "[31mred[0m\tok");
+        let long = clean_line(&"x".repeat(MAX_LINE_CHARS + 10));
+        assert!(long.ends_with(" [line cut]"));
+        assert_eq!(long.chars().count(), MAX_LINE_CHARS + " [line cut]".len());
     }
 }

@@ -109,7 +109,6 @@ async fn execute(engine: &Engine, run_id: i64) {
 
     // Every line is stored before the run is reported finished, so a watcher that
     // re-reads the log after `Finished` sees all of it.
-    let hub_engine = engine.clone();
     drop(log);
     writer.close().await;
     renewer.abort();
@@ -124,7 +123,7 @@ async fn execute(engine: &Engine, run_id: i64) {
     context::remove(&inner.config.contexts_dir, run_id).await;
     let final_status =
         inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status.to_owned(), reason));
-    hub_engine.inner.hub.publish(run_id, RunEvent::Finished { status: final_status.0, reason: final_status.1 });
+    inner.hub.publish(run_id, RunEvent::Finished { status: final_status.0, reason: final_status.1 });
 }
 
 async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), slipway_store::StoreError> {

@@ -210,9 +210,18 @@ pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<Follo
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(RunEvent::Log { seq, stage, line }) if seq > last => {
-                        if last == 0 && seq > 1 {
-                            last = replay(0).await;
-                            if seq <= last { continue; }
+                        // Lines published before this follower subscribed are read from
+                        // the database; they may need a moment to be flushed there.
+                        let mut tries = 0;
+                        while seq > last + 1 && tries < 100 {
+                            last = replay(last).await;
+                            if seq > last + 1 {
+                                tries += 1;
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
+                        }
+                        if seq <= last {
+                            continue;
                         }
                         last = seq;
                         if tx.send(FollowEvent::Log { seq, stage, line }).await.is_err() { return; }

@@ -73,6 +73,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::cancel_run))
 }
 
-async fn api_not_found() -> ServiceError {
-    ServiceError::NotFound { kind: "API route", name: "this path".to_owned() }
+async fn api_not_found(uri: axum::http::Uri) -> ServiceError {
+    ServiceError::NotFound { kind: "API route", name: uri.path().to_owned() }
 }

@@ -140,3 +140,26 @@ fn noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_would_outgrow_the_repository_limit_is_refused() {
+    let app = TestApp::start_with(Db::Sqlite, &["--max-repo-mb", "1", "--max-push-mb", "8"]).await;
+    let token = setup(&app).await;
+    let remote = format!("{}/git/shop.git", app.url).replacen("http://", &format!("http://ana:{token}@"), 1);
+    let mut files = fixture_app("v1\n");
+    files.push(("a.bin", noise(600 * 1024)));
+    let work = local_repo(&borrowed(&files)).await;
+    let out = git(work.path(), &[], &["push", &remote, "main"]).await;
+    assert_eq!(out.code, 0, "600 KiB fits in 1 MiB: {out:?}");
+    let first = server_refs(&app, &format!("{}/git/shop.git", app.url)).await;
+
+    commit(work.path(), &[("b.bin", &noise(700 * 1024)[..])], "more").await;
+    // Different bytes than a.bin, so nothing deduplicates.
+    std::fs::write(work.path().join("b.bin"), noise(700 * 1024).iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>())
+        .expect("write");
+    commit(work.path(), &[], "different").await;
+    let out = git(work.path(), &[], &["push", &remote, "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("413"), "{out:?}");
+    assert_eq!(server_refs(&app, &format!("{}/git/shop.git", app.url)).await, first, "nothing moved");
+}

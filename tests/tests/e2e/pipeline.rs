@@ -319,3 +319,16 @@ async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment() {
     let last = app.wait_for_run(third, 60, |run| run["finished_at"].is_string()).await;
     assert_eq!(last["status"], "succeeded", "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_over_its_time_limit_fails_the_run() {
+    let app = TestApp::start_with(Db::Sqlite, &["--build-timeout", "1"]).await;
+    let token = setup(&app, "shop").await;
+    let work = local_repo(&borrowed(&containerfile(&format!("RUN sleep 5 && echo {}\n", nonce())))).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("the build took longer than 1 s"), "{out:?}");
+    let run = &runs_of(&app, "shop").await[0];
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["stages"][0]["status"], "failed");
+}

@@ -332,3 +332,40 @@ async fn a_build_over_its_time_limit_fails_the_run() {
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["stages"][0]["status"], "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_to_a_registry_that_needs_a_login() {
+    let setting = std::env::var("SLIPWAY_TEST_AUTH_REGISTRY")
+        .unwrap_or_else(|_| "127.0.0.1:5001 slipway-test slipway-test-password".to_owned());
+    let parts: Vec<&str> = setting.split_whitespace().collect();
+    let (registry, user, password) = (parts[0], parts[1], parts[2]);
+    let location = format!("{registry}/t{}", nonce().replace('-', ""));
+
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        &["--registry", &location, "--registry-username", user, "--registry-password", password],
+    )
+    .await;
+    let token = setup(&app, "shop").await;
+    let work = local_repo(&borrowed(&fixture_app(&format!("login {}\n", nonce())))).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(runs_of(&app, "shop").await[0]["stages"][1]["status"], "succeeded");
+    assert!(!out.stderr.contains(password), "the registry password must never reach a log");
+
+    let wrong = TestApp::start_with(
+        Db::Sqlite,
+        &["--registry", &location, "--registry-username", user, "--registry-password", "not-the-password"],
+    )
+    .await;
+    let token = setup(&wrong, "shop").await;
+    let work = local_repo(&borrowed(&fixture_app(&format!("wrong {}\n", nonce())))).await;
+    let out = git(work.path(), &[], &["push", &wrong.git_url("shop", &token), "main"]).await;
+    assert_ne!(out.code, 0, "an image that cannot be pushed fails the run: {out:?}");
+    let run = &runs_of(&wrong, "shop").await[0];
+    assert_eq!(
+        (run["stages"][0]["status"].as_str(), run["stages"][1]["status"].as_str()),
+        (Some("succeeded"), Some("failed"))
+    );
+    assert!(run["reason"].as_str().unwrap_or_default().contains("push failed"), "{run}");
+}

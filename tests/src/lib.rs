@@ -80,6 +80,7 @@ pub async fn fresh_postgres_database() -> String {
 #[derive(Debug)]
 pub struct TestApp {
     pub url: String,
+    pub apps_url: String,
     pub db: Db,
     pub database_url: String,
     pub data_dir: tempfile::TempDir,
@@ -94,6 +95,8 @@ pub struct TestApp {
 pub struct Started {
     pub child: Child,
     pub url: String,
+    /// The app router's address (`http://127.0.0.1:PORT`).
+    pub apps_url: String,
     pub stdout_before: Vec<String>,
 }
 
@@ -101,8 +104,12 @@ pub struct Started {
 /// announcing its URL. Panics with slipwayd's stderr if it exits first.
 pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
     let mut cmd = Command::new(slipwayd_bin());
-    cmd.args(args)
-        .env_remove("SLIPWAY_ADMIN_PASSWORD")
+    cmd.args(args);
+    if !args.contains(&"--apps-listen") {
+        // Concurrent tests must not fight over the default router port.
+        cmd.args(["--apps-listen", "127.0.0.1:0"]);
+    }
+    cmd.env_remove("SLIPWAY_ADMIN_PASSWORD")
         .env("SLIPWAY_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -115,10 +122,15 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut before = Vec::new();
+    let mut apps_url = String::new();
     let found = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(url) = line.strip_prefix("slipwayd listening on ") {
                 return Some(url.to_owned());
+            }
+            if let Some(url) = line.strip_prefix("slipwayd app router on ") {
+                apps_url = url.to_owned();
+                continue;
             }
             before.push(line);
         }
@@ -129,7 +141,7 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
         Ok(Some(url)) => {
             // Keep draining stdout so the server never blocks on a full pipe.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            Started { child, url, stdout_before: before }
+            Started { child, url, apps_url, stdout_before: before }
         }
         _ => {
             let _ = child.start_kill();
@@ -162,6 +174,7 @@ impl TestApp {
         let http = http_client();
         let mut app = TestApp {
             url: started.url,
+            apps_url: started.apps_url,
             db,
             database_url,
             data_dir,
@@ -310,7 +323,27 @@ impl TestApp {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let started = start_process(&args, &[]).await;
         self.url = started.url;
+        self.apps_url = started.apps_url;
         self.child = started.child;
+    }
+
+    /// GET through the app router with the environment's Host header; answers the status
+    /// and body (status 0 when the router cannot be reached).
+    pub async fn get_app(&self, service: &str, environment: &str, path: &str) -> (u16, String) {
+        let port = self.apps_url.rsplit(':').next().unwrap_or_default();
+        let response = self
+            .http
+            .get(format!("{}{path}", self.apps_url))
+            .header("host", format!("{service}-{environment}.localhost:{port}"))
+            .send()
+            .await;
+        match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap_or_default())
+            }
+            Err(_) => (0, String::new()),
+        }
     }
 
     /// Polls a run until `done(run)` holds, failing after `secs` seconds.
@@ -346,6 +379,38 @@ impl TestApp {
         let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
         assert!(status.success());
         tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exits in time").expect("wait")
+    }
+}
+
+impl Drop for TestApp {
+    /// Removes the containers this test's slipwayd started (they outlive it on purpose:
+    /// replicas survive a server restart).
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if let Ok(node) = std::fs::read_to_string(self.data_dir.path().join("node-id")) {
+            remove_containers_of(node.trim());
+        }
+    }
+}
+
+/// Force-removes every container labelled with a slipwayd node id, through the engine's
+/// API (blocking; used from `Drop`).
+pub fn remove_containers_of(node: &str) {
+    let engine =
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+    let Some(socket) = engine.strip_prefix("unix://") else { return };
+    let filters = format!("{{\"label\":[\"dev.slipway.node={node}\"]}}");
+    let list = std::process::Command::new("curl")
+        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/containers/json", "--data-urlencode", "all=1"])
+        .args(["--data-urlencode", &format!("filters={filters}")])
+        .output();
+    let Ok(list) = list else { return };
+    let Ok(containers) = serde_json::from_slice::<Value>(&list.stdout) else { return };
+    for id in containers.as_array().into_iter().flatten().filter_map(|c| c["Id"].as_str()) {
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-X", "DELETE", "--unix-socket", socket])
+            .arg(format!("http://engine/v1.41/containers/{id}?force=1"))
+            .output();
     }
 }
 

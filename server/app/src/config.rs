@@ -98,6 +98,12 @@ pub struct Args {
     /// How many pipeline runs execute at once [default: 2].
     #[arg(long, env = "SLIPWAY_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+    /// The domain environments are served under: `<service>-<env>.<domain>` [default: localhost].
+    #[arg(long, env = "SLIPWAY_BASE_DOMAIN", value_name = "DOMAIN")]
+    pub base_domain: Option<String>,
+    /// How long new replicas have to pass their health check, in seconds [default: 60].
+    #[arg(long, env = "SLIPWAY_HEALTH_TIMEOUT", value_name = "SECONDS")]
+    pub health_timeout: Option<u64>,
     /// How long a build may take, in seconds [default: 900].
     #[arg(long, env = "SLIPWAY_BUILD_TIMEOUT", value_name = "SECONDS")]
     pub build_timeout: Option<u64>,
@@ -127,6 +133,8 @@ struct FileConfig {
     max_repo_mb: Option<u64>,
     workers: Option<usize>,
     build_timeout: Option<u64>,
+    base_domain: Option<String>,
+    health_timeout: Option<u64>,
     database_max_connections: Option<u32>,
 }
 
@@ -150,6 +158,8 @@ pub struct Config {
     pub max_repo_mb: u64,
     pub workers: usize,
     pub build_timeout: u64,
+    pub base_domain: String,
+    pub health_timeout: u64,
     pub database_max_connections: u32,
 }
 
@@ -173,6 +183,8 @@ impl fmt::Debug for Config {
             .field("max_repo_mb", &self.max_repo_mb)
             .field("workers", &self.workers)
             .field("build_timeout", &self.build_timeout)
+            .field("base_domain", &self.base_domain)
+            .field("health_timeout", &self.health_timeout)
             .field("database_max_connections", &self.database_max_connections)
             .finish()
     }
@@ -250,6 +262,20 @@ impl Config {
         if !(1..=24 * 3600).contains(&build_timeout) {
             return Err(err(format!("--build-timeout must be between 1 and 86400 seconds, not {build_timeout}")));
         }
+        let base_domain = args.base_domain.or(file.base_domain).unwrap_or_else(|| "localhost".to_owned());
+        let valid_domain = !base_domain.is_empty()
+            && base_domain.split('.').all(|label| {
+                !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !valid_domain {
+            return Err(err(format!(
+                "--base-domain {base_domain:?} is not a domain name like localhost or apps.example.com"
+            )));
+        }
+        let health_timeout = args.health_timeout.or(file.health_timeout).unwrap_or(60);
+        if !(1..=3600).contains(&health_timeout) {
+            return Err(err(format!("--health-timeout must be between 1 and 3600 seconds, not {health_timeout}")));
+        }
         let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
         if !(1..=1000).contains(&database_max_connections) {
             return Err(err(format!(
@@ -274,6 +300,8 @@ impl Config {
             max_repo_mb,
             workers,
             build_timeout,
+            base_domain: base_domain.to_ascii_lowercase(),
+            health_timeout,
             database_max_connections,
         })
     }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use axum::serve::ListenerExt;
 use clap::Parser;
-use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_engine::{Engine, EngineBuilder, EngineConfig, Registry, RegistryCredentials};
@@ -91,9 +90,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let bound = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", reachable(bound)));
+    // The app router's listener is bound before the engine starts, so a taken port stops
+    // the start before any replica moves.
+    let apps_listener = tokio::net::TcpListener::bind(config.apps_listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} for the app router: {e}\n  choose another address with --apps-listen (SLIPWAY_APPS_LISTEN)",
+            config.apps_listen
+        )
+    })?;
+    let apps_bound = apps_listener.local_addr()?;
     let engine = Engine::new(
         store.clone(),
-        Arc::new(builder),
+        builder,
         EngineConfig {
             node,
             workers: config.workers,
@@ -107,6 +115,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     .zip(config.registry_password.clone())
                     .map(|(username, password)| RegistryCredentials { username, password }),
             }),
+            health_timeout: Duration::from_secs(config.health_timeout),
         },
     );
     engine.start().await.map_err(|e| anyhow::anyhow!("starting the pipeline engine: {e}"))?;
@@ -118,6 +127,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             repos_dir: config.data_dir.join("repos"),
             git: "git".into(),
             hook_url: format!("http://{}", reachable(bound)),
+            apps_domain: config.base_domain.clone(),
+            apps_port: apps_bound.port(),
         },
         engine,
     );
@@ -130,9 +141,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_repo_bytes: config.max_repo_mb * 1024 * 1024,
         git_config: vec![("core.hooksPath".to_owned(), hooks_dir.display().to_string())],
     };
+    let routes = state.engine.routes();
     let app = routes::router(state, metrics, git);
 
-    // Tests and scripts read this line to learn the port when --listen uses port 0.
+    let apps = slipway_engine::router::app(routes, &config.base_domain);
+    let apps_listener = apps_listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let serve = axum::serve(apps_listener, apps.into_make_service_with_connect_info::<SocketAddr>());
+        if let Err(err) = serve.with_graceful_shutdown(shutdown_signal()).await {
+            tracing::error!(%err, "the app router stopped");
+        }
+    });
+    // Tests and scripts read these lines to learn the ports when the flags use port 0.
+    println!("slipwayd app router on http://{}", reachable(apps_bound));
     println!("slipwayd listening on {public_url}");
     tracing::info!(%bound, "serving the API, portal and git endpoint");
     // No Nagle delay: hyper writes a chunked body in small pieces, and without

@@ -8,11 +8,27 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// How to build a context, from the repository's `slipway.toml` and files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildSettings {
     /// Path of the Containerfile/Dockerfile inside the context.
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
+    /// The port the web process listens on, and its health path (`[web]` in slipway.toml).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_health")]
+    pub health: String,
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_HEALTH: &str = "/";
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+fn default_health() -> String {
+    DEFAULT_HEALTH.to_owned()
 }
 
 pub fn tar_path(dir: &Path, run_id: i64) -> PathBuf {

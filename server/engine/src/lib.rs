@@ -9,8 +9,11 @@
 
 pub mod build;
 pub mod context;
+mod deploy;
 pub mod hub;
 pub mod logger;
+pub mod router;
+pub mod runtime;
 mod worker;
 
 use std::path::PathBuf;
@@ -38,6 +41,8 @@ pub struct EngineConfig {
     pub build_timeout: Duration,
     /// Where images are pushed after the build; none keeps them on the engine.
     pub registry: Option<Registry>,
+    /// How long new replicas have to answer their health check.
+    pub health_timeout: Duration,
 }
 
 /// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.
@@ -58,23 +63,33 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) hub: Hub,
     pub(crate) builder: Arc<dyn Builder>,
+    /// The local runtime (the same engine API as the builder).
+    pub(crate) runtime: EngineBuilder,
+    pub(crate) routes: Arc<router::Routes>,
     pub(crate) config: EngineConfig,
     pub(crate) wake: Notify,
     pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
 }
 
 impl Engine {
-    pub fn new(store: Store, builder: Arc<dyn Builder>, config: EngineConfig) -> Engine {
+    pub fn new(store: Store, runtime: EngineBuilder, config: EngineConfig) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 store,
                 hub: Hub::default(),
-                builder,
+                builder: Arc::new(runtime.clone()),
+                runtime,
+                routes: Arc::default(),
                 config,
                 wake: Notify::new(),
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
+    }
+
+    /// The app router's table.
+    pub fn routes(&self) -> Arc<router::Routes> {
+        self.inner.routes.clone()
     }
 
     pub fn hub(&self) -> &Hub {
@@ -93,6 +108,9 @@ impl Engine {
             tracing::warn!(ended, "marked runs interrupted by the previous shutdown as failed");
         }
         self.remove_stale_contexts().await;
+        // Routes live in memory: rebuild them from what runs, and restart what should.
+        deploy::reconcile_all(self).await;
+        tokio::spawn(deploy::reconcile_loop(self.clone()));
         for n in 0..self.inner.config.workers.max(1) {
             tokio::spawn(worker::run_worker(self.clone(), n));
         }

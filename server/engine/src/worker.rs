@@ -156,6 +156,13 @@ async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog
     match stage.name.as_str() {
         "build" => build(engine, run, log).await,
         "push" => push(engine, run, log).await,
+        "deploy" => match crate::deploy::deploy(engine, run, log).await {
+            Ok(message) => {
+                log.line("deploy", &message);
+                StageOutcome::Succeeded
+            }
+            Err(why) => StageOutcome::Failed(why),
+        },
         // Stages are written by this version's run creation; an unknown name means a
         // newer replica queued the run, so fail it loudly rather than skip work.
         other => StageOutcome::Failed(format!("this slipwayd does not know the stage {other:?}")),

@@ -28,8 +28,9 @@ const GRANT_TTL: Duration = Duration::from_secs(3600);
 pub const ACCEPT: &str = "\u{1}slipway:accept";
 pub const REJECT: &str = "\u{1}slipway:reject";
 
-/// The stages of a push-triggered run (deploy stages arrive with the deploy milestone).
-pub const PUSH_STAGES: &[&str] = &["build", "push"];
+/// The stages of a run: build the image, push it (when a registry is configured), deploy
+/// it to the environment.
+pub const PUSH_STAGES: &[&str] = &["build", "push", "deploy"];
 
 /// Who may complete which push.
 #[derive(Debug, Clone)]
@@ -260,7 +261,13 @@ pub(crate) async fn prepare_build(
                 .to_owned(),
         )
     })?;
-    Ok(Prepared { context_dir, build: BuildSettings { dockerfile, args: config.build.args } })
+    let build = BuildSettings {
+        dockerfile,
+        args: config.build.args,
+        port: config.web.port.unwrap_or(context::DEFAULT_PORT),
+        health: config.web.health.unwrap_or_else(|| context::DEFAULT_HEALTH.to_owned()),
+    };
+    Ok(Prepared { context_dir, build })
 }
 
 /// Exports the commit's context directory for the run that will build it.
@@ -358,7 +365,11 @@ async fn follow_run(
         .collect();
     let total = started.elapsed().as_secs_f64();
     if run.status == "succeeded" {
-        let _ = tx.send(format!("-----> Run {run_id} succeeded: {} (total {total:.2} s)", timings.join(", "))).await;
+        let _ = tx.send(format!("-----> Run {run_id} succeeded: {}", timings.join(", "))).await;
+        if let Some(environment) = &run.environment {
+            let url = state.settings.app_url(&run.service, environment);
+            let _ = tx.send(format!("-----> {url} is live (push to live: {total:.2} s)")).await;
+        }
         Ok(true)
     } else {
         let _ = tx.send(format!("!     Run {run_id} {}: {}", run.status, run.reason)).await;

@@ -21,6 +21,20 @@ pub struct Settings {
     pub git: std::path::PathBuf,
     /// This replica's own address, which git hooks call back (`http://127.0.0.1:PORT`).
     pub hook_url: String,
+    /// The app router's domain (`localhost`) and port, for environment URLs.
+    pub apps_domain: String,
+    pub apps_port: u16,
+}
+
+impl Settings {
+    /// Where an environment is served: `http://<service>-<env>.<domain>:<port>`.
+    pub fn app_url(&self, service: &str, environment: &str) -> String {
+        if self.apps_port == 80 {
+            format!("http://{service}-{environment}.{}", self.apps_domain)
+        } else {
+            format!("http://{service}-{environment}.{}:{}", self.apps_domain, self.apps_port)
+        }
+    }
 }
 
 /// Shared state: cheap to clone.

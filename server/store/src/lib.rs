@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod audit;
 pub mod notify;
+pub mod releases;
 pub mod runs;
 pub mod services;
 pub mod teams;

@@ -278,24 +278,27 @@ impl Store {
     /// restart), those queued for `node` (their pushed objects are gone with the push),
     /// and any whose lease expired. Answers how many were ended.
     pub async fn interrupt_orphaned_runs(&self, node: &str, now: i64) -> Result<u64> {
+        // Every statement writes (no read-then-write transaction, which SQLite refuses
+        // when another writer comes between); the stage updates run first, while the
+        // runs still match.
+        const ORPHANS: &str = "(status = 'running' AND (lease_owner = $1 OR lease_expires_at < $2)) \
+             OR (status IN ('queued', 'preparing') AND node = $1)";
         let n = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM runs WHERE (status = 'running' AND (lease_owner = $1 OR lease_expires_at < $2)) \
-                 OR (status IN ('queued', 'preparing') AND node = $1)")
-                .bind(node).bind(now).fetch_all(&mut *tx).await?;
-            for id in &ids {
-                sqlx::query(
-                    "UPDATE runs SET status = 'failed', reason = 'interrupted: slipwayd stopped during the run', \
-                     finished_at = $1, lease_owner = NULL, lease_expires_at = NULL WHERE id = $2")
-                    .bind(now).bind(id).execute(&mut *tx).await?;
-                sqlx::query("UPDATE run_stages SET status = 'failed', finished_at = $1 WHERE run_id = $2 AND status = 'running'")
-                    .bind(now).bind(id).execute(&mut *tx).await?;
-                sqlx::query("UPDATE run_stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
-                    .bind(id).execute(&mut *tx).await?;
-            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE run_stages SET status = 'failed', finished_at = $2 WHERE status = 'running' \
+                 AND run_id IN (SELECT id FROM runs WHERE {ORPHANS})")))
+                .bind(node).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE run_stages SET status = 'skipped' WHERE status = 'pending' \
+                 AND run_id IN (SELECT id FROM runs WHERE {ORPHANS})")))
+                .bind(node).bind(now).execute(&mut *tx).await?;
+            let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE runs SET status = 'failed', reason = 'interrupted: slipwayd stopped during the run', \
+                 finished_at = $2, lease_owner = NULL, lease_expires_at = NULL WHERE {ORPHANS}")))
+                .bind(node).bind(now).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
-            Ok::<u64, sqlx::Error>(ids.len() as u64)
+            Ok::<u64, sqlx::Error>(ended)
         }.await)?;
         Ok(n)
     }

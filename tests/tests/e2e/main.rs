@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod cli;
+mod deploy;
 mod git;
 mod ownership;
 mod pipeline;

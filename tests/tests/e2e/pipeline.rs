@@ -16,9 +16,17 @@ async fn setup(app: &TestApp, service: &str) -> String {
     app.admin_api_token(&format!("git-{service}")).await
 }
 
+/// The fixture app with extra build steps before it copies its page.
 fn containerfile(steps: &str) -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("Containerfile", format!("FROM localhost/slipway/busybox\n{steps}").into_bytes()),
+        (
+            "Containerfile",
+            format!(
+                "FROM localhost/slipway/busybox\n{steps}COPY index.html /www/index.html\n\
+                 CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+            )
+            .into_bytes(),
+        ),
         ("index.html", b"hello\n".to_vec()),
     ]
 }
@@ -47,7 +55,7 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
     let token = setup(&app, "shop").await;
     // A step that takes a second and cannot come from the cache, so the build lasts
     // long enough to see its first lines arrive while the push is still running.
-    let files = containerfile(&format!("RUN sleep 1 && echo {}\nCOPY index.html /www/index.html\n", nonce()));
+    let files = containerfile(&format!("RUN sleep 1 && echo {}\n", nonce()));
     let work = local_repo(&borrowed(&files)).await;
 
     let mut push = tokio::process::Command::new("git")
@@ -92,7 +100,7 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
     let image = run["image"].as_str().expect("image recorded");
     assert!(image.starts_with("localhost/slipway/shop:"), "{image}");
     assert!(engine_has_image(image).await, "{image} is not in the engine");
-    assert!(log_of(&app, 1).await.contains("STEP 2/3"));
+    assert!(log_of(&app, 1).await.contains("STEP 2/4"));
     let (_, audit) = app.admin("GET", "/audit", None).await;
     let pushed = audit["items"].as_array().expect("items").iter().any(|e| {
         e["action"] == "git push"
@@ -146,7 +154,7 @@ async fn a_one_file_change_rebuilds_from_the_cache() {
     let app = TestApp::start(Db::Sqlite).await;
     let token = setup(&app, "shop").await;
     let url = app.git_url("shop", &token);
-    let steps = format!("RUN echo {} > /built.txt\nCOPY index.html /www/index.html\n", nonce());
+    let steps = format!("RUN echo {} > /built.txt\n", nonce());
     let work = local_repo(&borrowed(&containerfile(&steps))).await;
     assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
     commit(work.path(), &[("index.html", b"changed\n")], "one file").await;

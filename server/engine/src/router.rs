@@ -1,0 +1,178 @@
+//! The app router: serves each environment at `http://<service>-<env>.<base domain>`,
+//! forwarding to its healthy replicas round-robin. A refused connection is retried on
+//! the next replica for requests without a body (GET, HEAD, OPTIONS). Built on hyper's
+//! client and axum's server, so no HTTP is parsed here.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Which replicas serve which environment, keyed `<service>-<env>`.
+#[derive(Debug, Default)]
+pub struct Routes {
+    table: RwLock<HashMap<String, Arc<Backends>>>,
+}
+
+#[derive(Debug)]
+struct Backends {
+    addrs: Vec<SocketAddr>,
+    next: AtomicUsize,
+}
+
+impl Routes {
+    /// Points `key` at `addrs` (an empty list makes it answer 503).
+    pub fn set(&self, key: &str, addrs: Vec<SocketAddr>) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table.insert(key.to_owned(), Arc::new(Backends { addrs, next: AtomicUsize::new(0) }));
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<SocketAddr>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).get(key).map(|b| b.addrs.clone())
+    }
+
+    /// The replicas to try for one request, starting with the next in turn; `None` for
+    /// an unknown environment.
+    fn pick(&self, key: &str) -> Option<Vec<SocketAddr>> {
+        let backends = self.table.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
+        let n = backends.addrs.len();
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        let start = backends.next.fetch_add(1, Ordering::Relaxed) % n;
+        Some((0..n).map(|i| backends.addrs[(start + i) % n]).collect())
+    }
+}
+
+/// `shop-production.localhost:7780` → `shop-production`, for the configured base domain.
+pub fn route_key(host: &str, base_domain: &str) -> Option<String> {
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    let key = host.strip_suffix(base_domain)?.strip_suffix('.')?;
+    (!key.is_empty() && !key.contains('.')).then(|| key.to_ascii_lowercase())
+}
+
+#[derive(Clone)]
+struct RouterState {
+    routes: Arc<Routes>,
+    base_domain: Arc<str>,
+    client: Client<HttpConnector, Body>,
+}
+
+/// The router as an axum app.
+pub fn app(routes: Arc<Routes>, base_domain: &str) -> axum::Router {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let state = RouterState { routes, base_domain: Arc::from(base_domain), client };
+    axum::Router::new().fallback(forward).with_state(state)
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p><p><small>Slipway app router</small></p></body></html>"
+    );
+    (status, Html(body)).into_response()
+}
+
+async fn forward(State(state): State<RouterState>, request: Request) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_default();
+    let Some(key) = route_key(&host, &state.base_domain) else {
+        return page(StatusCode::NOT_FOUND, "No such app", "Apps are served at http://SERVICE-ENVIRONMENT.<domain>.");
+    };
+    let Some(backends) = state.routes.pick(&key) else {
+        return page(StatusCode::NOT_FOUND, "No such app", &format!("No environment is deployed at {key}."));
+    };
+    if backends.is_empty() {
+        return unavailable(&key);
+    }
+    let retryable = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let headers = &mut parts.headers;
+    if let Some(peer) = peer {
+        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {peer}"),
+            None => peer,
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&host) {
+        headers.insert("x-forwarded-host", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+
+    let mut body = Some(body);
+    for addr in &backends {
+        let Ok(uri) = format!("http://{addr}{path}").parse::<Uri>() else {
+            return page(StatusCode::BAD_REQUEST, "Bad request", "The request path is not valid.");
+        };
+        let mut outgoing = Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
+        *outgoing.uri_mut() = uri;
+        match state.client.request(outgoing).await {
+            Ok(response) => {
+                metrics::counter!("slipway_router_requests_total", "environment" => key.clone(), "status" => response.status().as_u16().to_string()).increment(1);
+                return response.into_response();
+            }
+            Err(err) if retryable && err.is_connect() => {
+                tracing::debug!(%err, %addr, "replica refused; trying the next");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(%err, %addr, environment = %key, "forwarding to a replica");
+                return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The app did not answer properly.");
+            }
+        }
+    }
+    unavailable(&key)
+}
+
+fn unavailable(key: &str) -> Response {
+    metrics::counter!("slipway_router_requests_total", "environment" => key.to_owned(), "status" => "503").increment(1);
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "App unavailable",
+        &format!("No healthy replica of {key} is running right now."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_map_to_environments() {
+        assert_eq!(route_key("shop-production.localhost:7780", "localhost").as_deref(), Some("shop-production"));
+        assert_eq!(route_key("Shop-Staging.apps.example.com", "apps.example.com").as_deref(), Some("shop-staging"));
+        assert_eq!(route_key("localhost:7780", "localhost"), None);
+        assert_eq!(route_key("a.b.localhost", "localhost"), None);
+        assert_eq!(route_key("shop-production.example.org", "localhost"), None);
+    }
+
+    #[test]
+    fn picks_round_robin() {
+        let routes = Routes::default();
+        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+        routes.set("shop-production", vec![a, b]);
+        assert_eq!(routes.pick("shop-production"), Some(vec![a, b]));
+        assert_eq!(routes.pick("shop-production"), Some(vec![b, a]));
+        assert_eq!(routes.pick("nope"), None);
+        routes.set("empty", vec![]);
+        assert_eq!(routes.pick("empty"), Some(vec![]));
+    }
+}

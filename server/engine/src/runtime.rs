@@ -1,0 +1,150 @@
+//! The local runtime: each replica of an environment is a container on the engine,
+//! labelled with its service, environment and run, published on a random loopback port,
+//! and run with an init so it stops promptly. Health is an HTTP GET of the release's
+//! health path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+
+use crate::EngineBuilder;
+
+pub const LABEL_SERVICE: &str = "dev.slipway.service";
+pub const LABEL_ENVIRONMENT: &str = "dev.slipway.environment";
+pub const LABEL_RUN: &str = "dev.slipway.run";
+/// The slipwayd (node id) that runs the replica.
+pub const LABEL_NODE: &str = "dev.slipway.node";
+
+/// One replica to start.
+#[derive(Debug, Clone)]
+pub struct ReplicaSpec {
+    pub service: String,
+    pub environment: String,
+    /// The run whose release this replica serves.
+    pub run_id: i64,
+    pub image: String,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+    pub node: String,
+}
+
+/// A replica found on the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub id: String,
+    pub run_id: i64,
+    pub addr: Option<SocketAddr>,
+    pub running: bool,
+}
+
+impl EngineBuilder {
+    /// Creates and starts one replica; answers it with its published address.
+    pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, String> {
+        let port_key = format!("{}/tcp", spec.port);
+        let labels = HashMap::from([
+            (LABEL_SERVICE.to_owned(), spec.service.clone()),
+            (LABEL_ENVIRONMENT.to_owned(), spec.environment.clone()),
+            (LABEL_RUN.to_owned(), spec.run_id.to_string()),
+            (LABEL_NODE.to_owned(), spec.node.clone()),
+        ]);
+        let bindings = HashMap::from([(
+            port_key.clone(),
+            Some(vec![PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(String::new()) }]),
+        )]);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            labels: Some(labels),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            exposed_ports: Some(vec![port_key.clone()]),
+            // Auto-remove: a replica that exits (killed, crashed) disappears and the
+            // reconcile loop starts a new one, so nothing exited piles up.
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                init: Some(true),
+                auto_remove: Some(true),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let name =
+            format!("slipway-{}-{}-r{}-{}", spec.service, spec.environment, spec.run_id, crate::random_node_id());
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created =
+            self.docker().create_container(Some(options), body).await.map_err(|e| format!("creating {name}: {e}"))?;
+        if let Err(err) = self.docker().start_container(&created.id, None).await {
+            self.remove_replica(&created.id).await;
+            return Err(format!("starting {name}: {err}"));
+        }
+        let found = self.replicas(&spec.node, &spec.service, &spec.environment).await?;
+        found.into_iter().find(|r| r.id == created.id).ok_or_else(|| {
+            format!("{name} exited as soon as it started; does the image's CMD run a server in the foreground?")
+        })
+    }
+
+    /// The running replicas of an environment that this node started. (Only running ones:
+    /// Podman reports states, such as `stopped`, that the Docker API model lacks.)
+    pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, String> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_SERVICE}={service}"),
+                format!("{LABEL_ENVIRONMENT}={environment}"),
+                format!("{LABEL_NODE}={node}"),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new().all(false).filters(&filters).build();
+        let containers = self.docker().list_containers(Some(options)).await.map_err(|e| e.to_string())?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let run_id = labels.get(LABEL_RUN)?.parse().ok()?;
+                let addr = c
+                    .ports
+                    .unwrap_or_default()
+                    .iter()
+                    .find_map(|p| p.public_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port))));
+                let running = matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING));
+                Some(Replica { id: c.id?, run_id, addr, running })
+            })
+            .collect())
+    }
+
+    /// Stops (2 s grace) and removes a replica; failures are logged, not returned, since
+    /// the caller is cleaning up either way.
+    pub async fn remove_replica(&self, id: &str) {
+        let stop = StopContainerOptionsBuilder::new().t(2).build();
+        let _ = self.docker().stop_container(id, Some(stop)).await;
+        // Usually gone already (auto-remove); force removes one that would not stop.
+        let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+        if let Err(err) = self.docker().remove_container(id, Some(remove)).await {
+            tracing::debug!(%err, container = id, "removing a replica");
+        }
+    }
+}
+
+/// Polls `http://addr{path}` until it answers below 500, or fails at the deadline with
+/// the last reason.
+pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri: hyper::Uri = format!("http://{addr}{path}").parse().map_err(|e| format!("health URL: {e}"))?;
+    let mut last = "no answer yet".to_owned();
+    while started.elapsed() < within {
+        match tokio::time::timeout(Duration::from_secs(2), client.get(uri.clone())).await {
+            Ok(Ok(response)) if response.status().as_u16() < 500 => return Ok(started.elapsed()),
+            Ok(Ok(response)) => last = format!("answered {}", response.status()),
+            Ok(Err(err)) => last = format!("{err}"),
+            Err(_) => last = "timed out".to_owned(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("GET {path} did not answer healthy within {} s ({last})", within.as_secs()))
+}

@@ -1,0 +1,105 @@
+//! Releases: each successful deploy's immutable record (image, commit, how it runs), and
+//! the environment's pointer to the one that serves.
+
+use crate::{Result, Store, on_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReleaseRow {
+    pub id: i64,
+    pub environment_id: i64,
+    pub version: i32,
+    pub run_id: Option<i64>,
+    pub image: String,
+    pub image_id: String,
+    pub commit_sha: String,
+    pub port: i32,
+    pub health: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// A release to record.
+#[derive(Debug, Clone)]
+pub struct NewRelease<'a> {
+    pub environment_id: i64,
+    pub run_id: Option<i64>,
+    pub image: &'a str,
+    pub image_id: &'a str,
+    pub commit_sha: &'a str,
+    pub port: i32,
+    pub health: &'a str,
+    pub created_by: &'a str,
+}
+
+/// Where an environment stands: its replica count and current release.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnvironmentState {
+    pub id: i64,
+    pub service: String,
+    pub name: String,
+    pub replicas: i32,
+    pub current_release: Option<i64>,
+}
+
+macro_rules! release_columns {
+    () => {
+        "id, environment_id, version, run_id, image, image_id, commit_sha, port, health, created_by, created_at"
+    };
+}
+
+impl Store {
+    /// Records the next version and makes it current, in one transaction.
+    pub async fn create_release(&self, new: &NewRelease<'_>, now: i64) -> Result<ReleaseRow> {
+        let row = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            // One statement computes the version and writes: a transaction that read first
+            // and wrote later would fail on SQLite when another writer came between.
+            let row: ReleaseRow = sqlx::query_as(concat!(
+                "INSERT INTO releases (environment_id, version, run_id, image, image_id, commit_sha, port, health, \
+                 created_by, created_at) \
+                 SELECT $1, CAST(COALESCE(MAX(version), 0) + 1 AS INTEGER), $2, $3, $4, $5, $6, $7, $8, $9 \
+                 FROM releases WHERE environment_id = $1 RETURNING ",
+                release_columns!()))
+                .bind(new.environment_id).bind(new.run_id).bind(new.image).bind(new.image_id)
+                .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.created_by).bind(now)
+                .fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE environments SET current_release = $1 WHERE id = $2")
+                .bind(row.id).bind(new.environment_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<ReleaseRow, sqlx::Error>(row)
+        }.await)?;
+        Ok(row)
+    }
+
+    pub async fn release_by_id(&self, id: i64) -> Result<ReleaseRow> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
+            concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1"))
+            .bind(id).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// An environment's releases, newest first.
+    pub async fn list_releases(&self, environment_id: i64, limit: i64) -> Result<Vec<ReleaseRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
+            concat!("SELECT ", release_columns!(), " FROM releases WHERE environment_id = $1 ORDER BY version DESC LIMIT $2"))
+            .bind(environment_id).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    pub async fn environment_state(&self, environment_id: i64) -> Result<EnvironmentState> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
+            "SELECT e.id, s.name AS service, e.name, e.replicas, e.current_release \
+             FROM environments e JOIN services s ON s.id = e.service_id WHERE e.id = $1")
+            .bind(environment_id).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// Every environment that has a current release, for rebuilding routes at start.
+    pub async fn live_environments(&self) -> Result<Vec<EnvironmentState>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
+            "SELECT e.id, s.name AS service, e.name, e.replicas, e.current_release \
+             FROM environments e JOIN services s ON s.id = e.service_id WHERE e.current_release IS NOT NULL")
+            .fetch_all(pool).await)?;
+        Ok(rows)
+    }
+}

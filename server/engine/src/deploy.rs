@@ -37,6 +37,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let (Some(environment_id), Some(environment)) = (run.environment_id, run.environment.clone()) else {
         return Err("the run has no environment to deploy to".to_owned());
     };
+    let lock = engine.environment_lock(environment_id);
+    let _guard = lock.lock().await;
     let state = inner.store.environment_state(environment_id).await.map_err(|e| e.to_string())?;
     let settings = context::read_settings(&inner.config.contexts_dir, run.id)
         .await
@@ -140,6 +142,11 @@ pub(crate) async fn reconcile_all(engine: &Engine) {
 /// environment is in flight.
 async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<(), String> {
     let inner = &engine.inner;
+    // A deploy of this environment is under way: it owns the replicas and the route.
+    let lock = engine.environment_lock(environment.id);
+    let Ok(_guard) = lock.try_lock() else { return Ok(()) };
+    // Read again under the lock: a deploy may have just changed the current release.
+    let environment = &inner.store.environment_state(environment.id).await.map_err(|e| e.to_string())?;
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;
     let Some(run_id) = release.run_id else { return Ok(()) };

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     /// The local runtime (the same engine API as the builder).
     pub(crate) runtime: EngineBuilder,
     pub(crate) routes: Arc<router::Routes>,
+    /// One deploy or reconcile at a time per environment.
+    pub(crate) environment_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) config: EngineConfig,
     pub(crate) wake: Notify,
     pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
@@ -80,11 +82,18 @@ impl Engine {
                 builder: Arc::new(runtime.clone()),
                 runtime,
                 routes: Arc::default(),
+                environment_locks: std::sync::Mutex::default(),
                 config,
                 wake: Notify::new(),
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
+    }
+
+    /// The lock that serialises deploys and reconciles of one environment.
+    pub(crate) fn environment_lock(&self, environment_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.environment_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(environment_id).or_default().clone()
     }
 
     /// The app router's table.

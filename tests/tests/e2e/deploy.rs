@@ -116,3 +116,56 @@ async fn kill(id: &str) {
         .expect("curl");
     assert!(output.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollouts_under_load_fail_no_request() {
+    let app = std::sync::Arc::new(TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await);
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let v1 = format!("v1 {}\n", nonce());
+    let work = local_repo(&borrowed(&fixture_app(&v1))).await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..2 {
+        let (app, stop) = (app.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut last) = (0u32, Vec::new(), String::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match app.get_app("shop", "production", "/").await {
+                    (200, body) => {
+                        ok += 1;
+                        last = body;
+                    }
+                    other => failed.push(other),
+                }
+            }
+            (ok, failed, last)
+        }));
+    }
+
+    let v2 = format!("v2 {}\n", nonce());
+    commit(work.path(), &[("index.html", v2.as_bytes())], "v2").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let broken = "FROM localhost/slipway/busybox\nCMD [\"httpd\", \"-f\", \"-p\", \"9999\", \"-h\", \"/\"]\n";
+    commit(work.path(), &[("Containerfile", broken.as_bytes())], "unhealthy").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    // Keep the load on past the old replicas' drain.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    for task in load {
+        let (ok, failed, last) = task.await.expect("load task");
+        assert!(
+            failed.is_empty(),
+            "{} failed requests during the rollouts: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(ok > 50, "too little load to show anything: {ok} requests");
+        assert_eq!(last, v2, "v2 serves after the good rollout and the refused one");
+    }
+}

@@ -301,3 +301,60 @@ pub struct CreateRun {
     #[serde(default)]
     pub git_ref: Option<String>,
 }
+
+/// An environment of a service: where it runs, which release serves, how many replicas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Environment {
+    pub name: String,
+    /// The branch whose pushes deploy here.
+    pub branch: String,
+    /// Desired replicas.
+    pub replicas: u32,
+    /// Replicas the app router sends traffic to right now.
+    pub healthy_replicas: u32,
+    /// The current release's version (`vN`), if anything was deployed.
+    pub release: Option<u32>,
+    /// Set by a rollback: pushes are accepted but not deployed until `slipway deploy`.
+    pub pinned: bool,
+    pub url: String,
+    pub created_at: String,
+}
+
+/// An immutable release `vN` of an environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Release {
+    pub version: u32,
+    pub image: String,
+    pub commit: String,
+    pub run: Option<i64>,
+    pub created_by: String,
+    pub created_at: String,
+    pub current: bool,
+}
+
+/// Redeploy an earlier release (the one before the current by default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub to: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ScaleRequest {
+    pub replicas: u32,
+}
+
+/// Run one environment's current image in another, without a rebuild.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PromoteRequest {
+    pub from: String,
+    pub to: String,
+}

@@ -11,7 +11,7 @@ mod config;
 mod error;
 mod output;
 
-use commands::{audit, auth, runs, services, teams, tokens, users};
+use commands::{audit, auth, environments, runs, services, teams, tokens, users};
 use error::CliError;
 
 #[derive(Debug, Parser)]
@@ -80,6 +80,46 @@ enum Command {
         #[arg(long = "ref")]
         git_ref: Option<String>,
     },
+    /// A service's environments.
+    #[command(subcommand)]
+    Envs(EnvsCommand),
+    /// The releases of an environment (the current one marked *).
+    Releases {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Redeploy an earlier release (the previous one by default) and pin the environment.
+    Rollback {
+        service: String,
+        environment: String,
+        /// The release to go back to, e.g. v3.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Run one environment's current image in another, without a rebuild.
+    Promote {
+        service: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Set an environment's number of replicas.
+    Scale {
+        service: String,
+        environment: String,
+        replicas: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A service's environments, current releases, health and recent runs.
+    Status {
+        service: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the audit log (admins).
     Audit {
         /// How many of the newest entries to show (1-200).
@@ -95,6 +135,23 @@ enum Command {
     },
     /// Print a shell completion script, e.g. `slipway completions bash > /etc/bash_completion.d/slipway`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnvsCommand {
+    /// List a service's environments.
+    List {
+        service: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one environment.
+    Show {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,6 +367,17 @@ async fn run(command: Command) -> Result<(), CliError> {
             (None, Some(service)) => runs::list(service, json).await,
             (None, None) => Err(CliError::usage("name a service: slipway runs SERVICE")),
         },
+        Command::Envs(cmd) => match cmd {
+            EnvsCommand::List { service, json } => environments::list(service, json).await,
+            EnvsCommand::Show { service, environment, json } => environments::show(service, environment, json).await,
+        },
+        Command::Releases { service, environment, json } => environments::releases(service, environment, json).await,
+        Command::Rollback { service, environment, to } => environments::rollback(service, environment, to).await,
+        Command::Promote { service, from, to } => environments::promote(service, from, to).await,
+        Command::Scale { service, environment, replicas, json } => {
+            environments::scale(service, environment, replicas, json).await
+        }
+        Command::Status { service, json } => environments::status(service, json).await,
         Command::Logs { service, run, follow } => runs::logs(service, run, follow).await,
         Command::Deploy { service, environment, git_ref } => runs::deploy(service, environment, git_ref).await,
         Command::GitCredential { operation } => commands::git_credential::run(&operation),

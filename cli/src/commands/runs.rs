@@ -138,6 +138,12 @@ async fn follow_run(client: &Client, id: i64) -> Result<String, CliError> {
     Ok(status)
 }
 
+/// Follows a run to its end; an unsuccessful end is an error (non-zero exit).
+pub async fn follow_to_end(client: &Client, id: i64) -> Result<(), CliError> {
+    let status = follow_run(client, id).await?;
+    if status == "succeeded" { Ok(()) } else { Err(CliError::Transport(format!("run {id} {status}"))) }
+}
+
 pub async fn deploy(service: String, environment: String, git_ref: Option<String>) -> Result<(), CliError> {
     let client = signed_in_client()?;
     let run: Run =

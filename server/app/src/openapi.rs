@@ -16,6 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "services", description = "Services and their catalog metadata"),
         (name = "tokens", description = "The caller's API tokens"),
         (name = "audit", description = "The audit log"),
+        (name = "environments", description = "Environments, releases, rollback, scale and promote"),
         (name = "runs", description = "Pipeline runs: builds triggered by pushes and deploys"),
     )
 )]

@@ -194,7 +194,10 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
             alive.push(replica);
         }
     }
+    // Scaled down: retire the newest extras (the route drops them first).
+    let extra: Vec<Replica> = if alive.len() > desired { alive.split_off(desired) } else { Vec::new() };
     inner.routes.set(&key, alive.iter().filter_map(|r| r.addr).collect());
+    retire(engine.clone(), extra);
     if !deploying {
         // Replicas of older releases (a deploy that was interrupted) serve nothing.
         for replica in others.into_iter().filter(|r| r.run_id < run_id) {

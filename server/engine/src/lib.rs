@@ -145,6 +145,12 @@ impl Engine {
         }
     }
 
+    /// Reconciles every environment now rather than at the next tick (after a scale).
+    pub fn reconcile_soon(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move { deploy::reconcile_all(&engine).await });
+    }
+
     /// Tells idle workers that a run is waiting.
     pub fn wake(&self) {
         self.inner.wake.notify_waiters();

@@ -168,6 +168,29 @@ async fn receive_update(
         return Ok(true);
     };
 
+    if store.environment_state(environment.id).await?.pinned {
+        let reason = format!("{} is pinned by a rollback; nothing deploys", environment.name);
+        let run = NewRun {
+            service_id: grant.service_id,
+            environment_id: Some(environment.id),
+            trigger: "push",
+            git_ref: &update.name,
+            commit_sha: &update.new,
+            actor: &grant.user,
+            node: None,
+            status: "skipped",
+            reason: &reason,
+            stages: PUSH_STAGES,
+        };
+        let id = store.create_run(&run, now_ms()).await?;
+        say(format!(
+            "-----> {} is pinned by a rollback: push accepted, nothing deploys (run {id}). \
+             To deploy it and unpin: slipway deploy {} {}",
+            environment.name, grant.service, environment.name
+        ))
+        .await;
+        return Ok(true);
+    }
     let settings = &state.settings;
     let repo = repos::path(&settings.repos_dir, &grant.service);
     let engine: &Engine = &state.engine;

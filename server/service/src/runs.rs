@@ -168,6 +168,8 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
     }
     state.store.mark_queued(run_id).await?;
     engine.wake();
+    // A deliberate deploy ends a rollback's pin.
+    state.store.set_pinned(environment.id, false).await?;
     get_run(state, actor, run_id).await
 }
 

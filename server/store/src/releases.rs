@@ -31,14 +31,26 @@ pub struct NewRelease<'a> {
     pub created_by: &'a str,
 }
 
-/// Where an environment stands: its replica count and current release.
+/// Where an environment stands: its branch, replica count, current release and pin.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EnvironmentState {
     pub id: i64,
     pub service: String,
     pub name: String,
+    pub branch: String,
     pub replicas: i32,
     pub current_release: Option<i64>,
+    pub current_version: Option<i32>,
+    pub pinned: bool,
+    pub created_at: i64,
+}
+
+macro_rules! state_select {
+    () => {
+        "SELECT e.id, s.name AS service, e.name, e.branch, e.replicas, e.current_release, \
+         r.version AS current_version, e.pinned, e.created_at \
+         FROM environments e JOIN services s ON s.id = e.service_id LEFT JOIN releases r ON r.id = e.current_release"
+    };
 }
 
 macro_rules! release_columns {
@@ -87,19 +99,43 @@ impl Store {
     }
 
     pub async fn environment_state(&self, environment_id: i64) -> Result<EnvironmentState> {
-        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
-            "SELECT e.id, s.name AS service, e.name, e.replicas, e.current_release \
-             FROM environments e JOIN services s ON s.id = e.service_id WHERE e.id = $1")
+        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(concat!(state_select!(), " WHERE e.id = $1"))
             .bind(environment_id).fetch_one(pool).await)?;
         Ok(row)
+    }
+
+    /// A service's environments by name.
+    pub async fn list_environments(&self, service_id: i64) -> Result<Vec<EnvironmentState>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
+            concat!(state_select!(), " WHERE e.service_id = $1 ORDER BY e.name"))
+            .bind(service_id).fetch_all(pool).await)?;
+        Ok(rows)
     }
 
     /// Every environment that has a current release, for rebuilding routes at start.
     pub async fn live_environments(&self) -> Result<Vec<EnvironmentState>> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
-            "SELECT e.id, s.name AS service, e.name, e.replicas, e.current_release \
-             FROM environments e JOIN services s ON s.id = e.service_id WHERE e.current_release IS NOT NULL")
+            concat!(state_select!(), " WHERE e.current_release IS NOT NULL"))
             .fetch_all(pool).await)?;
         Ok(rows)
+    }
+
+    pub async fn release_by_version(&self, environment_id: i64, version: i32) -> Result<ReleaseRow> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
+            concat!("SELECT ", release_columns!(), " FROM releases WHERE environment_id = $1 AND version = $2"))
+            .bind(environment_id).bind(version).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    pub async fn set_replicas(&self, environment_id: i64, replicas: i32) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE environments SET replicas = $1 WHERE id = $2")
+            .bind(replicas).bind(environment_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_pinned(&self, environment_id: i64, pinned: bool) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE environments SET pinned = $1 WHERE id = $2")
+            .bind(pinned).bind(environment_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 }

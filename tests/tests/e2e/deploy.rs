@@ -169,3 +169,95 @@ async fn rollouts_under_load_fail_no_request() {
         assert_eq!(last, v2, "v2 serves after the good rollout and the refused one");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let cli = |args: &'static [&'static str]| {
+        let mut cmd = app.cli(&app.data_dir.path().join("cli.toml"));
+        cmd.env("SLIPWAY_SERVER", &app.url).env("SLIPWAY_TOKEN", &token);
+        slipway_e2e::run_cli(cmd, args, "")
+    };
+    let (v1, v2, v3) = (format!("v1 {}\n", nonce()), format!("v2 {}\n", nonce()), format!("v3 {}\n", nonce()));
+    let work = local_repo(&borrowed(&fixture_app(&v1))).await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+    commit(work.path(), &[("index.html", v2.as_bytes())], "v2").await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+    let (_, releases) = app.admin("GET", "/services/shop/environments/production/releases", None).await;
+    assert_eq!(releases[0]["version"], 2);
+    assert_eq!(releases[0]["current"], true);
+    assert_eq!(releases[1]["version"], 1);
+
+    // Roll back to v1: it serves again, and the environment is pinned.
+    let out = cli(&["rollback", "shop", "production"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1.clone()));
+    let (_, env) = app.admin("GET", "/services/shop/environments/production", None).await;
+    assert_eq!((env["pinned"].as_bool(), env["release"].as_u64()), (Some(true), Some(3)), "{env}");
+
+    // A push to the pinned environment is accepted and says how to unpin; nothing deploys.
+    commit(work.path(), &[("index.html", v3.as_bytes())], "v3").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("pinned by a rollback") && out.stderr.contains("slipway deploy shop production"),
+        "{out:?}"
+    );
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1.clone()));
+
+    // A deliberate deploy ships main and unpins.
+    let out = cli(&["deploy", "shop", "production"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v3.clone()));
+    let (_, env) = app.admin("GET", "/services/shop/environments/production", None).await;
+    assert_eq!(env["pinned"], false);
+
+    // Scale up and down; the router follows.
+    let (status, env) = app
+        .admin("POST", "/services/shop/environments/production/scale", Some(serde_json::json!({"replicas": 3})))
+        .await;
+    assert_eq!((status, env["replicas"].as_u64()), (200, Some(3)), "{env}");
+    wait_healthy_replicas(&app, 3).await;
+    let out = cli(&["scale", "shop", "production", "1"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_healthy_replicas(&app, 1).await;
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v3.clone()));
+    let (status, problem) = app
+        .admin("POST", "/services/shop/environments/production/scale", Some(serde_json::json!({"replicas": 0})))
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("replicas")));
+    let (status, problem) =
+        app.admin("POST", "/services/shop/environments/production/rollback", Some(serde_json::json!({"to": 99}))).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("to")), "{problem}");
+
+    // Promote production's image to a second environment, without a rebuild.
+    app.execute_sql(
+        "INSERT INTO environments (service_id, name, branch, created_at) \
+         SELECT id, 'staging', 'staging', 0 FROM services WHERE name = 'shop'",
+    )
+    .await;
+    let out = cli(&["promote", "shop", "--from", "production", "--to", "staging"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("STEP 1/"), "promote must not rebuild: {out:?}");
+    assert_eq!(app.get_app("shop", "staging", "/").await, (200, v3.clone()));
+
+    let out = cli(&["status", "shop", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let envs = status["environments"].as_array().expect("environments");
+    assert_eq!(envs.len(), 2, "{status}");
+    assert!(envs.iter().all(|e| e["healthy_replicas"].as_u64() >= Some(1)), "{status}");
+}
+
+async fn wait_healthy_replicas(app: &TestApp, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, env) = app.admin("GET", "/services/shop/environments/production", None).await;
+        if env["healthy_replicas"].as_u64() == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never reached {want} healthy replicas: {env}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

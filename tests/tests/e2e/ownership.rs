@@ -35,6 +35,9 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("DELETE /api/v1/services/{service}", Forbidden(Value::Null)),
         ("POST /api/v1/services/{service}/runs", Forbidden(json!({"environment": "production"}))),
         ("POST /api/v1/runs/{id}/cancel", Forbidden(Value::Null)),
+        ("POST /api/v1/services/{service}/environments/{env}/rollback", Forbidden(json!({}))),
+        ("POST /api/v1/services/{service}/environments/{env}/scale", Forbidden(json!({"replicas": 3}))),
+        ("POST /api/v1/services/{service}/promote", Forbidden(json!({"from": "production", "to": "production"}))),
     ]
 }
 
@@ -63,6 +66,7 @@ async fn operations(app: &TestApp) -> Vec<(String, String)> {
 
 fn fill(path: &str, run: i64) -> String {
     path.replace("{id}", &run.to_string())
+        .replace("{env}", "production")
         .replace("{team}", "beta")
         .replace("{service}", "beta-svc")
         .replace("{user}", "bob")

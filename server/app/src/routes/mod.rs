@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod audit_log;
+pub mod environments;
 pub mod internal;
 pub mod runs;
 pub mod services;
@@ -71,6 +72,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::run_log))
         .routes(routes!(runs::run_events))
         .routes(routes!(runs::cancel_run))
+        .routes(routes!(environments::list_environments))
+        .routes(routes!(environments::get_environment))
+        .routes(routes!(environments::list_releases))
+        .routes(routes!(environments::rollback))
+        .routes(routes!(environments::scale))
+        .routes(routes!(environments::promote))
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> ServiceError {

@@ -1,0 +1,152 @@
+//! `envs list|show`, `releases`, `rollback`, `promote`, `scale` and `status`.
+
+use slipway_api::{Environment, Page, PromoteRequest, Release, RollbackRequest, Run, ScaleRequest, Service};
+
+use super::runs::follow_to_end;
+use super::signed_in_client;
+use crate::client::encode;
+use crate::error::CliError;
+use crate::output::{self, short_time};
+
+fn release(v: Option<u32>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("v{v}"))
+}
+
+pub async fn list(service: String, json: bool) -> Result<(), CliError> {
+    let envs: Vec<Environment> =
+        signed_in_client()?.get(&format!("/services/{}/environments", encode(&service))).await?;
+    if json {
+        return output::json(&envs);
+    }
+    let rows = envs
+        .into_iter()
+        .map(|e| {
+            vec![
+                e.name,
+                e.branch,
+                release(e.release),
+                format!("{}/{}", e.healthy_replicas, e.replicas),
+                if e.pinned { "pinned".to_owned() } else { String::new() },
+                e.url,
+            ]
+        })
+        .collect();
+    output::table(&["env", "branch", "release", "healthy", "", "url"], rows);
+    Ok(())
+}
+
+pub async fn show(service: String, env: String, json: bool) -> Result<(), CliError> {
+    let e: Environment =
+        signed_in_client()?.get(&format!("/services/{}/environments/{}", encode(&service), encode(&env))).await?;
+    if json {
+        return output::json(&e);
+    }
+    println!("environment: {}", e.name);
+    println!("branch:      {}", e.branch);
+    println!("release:     {}{}", release(e.release), if e.pinned { " (pinned by a rollback)" } else { "" });
+    println!("replicas:    {}/{} healthy", e.healthy_replicas, e.replicas);
+    println!("url:         {}", e.url);
+    Ok(())
+}
+
+pub async fn releases(service: String, env: String, json: bool) -> Result<(), CliError> {
+    let path = format!("/services/{}/environments/{}/releases", encode(&service), encode(&env));
+    let releases: Vec<Release> = signed_in_client()?.get(&path).await?;
+    if json {
+        return output::json(&releases);
+    }
+    let rows = releases
+        .into_iter()
+        .map(|r| {
+            vec![
+                format!("v{}{}", r.version, if r.current { " *" } else { "" }),
+                r.commit.chars().take(8).collect(),
+                r.image,
+                r.created_by,
+                short_time(&r.created_at),
+            ]
+        })
+        .collect();
+    output::table(&["release", "commit", "image", "by", "created"], rows);
+    Ok(())
+}
+
+/// `v3` or `3`.
+fn parse_version(text: &str) -> Result<u32, CliError> {
+    text.trim_start_matches('v').parse().map_err(|_| CliError::usage(format!("--to {text:?} is not a release like v3")))
+}
+
+pub async fn rollback(service: String, env: String, to: Option<String>) -> Result<(), CliError> {
+    let to = to.as_deref().map(parse_version).transpose()?;
+    let client = signed_in_client()?;
+    let path = format!("/services/{}/environments/{}/rollback", encode(&service), encode(&env));
+    let run: Run = client.post(&path, &RollbackRequest { to }).await?;
+    eprintln!("-----> Run {}: rolling {env} back to {}", run.id, run.git_ref);
+    follow_to_end(&client, run.id).await?;
+    eprintln!("-----> {env} is pinned: pushes will not deploy until `slipway deploy {service} {env}`");
+    Ok(())
+}
+
+pub async fn promote(service: String, from: String, to: String) -> Result<(), CliError> {
+    let client = signed_in_client()?;
+    let run: Run = client
+        .post(
+            &format!("/services/{}/promote", encode(&service)),
+            &PromoteRequest { from: from.clone(), to: to.clone() },
+        )
+        .await?;
+    eprintln!("-----> Run {}: promoting {from} ({}) to {to}", run.id, run.git_ref);
+    follow_to_end(&client, run.id).await
+}
+
+pub async fn scale(service: String, env: String, replicas: u32, json: bool) -> Result<(), CliError> {
+    let path = format!("/services/{}/environments/{}/scale", encode(&service), encode(&env));
+    let e: Environment = signed_in_client()?.post(&path, &ScaleRequest { replicas }).await?;
+    if json {
+        return output::json(&e);
+    }
+    println!("Scaled {service} {env} to {} replicas ({} healthy now)", e.replicas, e.healthy_replicas);
+    Ok(())
+}
+
+pub async fn status(service: String, json: bool) -> Result<(), CliError> {
+    let client = signed_in_client()?;
+    let s: Service = client.get(&format!("/services/{}", encode(&service))).await?;
+    let envs: Vec<Environment> = client.get(&format!("/services/{}/environments", encode(&service))).await?;
+    let runs: Page<Run> = client.get(&format!("/services/{}/runs?limit=5", encode(&service))).await?;
+    if json {
+        return output::json(&serde_json::json!({"service": s, "environments": envs, "runs": runs.items}));
+    }
+    println!("{} (owner: {})", s.name, s.team);
+    println!();
+    let rows = envs
+        .into_iter()
+        .map(|e| {
+            vec![
+                e.name,
+                release(e.release),
+                format!("{}/{}", e.healthy_replicas, e.replicas),
+                if e.pinned { "pinned".to_owned() } else { String::new() },
+                e.url,
+            ]
+        })
+        .collect();
+    output::table(&["env", "release", "healthy", "", "url"], rows);
+    println!();
+    let rows = runs
+        .items
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.status,
+                r.environment.unwrap_or_else(|| "-".to_owned()),
+                r.trigger,
+                r.commit.chars().take(8).collect(),
+                short_time(&r.created_at),
+            ]
+        })
+        .collect();
+    output::table(&["run", "status", "env", "trigger", "commit", "created"], rows);
+    Ok(())
+}

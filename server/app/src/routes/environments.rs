@@ -1,0 +1,82 @@
+//! `/api/v1/services/{service}/environments`: environments, releases, rollback, scale,
+//! and promote between environments.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use slipway_api::{Environment, Problem, PromoteRequest, Release, RollbackRequest, Run, ScaleRequest};
+use slipway_service::{Actor, ApiJson, AppState, ServiceError, environments};
+
+#[utoipa::path(get, path = "/api/v1/services/{service}/environments", tag = "environments", security(("bearer" = [])),
+    params(("service" = String, Path)), responses((status = 200, body = Vec<Environment>), (status = 404, body = Problem)))]
+pub async fn list_environments(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(service): Path<String>,
+) -> Result<ApiJson<Vec<Environment>>, ServiceError> {
+    environments::list_environments(&state, &actor, &service).await.map(ApiJson)
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = Environment), (status = 404, body = Problem)))]
+pub async fn get_environment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+) -> Result<ApiJson<Environment>, ServiceError> {
+    environments::get_environment(&state, &actor, &service, &env).await.map(ApiJson)
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}/releases", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = Vec<Release>), (status = 404, body = Problem)))]
+pub async fn list_releases(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+) -> Result<ApiJson<Vec<Release>>, ServiceError> {
+    environments::list_releases(&state, &actor, &service, &env).await.map(ApiJson)
+}
+
+/// Redeploys an earlier release and pins the environment (owning team and admins).
+#[utoipa::path(post, path = "/api/v1/services/{service}/environments/{env}/rollback", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
+    request_body = RollbackRequest,
+    responses((status = 201, body = Run), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+    ApiJson(req): ApiJson<RollbackRequest>,
+) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
+    environments::rollback(&state, &actor, &service, &env, req.to).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
+}
+
+/// Sets the number of replicas (owning team and admins).
+#[utoipa::path(post, path = "/api/v1/services/{service}/environments/{env}/scale", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)), request_body = ScaleRequest,
+    responses((status = 200, body = Environment), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn scale(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ScaleRequest>,
+) -> Result<ApiJson<Environment>, ServiceError> {
+    environments::scale(&state, &actor, &service, &env, req.replicas).await.map(ApiJson)
+}
+
+/// Runs one environment's current image in another without a rebuild (owning team and admins).
+#[utoipa::path(post, path = "/api/v1/services/{service}/promote", tag = "environments", security(("bearer" = [])),
+    params(("service" = String, Path)), request_body = PromoteRequest,
+    responses((status = 201, body = Run), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(service): Path<String>,
+    ApiJson(req): ApiJson<PromoteRequest>,
+) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
+    environments::promote(&state, &actor, &service, &req.from, &req.to).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
+}

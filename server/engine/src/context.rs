@@ -18,6 +18,9 @@ pub struct BuildSettings {
     pub port: u16,
     #[serde(default = "default_health")]
     pub health: String,
+    /// `[release] command`: run once per release before traffic moves.
+    #[serde(default)]
+    pub release_command: Option<String>,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;

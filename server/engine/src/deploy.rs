@@ -56,6 +56,17 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         env: vec![("PORT".to_owned(), settings.port.to_string())],
         node: inner.config.node.clone(),
     };
+    if let Some(command) = settings.release_command.as_deref().filter(|c| !c.trim().is_empty()) {
+        log.line("deploy", &format!("-----> Release command: {command}"));
+        let labels = std::collections::HashMap::from([
+            (crate::runtime::LABEL_SERVICE.to_owned(), run.service.clone()),
+            (crate::runtime::LABEL_NODE.to_owned(), inner.config.node.clone()),
+        ]);
+        let code = inner.runtime.run_once(&image, command, &spec.env, labels, |line| log.line("deploy", line)).await?;
+        if code != 0 {
+            return Err(format!("the release command exited with status {code}; the previous release keeps serving"));
+        }
+    }
     let old = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await?;
     let mut started: Vec<Replica> = Vec::new();
     let outcome = async {

@@ -129,6 +129,63 @@ impl EngineBuilder {
     }
 }
 
+impl EngineBuilder {
+    /// Runs `command` once in a new container of `image` (the release phase): streams its
+    /// output into `on_line`, answers its exit code, and removes it.
+    pub async fn run_once(
+        &self,
+        image: &str,
+        command: &str,
+        env: &[(String, String)],
+        labels: HashMap<String, String>,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<i64, String> {
+        use bollard::query_parameters::LogsOptionsBuilder;
+        use futures_util::StreamExt;
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            // The repository owner's own command, run by a shell inside their own image,
+            // as a Procfile line would be; it never touches a shell on this host.
+            cmd: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()]),
+            env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            host_config: Some(HostConfig { init: Some(true), ..HostConfig::default() }),
+            ..ContainerCreateBody::default()
+        };
+        let name = format!("slipway-release-{}", crate::random_node_id());
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = self.docker().create_container(Some(options), body).await.map_err(|e| e.to_string())?;
+        let result = async {
+            self.docker().start_container(&created.id, None).await.map_err(|e| e.to_string())?;
+            let logs = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+            let mut stream = self.docker().logs(&created.id, Some(logs));
+            let mut pending = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                pending.push_str(&chunk.to_string());
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    on_line(line.trim_end());
+                }
+            }
+            if !pending.is_empty() {
+                on_line(pending.trim_end());
+            }
+            let mut wait = self.docker().wait_container(&created.id, None);
+            match wait.next().await {
+                Some(Ok(done)) => Ok(done.status_code),
+                // bollard reports a non-zero exit as an error carrying the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(err)) => Err(err.to_string()),
+                None => Err("the engine did not report how the command ended".to_owned()),
+            }
+        }
+        .await;
+        let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+        let _ = self.docker().remove_container(&created.id, Some(remove)).await;
+        result
+    }
+}
+
 /// Polls `http://addr{path}` until it answers below 500, or fails at the deadline with
 /// the last reason.
 pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, String> {

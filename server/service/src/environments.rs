@@ -122,6 +122,8 @@ async fn queue_redeploy(
         args: Default::default(),
         port: u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT),
         health: release.health.clone(),
+        // The release phase ran when this release was first deployed.
+        release_command: None,
     };
     let written = async {
         tokio::fs::create_dir_all(contexts).await?;

@@ -289,6 +289,7 @@ pub(crate) async fn prepare_build(
         args: config.build.args,
         port: config.web.port.unwrap_or(context::DEFAULT_PORT),
         health: config.web.health.unwrap_or_else(|| context::DEFAULT_HEALTH.to_owned()),
+        release_command: config.release.command,
     };
     Ok(Prepared { context_dir, build })
 }

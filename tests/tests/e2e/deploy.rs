@@ -261,3 +261,28 @@ async fn wait_healthy_replicas(app: &TestApp, want: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_command_runs_before_traffic_moves() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let v1 = format!("v1 {}\n", nonce());
+    let mut files = fixture_app(&v1);
+    files.retain(|(name, _)| *name != "slipway.toml");
+    files
+        .push(("slipway.toml", b"[web]\nport = 8080\n[release]\ncommand = \"echo migrating the database\"\n".to_vec()));
+    let work = local_repo(&borrowed(&files)).await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("migrating the database"), "the release command's output reaches the pusher: {out:?}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1.clone()));
+
+    let failing = b"[web]\nport = 8080\n[release]\ncommand = \"echo cannot migrate; exit 7\"\n";
+    commit(work.path(), &[("slipway.toml", &failing[..]), ("index.html", b"v2\n")], "bad migration").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("the release command exited with status 7"), "{out:?}");
+    assert!(out.stderr.contains("cannot migrate"), "{out:?}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1), "the old release keeps serving");
+}

@@ -144,6 +144,26 @@ impl Client {
         Ok(())
     }
 
+    /// Streams a text response, calling `on_line` for each line as it arrives.
+    pub async fn stream_lines(&self, path: &str, mut on_line: impl FnMut(&str)) -> Result<(), CliError> {
+        use futures_util::StreamExt;
+        let response = self.send(Method::GET, path, None::<&()>).await?;
+        let mut stream = response.bytes_stream();
+        let mut pending = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CliError::Transport(format!("the log stream broke: {e}")))?;
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                on_line(line.trim_end_matches('\n'));
+            }
+        }
+        if !pending.is_empty() {
+            on_line(&pending);
+        }
+        Ok(())
+    }
+
     /// Fetches every page of a list. `path` may already carry a query string.
     pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CliError> {
         let sep = if path.contains('?') { '&' } else { '?' };

@@ -114,6 +114,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The running containers' output of an environment.
+    AppLogs {
+        service: String,
+        environment: String,
+        /// Keep streaming new output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines per replica to show first.
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+    },
     /// A service's environments, current releases, health and recent runs.
     Status {
         service: String,
@@ -378,6 +389,9 @@ async fn run(command: Command) -> Result<(), CliError> {
             environments::scale(service, environment, replicas, json).await
         }
         Command::Status { service, json } => environments::status(service, json).await,
+        Command::AppLogs { service, environment, follow, tail } => {
+            environments::app_logs(service, environment, follow, tail).await
+        }
         Command::Logs { service, run, follow } => runs::logs(service, run, follow).await,
         Command::Deploy { service, environment, git_ref } => runs::deploy(service, environment, git_ref).await,
         Command::GitCredential { operation } => commands::git_credential::run(&operation),

@@ -150,3 +150,8 @@ pub async fn status(service: String, json: bool) -> Result<(), CliError> {
     output::table(&["run", "status", "env", "trigger", "commit", "created"], rows);
     Ok(())
 }
+
+pub async fn app_logs(service: String, env: String, follow: bool, tail: u32) -> Result<(), CliError> {
+    let path = format!("/services/{}/environments/{}/logs?follow={follow}&tail={tail}", encode(&service), encode(&env));
+    signed_in_client()?.stream_lines(&path, |line| println!("{line}")).await
+}

@@ -90,6 +90,17 @@ impl Engine {
         }
     }
 
+    /// The output of an environment's replicas on this node (see `EngineBuilder::replica_logs`).
+    pub async fn app_logs(
+        &self,
+        service: &str,
+        environment: &str,
+        follow: bool,
+        tail: u32,
+    ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
+        self.inner.runtime.replica_logs(&self.inner.config.node, service, environment, follow, tail).await
+    }
+
     /// The lock that serialises deploys and reconciles of one environment.
     pub(crate) fn environment_lock(&self, environment_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.environment_locks.lock().unwrap_or_else(|e| e.into_inner());

@@ -186,6 +186,48 @@ impl EngineBuilder {
     }
 }
 
+impl EngineBuilder {
+    /// The output of an environment's running replicas, each line prefixed with its
+    /// replica; with `follow`, live until the receiver is dropped.
+    pub async fn replica_logs(
+        &self,
+        node: &str,
+        service: &str,
+        environment: &str,
+        follow: bool,
+        tail: u32,
+    ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
+        use bollard::query_parameters::LogsOptionsBuilder;
+        use futures_util::StreamExt;
+        let replicas = self.replicas(node, service, environment).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        for replica in replicas {
+            let docker = self.docker().clone();
+            let tx = tx.clone();
+            let short: String = replica.id.chars().take(8).collect();
+            tokio::spawn(async move {
+                let options =
+                    LogsOptionsBuilder::new().follow(follow).stdout(true).stderr(true).tail(&tail.to_string()).build();
+                let mut stream = docker.logs(&replica.id, Some(options));
+                let mut pending = String::new();
+                while let Some(Ok(chunk)) = stream.next().await {
+                    pending.push_str(&chunk.to_string());
+                    while let Some(end) = pending.find('\n') {
+                        let line: String = pending.drain(..=end).collect();
+                        if tx.send(format!("[{short}] {}", line.trim_end())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !pending.trim().is_empty() {
+                    let _ = tx.send(format!("[{short}] {}", pending.trim_end())).await;
+                }
+            });
+        }
+        Ok(rx)
+    }
+}
+
 /// Polls `http://addr{path}` until it answers below 500, or fails at the deadline with
 /// the last reason.
 pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, String> {

@@ -181,3 +181,29 @@ pub async fn promote(state: &AppState, actor: &Actor, service: &str, from: &str,
     let run_id = queue_redeploy(state, actor, &service, &target, &release, "promote").await?;
     get_run(state, actor, run_id).await
 }
+
+/// The most lines `app-logs` replays per replica before following.
+pub const MAX_LOG_TAIL: u32 = 10_000;
+
+/// The running replicas' output. Reading it takes the owning team (or an admin): apps
+/// print things the rest of the company need not see.
+pub async fn app_logs(
+    state: &AppState,
+    actor: &Actor,
+    service: &str,
+    env: &str,
+    follow: bool,
+    tail: u32,
+) -> Result<tokio::sync::mpsc::Receiver<String>> {
+    let service = find_service(state, service).await?;
+    require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
+    let env = find_environment(state, &service, env).await?;
+    if tail > MAX_LOG_TAIL {
+        return Err(ServiceError::invalid("tail", format!("tail must be at most {MAX_LOG_TAIL}, not {tail}")));
+    }
+    state
+        .engine
+        .app_logs(&service.name, &env.name, follow, tail)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("reading replica logs: {e}")))
+}

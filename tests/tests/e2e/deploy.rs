@@ -286,3 +286,30 @@ async fn the_release_command_runs_before_traffic_moves() {
     assert!(out.stderr.contains("cannot migrate"), "{out:?}");
     assert_eq!(app.get_app("shop", "production", "/").await, (200, v1), "the old release keeps serving");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_logs_show_the_replicas_output_to_the_owners() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let marker = nonce();
+    let containerfile = format!(
+        "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n\
+         CMD [\"sh\", \"-c\", \"echo booted {marker}; exec httpd -f -p 8080 -h /www\"]\n"
+    );
+    let work = local_repo(&[("Containerfile", containerfile.as_bytes()), ("index.html", b"hi\n")]).await;
+    assert_eq!(git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await.code, 0);
+
+    let mut cmd = app.cli(&app.data_dir.path().join("cli.toml"));
+    cmd.env("SLIPWAY_SERVER", &app.url).env("SLIPWAY_TOKEN", &token);
+    let out = slipway_e2e::run_cli(cmd, &["app-logs", "shop", "production"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let booted = out.stdout.lines().filter(|l| l.contains(&format!("booted {marker}"))).count();
+    assert_eq!(booted, 2, "one line from each replica: {out:?}");
+
+    // Another team's member may not read them.
+    app.team("search").await;
+    let eve = app.user("eve").await;
+    app.member("search", "eve", "member").await;
+    let (status, _) = app.call("GET", "/services/shop/environments/production/logs", Some(&eve), None).await;
+    assert_eq!(status, 403);
+}

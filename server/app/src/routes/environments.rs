@@ -80,3 +80,34 @@ pub async fn promote(
 ) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
     environments::promote(&state, &actor, &service, &req.from, &req.to).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLogsQuery {
+    #[serde(default)]
+    pub follow: bool,
+    pub tail: Option<u32>,
+}
+
+/// The running replicas' output as text lines (`[replica] line`); `follow=true` streams
+/// live. Owning team and admins.
+#[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}/logs", tag = "environments",
+    security(("bearer" = [])),
+    params(("service" = String, Path), ("env" = String, Path), ("follow" = Option<bool>, Query),
+        ("tail" = Option<u32>, Query, description = "lines per replica to replay (default 100)")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn app_logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<AppLogsQuery>,
+) -> Result<axum::response::Response, ServiceError> {
+    use axum::response::IntoResponse;
+    let rx = environments::app_logs(&state, &actor, &service, &env, query.follow, query.tail.unwrap_or(100)).await?;
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line + "\n")), rx))
+    });
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], axum::body::Body::from_stream(body))
+        .into_response())
+}

@@ -78,6 +78,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(environments::rollback))
         .routes(routes!(environments::scale))
         .routes(routes!(environments::promote))
+        .routes(routes!(environments::app_logs))
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> ServiceError {

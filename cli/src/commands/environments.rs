@@ -133,21 +133,7 @@ pub async fn status(service: String, json: bool) -> Result<(), CliError> {
         .collect();
     output::table(&["env", "release", "healthy", "", "url"], rows);
     println!();
-    let rows = runs
-        .items
-        .into_iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.status,
-                r.environment.unwrap_or_else(|| "-".to_owned()),
-                r.trigger,
-                r.commit.chars().take(8).collect(),
-                short_time(&r.created_at),
-            ]
-        })
-        .collect();
-    output::table(&["run", "status", "env", "trigger", "commit", "created"], rows);
+    super::runs::print_runs(runs.items);
     Ok(())
 }
 

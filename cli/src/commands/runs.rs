@@ -22,8 +22,13 @@ pub async fn list(service: String, json: bool) -> Result<(), CliError> {
     if json {
         return output::json(&page.items);
     }
-    let rows = page
-        .items
+    print_runs(page.items);
+    Ok(())
+}
+
+/// The runs table shared by `runs` and `status`.
+pub fn print_runs(runs: Vec<Run>) {
+    let rows = runs
         .into_iter()
         .map(|r| {
             vec![
@@ -40,7 +45,6 @@ pub async fn list(service: String, json: bool) -> Result<(), CliError> {
         })
         .collect();
     output::table(&["id", "status", "env", "ref", "commit", "trigger", "by", "created", "took"], rows);
-    Ok(())
 }
 
 pub async fn show(id: i64, json: bool) -> Result<(), CliError> {

@@ -148,19 +148,7 @@ async fn receive_update(
     let short: String = update.new.chars().take(12).collect();
     let Some(environment) = store.environment_for_branch(grant.service_id, branch).await? else {
         let reason = format!("no environment tracks branch {branch}; nothing deploys");
-        let run = NewRun {
-            service_id: grant.service_id,
-            environment_id: None,
-            trigger: "push",
-            git_ref: &update.name,
-            commit_sha: &update.new,
-            actor: &grant.user,
-            node: None,
-            status: "skipped",
-            reason: &reason,
-            stages: PUSH_STAGES,
-        };
-        let id = store.create_run(&run, now_ms()).await?;
+        let id = record_skipped(state, grant, update, None, &reason).await?;
         say(format!(
             "-----> Branch {branch} is not tracked by any environment: push accepted, nothing deploys (run {id})"
         ))
@@ -170,19 +158,7 @@ async fn receive_update(
 
     if store.environment_state(environment.id).await?.pinned {
         let reason = format!("{} is pinned by a rollback; nothing deploys", environment.name);
-        let run = NewRun {
-            service_id: grant.service_id,
-            environment_id: Some(environment.id),
-            trigger: "push",
-            git_ref: &update.name,
-            commit_sha: &update.new,
-            actor: &grant.user,
-            node: None,
-            status: "skipped",
-            reason: &reason,
-            stages: PUSH_STAGES,
-        };
-        let id = store.create_run(&run, now_ms()).await?;
+        let id = record_skipped(state, grant, update, Some(environment.id), &reason).await?;
         say(format!(
             "-----> {} is pinned by a rollback: push accepted, nothing deploys (run {id}). \
              To deploy it and unpin: slipway deploy {} {}",
@@ -234,6 +210,29 @@ async fn receive_update(
     store.mark_queued(run_id).await?;
     engine.wake();
     follow_run(state, run_id, events, tx).await
+}
+
+/// Records an accepted push that runs nothing, so every push has its run.
+async fn record_skipped(
+    state: &AppState,
+    grant: &PushGrant,
+    update: &RefUpdate,
+    environment_id: Option<i64>,
+    reason: &str,
+) -> Result<i64, ServiceError> {
+    let run = NewRun {
+        service_id: grant.service_id,
+        environment_id,
+        trigger: "push",
+        git_ref: &update.name,
+        commit_sha: &update.new,
+        actor: &grant.user,
+        node: None,
+        status: "skipped",
+        reason,
+        stages: PUSH_STAGES,
+    };
+    Ok(state.store.create_run(&run, now_ms()).await?)
 }
 
 /// Why a commit cannot be built.

@@ -73,7 +73,10 @@ struct RouterState {
 
 /// The router as an axum app.
 pub fn app(routes: Arc<Routes>, base_domain: &str) -> axum::Router {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let mut connector = HttpConnector::new();
+    // As on the listening side: no Nagle delay on small writes to replicas.
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new()).build::<_, Body>(connector);
     let state = RouterState { routes, base_domain: Arc::from(base_domain), client };
     axum::Router::new().fallback(forward).with_state(state)
 }

@@ -313,3 +313,36 @@ async fn app_logs_show_the_replicas_output_to_the_owners() {
     let (status, _) = app.call("GET", "/services/shop/environments/production/logs", Some(&eve), None).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_replica_left_the_router_answers_503_until_they_are_back() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let body = format!("back {}\n", nonce());
+    let work = local_repo(&borrowed(&fixture_app(&body))).await;
+    assert_eq!(git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await.code, 0);
+
+    let node = std::fs::read_to_string(app.data_dir.path().join("node-id")).expect("node id");
+    for id in containers(node.trim()).await {
+        kill(&id).await;
+    }
+    // The router still lists both replicas; each refuses, so it tries the other, then
+    // answers 503 with a page that says what is wrong.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (status, page) = loop {
+        let answer = app.get_app("shop", "production", "/").await;
+        if answer.0 == 503 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("No healthy replica of shop-production"), "{page}");
+
+    // The reconcile loop brings them back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get_app("shop", "production", "/").await != (200, body.clone()) {
+        assert!(Instant::now() < deadline, "the replicas did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

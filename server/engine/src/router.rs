@@ -1,7 +1,8 @@
 //! The app router: serves each environment at `http://<service>-<env>.<base domain>`,
 //! forwarding to its healthy replicas round-robin. A refused connection is retried on
-//! the next replica for requests without a body (GET, HEAD, OPTIONS). Built on hyper's
-//! client and axum's server, so no HTTP is parsed here.
+//! the next replica for requests without a body (GET, HEAD, OPTIONS); bodies stream both
+//! ways; upgraded connections (websockets) are spliced through once the replica answers
+//! 101. Built on hyper's client and axum's server, so no HTTP is parsed here.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -102,6 +103,13 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
     }
     let retryable = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (mut parts, body) = request.into_parts();
+    // A protocol upgrade (websockets): once the replica answers 101, the two connections
+    // are spliced together.
+    let client_upgrade = if parts.headers.contains_key(header::UPGRADE) {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let headers = &mut parts.headers;
@@ -127,8 +135,14 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
         let mut outgoing = Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
         *outgoing.uri_mut() = uri;
         match state.client.request(outgoing).await {
-            Ok(response) => {
+            Ok(mut response) => {
                 metrics::counter!("slipway_router_requests_total", "environment" => key.clone(), "status" => response.status().as_u16().to_string()).increment(1);
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_upgrade) = client_upgrade
+                {
+                    let backend_upgrade = hyper::upgrade::on(&mut response);
+                    tokio::spawn(splice(client_upgrade, backend_upgrade));
+                }
                 return response.into_response();
             }
             Err(err) if retryable && err.is_connect() => {
@@ -142,6 +156,22 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
         }
     }
     unavailable(&key)
+}
+
+/// Copies bytes both ways between an upgraded client connection and the replica's.
+async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(%err, "an upgraded connection did not complete");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut backend = hyper_util::rt::TokioIo::new(backend);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(%err, "an upgraded connection ended");
+    }
 }
 
 fn unavailable(key: &str) -> Response {

@@ -346,3 +346,60 @@ async fn with_no_replica_left_the_router_answers_503_until_they_are_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A replica that answers plain requests with 200 and upgrade requests (as websockets
+/// make) with 101, then echoes: busybox nc running a small script per connection.
+const UPGRADE_SERVER: &str = r#"upgrade=no
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\r')
+  [ -z "$line" ] && break
+  case "$line" in [Uu]pgrade:*) upgrade=yes ;; esac
+done
+if [ "$upgrade" = yes ]; then
+  printf 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'
+  exec cat
+fi
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n'
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgraded_connections_pass_through_the_router() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY serve.sh /serve.sh\n\
+                         CMD [\"nc\", \"-ll\", \"-p\", \"8080\", \"-e\", \"/bin/sh\", \"/serve.sh\"]\n";
+    let work =
+        local_repo(&[("Containerfile", containerfile.as_bytes()), ("serve.sh", UPGRADE_SERVER.as_bytes())]).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let addr = app.apps_url.trim_start_matches("http://").to_owned();
+    let port = addr.rsplit(':').next().unwrap_or_default().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect to the router");
+    let request = format!(
+        "GET /socket HTTP/1.1\r\nHost: shop-production.localhost:{port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert_eq!(n, 1, "the router closed the connection: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // Now the connection is the replica's: what goes in comes back.
+    stream.write_all(b"ping over the upgraded connection\n").await.expect("send");
+    let mut echoed = vec![0u8; 34];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .expect("read");
+    assert_eq!(&echoed, b"ping over the upgraded connection\n");
+}

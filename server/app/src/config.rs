@@ -218,6 +218,9 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             return Err(err("--data-dir must not be empty"));
         }
+        // Absolute once, here: git, hooks and the checks on their paths all see one form.
+        let data_dir = std::path::absolute(&data_dir)
+            .map_err(|e| err(format!("--data-dir {}: {e}", data_dir.display())))?;
         let database_url = match args.database_url.or(file.database_url) {
             Some(url) => validate_database_url(url)?,
             None => format!("sqlite://{}", data_dir.join("slipway.db").display()),
@@ -427,6 +430,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(config.apps_listen.to_string(), "127.0.0.1:9001");
         assert_eq!(config.data_dir, PathBuf::from("/srv/slipway"));
+        let relative = Config::load(args(&["--data-dir", "data"])).expect("valid");
+        assert!(relative.data_dir.is_absolute() && relative.data_dir.ends_with("data"), "{:?}", relative.data_dir);
 
         std::fs::write(&file, "lisen = \"x\"\n").expect("write");
         let e = Config::load(args(&["--config", path])).expect_err("unknown key");

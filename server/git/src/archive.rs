@@ -13,6 +13,32 @@ use tokio::process::Command;
 #[derive(Debug, Clone, Default)]
 pub struct ObjectEnv(pub Vec<(String, String)>);
 
+impl ObjectEnv {
+    /// Keeps only the object-directory variables, and only if every path they name lies
+    /// inside `repo` (git's quarantine is `<repo>/objects/incoming-…`): a hook cannot
+    /// point the server at another repository's objects.
+    pub fn confined_to(vars: &[(String, String)], repo: &Path) -> Result<ObjectEnv, String> {
+        let mut kept = Vec::new();
+        for (key, value) in vars {
+            if !OBJECT_VARS.contains(&key.as_str()) {
+                continue;
+            }
+            // GIT_ALTERNATE_OBJECT_DIRECTORIES is a ':'-separated list.
+            for path in value.split(':').filter(|p| !p.is_empty()) {
+                let path = Path::new(path);
+                let inside = path.is_absolute()
+                    && !path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                    && path.starts_with(repo);
+                if !inside {
+                    return Err(format!("{key} points outside the repository being pushed"));
+                }
+            }
+            kept.push((key.clone(), value.clone()));
+        }
+        Ok(ObjectEnv(kept))
+    }
+}
+
 /// The variables a hook must forward for its objects to be readable.
 pub const OBJECT_VARS: &[&str] = &["GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"];
 
@@ -104,4 +130,31 @@ pub async fn export_tar(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_directories_must_stay_inside_the_repository() {
+        let repo = Path::new("/data/repos/shop.git");
+        let ok = vec![
+            ("GIT_QUARANTINE_PATH".to_owned(), "/data/repos/shop.git/objects/incoming-Ab12".to_owned()),
+            ("GIT_OBJECT_DIRECTORY".to_owned(), "/data/repos/shop.git/objects/incoming-Ab12".to_owned()),
+            ("GIT_ALTERNATE_OBJECT_DIRECTORIES".to_owned(), "/data/repos/shop.git/objects".to_owned()),
+            ("PATH".to_owned(), "/ignored".to_owned()),
+        ];
+        let env = ObjectEnv::confined_to(&ok, repo).expect("inside");
+        assert_eq!(env.0.len(), 3, "unrelated variables are dropped");
+        for bad in [
+            "/data/repos/other.git/objects",
+            "/data/repos/shop.git/../other.git/objects",
+            "relative/objects",
+            "/data/repos/shop.git/objects:/data/repos/other.git/objects",
+        ] {
+            let vars = vec![("GIT_ALTERNATE_OBJECT_DIRECTORIES".to_owned(), bad.to_owned())];
+            assert!(ObjectEnv::confined_to(&vars, repo).is_err(), "{bad}");
+        }
+    }
 }

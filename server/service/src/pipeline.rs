@@ -102,7 +102,16 @@ pub fn receive_push(state: AppState, request: HookRequest) -> mpsc::Receiver<Str
                 false
             }
             Some(grant) => {
-                let env = ObjectEnv(request.env.clone());
+                let repo = repos::path(&state.settings.repos_dir, &grant.service);
+                let env = match ObjectEnv::confined_to(&request.env, &repo) {
+                    Ok(env) => env,
+                    Err(why) => {
+                        tracing::warn!(%why, service = %grant.service, "a hook sent object directories outside its repository");
+                        let _ = tx.send(format!("!     push refused: {why}")).await;
+                        let _ = tx.send(REJECT.to_owned()).await;
+                        return;
+                    }
+                };
                 let mut all_ok = true;
                 for update in &request.updates {
                     let ok = match receive_update(&state, &grant, update, &env, &tx).await {

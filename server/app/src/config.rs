@@ -219,8 +219,8 @@ impl Config {
             return Err(err("--data-dir must not be empty"));
         }
         // Absolute once, here: git, hooks and the checks on their paths all see one form.
-        let data_dir = std::path::absolute(&data_dir)
-            .map_err(|e| err(format!("--data-dir {}: {e}", data_dir.display())))?;
+        let data_dir =
+            std::path::absolute(&data_dir).map_err(|e| err(format!("--data-dir {}: {e}", data_dir.display())))?;
         let database_url = match args.database_url.or(file.database_url) {
             Some(url) => validate_database_url(url)?,
             None => format!("sqlite://{}", data_dir.join("slipway.db").display()),

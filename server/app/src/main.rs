@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use axum::serve::ListenerExt;
 use clap::Parser;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, EngineBuilder, EngineConfig, Registry, RegistryCredentials};
 use slipway_git::GitConfig;
@@ -144,13 +145,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let routes = state.engine.routes();
     let app = routes::router(state, metrics, git);
 
+    let shutdown = shutdown_token()?;
+    let router_shutdown = shutdown.clone();
     let apps = slipway_engine::router::app(routes, &config.base_domain);
     let apps_listener = apps_listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(async move {
         let serve = axum::serve(apps_listener, apps.into_make_service_with_connect_info::<SocketAddr>());
-        if let Err(err) = serve.with_graceful_shutdown(shutdown_signal()).await {
+        if let Err(err) = serve.with_graceful_shutdown(router_shutdown.cancelled_owned()).await {
             tracing::error!(%err, "the app router stopped");
         }
     });
@@ -165,7 +168,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             tracing::warn!(%err, "setting TCP_NODELAY");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())
@@ -194,25 +197,34 @@ fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGINT and SIGTERM handlers now (synchronously, before the servers say
+/// they are ready, so no signal can slip between them) and answers a token cancelled on
+/// the first one. Both servers shut down on the same token.
+fn shutdown_token() -> anyhow::Result<CancellationToken> {
+    let token = CancellationToken::new();
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let cancel = token.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            cancel.cancel();
+        });
     }
+    #[cfg(not(unix))]
+    {
+        let cancel = token.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            cancel.cancel();
+        });
+    }
+    Ok(token)
 }
 
 /// Connects to the container engine and checks that it answers, so a missing engine is

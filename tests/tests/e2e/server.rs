@@ -146,3 +146,25 @@ async fn json_logs_on_request() {
     }
     assert!(output.contains("database ready"), "{output}");
 }
+
+/// SIGTERM right after the server says it listens must stop both the API server and the
+/// app router: the signal handlers are in place before that line is printed.
+#[tokio::test]
+async fn sigterm_right_after_start_stops_everything() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8");
+        let mut started = start_process(
+            &["--listen", "127.0.0.1:0", "--data-dir", data],
+            &[("SLIPWAY_ADMIN_PASSWORD", "a-long-password")],
+        )
+        .await;
+        let pid = started.child.id().expect("pid");
+        std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
+        let status = tokio::time::timeout(Duration::from_secs(20), started.child.wait())
+            .await
+            .expect("slipwayd must exit after SIGTERM")
+            .expect("wait");
+        assert!(status.success(), "{status:?}");
+    }
+}

@@ -11,14 +11,15 @@ use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use slipway_core::repo_config::RepoConfig;
+use slipway_engine::Engine;
 use slipway_engine::context::{self, BuildSettings};
-use slipway_engine::{Engine, RunEvent};
 use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
-use slipway_store::runs::{FINAL_STATUSES, NewRun};
-use tokio::sync::{broadcast, mpsc};
+use slipway_store::runs::NewRun;
+use tokio::sync::mpsc;
 
 use crate::clock::now_ms;
+use crate::runs::FollowEvent;
 use crate::{AppState, ServiceError};
 
 /// How long a push grant lives: one push, however slow its build.
@@ -215,7 +216,8 @@ async fn receive_update(
         store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
         return Err(ServiceError::Internal(format!("exporting {short}: {err}")));
     }
-    let events = engine.hub().subscribe(run_id);
+    // Follow before the run is claimable, so not a line is missed.
+    let events = crate::runs::follow(state.clone(), run_id);
     store.mark_queued(run_id).await?;
     engine.wake();
     follow_run(state, run_id, events, tx).await
@@ -348,43 +350,25 @@ async fn reject(run_id: i64, why: &str, tx: &mpsc::Sender<String>) -> Result<boo
     Ok(false)
 }
 
-/// Relays a run's log to the pusher until it ends, then prints the stage timings.
+/// Relays a run's log (stored lines, then live, see `runs::follow`) to the pusher until
+/// it ends, then prints the stage timings.
 /// Answers whether the run succeeded.
 async fn follow_run(
     state: &AppState,
     run_id: i64,
-    mut events: broadcast::Receiver<RunEvent>,
+    mut events: mpsc::Receiver<FollowEvent>,
     tx: &mpsc::Sender<String>,
 ) -> Result<bool, ServiceError> {
     let started = Instant::now();
-    let mut last_seq = 0;
-    let mut check = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(RunEvent::Log { seq, line, .. }) => {
-                    if seq > last_seq {
-                        last_seq = seq;
-                        let _ = tx.send(format_log_line(&line)).await;
-                    }
-                }
-                Ok(RunEvent::Stage { .. }) => {}
-                Ok(RunEvent::Finished { .. }) | Err(broadcast::error::RecvError::Closed) => break,
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    last_seq = replay(state, run_id, last_seq, tx).await?;
-                }
-            },
-            // The run may end without an event reaching this replica (superseded by a
-            // newer push, cancelled while queued, reaped): the stored status decides.
-            _ = check.tick() => {
-                let status = state.store.run_by_id(run_id).await?.status;
-                if FINAL_STATUSES.contains(&status.as_str()) {
-                    break;
-                }
+    while let Some(event) = events.recv().await {
+        match event {
+            FollowEvent::Log { line, .. } => {
+                let _ = tx.send(format_log_line(&line)).await;
             }
+            FollowEvent::Stage { .. } => {}
+            FollowEvent::Finished { .. } => break,
         }
     }
-    replay(state, run_id, last_seq, tx).await?;
     let run = state.store.run_by_id(run_id).await?;
     let stages = state.store.stages(run_id).await?;
     let timings: Vec<String> = stages
@@ -413,16 +397,6 @@ async fn follow_run(
             .await;
         Ok(false)
     }
-}
-
-/// Sends stored lines after `after`; answers the last sequence sent.
-async fn replay(state: &AppState, run_id: i64, after: i64, tx: &mpsc::Sender<String>) -> Result<i64, ServiceError> {
-    let mut last = after;
-    for row in state.store.logs(run_id, after, i64::MAX).await? {
-        last = row.seq;
-        let _ = tx.send(format_log_line(&row.line)).await;
-    }
-    Ok(last)
 }
 
 /// Heroku's layout: headings start with `----->`, everything else is indented under them.

@@ -12,8 +12,8 @@ use slipway_store::audit::NewAuditEntry;
 use crate::access::require_platform;
 use crate::actor::authenticate;
 use crate::clock::{now_ms, rfc3339};
-use crate::pagination::{PageParams, encode_cursor};
-use crate::{Actor, AppState, Result, ServiceError};
+use crate::pagination::{PageParams, PageRequest};
+use crate::{Actor, AppState, Result};
 
 /// Set on a response by a handler whose caller is not signed in yet (login), so the
 /// audit entry names who tried.
@@ -67,22 +67,9 @@ pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Requ
 /// Lists the audit log, newest first (admins only).
 pub async fn list_audit(state: &AppState, actor: &Actor, params: &PageParams) -> Result<Page<AuditEntry>> {
     require_platform(actor, Action::ReadAudit)?;
-    let limit = crate::pagination::PageRequest::parse(&PageParams { limit: params.limit, cursor: None })?.limit;
-    let before = match &params.cursor {
-        None => None,
-        Some(_) => {
-            let page = crate::pagination::PageRequest::parse(params)?;
-            Some(
-                page.after
-                    .parse::<i64>()
-                    .map_err(|_| ServiceError::invalid("cursor", "cursor is not one this server handed out"))?,
-            )
-        }
-    };
-    let mut rows = state.store.list_audit(before, i64::from(limit) + 1).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id.to_string())) } else { None };
+    let page = PageRequest::parse(params)?;
+    let rows = state.store.list_audit(Some(page.before_id()?), page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.id.to_string());
     let items = rows
         .into_iter()
         .map(|r| AuditEntry {

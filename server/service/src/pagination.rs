@@ -47,6 +47,17 @@ impl PageRequest {
         Ok(PageRequest { after, limit })
     }
 
+    /// For newest-first lists keyed by id (audit log, runs): the id to list below, or
+    /// `i64::MAX` on the first page.
+    pub fn before_id(&self) -> Result<i64, ServiceError> {
+        if self.after.is_empty() {
+            return Ok(i64::MAX);
+        }
+        self.after.parse().map_err(|_| {
+            ServiceError::invalid("cursor", "cursor is not one this server handed out; start again without it")
+        })
+    }
+
     /// One more than the page, to learn whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         i64::from(self.limit) + 1
@@ -79,6 +90,19 @@ mod tests {
         assert_eq!(next.after, "b");
         let (_, last) = next.finish(vec!["c"], |s| s.to_string());
         assert_eq!(last, None);
+    }
+
+    #[test]
+    fn id_cursors_page_newest_first() {
+        let first = PageRequest::parse(&PageParams { limit: Some(2), cursor: None }).expect("valid");
+        assert_eq!(first.before_id().expect("first page"), i64::MAX);
+        let (ids, next) = first.finish(vec![9_i64, 8, 7], |id| id.to_string());
+        assert_eq!(ids, vec![9, 8]);
+        let second = PageRequest::parse(&PageParams { limit: Some(2), cursor: next }).expect("valid");
+        assert_eq!(second.before_id().expect("id cursor"), 8);
+        let named =
+            PageRequest::parse(&PageParams { limit: None, cursor: Some(encode_cursor("shop")) }).expect("valid");
+        assert!(named.before_id().is_err(), "a name cursor is not an id cursor");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use slipway_store::runs::{FINAL_STATUSES, NewRun, RunRow, StageRow};
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
-use crate::pagination::{PageParams, PageRequest, encode_cursor};
+use crate::pagination::{PageParams, PageRequest};
 use crate::pipeline::{PUSH_STAGES, PrepareError, export_context, prepare_build};
 use crate::services::find_service;
 use crate::{Actor, AppState, Result, ServiceError};
@@ -60,18 +60,9 @@ pub async fn find_run(state: &AppState, id: i64) -> Result<RunRow> {
 
 pub async fn list_runs(state: &AppState, _actor: &Actor, service: &str, params: &PageParams) -> Result<Page<Run>> {
     let service = find_service(state, service).await?;
-    let page = PageRequest::parse(&PageParams { limit: params.limit, cursor: None })?;
-    let before = match &params.cursor {
-        None => i64::MAX,
-        Some(_) => PageRequest::parse(params)?
-            .after
-            .parse::<i64>()
-            .map_err(|_| ServiceError::invalid("cursor", "cursor is not one this server handed out"))?,
-    };
-    let mut rows = state.store.list_runs(service.id, before, page.fetch_limit()).await?;
-    let more = rows.len() > page.limit as usize;
-    rows.truncate(page.limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id.to_string())) } else { None };
+    let page = PageRequest::parse(params)?;
+    let rows = state.store.list_runs(service.id, page.before_id()?, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.id.to_string());
     let mut items = Vec::with_capacity(rows.len());
     for run in rows {
         let stages = state.store.stages(run.id).await?;

@@ -68,7 +68,7 @@ async fn execute(engine: &Engine, run_id: i64) {
         cancels.insert(run_id, cancel.clone());
     }
     let renewer = tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone()));
-    let stored = inner.store.logs(run_id, 0, i64::MAX).await.map(|l| l.last().map_or(0, |r| r.seq)).unwrap_or(0);
+    let stored = inner.store.last_log_seq(run_id).await.unwrap_or(0);
     let (log, writer) = RunLog::open(engine, inner.store.clone(), run_id, stored);
 
     let mut status = "succeeded";

@@ -318,6 +318,14 @@ impl Store {
         Ok(())
     }
 
+    /// The sequence number of a run's last stored line (0 when none).
+    pub async fn last_log_seq(&self, run_id: i64) -> Result<i64> {
+        let seq = on_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM run_logs WHERE run_id = $1")
+            .bind(run_id).fetch_one(pool).await)?;
+        Ok(seq)
+    }
+
     /// Log lines after `after` (a sequence number), oldest first.
     pub async fn logs(&self, run_id: i64, after: i64, limit: i64) -> Result<Vec<LogRow>> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, LogRow>(

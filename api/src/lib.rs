@@ -329,9 +329,57 @@ pub struct Release {
     pub image: String,
     pub commit: String,
     pub run: Option<i64>,
+    /// The config version the release runs with (0: no config).
+    pub config_version: u32,
     pub created_by: String,
     pub created_at: String,
     pub current: bool,
+}
+
+/// One config var. A secret's value is never returned once set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConfigVar {
+    pub key: String,
+    /// The value; `null` for a secret.
+    pub value: Option<String>,
+    pub secret: bool,
+}
+
+/// An environment's config: its newest version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Config {
+    /// 0 until the first change.
+    pub version: u32,
+    pub vars: Vec<ConfigVar>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// One change to an environment's config: vars to set and keys to remove, as one new
+/// config version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConfigChange {
+    /// `KEY: value` pairs to add or replace.
+    #[serde(default)]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Store the `set` values as secrets: encrypted at rest, never shown again, masked in logs.
+    #[serde(default)]
+    pub secret: bool,
+    /// Keys to remove.
+    #[serde(default)]
+    pub unset: Vec<String>,
+}
+
+/// The config after a change, and the run rolling it out (none before the first release).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConfigChanged {
+    pub config: Config,
+    pub run: Option<Run>,
 }
 
 /// Redeploy an earlier release (the one before the current by default).

@@ -11,7 +11,7 @@ mod config;
 mod error;
 mod output;
 
-use commands::{audit, auth, environments, runs, services, teams, tokens, users};
+use commands::{audit, auth, config_vars, environments, runs, services, teams, tokens, users};
 use error::CliError;
 
 #[derive(Debug, Parser)]
@@ -83,6 +83,9 @@ enum Command {
     /// A service's environments.
     #[command(subcommand)]
     Envs(EnvsCommand),
+    /// An environment's config vars and secrets.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The releases of an environment (the current one marked *).
     Releases {
         service: String,
@@ -160,6 +163,39 @@ enum EnvsCommand {
     Show {
         service: String,
         environment: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Set vars (one new config version, rolled out as a new release).
+    Set {
+        service: String,
+        environment: String,
+        /// KEY=VALUE pairs; with --secret, a lone KEY reads its value from stdin.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        /// Store the values as secrets: encrypted at rest, never shown again, masked in logs.
+        #[arg(long)]
+        secret: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the vars (secret values are not shown).
+    List {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove vars (one new config version, rolled out as a new release).
+    Unset {
+        service: String,
+        environment: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -381,6 +417,15 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Envs(cmd) => match cmd {
             EnvsCommand::List { service, json } => environments::list(service, json).await,
             EnvsCommand::Show { service, environment, json } => environments::show(service, environment, json).await,
+        },
+        Command::Config(cmd) => match cmd {
+            ConfigCommand::Set { service, environment, pairs, secret, json } => {
+                config_vars::set(service, environment, pairs, secret, json).await
+            }
+            ConfigCommand::List { service, environment, json } => config_vars::list(service, environment, json).await,
+            ConfigCommand::Unset { service, environment, keys, json } => {
+                config_vars::unset(service, environment, keys, json).await
+            }
         },
         Command::Releases { service, environment, json } => environments::releases(service, environment, json).await,
         Command::Rollback { service, environment, to } => environments::rollback(service, environment, to).await,

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -88,6 +89,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     args: Vec<String>,
     child: Child,
+    output: [Arc<Mutex<Vec<String>>>; 2],
 }
 
 /// What `start_process` saw: the URL and the lines printed before it.
@@ -98,6 +100,12 @@ pub struct Started {
     /// The app router's address (`http://127.0.0.1:PORT`).
     pub apps_url: String,
     pub stdout_before: Vec<String>,
+    /// Every line slipwayd printed so far on stdout, growing while it runs.
+    pub output: Arc<Mutex<Vec<String>>>,
+    /// Every line slipwayd printed so far on stderr (its logs), growing while it runs.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    /// Ends when slipwayd's stderr closes (every line is in `stderr` then).
+    pub stderr_done: tokio::task::JoinHandle<()>,
 }
 
 /// Starts slipwayd with the given arguments and waits (with a deadline) for the line
@@ -119,6 +127,17 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn slipwayd");
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().expect("stderr piped");
+    let sink = stderr_lines.clone();
+    // Drained all along, so the server never blocks on a full pipe.
+    let stderr_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut before = Vec::new();
@@ -137,19 +156,32 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
         None
     })
     .await;
+    output.lock().unwrap_or_else(|e| e.into_inner()).extend(before.iter().cloned());
     match found {
         Ok(Some(url)) => {
             // Keep draining stdout so the server never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            Started { child, url, apps_url, stdout_before: before }
+            let sink = output.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+            Started {
+                child,
+                url,
+                apps_url,
+                stdout_before: before,
+                output,
+                stderr: stderr_lines,
+                stderr_done: stderr_task,
+            }
         }
         _ => {
             let _ = child.start_kill();
-            let output = child.wait_with_output().await.expect("slipwayd output");
-            panic!(
-                "slipwayd did not start (args {args:?}); stdout: {before:?}; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            let _ = child.wait().await;
+            let _ = stderr_task.await;
+            let printed = stderr_lines.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+            panic!("slipwayd did not start (args {args:?}); stdout: {before:?}; stderr:\n{printed}");
         }
     }
 }
@@ -161,6 +193,11 @@ impl TestApp {
 
     /// Starts with extra slipwayd flags.
     pub async fn start_with(db: Db, extra: &[&str]) -> TestApp {
+        Self::start_with_env(db, extra, &[]).await
+    }
+
+    /// Starts with extra slipwayd flags and environment variables.
+    pub async fn start_with_env(db: Db, extra: &[&str], envs: &[(&str, &str)]) -> TestApp {
         let data_dir = tempfile::tempdir().expect("data dir");
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}", data_dir.path().join("slipway.db").display()),
@@ -169,7 +206,9 @@ impl TestApp {
         let dir = data_dir.path().to_str().expect("utf-8 path").to_owned();
         let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", &dir, "--database-url", &database_url];
         args.extend_from_slice(extra);
-        let started = start_process(&args, &[("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
+        let mut envs = envs.to_vec();
+        envs.push(("SLIPWAY_ADMIN_PASSWORD", ADMIN_PASSWORD));
+        let started = start_process(&args, &envs).await;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let http = http_client();
         let mut app = TestApp {
@@ -182,6 +221,7 @@ impl TestApp {
             http,
             args,
             child: started.child,
+            output: [started.output, started.stderr],
         };
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
         app
@@ -259,6 +299,9 @@ impl TestApp {
             "SELECT name FROM teams ORDER BY id",
             "SELECT CAST(team_id AS TEXT) || ':' || CAST(user_id AS TEXT) || ':' || role FROM team_members ORDER BY team_id, user_id",
             "SELECT name || ':' || CAST(team_id AS TEXT) || ':' || description || ':' || lifecycle || ':' || tier || ':' || on_call || ':' || links || ':' || depends_on || ':' || CAST(updated_at AS TEXT) FROM services ORDER BY id",
+            "SELECT CAST(service_id AS TEXT) || ':' || name || ':' || branch || ':' || CAST(replicas AS TEXT) || ':' || CAST(pinned AS TEXT) || ':' || COALESCE(CAST(current_release AS TEXT), '-') FROM environments ORDER BY id",
+            "SELECT CAST(environment_id AS TEXT) || ':' || CAST(version AS TEXT) || ':' || image FROM releases ORDER BY id",
+            "SELECT CAST(environment_id AS TEXT) || ':' || CAST(version AS TEXT) || ':' || vars FROM config_versions ORDER BY id",
         ];
         let mut out = Vec::new();
         match self.db {
@@ -325,6 +368,13 @@ impl TestApp {
         self.url = started.url;
         self.apps_url = started.apps_url;
         self.child = started.child;
+        self.output = [started.output, started.stderr];
+    }
+
+    /// Everything slipwayd printed (stdout and stderr) since it last started.
+    pub fn server_output(&self) -> String {
+        let lines = |l: &Arc<Mutex<Vec<String>>>| l.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+        format!("{}\n{}", lines(&self.output[0]), lines(&self.output[1]))
     }
 
     /// GET through the app router with the environment's Host header; answers the status

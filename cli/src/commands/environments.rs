@@ -61,13 +61,14 @@ pub async fn releases(service: String, env: String, json: bool) -> Result<(), Cl
             vec![
                 format!("v{}{}", r.version, if r.current { " *" } else { "" }),
                 r.commit.chars().take(8).collect(),
+                if r.config_version == 0 { "-".to_owned() } else { format!("v{}", r.config_version) },
                 r.image,
                 r.created_by,
                 short_time(&r.created_at),
             ]
         })
         .collect();
-    output::table(&["release", "commit", "image", "by", "created"], rows);
+    output::table(&["release", "commit", "config", "image", "by", "created"], rows);
     Ok(())
 }
 

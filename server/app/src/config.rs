@@ -86,6 +86,11 @@ pub struct Args {
     /// database need the same one [default: a key generated into the data dir].
     #[arg(long, env = "SLIPWAY_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Key that encrypts config secrets at rest: 32 bytes as 64 hex digits or base64;
+    /// replicas sharing a database need the same one [default: a key generated into the
+    /// data dir].
+    #[arg(long, env = "SLIPWAY_SECRET_KEY", value_name = "KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
     /// How long a session token from `login` lives, in hours [default: 12].
     #[arg(long, env = "SLIPWAY_SESSION_HOURS", value_name = "HOURS")]
     pub session_hours: Option<u32>,
@@ -128,6 +133,7 @@ struct FileConfig {
     public_url: Option<String>,
     log_format: Option<LogFormat>,
     jwt_secret: Option<String>,
+    secret_key: Option<String>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
@@ -153,6 +159,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub log_format: LogFormat,
     pub jwt_secret: Option<String>,
+    pub secret_key: Option<String>,
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
@@ -178,6 +185,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("session_hours", &self.session_hours)
             .field("max_push_mb", &self.max_push_mb)
             .field("max_repo_mb", &self.max_repo_mb)
@@ -298,6 +306,7 @@ impl Config {
             public_url,
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             jwt_secret,
+            secret_key: args.secret_key.or(file.secret_key),
             session_hours,
             max_push_mb,
             max_repo_mb,

@@ -79,6 +79,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let signing_key = bootstrap::load_signing_key(&config.data_dir, config.jwt_secret.as_deref())
         .map_err(|e| anyhow::anyhow!("session signing key: {e}"))?;
+    let secret_key = bootstrap::load_secret_key(&config.data_dir, config.secret_key.as_deref())
+        .map_err(|e| anyhow::anyhow!("config secret key: {e}"))?;
     let metrics = telemetry::init_metrics().map_err(anyhow::Error::msg)?;
     let node = node_id(&config.data_dir)?;
     let hooks_dir = install_hooks(&config.data_dir)?;
@@ -117,6 +119,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     .map(|(username, password)| RegistryCredentials { username, password }),
             }),
             health_timeout: Duration::from_secs(config.health_timeout),
+            secret_key,
         },
     );
     engine.start().await.map_err(|e| anyhow::anyhow!("starting the pipeline engine: {e}"))?;

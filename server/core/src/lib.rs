@@ -5,10 +5,12 @@
 //! Start with [`policy::authorize`]: it is the single place that decides who may do what.
 
 pub mod catalog;
+pub mod config;
 pub mod names;
 pub mod policy;
 pub mod repo_config;
 pub mod roles;
+pub mod secrets;
 
 pub use names::{NameError, ServiceName, TeamName, Username};
 pub use roles::{PlatformRole, TeamRole};

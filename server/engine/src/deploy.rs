@@ -10,10 +10,10 @@ use std::time::Duration;
 use slipway_store::releases::{EnvironmentState, NewRelease};
 use slipway_store::runs::RunRow;
 
-use crate::context;
 use crate::logger::RunLog;
 use crate::runtime::{Replica, ReplicaSpec, wait_healthy};
 use crate::{Engine, now_ms};
+use crate::{config_vars, context};
 
 /// How often the reconcile loop looks at every live environment.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(3);
@@ -45,6 +45,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         .map_err(|e| format!("the build settings are missing ({e})"))?;
     let replicas = usize::try_from(state.replicas).unwrap_or(1).max(1);
     let image = local_image(run);
+    // The newest config: a config change queues a deploy of the current image to apply it.
+    let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
     log.line("deploy", &format!("-----> Deploy {environment}: starting {replicas} replica(s) of {image}"));
 
     let spec = ReplicaSpec {
@@ -53,7 +55,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         run_id: run.id,
         image: image.clone(),
         port: settings.port,
-        env: vec![("PORT".to_owned(), settings.port.to_string())],
+        env: replica_env(settings.port, config.vars),
         node: inner.config.node.clone(),
     };
     if let Some(command) = settings.release_command.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -101,6 +103,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
                 commit_sha: &run.commit_sha,
                 port: i32::from(settings.port),
                 health: &settings.health,
+                config_version: config.version,
                 created_by: &run.actor,
             },
             now_ms(),
@@ -111,6 +114,13 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     inner.routes.set(&key, started.iter().filter_map(|r| r.addr).collect());
     retire(engine.clone(), old);
     Ok(format!("-----> Deploy {environment} v{}: {replicas}/{replicas} replicas healthy", release.version))
+}
+
+/// A replica's environment: the config vars, then `PORT` (config cannot override it).
+fn replica_env(port: u16, vars: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env = vars;
+    env.push(("PORT".to_owned(), port.to_string()));
+    env
 }
 
 /// Removes replicas after the drain period, in the background.
@@ -187,13 +197,18 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     }
     let deploying = !in_flight.is_empty();
     if alive.len() < desired {
+        let port = u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT);
+        // Replacements run with the config the release was deployed with.
+        let config =
+            config_vars::open(&inner.store, &inner.config.secret_key, environment.id, Some(release.config_version))
+                .await?;
         let spec = ReplicaSpec {
             service: environment.service.clone(),
             environment: environment.name.clone(),
             run_id,
             image: release.image.clone(),
-            port: u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT),
-            env: vec![("PORT".to_owned(), release.port.to_string())],
+            port,
+            env: replica_env(port, config.vars),
             node: inner.config.node.clone(),
         };
         for _ in alive.len()..desired {

@@ -8,6 +8,7 @@
 //! and spawns the workers; [`Engine::wake`] tells them a run was queued.
 
 pub mod build;
+pub mod config_vars;
 pub mod context;
 mod deploy;
 pub mod hub;
@@ -43,6 +44,8 @@ pub struct EngineConfig {
     pub registry: Option<Registry>,
     /// How long new replicas have to answer their health check.
     pub health_timeout: Duration,
+    /// Opens the sealed secrets of environments' config.
+    pub secret_key: slipway_core::secrets::SecretKey,
 }
 
 /// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.
@@ -90,15 +93,31 @@ impl Engine {
         }
     }
 
-    /// The output of an environment's replicas on this node (see `EngineBuilder::replica_logs`).
+    /// The output of an environment's replicas on this node (see
+    /// `EngineBuilder::replica_logs`), with the environment's secrets masked.
     pub async fn app_logs(
         &self,
         service: &str,
         environment: &str,
+        environment_id: i64,
         follow: bool,
         tail: u32,
     ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
-        self.inner.runtime.replica_logs(&self.inner.config.node, service, environment, follow, tail).await
+        let inner = &self.inner;
+        let masker = config_vars::masker(&inner.store, &inner.config.secret_key, environment_id).await;
+        let mut raw = inner.runtime.replica_logs(&inner.config.node, service, environment, follow, tail).await?;
+        if masker.is_empty() {
+            return Ok(raw);
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(line) = raw.recv().await {
+                if tx.send(masker.mask(&line).into_owned()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// The lock that serialises deploys and reconciles of one environment.

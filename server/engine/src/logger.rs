@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use slipway_core::secrets::Masker;
 use slipway_store::Store;
 use slipway_store::runs::LogRow;
 use tokio::sync::mpsc;
@@ -24,6 +25,8 @@ pub struct RunLog {
     seq: Arc<AtomicI64>,
     tx: mpsc::UnboundedSender<LogRow>,
     engine: crate::Engine,
+    /// Hides the secrets of the run's environment in every line.
+    masker: Masker,
 }
 
 /// Waits for the writer to store every line.
@@ -38,7 +41,13 @@ impl LogWriter {
 
 impl RunLog {
     /// Starts the writer task. Lines continue after `first_seq` (lines already stored).
-    pub(crate) fn open(engine: &crate::Engine, store: Store, run_id: i64, first_seq: i64) -> (RunLog, LogWriter) {
+    pub(crate) fn open(
+        engine: &crate::Engine,
+        store: Store,
+        run_id: i64,
+        first_seq: i64,
+        masker: Masker,
+    ) -> (RunLog, LogWriter) {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogRow>();
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -56,14 +65,14 @@ impl RunLog {
                 batch.clear();
             }
         });
-        let log = RunLog { run_id, seq: Arc::new(AtomicI64::new(first_seq)), tx, engine: engine.clone() };
+        let log = RunLog { run_id, seq: Arc::new(AtomicI64::new(first_seq)), tx, engine: engine.clone(), masker };
         (log, LogWriter(writer))
     }
 
     /// Appends one line (a trailing newline is removed; control characters other than
-    /// tab are dropped so logs cannot repaint a terminal).
+    /// tab are dropped so logs cannot repaint a terminal; secrets are masked).
     pub fn line(&self, stage: &str, text: &str) {
-        let clean = clean_line(text);
+        let clean = self.masker.mask(&clean_line(text)).into_owned();
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let row = LogRow { seq, at: now_ms(), stage: stage.to_owned(), line: clean.clone() };
         let _ = self.tx.send(row);

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use rand::RngCore;
+use slipway_core::secrets::SecretKey;
 use slipway_store::Store;
 
 use crate::ServiceError;
@@ -13,6 +14,8 @@ use crate::clock::now_ms;
 pub const INITIAL_ADMIN: &str = "admin";
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 pub const SIGNING_KEY_FILE: &str = "session-signing-key";
+/// Where the generated key for config secrets lives in the data dir.
+pub const SECRET_KEY_FILE: &str = "secret.key";
 
 /// What first start did about the admin account.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,6 +86,26 @@ pub fn load_signing_key(data_dir: &Path, configured: Option<&str>) -> Result<Vec
     Ok(key)
 }
 
+/// The key that seals config secrets: the configured one (`SLIPWAY_SECRET_KEY`), else
+/// `<data-dir>/secret.key`, generated on first start.
+pub fn load_secret_key(data_dir: &Path, configured: Option<&str>) -> Result<SecretKey, String> {
+    if let Some(text) = configured {
+        return SecretKey::parse(text).map_err(|e| format!("SLIPWAY_SECRET_KEY: {e}"));
+    }
+    let path = data_dir.join(SECRET_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return SecretKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(format!("reading {}: {err}", path.display())),
+    }
+    let key = SecretKey::generate();
+    write_private(&path, format!("{}\n", key.encode()).as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(key)
+}
+
 /// Writes a new file readable by its owner only; refuses to overwrite.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -97,6 +120,19 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_key_is_generated_once_or_taken_from_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = load_secret_key(dir.path(), None).expect("generated");
+        let sealed = first.seal("value-123", "ctx");
+        let second = load_secret_key(dir.path(), None).expect("read back");
+        assert_eq!(second.open(&sealed, "ctx").as_deref(), Ok("value-123"));
+        let configured = load_secret_key(dir.path(), Some(&"ab".repeat(32))).expect("hex key");
+        assert!(configured.open(&sealed, "ctx").is_err(), "the configured key wins over the file");
+        let bad = load_secret_key(dir.path(), Some("too-short")).unwrap_err();
+        assert!(bad.contains("SLIPWAY_SECRET_KEY"), "{bad}");
+    }
 
     #[test]
     fn signing_key_is_generated_once_with_mode_0600() {

@@ -39,13 +39,14 @@ fn release_to_api(row: ReleaseRow, current: Option<i64>) -> Release {
         image: row.image,
         commit: row.commit_sha,
         run: row.run_id,
+        config_version: u32::try_from(row.config_version).unwrap_or(0),
         created_by: row.created_by,
         created_at: rfc3339(row.created_at),
         current: current == Some(row.id),
     }
 }
 
-async fn find_environment(state: &AppState, service: &ServiceRow, name: &str) -> Result<EnvironmentState> {
+pub(crate) async fn find_environment(state: &AppState, service: &ServiceRow, name: &str) -> Result<EnvironmentState> {
     let row = match state.store.environment_by_name(service.id, name).await {
         Ok(row) => row,
         Err(StoreError::NotFound) => {
@@ -93,7 +94,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
 }
 
 /// Queues a deploy-only run of an existing release's image into `target`.
-async fn queue_redeploy(
+pub(crate) async fn queue_redeploy(
     state: &AppState,
     actor: &Actor,
     service: &ServiceRow,
@@ -161,6 +162,8 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
         }
         Err(err) => return Err(err.into()),
     };
+    // A rollback restores the config the release ran with, as Heroku's does.
+    crate::config::restore_config(state, actor, env.id, release.config_version).await?;
     let run_id = queue_redeploy(state, actor, &service, &env, &release, "rollback").await?;
     state.store.set_pinned(env.id, true).await?;
     get_run(state, actor, run_id).await
@@ -203,7 +206,7 @@ pub async fn app_logs(
     }
     state
         .engine
-        .app_logs(&service.name, &env.name, follow, tail)
+        .app_logs(&service.name, &env.name, env.id, follow, tail)
         .await
         .map_err(|e| ServiceError::Internal(format!("reading replica logs: {e}")))
 }

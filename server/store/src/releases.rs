@@ -14,6 +14,8 @@ pub struct ReleaseRow {
     pub commit_sha: String,
     pub port: i32,
     pub health: String,
+    /// The config version the release runs with (0: never configured).
+    pub config_version: i32,
     pub created_by: String,
     pub created_at: i64,
 }
@@ -28,6 +30,7 @@ pub struct NewRelease<'a> {
     pub commit_sha: &'a str,
     pub port: i32,
     pub health: &'a str,
+    pub config_version: i32,
     pub created_by: &'a str,
 }
 
@@ -55,7 +58,8 @@ macro_rules! state_select {
 
 macro_rules! release_columns {
     () => {
-        "id, environment_id, version, run_id, image, image_id, commit_sha, port, health, created_by, created_at"
+        "id, environment_id, version, run_id, image, image_id, commit_sha, port, health, config_version, created_by, \
+         created_at"
     };
 }
 
@@ -68,12 +72,13 @@ impl Store {
             // and wrote later would fail on SQLite when another writer came between.
             let row: ReleaseRow = sqlx::query_as(concat!(
                 "INSERT INTO releases (environment_id, version, run_id, image, image_id, commit_sha, port, health, \
-                 created_by, created_at) \
-                 SELECT $1, CAST(COALESCE(MAX(version), 0) + 1 AS INTEGER), $2, $3, $4, $5, $6, $7, $8, $9 \
+                 config_version, created_by, created_at) \
+                 SELECT $1, CAST(COALESCE(MAX(version), 0) + 1 AS INTEGER), $2, $3, $4, $5, $6, $7, $8, $9, $10 \
                  FROM releases WHERE environment_id = $1 RETURNING ",
                 release_columns!()))
                 .bind(new.environment_id).bind(new.run_id).bind(new.image).bind(new.image_id)
-                .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.created_by).bind(now)
+                .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.config_version).bind(new.created_by)
+                .bind(now)
                 .fetch_one(&mut *tx).await?;
             sqlx::query("UPDATE environments SET current_release = $1 WHERE id = $2")
                 .bind(row.id).bind(new.environment_id).execute(&mut *tx).await?;

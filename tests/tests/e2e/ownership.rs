@@ -37,6 +37,7 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("POST /api/v1/runs/{id}/cancel", Forbidden(Value::Null)),
         ("POST /api/v1/services/{service}/environments/{env}/rollback", Forbidden(json!({}))),
         ("POST /api/v1/services/{service}/environments/{env}/scale", Forbidden(json!({"replicas": 3}))),
+        ("PATCH /api/v1/services/{service}/environments/{env}/config", Forbidden(json!({"set": {"A": "1"}}))),
         ("POST /api/v1/services/{service}/promote", Forbidden(json!({"from": "production", "to": "production"}))),
     ]
 }

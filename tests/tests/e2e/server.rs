@@ -121,23 +121,15 @@ async fn health_metrics_and_openapi() {
 async fn json_logs_on_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8");
-    let mut started = start_process(
+    let started = start_process(
         &["--listen", "127.0.0.1:0", "--data-dir", data, "--log-format", "json"],
         &[("SLIPWAY_LOG", "info"), ("SLIPWAY_ADMIN_PASSWORD", "a-long-password")],
     )
     .await;
     let pid = started.child.id().expect("pid");
     std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
-    let stderr = started.child.stderr.take().expect("stderr");
-    let output = tokio::time::timeout(Duration::from_secs(30), async {
-        use tokio::io::AsyncReadExt;
-        let mut text = String::new();
-        let mut stderr = stderr;
-        stderr.read_to_string(&mut text).await.expect("read");
-        text
-    })
-    .await
-    .expect("logs end");
+    tokio::time::timeout(Duration::from_secs(30), started.stderr_done).await.expect("logs end").expect("drained");
+    let output = started.stderr.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
     let lines: Vec<&str> = output.lines().collect();
     assert!(lines.len() >= 2, "{output}");
     for line in lines {

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod audit_log;
+pub mod config;
 pub mod environments;
 pub mod internal;
 pub mod runs;
@@ -77,6 +78,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(environments::list_releases))
         .routes(routes!(environments::rollback))
         .routes(routes!(environments::scale))
+        .routes(routes!(config::get_config, config::change_config))
         .routes(routes!(environments::promote))
         .routes(routes!(environments::app_logs))
 }

@@ -1,0 +1,73 @@
+//! The config a release's replicas run with: a stored config version opened into
+//! environment variables, and the [`Masker`] that hides an environment's secrets in the
+//! run log and in `app-logs`.
+
+use slipway_core::config::{ConfigSnapshot, seal_context};
+use slipway_core::secrets::{Masker, SecretKey};
+use slipway_store::{Store, StoreError};
+
+/// A config version, opened.
+#[derive(Debug, Default)]
+pub struct OpenedConfig {
+    /// 0 when the environment was never configured.
+    pub version: i32,
+    pub vars: Vec<(String, String)>,
+    pub secrets: Vec<String>,
+}
+
+/// Opens `version` of an environment's config (`None`: the newest).
+pub async fn open(
+    store: &Store,
+    key: &SecretKey,
+    environment_id: i64,
+    version: Option<i32>,
+) -> Result<OpenedConfig, String> {
+    let row = match version {
+        Some(0) => None,
+        Some(v) => match store.config_version(environment_id, v).await {
+            Ok(row) => Some(row),
+            Err(StoreError::NotFound) => return Err(format!("config v{v} of the environment is missing")),
+            Err(err) => return Err(format!("loading config v{v}: {err}")),
+        },
+        None => store.latest_config(environment_id).await.map_err(|e| format!("loading the config: {e}"))?,
+    };
+    let Some(row) = row else { return Ok(OpenedConfig::default()) };
+    let snapshot: ConfigSnapshot =
+        serde_json::from_str(&row.vars).map_err(|e| format!("config v{} is unreadable: {e}", row.version))?;
+    let mut opened = OpenedConfig { version: row.version, ..OpenedConfig::default() };
+    for (name, var) in snapshot.vars {
+        let value = if var.secret {
+            let value = key
+                .open(&var.value, &seal_context(environment_id, &name))
+                .map_err(|e| format!("the secret {name}: {e}"))?;
+            opened.secrets.push(value.clone());
+            value
+        } else {
+            var.value
+        };
+        opened.vars.push((name, value));
+    }
+    Ok(opened)
+}
+
+/// Hides the secrets of an environment's newest config and of the config its current
+/// release runs with (replicas started before a change still hold the old values).
+pub async fn masker(store: &Store, key: &SecretKey, environment_id: i64) -> Masker {
+    let mut secrets = Vec::new();
+    if let Ok(latest) = open(store, key, environment_id, None).await {
+        secrets.extend(latest.secrets);
+    }
+    let running = match store.environment_state(environment_id).await {
+        Ok(state) => match state.current_release {
+            Some(id) => store.release_by_id(id).await.ok().map(|r| r.config_version),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    if let Some(version) = running
+        && let Ok(config) = open(store, key, environment_id, Some(version)).await
+    {
+        secrets.extend(config.secrets);
+    }
+    Masker::new(secrets)
+}

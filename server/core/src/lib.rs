@@ -11,6 +11,7 @@ pub mod policy;
 pub mod repo_config;
 pub mod roles;
 pub mod secrets;
+pub mod template;
 
 pub use names::{NameError, ServiceName, TeamName, Username};
 pub use roles::{PlatformRole, TeamRole};

@@ -318,7 +318,158 @@ pub struct Environment {
     /// Set by a rollback: pushes are accepted but not deployed until `slipway deploy`.
     pub pinned: bool,
     pub url: String,
+    /// The template it is made from, `NAME@VERSION`.
+    pub template: String,
+    /// The parameter values it was rendered with.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: serde_json::Value,
+    /// A preview made by a push to an untracked branch.
+    pub preview: bool,
+    /// When it is destroyed (TTL), if it has one.
+    pub expires_at: Option<String>,
+    /// How long it may go without a request before it is destroyed, e.g. `24h`.
+    pub idle_ttl: Option<String>,
+    pub created_by: String,
     pub created_at: String,
+}
+
+/// Create an environment of a service from a template.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateEnvironment {
+    pub name: String,
+    /// `NAME` (the newest version that is not deprecated) or `NAME@VERSION`.
+    pub template: String,
+    /// Parameter values, typed (`3`, `true`) or as text (`"3"`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The branch whose pushes deploy here [default: the environment's name].
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Destroy it after this long (`48h`, `7d`), at most the template's `ttl`.
+    #[serde(default)]
+    pub ttl: Option<String>,
+    /// `local` (the default) or a registered cluster.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Render and check only: nothing is created.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Change what an environment runs: another template version and/or parameter values
+/// (merged over the current ones).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateEnvironment {
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What an environment would run: the rendered plan, and for an existing environment
+/// the difference from what runs now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvironmentPlan {
+    pub environment: String,
+    /// `NAME@VERSION`.
+    pub template: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: serde_json::Value,
+    /// The rendered spec: workloads, add-ons, policy.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub spec: serde_json::Value,
+    /// A unified diff of the spec against the current one (existing environments only).
+    pub diff: Option<String>,
+}
+
+/// The result of a create or an update: the plan, the environment (none for a dry run)
+/// and the run deploying it (none when nothing was pushed yet, or nothing changed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvironmentChange {
+    pub plan: EnvironmentPlan,
+    pub environment: Option<Environment>,
+    pub run: Option<Run>,
+}
+
+/// A published template version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TemplateSummary {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub builtin: bool,
+    pub deprecated: bool,
+    pub published_by: String,
+    pub published_at: String,
+}
+
+/// A template version with its parameters and source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TemplateDetail {
+    #[serde(flatten)]
+    pub summary: TemplateSummary,
+    /// Each parameter: `type`, `default`, `minimum`, `maximum`, `pattern`, `values`,
+    /// `description`, `required`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: serde_json::Value,
+    /// The YAML document as published.
+    pub source: String,
+}
+
+/// Publish a template version (admins).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PublishTemplate {
+    /// The YAML document.
+    pub source: String,
+}
+
+/// A team's limits (null: unlimited) and what it uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TeamQuota {
+    pub max_environments: Option<u32>,
+    pub max_previews: Option<u32>,
+    pub max_replicas: Option<u32>,
+    pub max_memory_mb: Option<u64>,
+    pub usage: Option<QuotaUsage>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaUsage {
+    pub environments: u64,
+    pub previews: u64,
+    pub replicas: u64,
+    pub memory_mb: u64,
+}
+
+/// Set a team's limits (admins); a missing or null field is unlimited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetQuota {
+    #[serde(default)]
+    pub max_environments: Option<u32>,
+    #[serde(default)]
+    pub max_previews: Option<u32>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    #[serde(default)]
+    pub max_memory_mb: Option<u64>,
 }
 
 /// An immutable release `vN` of an environment.

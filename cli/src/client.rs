@@ -82,6 +82,10 @@ impl Client {
         Self::decode(self.send(Method::PATCH, path, Some(body)).await?).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
+        Self::decode(self.send(Method::PUT, path, Some(body)).await?).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), CliError> {
         let response = self.send(Method::DELETE, path, None::<&()>).await?;
         debug_assert!(response.status() == StatusCode::NO_CONTENT || response.status().is_success());

@@ -11,7 +11,7 @@ mod config;
 mod error;
 mod output;
 
-use commands::{audit, auth, config_vars, environments, runs, services, teams, tokens, users};
+use commands::{audit, auth, config_vars, environments, quotas, runs, services, teams, templates, tokens, users};
 use error::CliError;
 
 #[derive(Debug, Parser)]
@@ -86,6 +86,12 @@ enum Command {
     /// An environment's config vars and secrets.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Environment templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// Team quotas.
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
     /// The releases of an environment (the current one marked *).
     Releases {
         service: String,
@@ -163,6 +169,96 @@ enum EnvsCommand {
     Show {
         service: String,
         environment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an environment from a template; its branch's latest commit deploys at once.
+    Create {
+        service: String,
+        environment: String,
+        /// TEMPLATE or TEMPLATE@VERSION.
+        #[arg(long)]
+        template: String,
+        /// A parameter value, KEY=VALUE (repeat for several).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The branch whose pushes deploy here [default: the environment's name].
+        #[arg(long)]
+        branch: Option<String>,
+        /// Destroy it after this long, e.g. 48h or 7d.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// local, or a registered cluster.
+        #[arg(long)]
+        runtime: Option<String>,
+        /// Print the rendered plan (and, for an existing environment, the diff) only.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an environment's template version or parameters (a new release).
+    Update {
+        service: String,
+        environment: String,
+        /// TEMPLATE@VERSION to move to.
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Print the diff against what runs, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an environment's replicas and remove it with its releases and config.
+    Destroy { service: String, environment: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplatesCommand {
+    /// Every version of every template.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A template's parameters and rules: TEMPLATE (newest) or TEMPLATE@VERSION.
+    Show {
+        template: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a new template version from a YAML file (admins).
+    Publish {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deprecate TEMPLATE@VERSION: new environments cannot use it (admins).
+    Deprecate { template: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotasCommand {
+    /// A team's limits and usage.
+    Show {
+        team: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a team's limits (admins); a limit left out is unlimited.
+    Set {
+        team: String,
+        #[arg(long)]
+        environments: Option<u32>,
+        #[arg(long)]
+        previews: Option<u32>,
+        #[arg(long)]
+        replicas: Option<u32>,
+        /// Total memory limit in MiB.
+        #[arg(long, value_name = "MIB")]
+        memory_mb: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -417,6 +513,31 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Envs(cmd) => match cmd {
             EnvsCommand::List { service, json } => environments::list(service, json).await,
             EnvsCommand::Show { service, environment, json } => environments::show(service, environment, json).await,
+            EnvsCommand::Create { service, environment, template, sets, branch, ttl, runtime, dry_run, json } => {
+                environments::create(service, environment, template, sets, branch, ttl, runtime, dry_run, json).await
+            }
+            EnvsCommand::Update { service, environment, template, sets, dry_run, json } => {
+                environments::update(service, environment, template, sets, dry_run, json).await
+            }
+            EnvsCommand::Destroy { service, environment } => environments::destroy(service, environment).await,
+        },
+        Command::Templates(cmd) => match cmd {
+            TemplatesCommand::List { json } => templates::list(json).await,
+            TemplatesCommand::Show { template, json } => templates::show(template, json).await,
+            TemplatesCommand::Publish { file, json } => templates::publish(file, json).await,
+            TemplatesCommand::Deprecate { template } => templates::deprecate(template).await,
+        },
+        Command::Quotas(cmd) => match cmd {
+            QuotasCommand::Show { team, json } => quotas::show(team, json).await,
+            QuotasCommand::Set { team, environments, previews, replicas, memory_mb, json } => {
+                let req = slipway_api::SetQuota {
+                    max_environments: environments,
+                    max_previews: previews,
+                    max_replicas: replicas,
+                    max_memory_mb: memory_mb,
+                };
+                quotas::set(team, req, json).await
+            }
         },
         Command::Config(cmd) => match cmd {
             ConfigCommand::Set { service, environment, pairs, secret, json } => {

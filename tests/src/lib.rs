@@ -565,6 +565,60 @@ pub fn nonce() -> String {
     format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Ids of the running containers carrying every one of `labels` (`key=value`), through
+/// the engine's API (curl, since reqwest does not speak to unix sockets).
+pub async fn running_containers(labels: &[String]) -> Vec<String> {
+    let engine =
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+    let socket = engine.trim_start_matches("unix://");
+    let filters = json!({"label": labels, "status": ["running"]}).to_string();
+    let output = Command::new("curl")
+        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/containers/json"])
+        .args(["--data-urlencode", &format!("filters={filters}")])
+        .output()
+        .await
+        .expect("curl");
+    let list: Value = serde_json::from_slice(&output.stdout).expect("container list");
+    list.as_array().into_iter().flatten().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
+}
+
+impl TestApp {
+    /// This slipwayd's node id (labels its containers).
+    pub fn node(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("node-id")).expect("node id").trim().to_owned()
+    }
+
+    /// Ids of the running replicas of one environment of this slipwayd.
+    pub async fn replicas_of(&self, service: &str, environment: &str) -> Vec<String> {
+        running_containers(&[
+            format!("dev.slipway.node={}", self.node()),
+            format!("dev.slipway.service={service}"),
+            format!("dev.slipway.environment={environment}"),
+        ])
+        .await
+    }
+
+    /// Runs the `slipway` CLI against this server with an API token.
+    pub async fn slipway(&self, token: &str, args: &[&str], stdin: &str) -> CliOutput {
+        let mut cmd = self.cli(&self.data_dir.path().join("cli.toml"));
+        cmd.env("SLIPWAY_SERVER", &self.url).env("SLIPWAY_TOKEN", token);
+        run_cli(cmd, args, stdin).await
+    }
+
+    /// Polls `check` every 100 ms until it holds, failing with `what` at the deadline.
+    pub async fn eventually<F, Fut>(&self, secs: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while !check().await {
+            assert!(std::time::Instant::now() < deadline, "not within {secs} s: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Whether the container engine has an image, asked over its API socket (curl, since
 /// reqwest does not speak to unix sockets).
 pub async fn engine_has_image(image: &str) -> bool {

@@ -1,6 +1,9 @@
 //! `envs list|show`, `releases`, `rollback`, `promote`, `scale` and `status`.
 
-use slipway_api::{Environment, Page, PromoteRequest, Release, RollbackRequest, Run, ScaleRequest, Service};
+use slipway_api::{
+    CreateEnvironment, Environment, EnvironmentChange, Page, PromoteRequest, Release, RollbackRequest, Run,
+    ScaleRequest, Service, UpdateEnvironment,
+};
 
 use super::runs::follow_to_end;
 use super::signed_in_client;
@@ -26,12 +29,19 @@ pub async fn list(service: String, json: bool) -> Result<(), CliError> {
                 e.branch,
                 release(e.release),
                 format!("{}/{}", e.healthy_replicas, e.replicas),
-                if e.pinned { "pinned".to_owned() } else { String::new() },
+                e.template,
+                if e.pinned {
+                    "pinned".to_owned()
+                } else if e.preview {
+                    "preview".to_owned()
+                } else {
+                    String::new()
+                },
                 e.url,
             ]
         })
         .collect();
-    output::table(&["env", "branch", "release", "healthy", "", "url"], rows);
+    output::table(&["env", "branch", "release", "healthy", "template", "", "url"], rows);
     Ok(())
 }
 
@@ -42,10 +52,24 @@ pub async fn show(service: String, env: String, json: bool) -> Result<(), CliErr
         return output::json(&e);
     }
     println!("environment: {}", e.name);
+    println!("template:    {}", e.template);
     println!("branch:      {}", e.branch);
     println!("release:     {}{}", release(e.release), if e.pinned { " (pinned by a rollback)" } else { "" });
     println!("replicas:    {}/{} healthy", e.healthy_replicas, e.replicas);
     println!("url:         {}", e.url);
+    if let Some(params) = e.parameters.as_object().filter(|p| !p.is_empty()) {
+        let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("parameters:  {}", shown.join(" "));
+    }
+    if e.preview {
+        println!("preview:     yes");
+    }
+    if let Some(at) = &e.expires_at {
+        println!("expires:     {at}");
+    }
+    if let Some(idle) = &e.idle_ttl {
+        println!("idle ttl:    {idle} without a request");
+    }
     Ok(())
 }
 
@@ -127,7 +151,14 @@ pub async fn status(service: String, json: bool) -> Result<(), CliError> {
                 e.name,
                 release(e.release),
                 format!("{}/{}", e.healthy_replicas, e.replicas),
-                if e.pinned { "pinned".to_owned() } else { String::new() },
+                e.template,
+                if e.pinned {
+                    "pinned".to_owned()
+                } else if e.preview {
+                    "preview".to_owned()
+                } else {
+                    String::new()
+                },
                 e.url,
             ]
         })
@@ -141,4 +172,114 @@ pub async fn status(service: String, json: bool) -> Result<(), CliError> {
 pub async fn app_logs(service: String, env: String, follow: bool, tail: u32) -> Result<(), CliError> {
     let path = format!("/services/{}/environments/{}/logs?follow={follow}&tail={tail}", encode(&service), encode(&env));
     signed_in_client()?.stream_lines(&path, |line| println!("{line}")).await
+}
+
+/// `--set k=v` pairs as parameter values (text; the server types them).
+fn parse_sets(sets: &[String]) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError> {
+    let mut values = std::collections::BTreeMap::new();
+    for pair in sets {
+        let (key, value) =
+            pair.split_once('=').ok_or_else(|| CliError::usage(format!("--set {pair:?} is not KEY=VALUE")))?;
+        if values.insert(key.to_owned(), serde_json::Value::String(value.to_owned())).is_some() {
+            return Err(CliError::usage(format!("--set {key} is given twice")));
+        }
+    }
+    Ok(values)
+}
+
+fn print_plan(change: &EnvironmentChange, dry_run: bool) {
+    let plan = &change.plan;
+    eprintln!("{} {} from {}", if dry_run { "Plan for" } else { "Environment" }, plan.environment, plan.template);
+    if let Some(params) = plan.parameters.as_object().filter(|p| !p.is_empty()) {
+        let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("parameters: {}", shown.join(" "));
+    }
+    match &plan.diff {
+        Some(diff) => print!("{diff}"),
+        None if dry_run && change.environment.is_some() => println!("no change to what runs"),
+        None => println!("{}", serde_json::to_string_pretty(&plan.spec).unwrap_or_default()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    service: String,
+    name: String,
+    template: String,
+    sets: Vec<String>,
+    branch: Option<String>,
+    ttl: Option<String>,
+    runtime: Option<String>,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let req = CreateEnvironment {
+        name: name.clone(),
+        template,
+        parameters: parse_sets(&sets)?,
+        branch,
+        ttl,
+        runtime,
+        dry_run,
+    };
+    let client = signed_in_client()?;
+    let change: EnvironmentChange = client.post(&format!("/services/{}/environments", encode(&service)), &req).await?;
+    if json {
+        return output::json(&change);
+    }
+    print_plan(&change, dry_run);
+    if dry_run {
+        return Ok(());
+    }
+    if let Some(env) = &change.environment {
+        eprintln!("Created environment {name} of {service}, tracking branch {} ({})", env.branch, env.url);
+    }
+    match change.run {
+        Some(run) => {
+            eprintln!("-----> Run {}: building {} for {name}", run.id, run.git_ref);
+            follow_to_end(&client, run.id).await
+        }
+        None => {
+            eprintln!("Nothing is pushed to its branch yet; the first push deploys it");
+            Ok(())
+        }
+    }
+}
+
+pub async fn update(
+    service: String,
+    name: String,
+    template: Option<String>,
+    sets: Vec<String>,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let req = UpdateEnvironment { template, parameters: parse_sets(&sets)?, dry_run };
+    let client = signed_in_client()?;
+    let path = format!("/services/{}/environments/{}", encode(&service), encode(&name));
+    let change: EnvironmentChange = client.patch(&path, &req).await?;
+    if json {
+        return output::json(&change);
+    }
+    print_plan(&change, true);
+    if dry_run {
+        return Ok(());
+    }
+    match change.run {
+        Some(run) => {
+            eprintln!("-----> Run {}: deploying {name} as {}", run.id, change.plan.template);
+            follow_to_end(&client, run.id).await
+        }
+        None => {
+            eprintln!("Updated {name}; it applies at the next deploy");
+            Ok(())
+        }
+    }
+}
+
+pub async fn destroy(service: String, name: String) -> Result<(), CliError> {
+    let path = format!("/services/{}/environments/{}", encode(&service), encode(&name));
+    signed_in_client()?.delete(&path).await?;
+    println!("Destroyed environment {name} of {service}");
+    Ok(())
 }

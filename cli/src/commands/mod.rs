@@ -5,9 +5,11 @@ pub mod auth;
 pub mod config_vars;
 pub mod environments;
 pub mod git_credential;
+pub mod quotas;
 pub mod runs;
 pub mod services;
 pub mod teams;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 

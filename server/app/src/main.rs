@@ -66,6 +66,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     // Check the engine before first-start chores, so a failed start changes nothing.
     let builder = connect_engine(&config).await?;
+    slipway_service::templates::load_builtin_templates(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the built-in templates: {e}"))?;
     let admin_password = std::env::var("SLIPWAY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     match bootstrap::ensure_initial_admin(&store, &config.data_dir, admin_password).await? {
         InitialAdmin::Existing => {}
@@ -137,6 +140,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         engine,
     );
     tokio::spawn(state.clone().follow_auth_changes());
+    tokio::spawn(slipway_service::reaper::reap_loop(state.clone(), slipway_service::reaper::Clock::from_env()));
     let git = GitConfig {
         root: config.data_dir.join("repos"),
         spool: config.data_dir.join("tmp"),

@@ -13,11 +13,15 @@ pub struct BuildSettings {
     /// Path of the Containerfile/Dockerfile inside the context.
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
-    /// The port the web process listens on, and its health path (`[web]` in slipway.toml).
-    #[serde(default = "default_port")]
-    pub port: u16,
-    #[serde(default = "default_health")]
-    pub health: String,
+    /// The port the web process listens on, and its health path (`[web]` in
+    /// slipway.toml); when given they win over the environment template's.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub health: Option<String>,
+    /// `[processes]`: commands a template's workload can name with `process`.
+    #[serde(default)]
+    pub processes: BTreeMap<String, String>,
     /// `[release] command`: run once per release before traffic moves.
     #[serde(default)]
     pub release_command: Option<String>,
@@ -25,14 +29,6 @@ pub struct BuildSettings {
 
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_HEALTH: &str = "/";
-
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
-
-fn default_health() -> String {
-    DEFAULT_HEALTH.to_owned()
-}
 
 pub fn tar_path(dir: &Path, run_id: i64) -> PathBuf {
     dir.join(format!("{run_id}.tar"))

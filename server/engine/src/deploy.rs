@@ -1,25 +1,30 @@
 //! The deploy stage and the reconcile loop of the local runtime. A deploy starts the new
-//! release's replicas beside the old ones, waits until every one answers its health
-//! check, records the release, moves the route to the new replicas and only then retires
-//! the old ones: a release that never gets healthy is removed and the old one keeps
-//! serving. The reconcile loop keeps each environment's current release running (a
-//! killed replica is replaced) and its route pointing at what runs, also after a restart.
+//! release's replicas of every workload beside the old ones, waits until each web replica
+//! answers its health check (and each other workload's replicas keep running), records
+//! the release, moves the route to the new web replicas and only then retires the old
+//! ones: a release that never gets healthy is removed and the old one keeps serving. The
+//! reconcile loop keeps each environment's current release running (a killed replica is
+//! replaced) and its route pointing at what runs, also after a restart.
 
 use std::time::Duration;
 
-use slipway_store::releases::{EnvironmentState, NewRelease};
+use slipway_core::template::{Spec, WEB, cpu_nanos, memory_bytes};
+use slipway_store::environments::EnvironmentState;
+use slipway_store::releases::{NewRelease, ReleaseRow};
 use slipway_store::runs::RunRow;
 
 use crate::logger::RunLog;
 use crate::runtime::{Replica, ReplicaSpec, wait_healthy};
-use crate::{Engine, now_ms};
-use crate::{config_vars, context};
+use crate::{Engine, config_vars, context, now_ms, workloads};
 
 /// How often the reconcile loop looks at every live environment.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(3);
 
 /// How long retired replicas keep serving requests already sent to them.
 const DRAIN: Duration = Duration::from_millis(500);
+
+/// How long a replica without a port must keep running to count as started.
+const SETTLE: Duration = Duration::from_secs(1);
 
 pub fn route_key(service: &str, environment: &str) -> String {
     format!("{service}-{environment}")
@@ -31,6 +36,53 @@ fn local_image(run: &RunRow) -> String {
     format!("localhost/slipway/{}:{short}", run.service)
 }
 
+/// The replica to start for one workload of a spec.
+fn replica_spec(
+    engine: &Engine,
+    state: &EnvironmentState,
+    run_id: i64,
+    image: &str,
+    name: &str,
+    spec: &Spec,
+    vars: &[(String, String)],
+) -> ReplicaSpec {
+    let w = &spec.workloads[name];
+    // Template env first, then config vars (they override), then PORT (nothing overrides it).
+    let mut env: Vec<(String, String)> = w.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
+    env.extend(vars.iter().cloned());
+    if let Some(port) = w.port {
+        env.push(("PORT".to_owned(), port.to_string()));
+    }
+    ReplicaSpec {
+        service: state.service.clone(),
+        environment: state.name.clone(),
+        run_id,
+        image: image.to_owned(),
+        workload: name.to_owned(),
+        port: w.port,
+        command: w.command.clone(),
+        memory: w.memory.as_deref().and_then(memory_bytes),
+        nano_cpus: w.cpu.as_deref().and_then(cpu_nanos),
+        env,
+        node: engine.inner.config.node.clone(),
+    }
+}
+
+/// Waits until a new replica is ready: a web replica answers its health check, any other
+/// keeps running for [`SETTLE`].
+async fn wait_ready(engine: &Engine, replica: &Replica, spec: &Spec) -> Result<Duration, String> {
+    let w = &spec.workloads[&replica.workload];
+    match (w.port, replica.addr) {
+        (Some(_), Some(addr)) => {
+            let health = w.health.as_deref().unwrap_or(context::DEFAULT_HEALTH);
+            wait_healthy(addr, health, engine.inner.config.health_timeout).await
+        }
+        (Some(_), None) => Err("it published no port".to_owned()),
+        (None, _) => engine.inner.runtime.wait_running(&replica.id, SETTLE).await.map(|()| SETTLE),
+    }
+}
+
 /// Deploys a built run; answers the line to log.
 pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Result<String, String> {
     let inner = &engine.inner;
@@ -40,31 +92,34 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let lock = engine.environment_lock(environment_id);
     let _guard = lock.lock().await;
     let state = inner.store.environment_state(environment_id).await.map_err(|e| e.to_string())?;
+    if let Some(over) = inner.store.quota_violation(state.team_id).await.map_err(|e| e.to_string())? {
+        return Err(format!(
+            "the team is over its quota {} (limit {}, in use {}); ask an admin to raise it, or scale down or destroy \
+             an environment",
+            over.quota, over.limit, over.used
+        ));
+    }
     let settings = context::read_settings(&inner.config.contexts_dir, run.id)
         .await
         .map_err(|e| format!("the build settings are missing ({e})"))?;
-    let replicas = usize::try_from(state.replicas).unwrap_or(1).max(1);
+    let template_spec = workloads::parse_stored(&state.spec)?
+        .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH));
+    let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
+    let spec = workloads::effective(&template_spec, &settings, primary_replicas)?;
     let image = local_image(run);
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
-    log.line("deploy", &format!("-----> Deploy {environment}: starting {replicas} replica(s) of {image}"));
+    let total: u32 = spec.total_replicas();
+    log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
-    let spec = ReplicaSpec {
-        service: run.service.clone(),
-        environment: environment.clone(),
-        run_id: run.id,
-        image: image.clone(),
-        port: settings.port,
-        env: replica_env(settings.port, config.vars),
-        node: inner.config.node.clone(),
-    };
     if let Some(command) = settings.release_command.as_deref().filter(|c| !c.trim().is_empty()) {
         log.line("deploy", &format!("-----> Release command: {command}"));
         let labels = std::collections::HashMap::from([
             (crate::runtime::LABEL_SERVICE.to_owned(), run.service.clone()),
             (crate::runtime::LABEL_NODE.to_owned(), inner.config.node.clone()),
         ]);
-        let code = inner.runtime.run_once(&image, command, &spec.env, labels, |line| log.line("deploy", line)).await?;
+        let code =
+            inner.runtime.run_once(&image, command, &config.vars, labels, |line| log.line("deploy", line)).await?;
         if code != 0 {
             return Err(format!("the release command exited with status {code}; the previous release keeps serving"));
         }
@@ -72,15 +127,20 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let old = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await?;
     let mut started: Vec<Replica> = Vec::new();
     let outcome = async {
-        for _ in 0..replicas {
-            started.push(inner.runtime.start_replica(&spec).await?);
+        for name in spec.workloads.keys() {
+            let replica = replica_spec(engine, &state, run.id, &image, name, &spec, &config.vars);
+            for _ in 0..spec.workloads[name].replicas {
+                started.push(inner.runtime.start_replica(&replica).await?);
+            }
         }
         for (i, replica) in started.iter().enumerate() {
-            let addr = replica.addr.ok_or_else(|| format!("replica {} published no port", i + 1))?;
-            let took = wait_healthy(addr, &settings.health, inner.config.health_timeout)
+            let took = wait_ready(engine, replica, &spec)
                 .await
-                .map_err(|why| format!("replica {} of {replicas} is not healthy: {why}", i + 1))?;
-            log.line("deploy", &format!("replica {}/{replicas} healthy in {:.2} s", i + 1, took.as_secs_f64()));
+                .map_err(|why| format!("replica {} of {total} ({}) is not healthy: {why}", i + 1, replica.workload))?;
+            log.line(
+                "deploy",
+                &format!("replica {}/{total} ({}) healthy in {:.2} s", i + 1, replica.workload, took.as_secs_f64()),
+            );
         }
         Ok::<(), String>(())
     }
@@ -92,6 +152,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         return Err(format!("{why}; the previous release keeps serving"));
     }
 
+    let web = spec.workloads.get(WEB);
+    let spec_json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
     let release = inner
         .store
         .create_release(
@@ -101,9 +163,13 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
                 image: &image,
                 image_id: run.image_id.as_deref().unwrap_or_default(),
                 commit_sha: &run.commit_sha,
-                port: i32::from(settings.port),
-                health: &settings.health,
+                port: web.and_then(|w| w.port).map_or(0, i32::from),
+                health: web.and_then(|w| w.health.as_deref()).unwrap_or_default(),
                 config_version: config.version,
+                template: &state.template,
+                template_version: &state.template_version,
+                parameters: &state.parameters,
+                spec: &spec_json,
                 created_by: &run.actor,
             },
             now_ms(),
@@ -111,16 +177,14 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         .await
         .map_err(|e| format!("recording the release: {e}"))?;
     let key = route_key(&run.service, &environment);
-    inner.routes.set(&key, started.iter().filter_map(|r| r.addr).collect());
+    if web.is_some() {
+        let addrs = started.iter().filter(|r| r.workload == WEB).filter_map(|r| r.addr).collect();
+        inner.routes.set(&key, addrs);
+    } else {
+        inner.routes.remove(&key);
+    }
     retire(engine.clone(), old);
-    Ok(format!("-----> Deploy {environment} v{}: {replicas}/{replicas} replicas healthy", release.version))
-}
-
-/// A replica's environment: the config vars, then `PORT` (config cannot override it).
-fn replica_env(port: u16, vars: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut env = vars;
-    env.push(("PORT".to_owned(), port.to_string()));
-    env
+    Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
 }
 
 /// Removes replicas after the drain period, in the background.
@@ -158,9 +222,16 @@ pub(crate) async fn reconcile_all(engine: &Engine) {
     }
 }
 
+/// The spec a release runs (releases made before templates ran one web workload).
+fn release_spec(release: &ReleaseRow) -> Result<Spec, String> {
+    Ok(workloads::parse_stored(&release.spec)?.unwrap_or_else(|| {
+        workloads::legacy_spec(u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT), &release.health)
+    }))
+}
+
 /// Makes an environment's running replicas match its current release, and its route
-/// match its healthy replicas. Leaves other runs' replicas alone while a deploy of this
-/// environment is in flight.
+/// match its healthy web replicas. Leaves other runs' replicas alone while a deploy of
+/// this environment is in flight.
 async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<(), String> {
     let inner = &engine.inner;
     // A deploy of this environment is under way: it owns the replicas and the route.
@@ -171,15 +242,20 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;
     let Some(run_id) = release.run_id else { return Ok(()) };
+    let mut spec = release_spec(&release)?;
+    if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
+        && let Some(w) = spec.workloads.get_mut(&primary)
+    {
+        w.replicas = u32::try_from(environment.replicas).unwrap_or(1).max(1);
+    }
     let replicas = inner.runtime.replicas(&inner.config.node, &environment.service, &environment.name).await?;
     let key = route_key(&environment.service, &environment.name);
 
     let (current, others): (Vec<Replica>, Vec<Replica>) = replicas.into_iter().partition(|r| r.run_id == run_id);
-    let (mut alive, dead): (Vec<Replica>, Vec<Replica>) = current.into_iter().partition(|r| r.running);
+    let (alive, dead): (Vec<Replica>, Vec<Replica>) = current.into_iter().partition(|r| r.running);
     for replica in &dead {
         inner.runtime.remove_replica(&replica.id).await;
     }
-    let desired = usize::try_from(environment.replicas).unwrap_or(1).max(1);
     // Replicas of newer runs belong to a deploy in flight, unless that run has ended
     // (failed, or interrupted by a crash): then nothing will ever use them.
     let mut in_flight = Vec::new();
@@ -196,39 +272,74 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
         }
     }
     let deploying = !in_flight.is_empty();
-    if alive.len() < desired {
-        let port = u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT);
-        // Replacements run with the config the release was deployed with.
-        let config =
-            config_vars::open(&inner.store, &inner.config.secret_key, environment.id, Some(release.config_version))
-                .await?;
-        let spec = ReplicaSpec {
-            service: environment.service.clone(),
-            environment: environment.name.clone(),
-            run_id,
-            image: release.image.clone(),
-            port,
-            env: replica_env(port, config.vars),
-            node: inner.config.node.clone(),
-        };
-        for _ in alive.len()..desired {
-            let replica = inner.runtime.start_replica(&spec).await?;
-            if let Some(addr) = replica.addr {
-                wait_healthy(addr, &release.health, inner.config.health_timeout).await?;
+
+    let mut config = None;
+    let mut web_alive = Vec::new();
+    let mut extra = Vec::new();
+    for (name, workload) in &spec.workloads {
+        let mut mine: Vec<Replica> = alive.iter().filter(|r| &r.workload == name).cloned().collect();
+        let desired = workload.replicas as usize;
+        if mine.len() < desired {
+            // Replacements run with the config the release was deployed with.
+            if config.is_none() {
+                config = Some(
+                    config_vars::open(
+                        &inner.store,
+                        &inner.config.secret_key,
+                        environment.id,
+                        Some(release.config_version),
+                    )
+                    .await?,
+                );
             }
-            tracing::info!(service = %environment.service, environment = %environment.name, "replaced a missing replica");
-            alive.push(replica);
+            let vars = config.as_ref().map(|c| c.vars.as_slice()).unwrap_or_default();
+            let replica_spec = replica_spec(engine, environment, run_id, &release.image, name, &spec, vars);
+            for _ in mine.len()..desired {
+                let replica = inner.runtime.start_replica(&replica_spec).await?;
+                wait_ready(engine, &replica, &spec).await?;
+                tracing::info!(service = %environment.service, environment = %environment.name, workload = %name,
+                    "replaced a missing replica");
+                mine.push(replica);
+            }
+        }
+        // Scaled down: retire the newest extras (the route drops them first).
+        if mine.len() > desired {
+            extra.extend(mine.split_off(desired));
+        }
+        if name == WEB {
+            web_alive = mine;
         }
     }
-    // Scaled down: retire the newest extras (the route drops them first).
-    let extra: Vec<Replica> = if alive.len() > desired { alive.split_off(desired) } else { Vec::new() };
-    inner.routes.set(&key, alive.iter().filter_map(|r| r.addr).collect());
+    // Replicas of workloads the release no longer has.
+    extra.extend(alive.iter().filter(|r| !spec.workloads.contains_key(&r.workload)).cloned());
+    if spec.workloads.contains_key(WEB) {
+        inner.routes.set(&key, web_alive.iter().filter_map(|r| r.addr).collect());
+    } else {
+        inner.routes.remove(&key);
+    }
     retire(engine.clone(), extra);
     if !deploying {
         // Replicas of older releases (a deploy that was interrupted) serve nothing.
         for replica in others.into_iter().filter(|r| r.run_id < run_id) {
             inner.runtime.remove_replica(&replica.id).await;
         }
+    }
+    Ok(())
+}
+
+/// Removes every replica of an environment and its route (the environment is destroyed).
+pub(crate) async fn tear_down(
+    engine: &Engine,
+    environment_id: i64,
+    service: &str,
+    environment: &str,
+) -> Result<(), String> {
+    let inner = &engine.inner;
+    let lock = engine.environment_lock(environment_id);
+    let _guard = lock.lock().await;
+    inner.routes.remove(&route_key(service, environment));
+    for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {
+        inner.runtime.remove_replica(&replica.id).await;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod logger;
 pub mod router;
 pub mod runtime;
 mod worker;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -154,6 +155,7 @@ impl Engine {
             tokio::spawn(worker::run_worker(self.clone(), n));
         }
         tokio::spawn(worker::reap_expired_leases(self.clone()));
+        tokio::spawn(record_activity(self.clone()));
         Ok(())
     }
 
@@ -175,6 +177,17 @@ impl Engine {
         }
     }
 
+    /// Stops and removes every replica of an environment and its route (before the
+    /// environment's records are deleted).
+    pub async fn destroy_environment(
+        &self,
+        environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), String> {
+        deploy::tear_down(self, environment_id, service, environment).await
+    }
+
     /// Reconciles every environment now rather than at the next tick (after a scale).
     pub fn reconcile_soon(&self) {
         let engine = self.clone();
@@ -193,6 +206,35 @@ impl Engine {
             && let Some(token) = cancels.get(&run_id)
         {
             token.cancel();
+        }
+    }
+}
+
+/// How often the router's per-environment activity is written to the database (what
+/// idle TTLs measure).
+pub const ACTIVITY_EVERY: Duration = Duration::from_secs(10);
+
+/// Writes when each environment last got a request, for the idle-TTL reaper.
+async fn record_activity(engine: Engine) {
+    loop {
+        tokio::time::sleep(ACTIVITY_EVERY).await;
+        engine.flush_activity().await;
+    }
+}
+
+impl Engine {
+    /// Stores the router's newer request times (also called before reaping idle environments).
+    pub async fn flush_activity(&self) {
+        let inner = &self.inner;
+        let Ok(environments) = inner.store.live_environments().await else { return };
+        for env in environments {
+            let key = deploy::route_key(&env.service, &env.name);
+            if let Some(at) = inner.routes.last_request(&key)
+                && env.last_request_at.is_none_or(|stored| stored < at)
+                && let Err(err) = inner.store.touch_environment(&env.service, &env.name, at).await
+            {
+                tracing::warn!(%err, "recording environment activity");
+            }
         }
     }
 }

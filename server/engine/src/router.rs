@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
@@ -27,17 +27,28 @@ pub struct Routes {
 struct Backends {
     addrs: Vec<SocketAddr>,
     next: AtomicUsize,
+    /// When the environment last got a request (Unix ms; 0: not since the route was set).
+    last_request: AtomicI64,
 }
 
 impl Routes {
     /// Points `key` at `addrs` (an empty list makes it answer 503).
     pub fn set(&self, key: &str, addrs: Vec<SocketAddr>) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        table.insert(key.to_owned(), Arc::new(Backends { addrs, next: AtomicUsize::new(0) }));
+        // Keep the activity of a route whose replicas change.
+        let last = table.get(key).map_or(0, |b| b.last_request.load(Ordering::Relaxed));
+        let backends = Backends { addrs, next: AtomicUsize::new(0), last_request: AtomicI64::new(last) };
+        table.insert(key.to_owned(), Arc::new(backends));
     }
 
     pub fn remove(&self, key: &str) {
         self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// When `key` last got a request through the router (Unix ms), if it did.
+    pub fn last_request(&self, key: &str) -> Option<i64> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.last_request.load(Ordering::Relaxed)).filter(|at| *at > 0)
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<SocketAddr>> {
@@ -48,6 +59,7 @@ impl Routes {
     /// an unknown environment.
     fn pick(&self, key: &str) -> Option<Vec<SocketAddr>> {
         let backends = self.table.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
+        backends.last_request.store(crate::now_ms(), Ordering::Relaxed);
         let n = backends.addrs.len();
         if n == 0 {
             return Some(Vec::new());

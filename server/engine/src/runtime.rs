@@ -18,6 +18,8 @@ use crate::EngineBuilder;
 pub const LABEL_SERVICE: &str = "dev.slipway.service";
 pub const LABEL_ENVIRONMENT: &str = "dev.slipway.environment";
 pub const LABEL_RUN: &str = "dev.slipway.run";
+/// Which workload of the environment's spec the replica runs (`web` gets traffic).
+pub const LABEL_WORKLOAD: &str = "dev.slipway.workload";
 /// The slipwayd (node id) that runs the replica.
 pub const LABEL_NODE: &str = "dev.slipway.node";
 
@@ -29,7 +31,14 @@ pub struct ReplicaSpec {
     /// The run whose release this replica serves.
     pub run_id: i64,
     pub image: String,
-    pub port: u16,
+    pub workload: String,
+    /// The port to publish; none for a workload without traffic.
+    pub port: Option<u16>,
+    /// A command to run (by the image's `/bin/sh -c`) instead of the image's own.
+    pub command: Option<String>,
+    /// Limits, in bytes and billionths of a CPU.
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
     pub env: Vec<(String, String)>,
     pub node: String,
 }
@@ -39,6 +48,7 @@ pub struct ReplicaSpec {
 pub struct Replica {
     pub id: String,
     pub run_id: i64,
+    pub workload: String,
     pub addr: Option<SocketAddr>,
     pub running: bool,
 }
@@ -46,34 +56,48 @@ pub struct Replica {
 impl EngineBuilder {
     /// Creates and starts one replica; answers it with its published address.
     pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, String> {
-        let port_key = format!("{}/tcp", spec.port);
         let labels = HashMap::from([
             (LABEL_SERVICE.to_owned(), spec.service.clone()),
             (LABEL_ENVIRONMENT.to_owned(), spec.environment.clone()),
             (LABEL_RUN.to_owned(), spec.run_id.to_string()),
+            (LABEL_WORKLOAD.to_owned(), spec.workload.clone()),
             (LABEL_NODE.to_owned(), spec.node.clone()),
         ]);
-        let bindings = HashMap::from([(
-            port_key.clone(),
-            Some(vec![PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(String::new()) }]),
-        )]);
+        let port_key = spec.port.map(|port| format!("{port}/tcp"));
+        let bindings = port_key.as_ref().map(|key| {
+            HashMap::from([(
+                key.clone(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(String::new()) }]),
+            )])
+        });
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             labels: Some(labels),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            exposed_ports: Some(vec![port_key.clone()]),
+            exposed_ports: port_key.map(|key| vec![key]),
+            // The environment owner's own command, run by a shell inside their own image
+            // (as a Procfile line would be); it never touches a shell on this host.
+            cmd: spec.command.as_ref().map(|c| vec!["/bin/sh".to_owned(), "-c".to_owned(), c.clone()]),
             // Auto-remove: a replica that exits (killed, crashed) disappears and the
             // reconcile loop starts a new one, so nothing exited piles up.
             host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
+                port_bindings: bindings,
                 init: Some(true),
                 auto_remove: Some(true),
+                memory: spec.memory,
+                nano_cpus: spec.nano_cpus,
                 ..HostConfig::default()
             }),
             ..ContainerCreateBody::default()
         };
-        let name =
-            format!("slipway-{}-{}-r{}-{}", spec.service, spec.environment, spec.run_id, crate::random_node_id());
+        let name = format!(
+            "slipway-{}-{}-{}-r{}-{}",
+            spec.service,
+            spec.environment,
+            spec.workload,
+            spec.run_id,
+            crate::random_node_id()
+        );
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created =
             self.docker().create_container(Some(options), body).await.map_err(|e| format!("creating {name}: {e}"))?;
@@ -105,15 +129,35 @@ impl EngineBuilder {
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
                 let run_id = labels.get(LABEL_RUN)?.parse().ok()?;
+                // Replicas started before workloads existed were all web replicas.
+                let workload = labels.get(LABEL_WORKLOAD).cloned().unwrap_or_else(|| "web".to_owned());
                 let addr = c
                     .ports
                     .unwrap_or_default()
                     .iter()
                     .find_map(|p| p.public_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port))));
                 let running = matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING));
-                Some(Replica { id: c.id?, run_id, addr, running })
+                Some(Replica { id: c.id?, run_id, workload, addr, running })
             })
             .collect())
+    }
+
+    /// Answers once the container has kept running for `settle`; fails if it stops first.
+    pub async fn wait_running(&self, id: &str, settle: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let running = match self.docker().inspect_container(id, None).await {
+                Ok(info) => info.state.and_then(|s| s.running).unwrap_or(false),
+                Err(_) => false,
+            };
+            if !running {
+                return Err("it exited; does its command run in the foreground?".to_owned());
+            }
+            if started.elapsed() >= settle {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops (2 s grace) and removes a replica; failures are logged, not returned, since

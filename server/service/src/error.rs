@@ -26,6 +26,12 @@ pub enum ServiceError {
     /// Input that breaks a rule; `field` names the request field.
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Template parameters (or the spec they render) that break a template's rules.
+    #[error("{message}")]
+    InvalidParameters { field: String, message: String },
+    /// A team quota the change would exceed.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -58,6 +64,8 @@ impl ServiceError {
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::InvalidParameters { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -75,7 +83,11 @@ impl ServiceError {
             other => other.to_string(),
         };
         let field = match self {
-            ServiceError::Invalid { field, .. } if !field.is_empty() => Some(field.clone()),
+            ServiceError::Invalid { field, .. } | ServiceError::InvalidParameters { field, .. }
+                if !field.is_empty() =>
+            {
+                Some(field.clone())
+            }
             _ => None,
         };
         Problem {
@@ -90,10 +102,24 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     /// Store errors that reach here unhandled are ours: a use case turns the expected
-    /// ones (not found, conflict) into precise errors before they get this far.
+    /// ones (not found, conflict) into precise errors before they get this far. A quota
+    /// refusal is the one store answer every caller passes on as it is.
     fn from(err: StoreError) -> Self {
-        ServiceError::Internal(err.to_string())
+        match err {
+            StoreError::Quota(over) => ServiceError::QuotaExceeded(quota_message(&over)),
+            err => ServiceError::Internal(err.to_string()),
+        }
     }
+}
+
+/// `quota max_replicas of the team is 4: 3 in use, this needs 2 more`.
+pub fn quota_message(over: &slipway_store::environments::QuotaExceeded) -> String {
+    let unit = if over.quota == "max_memory_mb" { " MiB" } else { "" };
+    format!(
+        "quota {} of the team is {}{unit}: {}{unit} in use, this needs {}{unit} more; ask a platform admin to raise it \
+         (slipway quotas set TEAM), or scale down or destroy an environment",
+        over.quota, over.limit, over.used, over.requested
+    )
 }
 
 impl From<CatalogError> for ServiceError {

@@ -18,10 +18,13 @@ pub mod git_access;
 pub mod json;
 pub mod pagination;
 pub mod pipeline;
+pub mod quotas;
+pub mod reaper;
 pub mod runs;
 pub mod services;
 pub mod state;
 pub mod teams;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 

@@ -150,20 +150,52 @@ async fn receive_update(
     let Some(branch) = update.name.strip_prefix("refs/heads/") else {
         return Ok(true); // tags and other refs are stored, nothing runs
     };
+    let store = &state.store;
     if is_zero(&update.new) {
         say(format!("-----> Deleting branch {branch}")).await;
+        // A deleted branch takes its preview with it.
+        if let Some(env) = store.environment_for_branch(grant.service_id, branch).await? {
+            let env = store.environment_state(env.id).await?;
+            if env.preview {
+                crate::environments::destroy(state, &env).await?;
+                say(format!("-----> Destroyed preview {}", env.name)).await;
+            }
+        }
         return Ok(true);
     }
-    let store = &state.store;
     let short: String = update.new.chars().take(12).collect();
-    let Some(environment) = store.environment_for_branch(grant.service_id, branch).await? else {
-        let reason = format!("no environment tracks branch {branch}; nothing deploys");
-        let id = record_skipped(state, grant, update, None, &reason).await?;
-        say(format!(
-            "-----> Branch {branch} is not tracked by any environment: push accepted, nothing deploys (run {id})"
-        ))
-        .await;
-        return Ok(true);
+    let environment = match store.environment_for_branch(grant.service_id, branch).await? {
+        Some(environment) => environment,
+        None => {
+            let service = store.service_by_name(&grant.service).await?;
+            let Some(template) = service.catalog.preview_template.clone().filter(|t| !t.is_empty()) else {
+                let reason = format!("no environment tracks branch {branch}; nothing deploys");
+                let id = record_skipped(state, grant, update, None, &reason).await?;
+                say(format!(
+                    "-----> Branch {branch} is not tracked by any environment: push accepted, nothing deploys (run {id})"
+                ))
+                .await;
+                return Ok(true);
+            };
+            // A push to a new branch of a service with a preview template gets its own environment.
+            match crate::environments::create_preview(state, &grant.user, &service, &template, branch).await {
+                Ok(env) => {
+                    say(format!(
+                        "-----> Created preview {} from template {}@{}",
+                        env.name, env.template, env.template_version
+                    ))
+                    .await;
+                    store.environment_by_name(grant.service_id, &env.name).await?
+                }
+                Err(ServiceError::Internal(err)) => return Err(ServiceError::Internal(err)),
+                Err(err) => {
+                    let reason = format!("no preview for branch {branch}: {err}");
+                    let id = record_skipped(state, grant, update, None, &reason).await?;
+                    say(format!("-----> Push accepted, nothing deploys (run {id}): {reason}")).await;
+                    return Ok(true);
+                }
+            }
+        }
     };
 
     if store.environment_state(environment.id).await?.pinned {
@@ -297,8 +329,9 @@ pub(crate) async fn prepare_build(
     let build = BuildSettings {
         dockerfile,
         args: config.build.args,
-        port: config.web.port.unwrap_or(context::DEFAULT_PORT),
-        health: config.web.health.unwrap_or_else(|| context::DEFAULT_HEALTH.to_owned()),
+        port: config.web.port,
+        health: config.web.health,
+        processes: config.processes,
         release_command: config.release.command,
     };
     Ok(Prepared { context_dir, build })

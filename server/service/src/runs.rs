@@ -8,6 +8,7 @@ use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
 use slipway_store::StoreError;
 use slipway_store::runs::{FINAL_STATUSES, NewRun, RunRow, StageRow};
+use slipway_store::services::ServiceRow;
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
@@ -120,15 +121,33 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
     {
         return Err(ServiceError::invalid("git_ref", format!("git_ref {git_ref:?} is not a branch, tag or commit")));
     }
+    let run_id = queue_build(state, actor, &service, environment.id, &git_ref, "deploy").await?.ok_or_else(|| {
+        ServiceError::invalid("git_ref", format!("{git_ref:?} names no commit in {}; push it first", service.name))
+    })?;
+    // A deliberate deploy ends a rollback's pin.
+    state.store.set_pinned(environment.id, false).await?;
+    get_run(state, actor, run_id).await
+}
+
+/// Queues a build and deploy of `git_ref` into an environment; `None` when the ref
+/// names no commit (nothing was pushed there yet).
+pub(crate) async fn queue_build(
+    state: &AppState,
+    actor: &Actor,
+    service: &ServiceRow,
+    environment_id: i64,
+    git_ref: &str,
+    trigger: &'static str,
+) -> Result<Option<i64>> {
     let settings = &state.settings;
     let repo = repos::path(&settings.repos_dir, &service.name);
     let none = ObjectEnv::default();
-    let commit = archive::resolve(&settings.git, &repo, &git_ref, &none)
+    let Some(commit) = archive::resolve(&settings.git, &repo, git_ref, &none)
         .await
         .map_err(|e| ServiceError::Internal(format!("resolving {git_ref}: {e}")))?
-        .ok_or_else(|| {
-            ServiceError::invalid("git_ref", format!("{git_ref:?} names no commit in {}; push it first", service.name))
-        })?;
+    else {
+        return Ok(None);
+    };
     let prepared = match prepare_build(state, &repo, &commit, &none).await {
         Ok(prepared) => prepared,
         Err(PrepareError::Refused(why)) => {
@@ -139,11 +158,11 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
 
     let engine = &state.engine;
     let node = engine.config().node.clone();
-    let full_ref = if git_ref.starts_with("refs/") { git_ref.clone() } else { format!("refs/heads/{git_ref}") };
+    let full_ref = if git_ref.starts_with("refs/") { git_ref.to_owned() } else { format!("refs/heads/{git_ref}") };
     let run = NewRun {
         service_id: service.id,
-        environment_id: Some(environment.id),
-        trigger: "deploy",
+        environment_id: Some(environment_id),
+        trigger,
         git_ref: &full_ref,
         commit_sha: &commit,
         actor: &actor.username,
@@ -159,9 +178,7 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
     }
     state.store.mark_queued(run_id).await?;
     engine.wake();
-    // A deliberate deploy ends a rollback's pin.
-    state.store.set_pinned(environment.id, false).await?;
-    get_run(state, actor, run_id).await
+    Ok(Some(run_id))
 }
 
 /// Something a follower of a run receives.

@@ -3,9 +3,10 @@
 use slipway_api::{CreateService, Link, Page, Service, UpdateService};
 use slipway_core::catalog::{self, Lifecycle, Tier};
 use slipway_core::policy::Action;
-use slipway_core::{ServiceName, TeamName, names};
+use slipway_core::{ServiceName, TeamName};
 use slipway_git::repos;
 use slipway_store::StoreError;
+use slipway_store::environments::NewEnvironment;
 use slipway_store::services::{CatalogFields, ServiceRow};
 
 use crate::access::require_in_team;
@@ -83,8 +84,8 @@ fn apply(fields: &mut CatalogFields, update: UpdateService) -> Result<()> {
         fields.preview_template = if template.is_empty() {
             None
         } else {
-            names::validate_name(&template)
-                .map_err(|e| ServiceError::invalid("preview_template", format!("preview_template {template:?} {e}")))?;
+            slipway_core::template::parse_reference(&template)
+                .map_err(|e| ServiceError::invalid("preview_template", e))?;
             Some(template)
         };
     }
@@ -113,11 +114,19 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
             preview_template: None,
         },
     )?;
-    let row = match state
-        .store
-        .create_service(name.as_str(), team.id, &fields, Some((DEFAULT_ENVIRONMENT, DEFAULT_BRANCH)), now_ms())
-        .await
-    {
+    // "Create, push" ends live: the first environment comes from the default template.
+    let (template, values, spec) = crate::environments::first_environment(state).await?;
+    let shape = crate::environments::OwnedShape::new(&template, &values, &spec)?;
+    let first = NewEnvironment {
+        name: DEFAULT_ENVIRONMENT,
+        branch: DEFAULT_BRANCH,
+        shape: shape.borrow(),
+        preview: false,
+        expires_at: None,
+        idle_ttl_ms: None,
+        created_by: &actor.username,
+    };
+    let row = match state.store.create_service(name.as_str(), team.id, &fields, Some(&first), now_ms()).await {
         Ok(row) => row,
         Err(StoreError::Conflict) => return Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
         Err(err) => return Err(err.into()),
@@ -153,6 +162,17 @@ pub async fn update_service(state: &AppState, actor: &Actor, name: &str, update:
     require_in_team(state, actor, row.team_id, Action::ChangeService).await?;
     let mut fields = row.catalog.clone();
     apply(&mut fields, update)?;
+    if let Some(template) = &fields.preview_template
+        && fields.preview_template != row.catalog.preview_template
+    {
+        // The template must exist now, not fail at the first branch push.
+        crate::templates::find_template(state, template, true).await.map_err(|e| match e {
+            ServiceError::NotFound { .. } | ServiceError::Conflict(_) => {
+                ServiceError::invalid("preview_template", format!("preview_template: {e}"))
+            }
+            other => other,
+        })?;
+    }
     state.store.update_service(row.id, &fields, now_ms()).await?;
     get_service(state, actor, name).await
 }
@@ -160,6 +180,14 @@ pub async fn update_service(state: &AppState, actor: &Actor, name: &str, update:
 pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Result<()> {
     let row = find_service(state, name).await?;
     require_in_team(state, actor, row.team_id, Action::ChangeService).await?;
+    // The replicas go first: nothing would ever stop them once the records are gone.
+    for env in state.store.list_environments(row.id).await? {
+        state
+            .engine
+            .destroy_environment(env.id, &env.service, &env.name)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("stopping the replicas of {}: {e}", env.name)))?;
+    }
     match state.store.delete_service(row.id).await {
         Ok(()) => {
             if let Err(err) = repos::remove(&state.settings.repos_dir, name).await {

@@ -15,11 +15,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod audit;
 pub mod config;
+pub mod environments;
 pub mod notify;
 pub mod releases;
 pub mod runs;
 pub mod services;
 pub mod teams;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 
@@ -61,6 +63,8 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("quota {} exceeded", .0.quota)]
+    Quota(environments::QuotaExceeded),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,5 +1,5 @@
-//! Releases: each successful deploy's immutable record (image, commit, how it runs), and
-//! the environment's pointer to the one that serves.
+//! Releases: each successful deploy's immutable record (image, commit, config version,
+//! template and rendered spec), and the environment's pointer to the one that serves.
 
 use crate::{Result, Store, on_pool};
 
@@ -16,6 +16,10 @@ pub struct ReleaseRow {
     pub health: String,
     /// The config version the release runs with (0: never configured).
     pub config_version: i32,
+    pub template: String,
+    pub template_version: String,
+    pub parameters: String,
+    pub spec: String,
     pub created_by: String,
     pub created_at: i64,
 }
@@ -31,35 +35,17 @@ pub struct NewRelease<'a> {
     pub port: i32,
     pub health: &'a str,
     pub config_version: i32,
+    pub template: &'a str,
+    pub template_version: &'a str,
+    pub parameters: &'a str,
+    pub spec: &'a str,
     pub created_by: &'a str,
-}
-
-/// Where an environment stands: its branch, replica count, current release and pin.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EnvironmentState {
-    pub id: i64,
-    pub service: String,
-    pub name: String,
-    pub branch: String,
-    pub replicas: i32,
-    pub current_release: Option<i64>,
-    pub current_version: Option<i32>,
-    pub pinned: bool,
-    pub created_at: i64,
-}
-
-macro_rules! state_select {
-    () => {
-        "SELECT e.id, s.name AS service, e.name, e.branch, e.replicas, e.current_release, \
-         r.version AS current_version, e.pinned, e.created_at \
-         FROM environments e JOIN services s ON s.id = e.service_id LEFT JOIN releases r ON r.id = e.current_release"
-    };
 }
 
 macro_rules! release_columns {
     () => {
-        "id, environment_id, version, run_id, image, image_id, commit_sha, port, health, config_version, created_by, \
-         created_at"
+        "id, environment_id, version, run_id, image, image_id, commit_sha, port, health, config_version, template, \
+         template_version, parameters, spec, created_by, created_at"
     };
 }
 
@@ -72,13 +58,14 @@ impl Store {
             // and wrote later would fail on SQLite when another writer came between.
             let row: ReleaseRow = sqlx::query_as(concat!(
                 "INSERT INTO releases (environment_id, version, run_id, image, image_id, commit_sha, port, health, \
-                 config_version, created_by, created_at) \
-                 SELECT $1, CAST(COALESCE(MAX(version), 0) + 1 AS INTEGER), $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                 config_version, template, template_version, parameters, spec, created_by, created_at) \
+                 SELECT $1, CAST(COALESCE(MAX(version), 0) + 1 AS INTEGER), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 $12, $13, $14 \
                  FROM releases WHERE environment_id = $1 RETURNING ",
                 release_columns!()))
                 .bind(new.environment_id).bind(new.run_id).bind(new.image).bind(new.image_id)
-                .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.config_version).bind(new.created_by)
-                .bind(now)
+                .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.config_version).bind(new.template)
+                .bind(new.template_version).bind(new.parameters).bind(new.spec).bind(new.created_by).bind(now)
                 .fetch_one(&mut *tx).await?;
             sqlx::query("UPDATE environments SET current_release = $1 WHERE id = $2")
                 .bind(row.id).bind(new.environment_id).execute(&mut *tx).await?;
@@ -103,39 +90,11 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn environment_state(&self, environment_id: i64) -> Result<EnvironmentState> {
-        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(concat!(state_select!(), " WHERE e.id = $1"))
-            .bind(environment_id).fetch_one(pool).await)?;
-        Ok(row)
-    }
-
-    /// A service's environments by name.
-    pub async fn list_environments(&self, service_id: i64) -> Result<Vec<EnvironmentState>> {
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
-            concat!(state_select!(), " WHERE e.service_id = $1 ORDER BY e.name"))
-            .bind(service_id).fetch_all(pool).await)?;
-        Ok(rows)
-    }
-
-    /// Every environment that has a current release, for rebuilding routes at start.
-    pub async fn live_environments(&self) -> Result<Vec<EnvironmentState>> {
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
-            concat!(state_select!(), " WHERE e.current_release IS NOT NULL"))
-            .fetch_all(pool).await)?;
-        Ok(rows)
-    }
-
     pub async fn release_by_version(&self, environment_id: i64, version: i32) -> Result<ReleaseRow> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
             concat!("SELECT ", release_columns!(), " FROM releases WHERE environment_id = $1 AND version = $2"))
             .bind(environment_id).bind(version).fetch_one(pool).await)?;
         Ok(row)
-    }
-
-    pub async fn set_replicas(&self, environment_id: i64, replicas: i32) -> Result<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE environments SET replicas = $1 WHERE id = $2")
-            .bind(replicas).bind(environment_id).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(())
     }
 
     pub async fn set_pinned(&self, environment_id: i64, pinned: bool) -> Result<()> {

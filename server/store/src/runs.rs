@@ -84,20 +84,6 @@ macro_rules! run_select {
 pub const FINAL_STATUSES: &[&str] = &["succeeded", "failed", "cancelled", "superseded", "skipped"];
 
 impl Store {
-    pub async fn create_environment(
-        &self,
-        service_id: i64,
-        name: &str,
-        branch: &str,
-        now: i64,
-    ) -> Result<EnvironmentRow> {
-        let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentRow>(
-            "INSERT INTO environments (service_id, name, branch, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, service_id, name, branch, created_at")
-            .bind(service_id).bind(name).bind(branch).bind(now).fetch_one(pool).await)?;
-        Ok(row)
-    }
-
     /// The environment tracking `branch`, if any (the oldest when several do).
     pub async fn environment_for_branch(&self, service_id: i64, branch: &str) -> Result<Option<EnvironmentRow>> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentRow>(

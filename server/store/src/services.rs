@@ -85,11 +85,13 @@ impl Store {
         name: &str,
         team_id: i64,
         fields: &CatalogFields,
-        first_environment: Option<(&str, &str)>,
+        first_environment: Option<&crate::environments::NewEnvironment<'_>>,
         now: i64,
     ) -> Result<ServiceRow> {
-        on_pool!(self, pool => async {
+        let created = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
+            // Queue behind other changes of the team's quota usage (see environments.rs).
+            sqlx::query("UPDATE quotas SET team_id = team_id WHERE team_id = $1").bind(team_id).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO services (name, team_id, description, lifecycle, tier, on_call, links, depends_on, \
                  preview_template, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
@@ -98,12 +100,16 @@ impl Store {
                 .bind(&fields.on_call).bind(to_json(&fields.links)).bind(to_json(&fields.depends_on))
                 .bind(&fields.preview_template).bind(now)
                 .fetch_one(&mut *tx).await?;
-            if let Some((env, branch)) = first_environment {
-                sqlx::query("INSERT INTO environments (service_id, name, branch, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(id).bind(env).bind(branch).bind(now).execute(&mut *tx).await?;
+            if let Some(env) = first_environment
+                && let Err(over) = crate::environments::insert_environment!(tx, id, team_id, env, now).await?
+            {
+                tx.rollback().await?;
+                return Ok(Err(over));
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Ok(()))
         }.await)?;
+        created.map_err(crate::StoreError::Quota)?;
         self.service_by_name(name).await
     }
 

@@ -3,7 +3,7 @@
 //! secret's value appears nowhere Slipway shows or stores it in the clear.
 
 use serde_json::{Value, json};
-use slipway_e2e::{CliOutput, Db, TestApp, git, local_repo, nonce, run_cli};
+use slipway_e2e::{CliOutput, Db, TestApp, git, local_repo, nonce};
 
 /// An app that serves its config vars as files and prints its secret (as careless apps
 /// do) at boot and in its release command.
@@ -20,9 +20,7 @@ fn config_app() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 async fn cli(app: &TestApp, token: &str, args: &[&str], stdin: &str) -> CliOutput {
-    let mut cmd = app.cli(&app.data_dir.path().join("cli.toml"));
-    cmd.env("SLIPWAY_SERVER", &app.url).env("SLIPWAY_TOKEN", token);
-    run_cli(cmd, args, stdin).await
+    app.slipway(token, args, stdin).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,18 +90,7 @@ async fn a_killed_replica_is_replaced() {
 
 /// Ids of the running containers of a slipwayd node, through the engine's API.
 async fn containers(node: &str) -> Vec<String> {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let socket = engine.trim_start_matches("unix://");
-    let filters = format!("{{\"label\":[\"dev.slipway.node={node}\"],\"status\":[\"running\"]}}");
-    let output = tokio::process::Command::new("curl")
-        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/containers/json"])
-        .args(["--data-urlencode", &format!("filters={filters}")])
-        .output()
-        .await
-        .expect("curl");
-    let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("container list");
-    list.as_array().into_iter().flatten().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
+    slipway_e2e::running_containers(&[format!("dev.slipway.node={node}")]).await
 }
 
 async fn kill(id: &str) {

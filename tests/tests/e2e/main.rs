@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod config;
 mod deploy;
+mod environments;
 mod git;
 mod ownership;
 mod pipeline;

@@ -38,6 +38,12 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("POST /api/v1/services/{service}/environments/{env}/rollback", Forbidden(json!({}))),
         ("POST /api/v1/services/{service}/environments/{env}/scale", Forbidden(json!({"replicas": 3}))),
         ("PATCH /api/v1/services/{service}/environments/{env}/config", Forbidden(json!({"set": {"A": "1"}}))),
+        ("POST /api/v1/services/{service}/environments", Forbidden(json!({"name": "evil", "template": "web"}))),
+        ("PATCH /api/v1/services/{service}/environments/{env}", Forbidden(json!({"parameters": {"replicas": 1}}))),
+        ("DELETE /api/v1/services/{service}/environments/{env}", Forbidden(Value::Null)),
+        ("POST /api/v1/templates", Forbidden(json!({"source": "apiVersion: slipway.dev/v1"}))),
+        ("POST /api/v1/templates/{name}/{version}/deprecate", Forbidden(Value::Null)),
+        ("PUT /api/v1/teams/{team}/quota", Forbidden(json!({"max_environments": 100}))),
         ("POST /api/v1/services/{service}/promote", Forbidden(json!({"from": "production", "to": "production"}))),
     ]
 }
@@ -72,6 +78,7 @@ fn fill(path: &str, run: i64) -> String {
         .replace("{service}", "beta-svc")
         .replace("{user}", "bob")
         .replace("{name}", "shared-name")
+        .replace("{version}", "1.0.0")
 }
 
 async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {

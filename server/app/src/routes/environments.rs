@@ -3,7 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use slipway_api::{Environment, Problem, PromoteRequest, Release, RollbackRequest, Run, ScaleRequest};
+use slipway_api::{
+    CreateEnvironment, Environment, EnvironmentChange, Problem, PromoteRequest, Release, RollbackRequest, Run,
+    ScaleRequest, UpdateEnvironment,
+};
 use slipway_service::{Actor, ApiJson, AppState, ServiceError, environments};
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/environments", tag = "environments", security(("bearer" = [])),
@@ -110,4 +113,50 @@ pub async fn app_logs(
     });
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], axum::body::Body::from_stream(body))
         .into_response())
+}
+
+/// Creates an environment from a template (owning team and admins); `dry_run` renders
+/// and checks only.
+#[utoipa::path(post, path = "/api/v1/services/{service}/environments", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path)), request_body = CreateEnvironment,
+    responses((status = 201, body = EnvironmentChange), (status = 200, description = "dry run", body = EnvironmentChange),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_environment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(service): Path<String>,
+    ApiJson(req): ApiJson<CreateEnvironment>,
+) -> Result<(StatusCode, ApiJson<EnvironmentChange>), ServiceError> {
+    let dry_run = req.dry_run;
+    let change = environments::create_environment(&state, &actor, &service, req).await?;
+    Ok((if dry_run { StatusCode::OK } else { StatusCode::CREATED }, ApiJson(change)))
+}
+
+/// Moves an environment to another template version or parameter values; the change
+/// rolls out as a new release (owning team and admins).
+#[utoipa::path(patch, path = "/api/v1/services/{service}/environments/{env}", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
+    request_body = UpdateEnvironment,
+    responses((status = 200, body = EnvironmentChange), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_environment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+    ApiJson(req): ApiJson<UpdateEnvironment>,
+) -> Result<ApiJson<EnvironmentChange>, ServiceError> {
+    environments::update_environment(&state, &actor, &service, &env, req).await.map(ApiJson)
+}
+
+/// Stops an environment's replicas and removes it (owning team and admins).
+#[utoipa::path(delete, path = "/api/v1/services/{service}/environments/{env}", tag = "environments",
+    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn destroy_environment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((service, env)): Path<(String, String)>,
+) -> Result<StatusCode, ServiceError> {
+    environments::destroy_environment(&state, &actor, &service, &env).await.map(|()| StatusCode::NO_CONTENT)
 }

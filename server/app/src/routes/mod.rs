@@ -16,11 +16,13 @@ pub mod audit_log;
 pub mod config;
 pub mod environments;
 pub mod internal;
+pub mod quotas;
 pub mod runs;
 pub mod services;
 pub mod session;
 pub mod system;
 pub mod teams;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 
@@ -73,13 +75,22 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::run_log))
         .routes(routes!(runs::run_events))
         .routes(routes!(runs::cancel_run))
-        .routes(routes!(environments::list_environments))
-        .routes(routes!(environments::get_environment))
+        .routes(routes!(environments::list_environments, environments::create_environment))
+        .routes(routes!(
+            environments::get_environment,
+            environments::update_environment,
+            environments::destroy_environment
+        ))
         .routes(routes!(environments::list_releases))
         .routes(routes!(environments::rollback))
         .routes(routes!(environments::scale))
         .routes(routes!(config::get_config, config::change_config))
         .routes(routes!(environments::promote))
+        .routes(routes!(templates::list_templates, templates::publish_template))
+        .routes(routes!(templates::get_latest_template))
+        .routes(routes!(templates::get_template))
+        .routes(routes!(templates::deprecate_template))
+        .routes(routes!(quotas::get_quota, quotas::set_quota))
         .routes(routes!(environments::app_logs))
 }
 

@@ -64,7 +64,7 @@ pub enum ParamError {
     Unknown { name: String, declared: String },
     #[error("parameter {name:?} is required; give it with --set {name}=VALUE")]
     Missing { name: String },
-    #[error("parameter {name:?}: {value} is not a {expected}")]
+    #[error("parameter {name:?}: {value} is not a valid {expected} value")]
     WrongType { name: String, value: String, expected: ParamType },
     #[error("parameter {name:?}: {value} is below the minimum {minimum}")]
     BelowMinimum { name: String, value: i64, minimum: i64 },

@@ -1,0 +1,104 @@
+//! What a deploy starts: the environment's rendered spec made concrete for one build —
+//! `slipway.toml`'s `[web]` port and health win over the template's, a workload's
+//! `process` becomes the repository's command, and the primary workload runs the
+//! environment's (scalable) replica count.
+
+use slipway_core::template::{Spec, WEB, Workload};
+
+use crate::context::{BuildSettings, DEFAULT_HEALTH, DEFAULT_PORT};
+
+/// The spec of an environment made before templates existed: the web template's
+/// defaults.
+pub fn legacy_spec(port: u16, health: &str) -> Spec {
+    let web = Workload {
+        replicas: 2,
+        port: Some(port),
+        health: Some(health.to_owned()),
+        cpu: None,
+        memory: None,
+        command: None,
+        process: None,
+        env: Default::default(),
+    };
+    Spec { workloads: [(WEB.to_owned(), web)].into(), addons: Vec::new(), policy: Default::default() }
+}
+
+/// Reads a stored spec (JSON); empty for environments made before templates.
+pub fn parse_stored(json: &str) -> Result<Option<Spec>, String> {
+    if json.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(json).map(Some).map_err(|e| format!("the stored spec is unreadable: {e}"))
+}
+
+/// The workload `scale` sizes: `web`, else the first.
+pub fn primary(spec: &Spec) -> Option<&str> {
+    if spec.workloads.contains_key(WEB) { Some(WEB) } else { spec.workloads.keys().next().map(String::as_str) }
+}
+
+/// The spec a deploy runs: the template's, adjusted by the build's settings.
+pub fn effective(spec: &Spec, settings: &BuildSettings, primary_replicas: u32) -> Result<Spec, String> {
+    let mut out = spec.clone();
+    let primary = primary(spec).map(str::to_owned);
+    for (name, w) in out.workloads.iter_mut() {
+        if name == WEB {
+            w.port = Some(settings.port.or(w.port).unwrap_or(DEFAULT_PORT));
+            w.health = Some(settings.health.clone().or_else(|| w.health.clone()).unwrap_or(DEFAULT_HEALTH.to_owned()));
+        }
+        if Some(name) == primary.as_ref() {
+            w.replicas = primary_replicas;
+        }
+        if let Some(process) = &w.process {
+            // The resolved command stays beside the process name, so a later redeploy of
+            // this release finds it without the build's settings.
+            if w.command.is_none() {
+                let command = settings.processes.get(process).ok_or_else(|| {
+                    format!("workload {name} runs process {process:?}, which slipway.toml [processes] does not define")
+                })?;
+                w.command = Some(command.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `[processes]` a resolved spec carries, for redeploying its release.
+pub fn processes_of(spec: &Spec) -> std::collections::BTreeMap<String, String> {
+    spec.workloads.values().filter_map(|w| Some((w.process.clone()?, w.command.clone()?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(port: Option<u16>) -> BuildSettings {
+        BuildSettings {
+            dockerfile: "Containerfile".into(),
+            args: Default::default(),
+            port,
+            health: None,
+            processes: [("jobs".to_owned(), "run-jobs --fast".to_owned())].into(),
+            release_command: None,
+        }
+    }
+
+    #[test]
+    fn the_repository_wins_for_port_and_processes_resolve() {
+        let mut spec = legacy_spec(9000, "/ready");
+        let mut worker = spec.workloads[WEB].clone();
+        worker.port = None;
+        worker.health = None;
+        worker.process = Some("jobs".into());
+        worker.replicas = 3;
+        spec.workloads.insert("jobs".into(), worker);
+        let out = effective(&spec, &settings(Some(8081)), 4).expect("resolves");
+        assert_eq!(out.workloads[WEB].port, Some(8081), "slipway.toml's port wins");
+        assert_eq!(out.workloads[WEB].health.as_deref(), Some("/ready"), "the template's health stays");
+        assert_eq!(out.workloads[WEB].replicas, 4, "the primary workload takes the scaled count");
+        assert_eq!(out.workloads["jobs"].replicas, 3);
+        assert_eq!(out.workloads["jobs"].command.as_deref(), Some("run-jobs --fast"));
+        assert_eq!(processes_of(&out)["jobs"], "run-jobs --fast");
+        spec.workloads.get_mut("jobs").unwrap().process = Some("missing".into());
+        assert!(effective(&spec, &settings(None), 1).unwrap_err().contains("\"missing\""));
+    }
+}

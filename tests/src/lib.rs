@@ -119,6 +119,9 @@ pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
     }
     cmd.env_remove("SLIPWAY_ADMIN_PASSWORD")
         .env("SLIPWAY_LOG", "warn")
+        // The add-on images `scripts/addon-images` builds from Debian's packages.
+        .env("SLIPWAY_POSTGRES_IMAGE", "localhost/slipway/postgres")
+        .env("SLIPWAY_REDIS_IMAGE", "localhost/slipway/redis")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -462,6 +465,19 @@ pub fn remove_containers_of(node: &str) {
             .arg(format!("http://engine/v1.41/containers/{id}?force=1"))
             .output();
     }
+    // Add-on volumes go too (after their containers).
+    let list = std::process::Command::new("curl")
+        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/volumes"])
+        .args(["--data-urlencode", &format!("filters={filters}")])
+        .output();
+    let Ok(list) = list else { return };
+    let Ok(volumes) = serde_json::from_slice::<Value>(&list.stdout) else { return };
+    for name in volumes["Volumes"].as_array().into_iter().flatten().filter_map(|v| v["Name"].as_str()) {
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-X", "DELETE", "--unix-socket", socket])
+            .arg(format!("http://engine/v1.41/volumes/{name}?force=1"))
+            .output();
+    }
 }
 
 /// Output of a finished CLI run.
@@ -617,6 +633,22 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Names of the volumes carrying every one of `labels`, through the engine's API.
+pub async fn volumes(labels: &[String]) -> Vec<String> {
+    let engine =
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+    let socket = engine.trim_start_matches("unix://");
+    let filters = json!({"label": labels}).to_string();
+    let output = Command::new("curl")
+        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/volumes"])
+        .args(["--data-urlencode", &format!("filters={filters}")])
+        .output()
+        .await
+        .expect("curl");
+    let list: Value = serde_json::from_slice(&output.stdout).expect("volume list");
+    list["Volumes"].as_array().into_iter().flatten().filter_map(|v| v["Name"].as_str().map(str::to_owned)).collect()
 }
 
 /// Whether the container engine has an image, asked over its API socket (curl, since

@@ -91,6 +91,12 @@ pub struct Args {
     /// data dir].
     #[arg(long, env = "SLIPWAY_SECRET_KEY", value_name = "KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The image of `postgres` add-ons [default: docker.io/library/postgres:16].
+    #[arg(long, env = "SLIPWAY_POSTGRES_IMAGE", value_name = "IMAGE")]
+    pub postgres_image: Option<String>,
+    /// The image of `redis` add-ons [default: docker.io/library/redis:7].
+    #[arg(long, env = "SLIPWAY_REDIS_IMAGE", value_name = "IMAGE")]
+    pub redis_image: Option<String>,
     /// How long a session token from `login` lives, in hours [default: 12].
     #[arg(long, env = "SLIPWAY_SESSION_HOURS", value_name = "HOURS")]
     pub session_hours: Option<u32>,
@@ -134,6 +140,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     jwt_secret: Option<String>,
     secret_key: Option<String>,
+    postgres_image: Option<String>,
+    redis_image: Option<String>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
@@ -160,6 +168,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub jwt_secret: Option<String>,
     pub secret_key: Option<String>,
+    pub postgres_image: Option<String>,
+    pub redis_image: Option<String>,
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
@@ -186,6 +196,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("postgres_image", &self.postgres_image)
+            .field("redis_image", &self.redis_image)
             .field("session_hours", &self.session_hours)
             .field("max_push_mb", &self.max_push_mb)
             .field("max_repo_mb", &self.max_repo_mb)
@@ -307,6 +319,8 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             jwt_secret,
             secret_key: args.secret_key.or(file.secret_key),
+            postgres_image: args.postgres_image.or(file.postgres_image),
+            redis_image: args.redis_image.or(file.redis_image),
             session_hours,
             max_push_mb,
             max_repo_mb,

@@ -123,6 +123,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }),
             health_timeout: Duration::from_secs(config.health_timeout),
             secret_key,
+            addon_images: {
+                let defaults = slipway_engine::addons::AddonImages::default();
+                slipway_engine::addons::AddonImages {
+                    postgres: config.postgres_image.clone().unwrap_or(defaults.postgres),
+                    redis: config.redis_image.clone().unwrap_or(defaults.redis),
+                }
+            },
         },
     );
     engine.start().await.map_err(|e| anyhow::anyhow!("starting the pipeline engine: {e}"))?;

@@ -3,7 +3,7 @@
 //! run log and in `app-logs`.
 
 use slipway_core::config::{ConfigSnapshot, seal_context};
-use slipway_core::secrets::{Masker, SecretKey};
+use slipway_core::secrets::SecretKey;
 use slipway_store::{Store, StoreError};
 
 /// A config version, opened.
@@ -50,9 +50,9 @@ pub async fn open(
     Ok(opened)
 }
 
-/// Hides the secrets of an environment's newest config and of the config its current
-/// release runs with (replicas started before a change still hold the old values).
-pub async fn masker(store: &Store, key: &SecretKey, environment_id: i64) -> Masker {
+/// The secrets of an environment's newest config and of the config its current release
+/// runs with (replicas started before a change still hold the old values).
+pub async fn secret_values(store: &Store, key: &SecretKey, environment_id: i64) -> Vec<String> {
     let mut secrets = Vec::new();
     if let Ok(latest) = open(store, key, environment_id, None).await {
         secrets.extend(latest.secrets);
@@ -69,5 +69,5 @@ pub async fn masker(store: &Store, key: &SecretKey, environment_id: i64) -> Mask
     {
         secrets.extend(config.secrets);
     }
-    Masker::new(secrets)
+    secrets
 }

@@ -109,6 +109,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let image = local_image(run);
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
+    let vars = with_addons(engine, environment_id, config.vars).await?;
     let total: u32 = spec.total_replicas();
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
@@ -118,8 +119,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
             (crate::runtime::LABEL_SERVICE.to_owned(), run.service.clone()),
             (crate::runtime::LABEL_NODE.to_owned(), inner.config.node.clone()),
         ]);
-        let code =
-            inner.runtime.run_once(&image, command, &config.vars, labels, |line| log.line("deploy", line)).await?;
+        let code = inner.runtime.run_once(&image, command, &vars, labels, |line| log.line("deploy", line)).await?;
         if code != 0 {
             return Err(format!("the release command exited with status {code}; the previous release keeps serving"));
         }
@@ -128,7 +128,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let mut started: Vec<Replica> = Vec::new();
     let outcome = async {
         for name in spec.workloads.keys() {
-            let replica = replica_spec(engine, &state, run.id, &image, name, &spec, &config.vars);
+            let replica = replica_spec(engine, &state, run.id, &image, name, &spec, &vars);
             for _ in 0..spec.workloads[name].replicas {
                 started.push(inner.runtime.start_replica(&replica).await?);
             }
@@ -185,6 +185,23 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     }
     retire(engine.clone(), old);
     Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
+}
+
+/// The add-ons' URLs (`DATABASE_URL`, …) first, so a config var of the same name wins.
+async fn with_addons(
+    engine: &Engine,
+    environment_id: i64,
+    config: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut vars: Vec<(String, String)> = engine
+        .open_addons(environment_id)
+        .await?
+        .into_iter()
+        .filter(|a| !config.iter().any(|(k, _)| k == a.var))
+        .map(|a| (a.var.to_owned(), a.url))
+        .collect();
+    vars.extend(config);
+    Ok(vars)
 }
 
 /// Removes replicas after the drain period, in the background.
@@ -273,6 +290,9 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     }
     let deploying = !in_flight.is_empty();
 
+    if let Err(err) = engine.ensure_addons(environment).await {
+        tracing::warn!(%err, environment = %environment.name, "keeping add-ons running");
+    }
     let mut config = None;
     let mut web_alive = Vec::new();
     let mut extra = Vec::new();
@@ -341,5 +361,5 @@ pub(crate) async fn tear_down(
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {
         inner.runtime.remove_replica(&replica.id).await;
     }
-    Ok(())
+    engine.remove_addons(service, environment).await
 }

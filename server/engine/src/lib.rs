@@ -7,6 +7,7 @@
 //! Start with [`Engine`]: [`Engine::start`] recovers runs a previous process left behind
 //! and spawns the workers; [`Engine::wake`] tells them a run was queued.
 
+pub mod addons;
 pub mod build;
 pub mod config_vars;
 pub mod context;
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     pub health_timeout: Duration,
     /// Opens the sealed secrets of environments' config.
     pub secret_key: slipway_core::secrets::SecretKey,
+    /// The images add-ons run.
+    pub addon_images: addons::AddonImages,
 }
 
 /// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.
@@ -105,7 +108,7 @@ impl Engine {
         tail: u32,
     ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
         let inner = &self.inner;
-        let masker = config_vars::masker(&inner.store, &inner.config.secret_key, environment_id).await;
+        let masker = self.masker(environment_id).await;
         let mut raw = inner.runtime.replica_logs(&inner.config.node, service, environment, follow, tail).await?;
         if masker.is_empty() {
             return Ok(raw);
@@ -119,6 +122,16 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+
+    /// Hides an environment's secrets and add-on passwords in logs.
+    pub async fn masker(&self, environment_id: i64) -> slipway_core::secrets::Masker {
+        let inner = &self.inner;
+        let mut values = config_vars::secret_values(&inner.store, &inner.config.secret_key, environment_id).await;
+        if let Ok(addons) = self.open_addons(environment_id).await {
+            values.extend(addons.into_iter().map(|a| a.password));
+        }
+        slipway_core::secrets::Masker::new(values)
     }
 
     /// The lock that serialises deploys and reconciles of one environment.

@@ -70,7 +70,7 @@ async fn execute(engine: &Engine, run_id: i64) {
     let renewer = tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone()));
     let stored = inner.store.last_log_seq(run_id).await.unwrap_or(0);
     let masker = match run.environment_id {
-        Some(id) => crate::config_vars::masker(&inner.store, &inner.config.secret_key, id).await,
+        Some(id) => engine.masker(id).await,
         None => Default::default(),
     };
     let (log, writer) = RunLog::open(engine, inner.store.clone(), run_id, stored, masker);

@@ -404,17 +404,6 @@ fn check_provision(
             ),
         ));
     }
-    if !spec.addons.is_empty() {
-        let kinds: Vec<&str> = spec.addons.iter().map(|a| a.kind.as_str()).collect();
-        return Err(ServiceError::InvalidParameters {
-            field: "template".to_owned(),
-            message: format!(
-                "template {} needs the add-on(s) {}, which this server cannot provision yet",
-                template.name,
-                kinds.join(", ")
-            ),
-        });
-    }
     let policy_ttl = spec.ttl();
     let ttl = match ttl {
         Some(text) => {
@@ -489,17 +478,22 @@ async fn provision(
         }
         Err(err) => return Err(err.into()),
     };
-    let run = match crate::runs::queue_build(state, actor, service, id, branch, "deploy").await {
-        Ok(run) => run,
+    let env = state.store.environment_state(id).await?;
+    let provisioned = async {
+        provision_addons(state, &env, &p.spec).await?;
+        crate::runs::queue_build(state, actor, service, id, branch, "deploy").await
+    }
+    .await;
+    match provisioned {
+        Ok(run) => Ok((state.store.environment_state(id).await?, run)),
         Err(err) => {
-            // Never half-provisioned: the environment goes with its failed first step.
-            if let Err(undo) = state.store.delete_environment(id).await {
-                tracing::error!(%undo, environment = %name, "removing an environment whose first deploy failed to queue");
+            // Never half-provisioned: the environment and its add-ons go with the failed step.
+            if let Err(undo) = destroy(state, &env).await {
+                tracing::error!(%undo, environment = %name, "removing an environment whose creation failed");
             }
-            return Err(err);
+            Err(err)
         }
-    };
-    Ok((state.store.environment_state(id).await?, run))
+    }
 }
 
 pub async fn create_environment(
@@ -571,13 +565,24 @@ pub async fn update_environment(
         .collect();
     values.extend(req.parameters.clone());
     let (values, spec) = template.render(&values).map_err(render_error)?;
-    let diff = spec_diff(&current_spec(&env)?, &spec)?;
+    let running = current_spec(&env)?;
+    if let Some(gone) = running.addons.iter().find(|a| !spec.addons.contains(a)) {
+        return Err(ServiceError::InvalidParameters {
+            field: "template".to_owned(),
+            message: format!(
+                "this change removes the {} add-on, which would delete its data; destroy the environment instead",
+                gone.kind.as_str()
+            ),
+        });
+    }
+    let diff = spec_diff(&running, &spec)?;
     let plan = plan(&env.name, &template, &values, &spec, diff.clone())?;
     if req.dry_run {
         return Ok(EnvironmentChange { plan, environment: Some(to_api(state, env)), run: None });
     }
     let shape = OwnedShape::new(&template, &values, &spec)?;
     state.store.reshape_environment(env.id, service.team_id, &shape.borrow()).await?;
+    provision_addons(state, &env, &spec).await?;
     let run = match (env.current_release, diff.is_some()) {
         (Some(release_id), true) => {
             let release = state.store.release_by_id(release_id).await?;
@@ -588,6 +593,24 @@ pub async fn update_environment(
     };
     let env = state.store.environment_state(env.id).await?;
     Ok(EnvironmentChange { plan, environment: Some(to_api(state, env)), run })
+}
+
+/// Provisions the add-ons a spec asks for that the environment lacks.
+async fn provision_addons(state: &AppState, env: &EnvironmentState, spec: &Spec) -> Result<()> {
+    if spec.addons.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<_> = spec.addons.iter().map(|a| a.kind).collect();
+    state.engine.provision_addons(env, &kinds).await.map_err(|why| {
+        tracing::error!(%why, service = %env.service, environment = %env.name, "provisioning add-ons");
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        ServiceError::Unavailable(format!(
+            "provisioning the {} add-on(s) of {} failed, so nothing was created; slipwayd's log says why \
+             (check its --postgres-image/--redis-image and the container engine)",
+            names.join(", "),
+            env.name
+        ))
+    })
 }
 
 /// Stops an environment's replicas and removes it with its releases and config.
@@ -661,7 +684,14 @@ pub(crate) async fn create_preview(
         }
         Err(err) => return Err(err.into()),
     };
-    Ok(state.store.environment_state(id).await?)
+    let env = state.store.environment_state(id).await?;
+    if let Err(err) = provision_addons(state, &env, &p.spec).await {
+        if let Err(undo) = destroy(state, &env).await {
+            tracing::error!(%undo, environment = %env.name, "removing a preview whose add-ons failed");
+        }
+        return Err(err);
+    }
+    Ok(env)
 }
 
 /// The environment of a new service: `production` from the default template, tracking `main`.

@@ -39,6 +39,10 @@ pub enum ServiceError {
     /// Too many attempts; retry after the given number of seconds.
     #[error("too many attempts; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+    /// Something the server depends on (the container engine, an add-on image) failed;
+    /// the message says what, and nothing was left half-done.
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of ours; the text is logged, the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +73,7 @@ impl ServiceError {
             ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -121,7 +121,6 @@ async fn bad_environment_requests_are_refused_and_change_nothing(app: TestApp) {
             "longer than template preview's ttl of 48h",
         ),
         (json!({"name": "qa", "template": "web", "runtime": "prod-cluster"}), 400, "runtime", "no cluster named"),
-        (json!({"name": "qa", "template": "web-postgres"}), 422, "template", "add-on"),
         (json!({"name": "qa", "template": "web", "branch": "a..b"}), 400, "branch", "not a valid git branch"),
         (json!({"name": "production", "template": "web"}), 409, "", "already has an environment production"),
         (
@@ -368,4 +367,85 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     assert!(app.replicas_of("shop", "pr-two").await.is_empty());
     // Production is never a preview: pushing main deploys it as before.
     assert_eq!(app.admin("GET", "/services/shop/environments/production", None).await.1["preview"], false);
+}
+
+/// A template with both add-ons, and an app that serves the URLs it was given.
+const DATA_TEMPLATE: &str = "apiVersion: slipway.dev/v1\nkind: EnvironmentTemplate\n\
+metadata: {name: web-data, version: 1.0.0}\n\
+spec:\n  workloads:\n    web: {replicas: 1, port: 8080, health: /}\n  addons: [postgres, {type: redis}]\n";
+
+fn data_app() -> Vec<(&'static str, Vec<u8>)> {
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n\
+        CMD [\"sh\", \"-c\", \"echo $DATABASE_URL > /www/db.txt; echo $REDIS_URL > /www/redis.txt; \
+        exec httpd -f -p 8080 -h /www\"]\n";
+    vec![("Containerfile", containerfile.as_bytes().to_vec()), ("index.html", b"data\n".to_vec())]
+}
+
+/// Speaks enough RESP to authenticate and ping.
+async fn redis_ping(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("redis://:").expect("redis URL");
+    let (password, host) = rest.split_once('@').expect("password@host");
+    let host = host.trim_end_matches("/0");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("redis reachable");
+    conn.write_all(format!("AUTH {password}\r\nPING\r\n").as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 64];
+    let mut got = String::new();
+    while !got.contains("PONG") && !got.contains("ERR") {
+        let n = conn.read(&mut answer).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        got.push_str(&String::from_utf8_lossy(&answer[..n]));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    assert_eq!(app.admin("POST", "/templates", Some(json!({"source": DATA_TEMPLATE}))).await.0, 201);
+    let work = local_repo(&borrowed(&data_app())).await;
+    assert_eq!(git(work.path(), &[], &["push", &app.git_url("shop", &token), "main:data"]).await.code, 0);
+
+    let out = app.slipway(&token, &["envs", "create", "shop", "data", "--template", "web-data"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let (status, db_url) = app.get_app("shop", "data", "/db.txt").await;
+    assert_eq!(status, 200);
+    let db_url = db_url.trim().to_owned();
+    assert!(db_url.starts_with("postgres://app:"), "{db_url}");
+    // The replica's DATABASE_URL reaches a real PostgreSQL with the generated password.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db_url).await.expect("add-on database");
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.expect("query");
+    assert_eq!(one, 1);
+    let (_, redis_url) = app.get_app("shop", "data", "/redis.txt").await;
+    assert!(redis_ping(redis_url.trim()).await.contains("+PONG"), "{redis_url}");
+    // The password is masked in the run log like a secret.
+    let password = db_url.split(':').nth(2).and_then(|p| p.split('@').next()).expect("password").to_owned();
+    let (_, runs) = app.admin("GET", "/services/shop/runs", None).await;
+    let run = runs["items"][0]["id"].as_i64().expect("run");
+    let (_, log) = app.admin("GET", &format!("/runs/{run}/log"), None).await;
+    assert!(!log.to_string().contains(&password));
+
+    let labels = [format!("dev.slipway.node={}", app.node()), "dev.slipway.environment=data".to_owned()];
+    assert_eq!(slipway_e2e::volumes(&labels).await.len(), 2, "one volume per add-on");
+    assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "data"], "").await.code, 0);
+    assert!(slipway_e2e::running_containers(&labels).await.is_empty(), "replicas and add-ons are gone");
+    assert!(slipway_e2e::volumes(&labels).await.is_empty(), "and so are the volumes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_on_that_cannot_start_leaves_nothing_behind() {
+    let app = TestApp::start_with(Db::Sqlite, &["--postgres-image", "localhost/slipway/no-such-image"]).await;
+    setup(&app).await;
+    let before = app.snapshot().await;
+    let (status, problem) =
+        app.admin("POST", "/services/shop/environments", Some(json!({"name": "db", "template": "web-postgres"}))).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("postgres add-on(s) of db failed"), "{problem}");
+    assert_eq!(app.snapshot().await, before, "the environment was removed again");
+    let labels = [format!("dev.slipway.node={}", app.node()), "dev.slipway.environment=db".to_owned()];
+    assert!(slipway_e2e::volumes(&labels).await.is_empty());
+    assert!(app.server_output().contains("no-such-image"), "the log says why");
 }

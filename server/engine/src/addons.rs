@@ -1,0 +1,361 @@
+//! Add-ons on the local runtime: each (`postgres`, `redis`) is one container with a named
+//! volume beside the environment's replicas, with a generated password. Replicas reach it
+//! through the container network's gateway on a port the engine publishes there (a
+//! container's own address changes when it restarts; the gateway and the published port
+//! do not), and get its URL as `DATABASE_URL` / `REDIS_URL`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+use slipway_core::config::seal_context;
+use slipway_core::template::AddonKind;
+use slipway_store::addons::AddonRow;
+use slipway_store::environments::EnvironmentState;
+
+use crate::runtime::{LABEL_ENVIRONMENT, LABEL_NODE, LABEL_SERVICE};
+use crate::{Engine, EngineBuilder, now_ms};
+
+/// Which add-on a container or volume holds.
+pub const LABEL_ADDON: &str = "dev.slipway.addon";
+/// How long a new add-on has to accept connections.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+/// The database and user a postgres add-on is made with.
+const PG_USER: &str = "app";
+
+/// The images add-ons run (configurable: the official images by default).
+#[derive(Debug, Clone)]
+pub struct AddonImages {
+    pub postgres: String,
+    pub redis: String,
+}
+
+impl Default for AddonImages {
+    fn default() -> Self {
+        AddonImages {
+            postgres: "docker.io/library/postgres:16".to_owned(),
+            redis: "docker.io/library/redis:7".to_owned(),
+        }
+    }
+}
+
+/// One add-on, opened: the variable replicas get, its URL, and the password (to mask).
+#[derive(Debug, Clone)]
+pub struct OpenedAddon {
+    pub var: &'static str,
+    pub url: String,
+    pub password: String,
+}
+
+fn kind_of(text: &str) -> Option<AddonKind> {
+    match text {
+        "postgres" => Some(AddonKind::Postgres),
+        "redis" => Some(AddonKind::Redis),
+        _ => None,
+    }
+}
+
+fn port_of(kind: AddonKind) -> u16 {
+    match kind {
+        AddonKind::Postgres => 5432,
+        AddonKind::Redis => 6379,
+    }
+}
+
+fn url(kind: AddonKind, host: &str, port: i32, password: &str) -> String {
+    match kind {
+        AddonKind::Postgres => format!("postgres://{PG_USER}:{password}@{host}:{port}/{PG_USER}"),
+        AddonKind::Redis => format!("redis://:{password}@{host}:{port}/0"),
+    }
+}
+
+/// 32 letters and digits: safe in a URL without escaping.
+fn generate_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..32).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+impl EngineBuilder {
+    /// The gateway of the engine's default container network (Podman's `podman`,
+    /// Docker's `bridge`): the address replicas reach published add-on ports at.
+    async fn gateway(&self) -> Result<String, String> {
+        for network in ["podman", "bridge"] {
+            if let Ok(info) = self.docker().inspect_network(network, None).await {
+                let gateway = info.ipam.and_then(|i| i.config).into_iter().flatten().find_map(|c| c.gateway);
+                if let Some(gateway) = gateway.filter(|g| !g.is_empty() && !g.contains(':')) {
+                    return Ok(gateway);
+                }
+            }
+        }
+        Err("the engine's default container network has no IPv4 gateway".to_owned())
+    }
+
+    /// Creates and starts an add-on container on `volume`; answers its id and published port.
+    async fn start_addon(
+        &self,
+        labels: HashMap<String, String>,
+        name: &str,
+        kind: AddonKind,
+        image: &str,
+        volume: &str,
+        password: &str,
+    ) -> Result<(String, i32), String> {
+        let gateway = self.gateway().await?;
+        let port_key = format!("{}/tcp", port_of(kind));
+        let (env, cmd) = match kind {
+            AddonKind::Postgres => (
+                vec![
+                    format!("POSTGRES_USER={PG_USER}"),
+                    format!("POSTGRES_PASSWORD={password}"),
+                    format!("POSTGRES_DB={PG_USER}"),
+                    "PGDATA=/data/pgdata".to_owned(),
+                ],
+                None,
+            ),
+            AddonKind::Redis => (
+                Vec::new(),
+                Some(
+                    ["redis-server", "--requirepass", password, "--dir", "/data", "--appendonly", "yes"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                ),
+            ),
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            labels: Some(labels),
+            env: Some(env),
+            cmd,
+            exposed_ports: Some(vec![port_key.clone()]),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    port_key.clone(),
+                    Some(vec![PortBinding { host_ip: Some(gateway), host_port: Some(String::new()) }]),
+                )])),
+                mounts: Some(vec![Mount {
+                    target: Some("/data".to_owned()),
+                    source: Some(volume.to_owned()),
+                    typ: Some(MountType::VOLUME),
+                    ..Mount::default()
+                }]),
+                init: Some(true),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let created =
+            self.docker().create_container(Some(options), body).await.map_err(|e| format!("creating {name}: {e}"))?;
+        if let Err(err) = self.docker().start_container(&created.id, None).await {
+            self.remove_container(&created.id).await;
+            return Err(format!("starting {name}: {err}"));
+        }
+        let info = self.docker().inspect_container(&created.id, None).await.map_err(|e| e.to_string())?;
+        let port = info
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|ports| ports.get(&port_key).cloned().flatten())
+            .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port))
+            .and_then(|p| p.parse::<i32>().ok());
+        match port {
+            Some(port) => Ok((created.id, port)),
+            None => {
+                self.remove_container(&created.id).await;
+                Err(format!("{name} published no port"))
+            }
+        }
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+        if let Err(err) = self.docker().remove_container(id, Some(remove)).await {
+            tracing::debug!(%err, container = id, "removing an add-on container");
+        }
+    }
+}
+
+/// Waits until `host:port` accepts connections (an add-on listens once it is ready).
+async fn wait_accepting(host: &str, port: i32, within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let addr = format!("{host}:{port}");
+    loop {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await {
+            return Ok(());
+        }
+        if started.elapsed() > within {
+            return Err(format!("it did not accept connections on {addr} within {} s", within.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn labels(engine: &Engine, env: &EnvironmentState, kind: AddonKind) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_SERVICE.to_owned(), env.service.clone()),
+        (LABEL_ENVIRONMENT.to_owned(), env.name.clone()),
+        (LABEL_NODE.to_owned(), engine.inner.config.node.clone()),
+        (LABEL_ADDON.to_owned(), kind.as_str().to_owned()),
+    ])
+}
+
+impl Engine {
+    /// Provisions the add-ons an environment lacks and waits until each accepts
+    /// connections. On failure what this call created is removed again.
+    pub async fn provision_addons(&self, env: &EnvironmentState, kinds: &[AddonKind]) -> Result<(), String> {
+        let inner = &self.inner;
+        let existing = inner.store.addons_of(env.id).await.map_err(|e| e.to_string())?;
+        for &kind in kinds {
+            if existing.iter().any(|a| a.kind == kind.as_str()) {
+                continue;
+            }
+            let image = match kind {
+                AddonKind::Postgres => &inner.config.addon_images.postgres,
+                AddonKind::Redis => &inner.config.addon_images.redis,
+            };
+            let suffix: String = crate::random_node_id().chars().take(8).collect();
+            let name = format!("slipway-{}-{}-{}-{suffix}", env.service, env.name, kind.as_str());
+            let labels = labels(self, env, kind);
+            let password = generate_password();
+            let request = VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(labels.clone()),
+                ..VolumeCreateRequest::default()
+            };
+            inner.runtime.docker().create_volume(request).await.map_err(|e| format!("creating volume {name}: {e}"))?;
+            let started = async {
+                let (id, port) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
+                let host = inner.runtime.gateway().await?;
+                if let Err(why) = wait_accepting(&host, port, READY_WITHIN).await {
+                    inner.runtime.remove_container(&id).await;
+                    return Err(why);
+                }
+                Ok::<_, String>((id, host, port))
+            }
+            .await;
+            let (container, host, port) = match started {
+                Ok(found) => found,
+                Err(why) => {
+                    let _ = inner
+                        .runtime
+                        .docker()
+                        .remove_volume(&name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                        .await;
+                    return Err(format!("the {} add-on ({image}): {why}", kind.as_str()));
+                }
+            };
+            let row = AddonRow {
+                environment_id: env.id,
+                kind: kind.as_str().to_owned(),
+                container,
+                volume: name,
+                host,
+                port,
+                password_sealed: inner
+                    .config
+                    .secret_key
+                    .seal(&password, &seal_context(env.id, &format!("addon:{}", kind.as_str()))),
+                created_at: now_ms(),
+            };
+            inner.store.insert_addon(&row).await.map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// The add-ons of an environment with their URLs (passwords opened).
+    pub async fn open_addons(&self, environment_id: i64) -> Result<Vec<OpenedAddon>, String> {
+        let inner = &self.inner;
+        let rows = inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())?;
+        let mut opened = Vec::new();
+        for row in rows {
+            let Some(kind) = kind_of(&row.kind) else { continue };
+            let password = inner
+                .config
+                .secret_key
+                .open(&row.password_sealed, &seal_context(environment_id, &format!("addon:{}", row.kind)))
+                .map_err(|e| format!("the {} add-on's password: {e}", row.kind))?;
+            opened.push(OpenedAddon { var: kind.env_var(), url: url(kind, &row.host, row.port, &password), password });
+        }
+        Ok(opened)
+    }
+
+    /// Removes every add-on container and volume of an environment (it is destroyed).
+    pub(crate) async fn remove_addons(&self, service: &str, environment: &str) -> Result<(), String> {
+        let docker = self.inner.runtime.docker();
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_SERVICE}={service}"),
+                format!("{LABEL_ENVIRONMENT}={environment}"),
+                format!("{LABEL_NODE}={}", self.inner.config.node),
+                LABEL_ADDON.to_owned(),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        for container in docker.list_containers(Some(options)).await.map_err(|e| e.to_string())? {
+            if let Some(id) = container.id {
+                self.inner.runtime.remove_container(&id).await;
+            }
+        }
+        let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+        let volumes = docker.list_volumes(Some(options)).await.map_err(|e| e.to_string())?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            let force = RemoveVolumeOptionsBuilder::new().force(true).build();
+            if let Err(err) = docker.remove_volume(&volume.name, Some(force)).await {
+                tracing::warn!(%err, volume = %volume.name, "removing an add-on volume");
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps an environment's add-ons running: starts a stopped one, and re-creates a
+    /// missing one on its volume with its password (same gateway, new port: replicas
+    /// started after that get the new URL).
+    pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
+        let inner = &self.inner;
+        for row in inner.store.addons_of(env.id).await.map_err(|e| e.to_string())? {
+            let Some(kind) = kind_of(&row.kind) else { continue };
+            match inner.runtime.docker().inspect_container(&row.container, None).await {
+                Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {}
+                Ok(_) => {
+                    if let Err(err) = inner.runtime.docker().start_container(&row.container, None).await {
+                        tracing::warn!(%err, addon = %row.kind, environment = %env.name, "starting a stopped add-on");
+                    }
+                }
+                Err(_) => {
+                    let password = inner
+                        .config
+                        .secret_key
+                        .open(&row.password_sealed, &seal_context(env.id, &format!("addon:{}", row.kind)))
+                        .map_err(|e| e.to_string())?;
+                    let image = match kind {
+                        AddonKind::Postgres => &inner.config.addon_images.postgres,
+                        AddonKind::Redis => &inner.config.addon_images.redis,
+                    };
+                    let name =
+                        format!("{}-{}", row.volume, crate::random_node_id().chars().take(4).collect::<String>());
+                    let (id, port) = inner
+                        .runtime
+                        .start_addon(labels(self, env, kind), &name, kind, image, &row.volume, &password)
+                        .await?;
+                    let host = inner.runtime.gateway().await?;
+                    inner.store.move_addon(env.id, &row.kind, &id, &host, port).await.map_err(|e| e.to_string())?;
+                    tracing::warn!(addon = %row.kind, environment = %env.name, "re-created a missing add-on container");
+                }
+            }
+        }
+        Ok(())
+    }
+}

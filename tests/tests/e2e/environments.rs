@@ -365,6 +365,16 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     assert!(out.stderr.contains("Destroyed preview pr-two"), "{out:?}");
     assert_eq!(app.admin("GET", "/services/shop/environments/pr-two", None).await.0, 404);
     assert!(app.replicas_of("shop", "pr-two").await.is_empty());
+    // A team at its preview quota gets its pushes stored but no new preview.
+    let (status, _) = app.admin("PUT", "/teams/payments/quota", Some(json!({"max_previews": 0}))).await;
+    assert_eq!(status, 200);
+    let out = git(work.path(), &[], &["push", &url, "main:three"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("nothing deploys") && out.stderr.contains("quota max_previews of the team is 0"),
+        "{out:?}"
+    );
+    assert_eq!(app.admin("GET", "/services/shop/environments/pr-three", None).await.0, 404);
     // Production is never a preview: pushing main deploys it as before.
     assert_eq!(app.admin("GET", "/services/shop/environments/production", None).await.1["preview"], false);
 }

@@ -15,33 +15,39 @@ fn release(v: Option<u32>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("v{v}"))
 }
 
-pub async fn list(service: String, json: bool) -> Result<(), CliError> {
-    let envs: Vec<Environment> =
-        signed_in_client()?.get(&format!("/services/{}/environments", encode(&service))).await?;
-    if json {
-        return output::json(&envs);
-    }
+/// The environments table of `envs list` and `status`.
+fn print_environments(envs: Vec<Environment>) {
     let rows = envs
         .into_iter()
         .map(|e| {
+            let note = if e.pinned {
+                "pinned"
+            } else if e.preview {
+                "preview"
+            } else {
+                ""
+            };
             vec![
                 e.name,
                 e.branch,
                 release(e.release),
                 format!("{}/{}", e.healthy_replicas, e.replicas),
                 e.template,
-                if e.pinned {
-                    "pinned".to_owned()
-                } else if e.preview {
-                    "preview".to_owned()
-                } else {
-                    String::new()
-                },
+                note.to_owned(),
                 e.url,
             ]
         })
         .collect();
     output::table(&["env", "branch", "release", "healthy", "template", "", "url"], rows);
+}
+
+pub async fn list(service: String, json: bool) -> Result<(), CliError> {
+    let envs: Vec<Environment> =
+        signed_in_client()?.get(&format!("/services/{}/environments", encode(&service))).await?;
+    if json {
+        return output::json(&envs);
+    }
+    print_environments(envs);
     Ok(())
 }
 
@@ -144,26 +150,7 @@ pub async fn status(service: String, json: bool) -> Result<(), CliError> {
     }
     println!("{} (owner: {})", s.name, s.team);
     println!();
-    let rows = envs
-        .into_iter()
-        .map(|e| {
-            vec![
-                e.name,
-                release(e.release),
-                format!("{}/{}", e.healthy_replicas, e.replicas),
-                e.template,
-                if e.pinned {
-                    "pinned".to_owned()
-                } else if e.preview {
-                    "preview".to_owned()
-                } else {
-                    String::new()
-                },
-                e.url,
-            ]
-        })
-        .collect();
-    output::table(&["env", "release", "healthy", "", "url"], rows);
+    print_environments(envs);
     println!();
     super::runs::print_runs(runs.items);
     Ok(())

@@ -32,18 +32,7 @@ pub async fn load_builtin_templates(store: &Store) -> Result<(), String> {
     for (name, source) in BUILTIN {
         let template = Template::parse(source).map_err(|e| format!("built-in template {name}: {e}"))?;
         let version = template.version.to_string();
-        let new = NewTemplate {
-            name: &template.name,
-            version: &version,
-            major: template.version.major,
-            minor: template.version.minor,
-            patch: template.version.patch,
-            description: &template.description,
-            source,
-            builtin: true,
-            published_by: "slipway",
-        };
-        match store.insert_template(&new, now_ms()).await {
+        match store.insert_template(&new_template(&template, &version, source, "slipway"), now_ms()).await {
             Ok(()) => tracing::info!(template = %name, %version, "published built-in template"),
             Err(StoreError::Conflict) => {
                 let stored = store.template_version(name, &version).await.map_err(|e| e.to_string())?;
@@ -57,6 +46,21 @@ pub async fn load_builtin_templates(store: &Store) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The row publishing `template` writes (a built-in unless the caller says otherwise).
+fn new_template<'a>(template: &'a Template, version: &'a str, source: &'a str, by: &'a str) -> NewTemplate<'a> {
+    NewTemplate {
+        name: &template.name,
+        version,
+        major: template.version.major,
+        minor: template.version.minor,
+        patch: template.version.patch,
+        description: &template.description,
+        source,
+        builtin: true,
+        published_by: by,
+    }
 }
 
 fn summary(row: &TemplateRow) -> TemplateSummary {
@@ -128,17 +132,7 @@ pub async fn publish_template(state: &AppState, actor: &Actor, source: &str) -> 
         TemplateError::Spec(spec) => ServiceError::invalid("source", spec.to_string()),
     })?;
     let version = template.version.to_string();
-    let new = NewTemplate {
-        name: &template.name,
-        version: &version,
-        major: template.version.major,
-        minor: template.version.minor,
-        patch: template.version.patch,
-        description: &template.description,
-        source,
-        builtin: false,
-        published_by: &actor.username,
-    };
+    let new = NewTemplate { builtin: false, ..new_template(&template, &version, source, &actor.username) };
     match state.store.insert_template(&new, now_ms()).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {

@@ -5,6 +5,8 @@
 //! PostgreSQL tests need `SLIPWAY_TEST_POSTGRES_URL` (an admin connection to a server
 //! that may create databases); `scripts/test` starts a private cluster and sets it.
 
+pub mod kube_sim;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};

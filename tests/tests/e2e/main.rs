@@ -9,6 +9,7 @@ mod config;
 mod deploy;
 mod environments;
 mod git;
+mod kube_sim;
 mod ownership;
 mod pipeline;
 mod server;

@@ -329,6 +329,8 @@ pub struct Environment {
     pub expires_at: Option<String>,
     /// How long it may go without a request before it is destroyed, e.g. `24h`.
     pub idle_ttl: Option<String>,
+    /// `local` or the cluster it runs on.
+    pub runtime: String,
     pub created_by: String,
     pub created_at: String,
 }
@@ -435,6 +437,42 @@ pub struct TemplateDetail {
 pub struct PublishTemplate {
     /// The YAML document.
     pub source: String,
+}
+
+/// A registered Kubernetes cluster (its kubeconfig is never returned).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Cluster {
+    pub name: String,
+    pub context: String,
+    /// The API server's URL.
+    pub server: String,
+    /// Environments there are served at `<service>-<env>.<base_domain>`.
+    pub base_domain: String,
+    /// The IngressClass of their Ingresses (empty: the cluster's default).
+    pub ingress_class: String,
+    /// `service/env` of the environments running there.
+    pub environments: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// Register a cluster (admins).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AddCluster {
+    pub name: String,
+    /// The kubeconfig document (YAML); stored encrypted.
+    pub kubeconfig: String,
+    /// The context to use [default: the kubeconfig's current context].
+    #[serde(default)]
+    pub context: Option<String>,
+    /// [default: the server's --base-domain].
+    #[serde(default)]
+    pub base_domain: Option<String>,
+    #[serde(default)]
+    pub ingress_class: Option<String>,
 }
 
 /// A team's limits (null: unlimited) and what it uses.

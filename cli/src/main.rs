@@ -11,7 +11,9 @@ mod config;
 mod error;
 mod output;
 
-use commands::{audit, auth, config_vars, environments, quotas, runs, services, teams, templates, tokens, users};
+use commands::{
+    audit, auth, clusters, config_vars, environments, quotas, runs, services, teams, templates, tokens, users,
+};
 use error::CliError;
 
 #[derive(Debug, Parser)]
@@ -92,6 +94,9 @@ enum Command {
     /// Team quotas.
     #[command(subcommand)]
     Quotas(QuotasCommand),
+    /// Kubernetes clusters environments can run on.
+    #[command(subcommand)]
+    Clusters(ClustersCommand),
     /// The releases of an environment (the current one marked *).
     Releases {
         service: String,
@@ -237,6 +242,34 @@ enum TemplatesCommand {
     },
     /// Deprecate TEMPLATE@VERSION: new environments cannot use it (admins).
     Deprecate { template: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClustersCommand {
+    /// Register a cluster from a kubeconfig file (admins); it is stored encrypted.
+    Add {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: std::path::PathBuf,
+        /// The context to use [default: the file's current context].
+        #[arg(long)]
+        context: Option<String>,
+        /// Environments there are served at <service>-<env>.<DOMAIN> [default: the server's].
+        #[arg(long, value_name = "DOMAIN")]
+        base_domain: Option<String>,
+        /// The IngressClass of their Ingresses [default: the cluster's default].
+        #[arg(long)]
+        ingress_class: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The registered clusters.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a cluster no environment runs on (admins).
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -526,6 +559,13 @@ async fn run(command: Command) -> Result<(), CliError> {
             TemplatesCommand::Show { template, json } => templates::show(template, json).await,
             TemplatesCommand::Publish { file, json } => templates::publish(file, json).await,
             TemplatesCommand::Deprecate { template } => templates::deprecate(template).await,
+        },
+        Command::Clusters(cmd) => match cmd {
+            ClustersCommand::Add { name, kubeconfig, context, base_domain, ingress_class, json } => {
+                clusters::add(name, kubeconfig, context, base_domain, ingress_class, json).await
+            }
+            ClustersCommand::List { json } => clusters::list(json).await,
+            ClustersCommand::Remove { name } => clusters::remove(name).await,
         },
         Command::Quotas(cmd) => match cmd {
             QuotasCommand::Show { team, json } => quotas::show(team, json).await,

@@ -111,6 +111,9 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
     let vars = with_addons(engine, environment_id, config.vars).await?;
     let total: u32 = spec.total_replicas();
+    if state.runtime != crate::LOCAL_RUNTIME {
+        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version).await;
+    }
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
     if let Some(command) = settings.release_command.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -187,6 +190,90 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
 }
 
+/// Deploys to the environment's cluster: applies the release's objects, waits for the
+/// rollout, and on failure re-applies the previous release before failing the run.
+async fn deploy_to_cluster(
+    engine: &Engine,
+    run: &RunRow,
+    log: &RunLog,
+    state: &EnvironmentState,
+    spec: &Spec,
+    vars: &[(String, String)],
+    config_version: i32,
+) -> Result<String, String> {
+    let inner = &engine.inner;
+    // The cluster pulls from the registry, by digest: the push stage must have run.
+    let fresh = inner.store.run_by_id(run.id).await.map_err(|e| e.to_string())?;
+    let image = fresh.image.clone().filter(|i| i.contains("@sha256:")).ok_or_else(|| {
+        format!("deploying to cluster {} needs the image in a registry: start slipwayd with --registry", state.runtime)
+    })?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
+    let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
+    let host = crate::kubernetes::host_of(state, &cluster.base_domain);
+    let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32| {
+        crate::kubernetes::manifests(&crate::kubernetes::Desired {
+            service: &state.service,
+            environment: &state.name,
+            team: &state.team,
+            image,
+            spec,
+            vars,
+            config_version,
+            host: host.clone(),
+            ingress_class: &cluster.ingress_class,
+            progress_deadline: inner.config.health_timeout,
+        })
+    };
+    log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
+    crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version)).await?;
+    if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
+        // Auto-rollback: the previous release's objects, as they were.
+        if let Some(previous) = state.current_release {
+            let release = inner.store.release_by_id(previous).await.map_err(|e| e.to_string())?;
+            let old_spec = release_spec(&release)?;
+            let old_config =
+                config_vars::open(&inner.store, &inner.config.secret_key, state.id, Some(release.config_version))
+                    .await?;
+            let old_vars = with_addons(engine, state.id, old_config.vars).await?;
+            let rollback = desired(&release.image, &old_spec, &old_vars, release.config_version);
+            match crate::kubernetes::apply(&client, &rollback).await {
+                Ok(()) => log.line("deploy", &format!("-----> Rolled back to v{}", release.version)),
+                Err(err) => log.line("deploy", &format!("-----> Rolling back to v{} failed: {err}", release.version)),
+            }
+        }
+        return Err(format!("{why}; the previous release keeps serving"));
+    }
+    let web = spec.workloads.get(WEB);
+    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+    let release = inner
+        .store
+        .create_release(
+            &NewRelease {
+                environment_id: state.id,
+                run_id: Some(run.id),
+                image: &image,
+                image_id: fresh.image_id.as_deref().unwrap_or_default(),
+                commit_sha: &run.commit_sha,
+                port: web.and_then(|w| w.port).map_or(0, i32::from),
+                health: web.and_then(|w| w.health.as_deref()).unwrap_or_default(),
+                config_version,
+                template: &state.template,
+                template_version: &state.template_version,
+                parameters: &state.parameters,
+                spec: &spec_json,
+                created_by: &run.actor,
+            },
+            now_ms(),
+        )
+        .await
+        .map_err(|e| format!("recording the release: {e}"))?;
+    let total = spec.total_replicas();
+    Ok(format!(
+        "-----> Deploy {} v{}: {total}/{total} replicas ready on cluster {}",
+        state.name, release.version, state.runtime
+    ))
+}
+
 /// The add-ons' URLs (`DATABASE_URL`, …) first, so a config var of the same name wins.
 async fn with_addons(
     engine: &Engine,
@@ -256,6 +343,9 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     let Ok(_guard) = lock.try_lock() else { return Ok(()) };
     // Read again under the lock: a deploy may have just changed the current release.
     let environment = &inner.store.environment_state(environment.id).await.map_err(|e| e.to_string())?;
+    if environment.runtime != crate::LOCAL_RUNTIME {
+        return Ok(()); // the cluster's controllers keep it running
+    }
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;
     let Some(run_id) = release.run_id else { return Ok(()) };
@@ -357,6 +447,12 @@ pub(crate) async fn tear_down(
     let inner = &engine.inner;
     let lock = engine.environment_lock(environment_id);
     let _guard = lock.lock().await;
+    let runtime = inner.store.environment_state(environment_id).await.map(|s| s.runtime).unwrap_or_default();
+    if !runtime.is_empty() && runtime != crate::LOCAL_RUNTIME {
+        let (client, _) = engine.cluster_client(&runtime).await?;
+        let ns = crate::kubernetes::namespace_of(service, environment);
+        return crate::kubernetes::delete_namespace(&client, &ns, Duration::from_secs(120)).await;
+    }
     inner.routes.remove(&route_key(service, environment));
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {
         inner.runtime.remove_replica(&replica.id).await;

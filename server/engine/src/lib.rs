@@ -13,6 +13,7 @@ pub mod config_vars;
 pub mod context;
 mod deploy;
 pub mod hub;
+pub mod kubernetes;
 pub mod logger;
 pub mod router;
 pub mod runtime;
@@ -28,6 +29,9 @@ use tokio::sync::Notify;
 
 pub use build::{Builder, EngineBuilder, RegistryCredentials};
 pub use hub::{Hub, RunEvent};
+
+/// The runtime name of the machine's own container engine (any other is a cluster).
+pub const LOCAL_RUNTIME: &str = "local";
 
 /// How long a claim lasts without renewal; a worker renews it every third of this.
 pub const LEASE: Duration = Duration::from_secs(30);

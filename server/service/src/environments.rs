@@ -34,11 +34,21 @@ pub const MAX_REPLICAS: u32 = slipway_core::template::MAX_REPLICAS;
 /// What a replica without a memory limit counts against the memory quota.
 pub const DEFAULT_MEMORY_MB: i64 = 256;
 
-fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
+async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
     let healthy = state.engine.routes().get(&format!("{}-{}", env.service, env.name)).map_or(0, |a| a.len());
     let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
+    // On a cluster the environment is served by its Ingress, at the cluster's domain.
+    let url = if env.runtime == slipway_engine::LOCAL_RUNTIME {
+        state.settings.app_url(&env.service, &env.name)
+    } else {
+        match state.store.cluster_by_name(&env.runtime).await {
+            Ok(cluster) => format!("http://{}", slipway_engine::kubernetes::host_of(&env, &cluster.base_domain)),
+            Err(_) => String::new(),
+        }
+    };
     Environment {
-        url: state.settings.app_url(&env.service, &env.name),
+        url,
+        runtime: env.runtime.clone(),
         template: format!("{}@{}", env.template, env.template_version),
         parameters: serde_json::from_str(&env.parameters).unwrap_or(Value::Null),
         preview: env.preview,
@@ -95,12 +105,16 @@ pub(crate) async fn find_environment(state: &AppState, service: &ServiceRow, nam
 pub async fn list_environments(state: &AppState, _actor: &Actor, service: &str) -> Result<Vec<Environment>> {
     let service = find_service(state, service).await?;
     let rows = state.store.list_environments(service.id).await?;
-    Ok(rows.into_iter().map(|e| to_api(state, e)).collect())
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(to_api(state, row).await);
+    }
+    Ok(out)
 }
 
 pub async fn get_environment(state: &AppState, _actor: &Actor, service: &str, env: &str) -> Result<Environment> {
     let service = find_service(state, service).await?;
-    Ok(to_api(state, find_environment(state, &service, env).await?))
+    Ok(to_api(state, find_environment(state, &service, env).await?).await)
 }
 
 pub async fn list_releases(state: &AppState, _actor: &Actor, service: &str, env: &str) -> Result<Vec<Release>> {
@@ -159,7 +173,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     };
     state.store.reshape_environment(env.id, service.team_id, &shape).await?;
     state.engine.reconcile_soon();
-    Ok(to_api(state, state.store.environment_state(env.id).await?))
+    Ok(to_api(state, state.store.environment_state(env.id).await?).await)
 }
 
 /// Queues a deploy-only run of an existing release's image into `target`.
@@ -373,6 +387,7 @@ fn plan(
 /// What to provision, checked: the template rendered with the values, the runtime and
 /// the lifetime allowed by its policy.
 struct Provision {
+    runtime: String,
     template: Template,
     values: BTreeMap<String, Value>,
     spec: Spec,
@@ -387,12 +402,12 @@ fn check_provision(
     runtime: Option<&str>,
 ) -> Result<Provision> {
     let (values, spec) = template.render(parameters).map_err(render_error)?;
-    let runtime = runtime.unwrap_or("local");
-    if runtime != "local" {
-        return Err(ServiceError::invalid(
-            "runtime",
-            format!("no cluster named {runtime:?} is registered; this server runs environments on the local runtime"),
-        ));
+    let runtime = runtime.unwrap_or(slipway_engine::LOCAL_RUNTIME);
+    if runtime != slipway_engine::LOCAL_RUNTIME && !spec.addons.is_empty() {
+        return Err(ServiceError::InvalidParameters {
+            field: "runtime".to_owned(),
+            message: format!("template {} has add-ons, which run on the local runtime only for now", template.name),
+        });
     }
     if !spec.policy.runtimes.is_empty() && !spec.policy.runtimes.iter().any(|r| r == runtime) {
         return Err(ServiceError::invalid(
@@ -428,6 +443,7 @@ fn check_provision(
     let now = now_ms();
     let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     Ok(Provision {
+        runtime: runtime.to_owned(),
         expires_at: ttl.map(|d| now.saturating_add(ms(d))),
         idle_ttl_ms: spec.idle_ttl().map(ms),
         template,
@@ -469,6 +485,7 @@ async fn provision(
         preview,
         expires_at: p.expires_at,
         idle_ttl_ms: p.idle_ttl_ms,
+        runtime: &p.runtime,
         created_by: &actor.username,
     };
     let id = match state.store.create_environment(service.id, service.team_id, &new, now_ms()).await {
@@ -508,7 +525,20 @@ pub async fn create_environment(
     let branch = req.branch.clone().unwrap_or_else(|| req.name.clone());
     validate_branch(&branch)?;
     let (_, template) = find_template(state, &req.template, true).await?;
-    let p = check_provision(template, &req.parameters, req.ttl.as_deref(), req.runtime.as_deref())?;
+    let runtime = req.runtime.clone().unwrap_or_else(|| slipway_engine::LOCAL_RUNTIME.to_owned());
+    crate::clusters::check_runtime(state, &runtime).await?;
+    if runtime != slipway_engine::LOCAL_RUNTIME
+        && slipway_engine::kubernetes::namespace_of(&service.name, &req.name).len() > 63
+    {
+        return Err(ServiceError::invalid(
+            "name",
+            format!(
+                "slipway-{}-{} is longer than 63 characters, the limit of a namespace name",
+                service.name, req.name
+            ),
+        ));
+    }
+    let p = check_provision(template, &req.parameters, req.ttl.as_deref(), Some(&runtime))?;
     let existing = match state.store.environment_by_name(service.id, &req.name).await {
         Ok(row) => Some(state.store.environment_state(row.id).await?),
         Err(StoreError::NotFound) => None,
@@ -539,7 +569,7 @@ pub async fn create_environment(
         Some(id) => Some(get_run(state, actor, id).await?),
         None => None,
     };
-    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env)), run })
+    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run })
 }
 
 /// Moves an environment to another template version and/or parameter values; the
@@ -578,7 +608,7 @@ pub async fn update_environment(
     let diff = spec_diff(&running, &spec)?;
     let plan = plan(&env.name, &template, &values, &spec, diff.clone())?;
     if req.dry_run {
-        return Ok(EnvironmentChange { plan, environment: Some(to_api(state, env)), run: None });
+        return Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run: None });
     }
     let shape = OwnedShape::new(&template, &values, &spec)?;
     state.store.reshape_environment(env.id, service.team_id, &shape.borrow()).await?;
@@ -592,7 +622,7 @@ pub async fn update_environment(
         _ => None,
     };
     let env = state.store.environment_state(env.id).await?;
-    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env)), run })
+    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run })
 }
 
 /// Provisions the add-ons a spec asks for that the environment lacks.
@@ -672,6 +702,7 @@ pub(crate) async fn create_preview(
         preview: true,
         expires_at: p.expires_at,
         idle_ttl_ms: p.idle_ttl_ms,
+        runtime: &p.runtime,
         created_by,
     };
     let id = match state.store.create_environment(service.id, service.team_id, &new, now_ms()).await {

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod clock;
+pub mod clusters;
 pub mod config;
 pub mod environments;
 pub mod error;

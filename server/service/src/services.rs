@@ -124,6 +124,7 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
         preview: false,
         expires_at: None,
         idle_ttl_ms: None,
+        runtime: slipway_engine::LOCAL_RUNTIME,
         created_by: &actor.username,
     };
     let row = match state.store.create_service(name.as_str(), team.id, &fields, Some(&first), now_ms()).await {

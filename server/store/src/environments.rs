@@ -12,6 +12,7 @@ pub struct EnvironmentState {
     pub service_id: i64,
     pub service: String,
     pub team_id: i64,
+    pub team: String,
     pub name: String,
     pub branch: String,
     /// The primary workload's replicas (what `scale` sets).
@@ -31,17 +32,20 @@ pub struct EnvironmentState {
     pub last_request_at: Option<i64>,
     pub total_replicas: i32,
     pub total_memory_mb: i64,
+    /// `local` or the name of a registered cluster.
+    pub runtime: String,
     pub created_by: String,
     pub created_at: i64,
 }
 
 macro_rules! state_select {
     () => {
-        "SELECT e.id, e.service_id, s.name AS service, s.team_id, e.name, e.branch, e.replicas, e.current_release, \
+        "SELECT e.id, e.service_id, s.name AS service, s.team_id, t.name AS team, e.name, e.branch, e.replicas, e.current_release, \
          r.version AS current_version, e.pinned, e.template, e.template_version, e.parameters, e.spec, e.preview, \
-         e.expires_at, e.idle_ttl_ms, e.last_request_at, e.total_replicas, e.total_memory_mb, e.created_by, \
-         e.created_at \
-         FROM environments e JOIN services s ON s.id = e.service_id LEFT JOIN releases r ON r.id = e.current_release"
+         e.expires_at, e.idle_ttl_ms, e.last_request_at, e.total_replicas, e.total_memory_mb, e.runtime, \
+         e.created_by, e.created_at \
+         FROM environments e JOIN services s ON s.id = e.service_id JOIN teams t ON t.id = s.team_id \
+         LEFT JOIN releases r ON r.id = e.current_release"
     };
 }
 
@@ -66,6 +70,7 @@ pub struct NewEnvironment<'a> {
     pub preview: bool,
     pub expires_at: Option<i64>,
     pub idle_ttl_ms: Option<i64>,
+    pub runtime: &'a str,
     pub created_by: &'a str,
 }
 
@@ -107,8 +112,8 @@ macro_rules! insert_environment {
             let s = &new.shape;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO environments (service_id, name, branch, created_at, replicas, template, template_version, \
-                 parameters, spec, preview, expires_at, idle_ttl_ms, created_by, total_replicas, total_memory_mb) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                 parameters, spec, preview, expires_at, idle_ttl_ms, created_by, total_replicas, total_memory_mb, \
+                 runtime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
             )
             .bind($service_id)
             .bind(new.name)
@@ -125,6 +130,7 @@ macro_rules! insert_environment {
             .bind(new.created_by)
             .bind(s.total_replicas)
             .bind(s.total_memory_mb)
+            .bind(new.runtime)
             .fetch_one(&mut *$tx)
             .await?;
             let delta = $crate::environments::Usage {

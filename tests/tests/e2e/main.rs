@@ -10,6 +10,7 @@ mod deploy;
 mod environments;
 mod git;
 mod kube_sim;
+mod kubernetes;
 mod ownership;
 mod pipeline;
 mod server;

@@ -44,6 +44,8 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("POST /api/v1/templates", Forbidden(json!({"source": "apiVersion: slipway.dev/v1"}))),
         ("POST /api/v1/templates/{name}/{version}/deprecate", Forbidden(Value::Null)),
         ("PUT /api/v1/teams/{team}/quota", Forbidden(json!({"max_environments": 100}))),
+        ("POST /api/v1/clusters", Forbidden(json!({"name": "evil", "kubeconfig": "apiVersion: v1"}))),
+        ("DELETE /api/v1/clusters/{name}", Forbidden(Value::Null)),
         ("POST /api/v1/services/{service}/promote", Forbidden(json!({"from": "production", "to": "production"}))),
     ]
 }

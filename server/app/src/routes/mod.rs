@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod audit_log;
+pub mod clusters;
 pub mod config;
 pub mod environments;
 pub mod internal;
@@ -91,6 +92,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::get_template))
         .routes(routes!(templates::deprecate_template))
         .routes(routes!(quotas::get_quota, quotas::set_quota))
+        .routes(routes!(clusters::list_clusters, clusters::add_cluster))
+        .routes(routes!(clusters::remove_cluster))
         .routes(routes!(environments::app_logs))
 }
 

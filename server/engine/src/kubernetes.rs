@@ -1,0 +1,337 @@
+//! The Kubernetes runtime: an environment on a registered cluster is a namespace
+//! `slipway-<service>-<env>` holding, per workload, a Deployment (image by digest, env from
+//! a Secret, resources, probes from the health path, rolling updates that never drop below
+//! the desired count), and for `web` a Service and an Ingress at
+//! `<service>-<env>.<base domain>`. Everything is written with server-side apply under the
+//! field manager `slipway`, so applying the same release twice changes nothing. A deploy
+//! waits for each Deployment's rollout and, when pods fail (image pull, crash loop) or the
+//! rollout stalls, re-applies the previous release and fails the run with the reason.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::{Value, json};
+use slipway_core::template::{Spec, WEB};
+use slipway_store::environments::EnvironmentState;
+
+use crate::logger::RunLog;
+use crate::{Engine, context};
+
+/// The field manager of everything Slipway applies.
+pub const FIELD_MANAGER: &str = "slipway";
+/// The Secret holding an environment's config vars.
+const CONFIG_SECRET: &str = "slipway-config";
+
+/// Where a kubeconfig points: the context used and its API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub context: String,
+    pub server: String,
+}
+
+/// Checks a kubeconfig document: it parses, and the context (given, else the current
+/// one) exists and names a cluster with a server.
+pub fn inspect_kubeconfig(yaml: &str, context: Option<&str>) -> Result<KubeTarget, String> {
+    let config = Kubeconfig::from_yaml(yaml).map_err(|e| format!("the kubeconfig does not parse: {e}"))?;
+    let context = match context {
+        Some(c) => c.to_owned(),
+        None => config.current_context.clone().ok_or("the kubeconfig has no current-context; give --context")?,
+    };
+    let named = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .ok_or_else(|| format!("the kubeconfig has no context {context:?}"))?;
+    let cluster_name = named.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
+    let server = config
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| format!("context {context:?} names no cluster with a server"))?;
+    Ok(KubeTarget { context, server })
+}
+
+/// A client for a kubeconfig's context.
+pub async fn client(yaml: &str, context: &str) -> Result<kube::Client, String> {
+    let config = Kubeconfig::from_yaml(yaml).map_err(|e| format!("the kubeconfig does not parse: {e}"))?;
+    let options = KubeConfigOptions { context: Some(context.to_owned()), ..KubeConfigOptions::default() };
+    let config = kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// The namespace of an environment.
+pub fn namespace_of(service: &str, environment: &str) -> String {
+    format!("slipway-{service}-{environment}")
+}
+
+/// What one apply of an environment needs.
+#[derive(Debug, Clone)]
+pub struct Desired<'a> {
+    pub service: &'a str,
+    pub environment: &'a str,
+    pub team: &'a str,
+    /// `repository:tag@sha256:…`.
+    pub image: &'a str,
+    pub spec: &'a Spec,
+    pub vars: &'a [(String, String)],
+    /// Changes with every config version, so pods restart to read the new Secret.
+    pub config_version: i32,
+    pub host: String,
+    pub ingress_class: &'a str,
+    pub progress_deadline: Duration,
+}
+
+fn labels(d: &Desired<'_>) -> Value {
+    json!({
+        "app.kubernetes.io/name": d.service,
+        "app.kubernetes.io/instance": format!("{}-{}", d.service, d.environment),
+        "app.kubernetes.io/managed-by": "slipway",
+        "app.kubernetes.io/part-of": d.service,
+        "slipway.dev/service": d.service,
+        "slipway.dev/env": d.environment,
+        "slipway.dev/team": d.team,
+    })
+}
+
+/// The objects of an environment, in apply order (namespace first).
+pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
+    let ns = namespace_of(d.service, d.environment);
+    let labels = labels(d);
+    let mut out = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": CONFIG_SECRET, "namespace": ns, "labels": labels},
+            "type": "Opaque",
+            "stringData": d.vars.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}),
+    ];
+    for (name, w) in &d.spec.workloads {
+        let mut workload_labels = labels.clone();
+        workload_labels["app.kubernetes.io/component"] = json!(name);
+        let selector = json!({"slipway.dev/env": d.environment, "slipway.dev/service": d.service, "app.kubernetes.io/component": name});
+        let mut container = json!({
+            "name": name,
+            "image": d.image,
+            "envFrom": [{"secretRef": {"name": CONFIG_SECRET}}],
+        });
+        if let Some(port) = w.port {
+            container["ports"] = json!([{"name": "http", "containerPort": port, "protocol": "TCP"}]);
+            container["env"] = json!([{"name": "PORT", "value": port.to_string()}]);
+            let health = w.health.clone().unwrap_or_else(|| context::DEFAULT_HEALTH.to_owned());
+            let probe = json!({"httpGet": {"path": health, "port": port}, "periodSeconds": 5, "failureThreshold": 3});
+            container["readinessProbe"] = probe.clone();
+            container["livenessProbe"] = json!({"httpGet": {"path": health, "port": port}, "periodSeconds": 10,
+                "failureThreshold": 6, "initialDelaySeconds": 10});
+        }
+        if let Some(command) = &w.command {
+            container["command"] = json!(["/bin/sh", "-c", command]);
+        }
+        let mut limits = serde_json::Map::new();
+        if let Some(memory) = &w.memory {
+            limits.insert("memory".to_owned(), json!(memory));
+        }
+        if let Some(cpu) = &w.cpu {
+            limits.insert("cpu".to_owned(), json!(cpu));
+        }
+        if !limits.is_empty() {
+            container["resources"] = json!({"limits": limits, "requests": limits});
+        }
+        out.push(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": workload_labels},
+            "spec": {
+                "replicas": w.replicas,
+                "selector": {"matchLabels": selector},
+                "progressDeadlineSeconds": d.progress_deadline.as_secs().max(1),
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": {"slipway.dev/env": d.environment, "slipway.dev/service": d.service,
+                        "app.kubernetes.io/component": name, "app.kubernetes.io/name": d.service},
+                        "annotations": {"slipway.dev/config-version": d.config_version.to_string()}},
+                    "spec": {"containers": [container]},
+                },
+            },
+        }));
+        if name == WEB
+            && let Some(port) = w.port
+        {
+            out.push(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": ns, "labels": workload_labels},
+                "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": port, "protocol": "TCP"}]},
+            }));
+            let mut ingress = json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": name, "namespace": ns, "labels": workload_labels},
+                "spec": {"rules": [{"host": d.host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": name, "port": {"number": 80}}}}]}}]},
+            });
+            if !d.ingress_class.is_empty() {
+                ingress["spec"]["ingressClassName"] = json!(d.ingress_class);
+            }
+            out.push(ingress);
+        }
+    }
+    out
+}
+
+/// Applies every manifest with server-side apply (forced: Slipway owns these objects).
+pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for object in objects {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let ns = object["metadata"]["namespace"].as_str().map(str::to_owned);
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let patch = Patch::Apply(object);
+        let result = match (kind, ns) {
+            ("Namespace", _) => Api::<Namespace>::all(client.clone()).patch(&name, &params, &patch).await.map(|_| ()),
+            ("Secret", Some(ns)) => {
+                Api::<Secret>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
+            }
+            ("Deployment", Some(ns)) => {
+                Api::<Deployment>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
+            }
+            ("Service", Some(ns)) => {
+                Api::<Service>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
+            }
+            ("Ingress", Some(ns)) => {
+                Api::<Ingress>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
+            }
+            (kind, _) => return Err(format!("no apply for {kind}")),
+        };
+        result.map_err(|e| format!("applying {kind} {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Why pods of a Deployment cannot become ready, if they say.
+async fn pod_trouble(client: &kube::Client, ns: &str, workload: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("app.kubernetes.io/component={workload}");
+    let list = pods.list(&ListParams::default().labels(&selector)).await.ok()?;
+    list.items.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        statuses.iter().find_map(|s| {
+            let waiting = s.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.clone()?;
+            ["ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName"]
+                .contains(&reason.as_str())
+                .then(|| {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    format!("pod {name}: {reason}: {}", waiting.message.clone().unwrap_or_default())
+                })
+        })
+    })
+}
+
+/// Waits until every Deployment of the spec has rolled out, logging replica counts as
+/// they change; fails with the pods' reasons or on a stalled rollout.
+pub async fn wait_rollout(
+    client: &kube::Client,
+    ns: &str,
+    spec: &Spec,
+    within: Duration,
+    log: &RunLog,
+) -> Result<(), String> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let mut done = true;
+        for (name, w) in &spec.workloads {
+            let d = api.get(name).await.map_err(|e| format!("reading deployment {name}: {e}"))?;
+            let generation = d.metadata.generation.unwrap_or(0);
+            let status = d.status.unwrap_or_default();
+            let want = i32::try_from(w.replicas).unwrap_or(1);
+            let (updated, ready, available) = (
+                status.updated_replicas.unwrap_or(0),
+                status.ready_replicas.unwrap_or(0),
+                status.available_replicas.unwrap_or(0),
+            );
+            let line = format!("{name}: {updated}/{want} updated, {ready}/{want} ready");
+            if last.get(name) != Some(&line) {
+                log.line("deploy", &line);
+                last.insert(name.clone(), line);
+            }
+            let observed = status.observed_generation.unwrap_or(0) >= generation;
+            if !(observed && updated == want && ready == want && available == want) {
+                done = false;
+                if let Some(trouble) = pod_trouble(client, ns, name).await {
+                    return Err(trouble);
+                }
+                let stalled = status.conditions.unwrap_or_default().into_iter().find(|c| {
+                    c.type_ == "Progressing"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                });
+                if let Some(c) = stalled {
+                    return Err(format!(
+                        "deployment {name}: ProgressDeadlineExceeded: {}",
+                        c.message.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        if started.elapsed() > within {
+            return Err(format!("the rollout did not complete within {} s", within.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deletes an environment's namespace and waits until the cluster has finalized it.
+pub async fn delete_namespace(client: &kube::Client, ns: &str, within: Duration) -> Result<(), String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.delete(ns, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(format!("deleting namespace {ns}: {e}")),
+    }
+    let started = Instant::now();
+    loop {
+        match api.get_opt(ns).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if started.elapsed() > within => {
+                return Err(format!("namespace {ns} is still terminating after {} s", within.as_secs()));
+            }
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(format!("waiting for namespace {ns}: {e}")),
+        }
+    }
+}
+
+impl Engine {
+    /// A client for a registered cluster (its kubeconfig opened with the secret key).
+    pub async fn cluster_client(
+        &self,
+        name: &str,
+    ) -> Result<(kube::Client, slipway_store::clusters::ClusterRow), String> {
+        let row = self.inner.store.cluster_by_name(name).await.map_err(|e| format!("cluster {name}: {e}"))?;
+        let yaml = self
+            .inner
+            .config
+            .secret_key
+            .open(&row.kubeconfig_sealed, &cluster_seal_context(name))
+            .map_err(|e| format!("the kubeconfig of cluster {name}: {e}"))?;
+        let client = client(&yaml, &row.context).await?;
+        Ok((client, row))
+    }
+}
+
+/// What a cluster's sealed kubeconfig is bound to.
+pub fn cluster_seal_context(name: &str) -> String {
+    format!("slipway-cluster:{name}")
+}
+
+/// The host an environment on a cluster is served at.
+pub fn host_of(state: &EnvironmentState, base_domain: &str) -> String {
+    format!("{}-{}.{base_domain}", state.service, state.name)
+}

@@ -1,0 +1,129 @@
+//! Environments on a Kubernetes cluster (the API-server simulator served on 127.0.0.1
+//! behind a kubeconfig): cluster registration, a deploy that applies the namespace,
+//! Secret, Deployment, Service and Ingress and waits for the rollout, a no-op redeploy, an
+//! update, a failed rollout rolled back automatically, and destroy.
+
+use serde_json::{Value, json};
+use slipway_e2e::kube_sim::{KubeSim, PodFailure};
+use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
+
+fn deployment(sim: &KubeSim) -> Value {
+    sim.get("apps/v1", "deployments", "slipway-shop-k8s", "web").expect("the web deployment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
+    let sim = KubeSim::new();
+    let sim_url = sim.serve().await;
+    let kubeconfig = KubeSim::kubeconfig(&sim_url, "sim-context");
+    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let location = format!("{registry}/k{}", nonce().replace('-', ""));
+    let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
+    app.team("payments").await;
+    app.service("shop", "payments").await;
+    let token = app.admin_api_token("cli").await;
+
+    // Registration checks the kubeconfig and never returns it.
+    for (body, field, message) in [
+        (json!({"name": "prod", "kubeconfig": "clusters: [unclosed"}), "kubeconfig", "does not parse"),
+        (json!({"name": "prod", "kubeconfig": kubeconfig, "context": "nope"}), "kubeconfig", "no context \"nope\""),
+        (json!({"name": "local", "kubeconfig": kubeconfig}), "name", "machine's own engine"),
+        (json!({"name": "prod", "kubeconfig": kubeconfig, "base_domain": "bad domain"}), "base_domain", "not a domain"),
+    ] {
+        let (status, problem) = app.admin("POST", "/clusters", Some(body)).await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains(message), "{problem}");
+    }
+    let file = app.data_dir.path().join("sim.kubeconfig");
+    std::fs::write(&file, &kubeconfig).expect("kubeconfig file");
+    let file = file.to_str().expect("utf-8");
+    let add = [
+        "clusters",
+        "add",
+        "prod",
+        "--kubeconfig",
+        file,
+        "--base-domain",
+        "apps.example.com",
+        "--ingress-class",
+        "nginx",
+    ];
+    let out = app.slipway(&token, &add, "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(app.slipway(&token, &add, "").await.code, 1, "a name is registered once");
+    let (_, clusters) = app.admin("GET", "/clusters", None).await;
+    assert_eq!(clusters[0]["server"], sim_url);
+    assert_eq!(clusters[0]["context"], "sim-context");
+    assert!(!clusters.to_string().contains("sim-token"), "the kubeconfig's credentials never come back");
+
+    // An environment on the cluster: built, pushed by digest, applied, rolled out.
+    let work = local_repo(&borrowed(&fixture_app(&format!("k8s {}\n", nonce())))).await;
+    let url = app.git_url("shop", &token);
+    assert_eq!(git(work.path(), &[], &["push", &url, "main:k8s"]).await.code, 0);
+    let out =
+        app.slipway(&token, &["envs", "create", "shop", "k8s", "--template", "web", "--runtime", "prod"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("web: 2/2 updated, 2/2 ready"), "rollout progress is streamed: {out:?}");
+    assert!(out.stdout.contains("Deploy k8s v1: 2/2 replicas ready on cluster prod"), "{out:?}");
+
+    let ns = sim.get("v1", "namespaces", "", "slipway-shop-k8s").expect("namespace");
+    assert_eq!(ns["metadata"]["labels"]["slipway.dev/team"], "payments");
+    assert_eq!(ns["metadata"]["labels"]["app.kubernetes.io/managed-by"], "slipway");
+    let d = deployment(&sim);
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    let image = container["image"].as_str().expect("image").to_owned();
+    assert!(image.starts_with(&format!("{location}/shop:")) && image.contains("@sha256:"), "by digest: {image}");
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/");
+    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "slipway-config");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(d["metadata"]["managedFields"][0]["manager"], "slipway");
+    let ingress = sim.get("networking.k8s.io/v1", "ingresses", "slipway-shop-k8s", "web").expect("ingress");
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "shop-k8s.apps.example.com");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert!(sim.get("v1", "services", "slipway-shop-k8s", "web").is_some());
+    let (_, env) = app.admin("GET", "/services/shop/environments/k8s", None).await;
+    assert_eq!(env["runtime"], "prod");
+    assert_eq!(env["url"], "http://shop-k8s.apps.example.com");
+    let generation = d["metadata"]["generation"].clone();
+
+    // Deploying the same commit again applies the same objects: nothing changes.
+    let out = app.slipway(&token, &["deploy", "shop", "k8s"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let again = deployment(&sim);
+    assert_eq!(again["spec"]["template"]["spec"]["containers"][0]["image"], image.as_str());
+    assert_eq!(again["metadata"]["generation"], generation, "a no-op apply bumps no generation");
+
+    // A config change rolls out (pods restart to read the new Secret).
+    let out = app.slipway(&token, &["config", "set", "shop", "k8s", "GREETING=hello"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let secret = sim.get("v1", "secrets", "slipway-shop-k8s", "slipway-config").expect("secret");
+    assert_eq!(secret["stringData"]["GREETING"], "hello");
+    assert_ne!(deployment(&sim)["metadata"]["generation"], generation);
+
+    // A release whose pods crash is rolled back and the push refused with the reason.
+    commit(work.path(), &[("index.html", b"crashing\n")], "crash").await;
+    let head = git(work.path(), &[], &["rev-parse", "HEAD"]).await.stdout.trim().to_owned();
+    sim.fail_image(&head[..12], PodFailure::CrashLoopBackOff);
+    let out = git(work.path(), &[], &["push", &url, "HEAD:k8s"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("CrashLoopBackOff"), "{out:?}");
+    assert!(out.stderr.contains("Rolled back to v"), "{out:?}");
+    assert_eq!(
+        deployment(&sim)["spec"]["template"]["spec"]["containers"][0]["image"],
+        image.as_str(),
+        "the old image runs again"
+    );
+
+    // A cluster with environments stays; destroying the environment deletes its namespace.
+    assert_eq!(app.admin("DELETE", "/clusters/prod", None).await.0, 409);
+    let out = app.slipway(&token, &["envs", "destroy", "shop", "k8s"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        sim.get("v1", "namespaces", "", "slipway-shop-k8s").is_none(),
+        "the namespace is gone when destroy returns"
+    );
+    assert_eq!(app.admin("DELETE", "/clusters/prod", None).await.0, 204);
+}

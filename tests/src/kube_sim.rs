@@ -348,6 +348,18 @@ impl KubeSim {
             .collect()
     }
 
+    /// Deletes an object out of band, as `kubectl delete` would.
+    pub fn remove(&self, group_version: &str, plural: &str, namespace: &str, name: &str) -> bool {
+        let Some(kind) = kind_of(group_version, plural) else { return false };
+        let key = Key {
+            group_version: kind.group_version,
+            plural: kind.plural,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.delete_key(&key).is_some()
+    }
+
     /// Changes an object out of band, as `kubectl edit` would (another manager).
     pub fn tamper(
         &self,

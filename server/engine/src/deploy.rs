@@ -209,20 +209,9 @@ async fn deploy_to_cluster(
     })?;
     let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
-    let host = crate::kubernetes::host_of(state, &cluster.base_domain);
+    let quota = cluster_quota(engine, state).await?;
     let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32| {
-        crate::kubernetes::manifests(&crate::kubernetes::Desired {
-            service: &state.service,
-            environment: &state.name,
-            team: &state.team,
-            image,
-            spec,
-            vars,
-            config_version,
-            host: host.clone(),
-            ingress_class: &cluster.ingress_class,
-            progress_deadline: inner.config.health_timeout,
-        })
+        cluster_manifests(engine, state, &cluster, quota, image, spec, vars, config_version)
     };
     log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
     crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version)).await?;
@@ -272,6 +261,69 @@ async fn deploy_to_cluster(
         "-----> Deploy {} v{}: {total}/{total} replicas ready on cluster {}",
         state.name, release.version, state.runtime
     ))
+}
+
+/// What an environment may use in its namespace, when its team has a quota: memory and
+/// pods, doubled for the extra pods of a rolling update.
+async fn cluster_quota(engine: &Engine, state: &EnvironmentState) -> Result<Option<(i64, i64)>, String> {
+    let quota = engine.inner.store.quota(state.team_id).await.map_err(|e| e.to_string())?;
+    let limited = quota != slipway_store::environments::Quota::default();
+    Ok(limited.then_some((state.total_memory_mb * 2, i64::from(state.total_replicas) * 2)))
+}
+
+/// The objects of one release of an environment on its cluster.
+#[allow(clippy::too_many_arguments)]
+fn cluster_manifests(
+    engine: &Engine,
+    state: &EnvironmentState,
+    cluster: &slipway_store::clusters::ClusterRow,
+    quota: Option<(i64, i64)>,
+    image: &str,
+    spec: &Spec,
+    vars: &[(String, String)],
+    config_version: i32,
+) -> Vec<serde_json::Value> {
+    crate::kubernetes::manifests(&crate::kubernetes::Desired {
+        service: &state.service,
+        environment: &state.name,
+        team: &state.team,
+        image,
+        spec,
+        vars,
+        config_version,
+        host: crate::kubernetes::host_of(state, &cluster.base_domain),
+        ingress_class: &cluster.ingress_class,
+        progress_deadline: engine.inner.config.health_timeout,
+        quota,
+    })
+}
+
+/// Keeps a cluster environment's objects as its current release says: anything changed
+/// or deleted out of band (drift), or a new replica count from `scale`, is re-applied.
+async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+    let inner = &engine.inner;
+    let Some(release_id) = state.current_release else { return Ok(()) };
+    let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;
+    let mut spec = release_spec(&release)?;
+    if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
+        && let Some(w) = spec.workloads.get_mut(&primary)
+    {
+        w.replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
+    }
+    let config =
+        config_vars::open(&inner.store, &inner.config.secret_key, state.id, Some(release.config_version)).await?;
+    let vars = with_addons(engine, state.id, config.vars).await?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
+    let quota = cluster_quota(engine, state).await?;
+    let objects =
+        cluster_manifests(engine, state, &cluster, quota, &release.image, &spec, &vars, release.config_version);
+    let drift = crate::kubernetes::drifted(&client, &objects).await?;
+    if !drift.is_empty() {
+        tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,
+            objects = %drift.join(", "), "re-applying objects that differ from the release (drift repaired)");
+        crate::kubernetes::apply(&client, &objects).await?;
+    }
+    Ok(())
 }
 
 /// The add-ons' URLs (`DATABASE_URL`, …) first, so a config var of the same name wins.
@@ -344,7 +396,8 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     // Read again under the lock: a deploy may have just changed the current release.
     let environment = &inner.store.environment_state(environment.id).await.map_err(|e| e.to_string())?;
     if environment.runtime != crate::LOCAL_RUNTIME {
-        return Ok(()); // the cluster's controllers keep it running
+        // The cluster's controllers keep pods running; Slipway keeps the objects as released.
+        return reconcile_cluster(engine, environment).await;
     }
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use slipway_core::template::{Spec, WEB};
@@ -86,6 +87,9 @@ pub struct Desired<'a> {
     pub host: String,
     pub ingress_class: &'a str,
     pub progress_deadline: Duration,
+    /// What the environment may use in its namespace (a ResourceQuota): memory in MiB and
+    /// pods, with room for a rolling update's extra pod per workload. None: no quota.
+    pub quota: Option<(i64, i64)>,
 }
 
 fn labels(d: &Desired<'_>) -> Value {
@@ -106,10 +110,20 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
     let labels = labels(d);
     let mut out = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        // `data` (base64), not `stringData`: the API server stores and returns `data`, so
+        // drift checks compare like with like.
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": CONFIG_SECRET, "namespace": ns, "labels": labels},
             "type": "Opaque",
-            "stringData": d.vars.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}),
+            "data": d.vars.iter().map(|(k, v)| (k.clone(), json!(BASE64.encode(v)))).collect::<serde_json::Map<_, _>>()}),
+        // Containers without their own limits get these.
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "slipway-defaults", "namespace": ns, "labels": labels},
+            "spec": {"limits": [{"type": "Container", "default": {"memory": "256Mi"}, "defaultRequest": {"memory": "256Mi"}}]}}),
     ];
+    if let Some((memory_mb, pods)) = d.quota {
+        out.push(json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "slipway-quota", "namespace": ns, "labels": labels},
+            "spec": {"hard": {"limits.memory": format!("{memory_mb}Mi"), "pods": pods.to_string()}}}));
+    }
     for (name, w) in &d.spec.workloads {
         let mut workload_labels = labels.clone();
         workload_labels["app.kubernetes.io/component"] = json!(name);
@@ -135,17 +149,18 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
         if let Some(memory) = &w.memory {
             limits.insert("memory".to_owned(), json!(memory));
         }
-        if let Some(cpu) = &w.cpu {
-            limits.insert("cpu".to_owned(), json!(cpu));
+        // Millicores: the API server would rewrite `0.5` as `500m` and the drift check
+        // would see a difference that is none.
+        if let Some(nanos) = w.cpu.as_deref().and_then(slipway_core::template::cpu_nanos) {
+            limits.insert("cpu".to_owned(), json!(format!("{}m", nanos / 1_000_000)));
         }
         if !limits.is_empty() {
             container["resources"] = json!({"limits": limits, "requests": limits});
         }
-        out.push(json!({
+        let mut deployment = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": ns, "labels": workload_labels},
             "spec": {
-                "replicas": w.replicas,
                 "selector": {"matchLabels": selector},
                 "progressDeadlineSeconds": d.progress_deadline.as_secs().max(1),
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -156,7 +171,24 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
                     "spec": {"containers": [container]},
                 },
             },
-        }));
+        });
+        // With an autoscaler the replica count is the autoscaler's to set.
+        if w.autoscale.is_none() {
+            deployment["spec"]["replicas"] = json!(w.replicas);
+        }
+        out.push(deployment);
+        if let Some(a) = &w.autoscale {
+            out.push(json!({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": name, "namespace": ns, "labels": workload_labels},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": a.min, "maxReplicas": a.max,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": a.cpu_percent}}}],
+                },
+            }));
+        }
         if name == WEB
             && let Some(port) = w.port
         {
@@ -180,33 +212,66 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
     out
 }
 
+/// The API of a manifest's kind, in its namespace.
+fn api_for(client: &kube::Client, object: &Value) -> Result<(Api<DynamicObject>, String), String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let api = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    Ok((api, name))
+}
+
+fn describe(object: &Value) -> String {
+    format!(
+        "{} {}",
+        object["kind"].as_str().unwrap_or_default(),
+        object["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
 /// Applies every manifest with server-side apply (forced: Slipway owns these objects).
 pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), String> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for object in objects {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        let ns = object["metadata"]["namespace"].as_str().map(str::to_owned);
-        let kind = object["kind"].as_str().unwrap_or_default();
-        let patch = Patch::Apply(object);
-        let result = match (kind, ns) {
-            ("Namespace", _) => Api::<Namespace>::all(client.clone()).patch(&name, &params, &patch).await.map(|_| ()),
-            ("Secret", Some(ns)) => {
-                Api::<Secret>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
-            }
-            ("Deployment", Some(ns)) => {
-                Api::<Deployment>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
-            }
-            ("Service", Some(ns)) => {
-                Api::<Service>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
-            }
-            ("Ingress", Some(ns)) => {
-                Api::<Ingress>::namespaced(client.clone(), &ns).patch(&name, &params, &patch).await.map(|_| ())
-            }
-            (kind, _) => return Err(format!("no apply for {kind}")),
-        };
-        result.map_err(|e| format!("applying {kind} {name}: {e}"))?;
+        let (api, name) = api_for(client, object)?;
+        api.patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| format!("applying {}: {e}", describe(object)))?;
     }
     Ok(())
+}
+
+/// Whether every field of `desired` has the same value in `live`.
+fn contains(live: &Value, desired: &Value) -> bool {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, dv)| l.get(k).is_some_and(|lv| contains(lv, dv))),
+        (Value::Array(l), Value::Array(d)) => l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv)),
+        (l, d) => l == d,
+    }
+}
+
+/// The manifests whose live object is missing or differs in a field Slipway sets
+/// (changed or deleted out of band), as `Kind name`.
+pub async fn drifted(client: &kube::Client, objects: &[Value]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for object in objects {
+        let (api, name) = api_for(client, object)?;
+        let live = api.get_opt(&name).await.map_err(|e| format!("reading {}: {e}", describe(object)))?;
+        let mut desired = object.clone();
+        if let Some(meta) = desired["metadata"].as_object_mut() {
+            meta.remove("namespace");
+        }
+        let same = live.map(|l| serde_json::to_value(l).unwrap_or_default()).is_some_and(|l| contains(&l, &desired));
+        if !same {
+            out.push(describe(object));
+        }
+    }
+    Ok(out)
 }
 
 /// Why pods of a Deployment cannot become ready, if they say.
@@ -334,4 +399,97 @@ pub fn cluster_seal_context(name: &str) -> String {
 /// The host an environment on a cluster is served at.
 pub fn host_of(state: &EnvironmentState, base_domain: &str) -> String {
     format!("{}-{}.{base_domain}", state.service, state.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_core::template::{Autoscale, Workload};
+
+    fn spec(autoscale: Option<Autoscale>) -> Spec {
+        let web = Workload {
+            replicas: 2,
+            port: Some(8080),
+            health: Some("/healthz".into()),
+            cpu: Some("0.5".into()),
+            memory: Some("128Mi".into()),
+            command: None,
+            process: None,
+            env: Default::default(),
+            autoscale,
+        };
+        Spec { workloads: [(WEB.to_owned(), web)].into(), addons: Vec::new(), policy: Default::default() }
+    }
+
+    fn desired(spec: &Spec, quota: Option<(i64, i64)>) -> Vec<Value> {
+        manifests(&Desired {
+            service: "shop",
+            environment: "staging",
+            team: "payments",
+            image: "reg/shop:abc@sha256:00",
+            spec,
+            vars: &[("GREETING".into(), "hi".into())],
+            config_version: 3,
+            host: "shop-staging.example.com".into(),
+            ingress_class: "",
+            progress_deadline: Duration::from_secs(60),
+            quota,
+        })
+    }
+
+    fn find<'a>(objects: &'a [Value], kind: &str) -> Option<&'a Value> {
+        objects.iter().find(|o| o["kind"] == kind)
+    }
+
+    #[test]
+    fn manifests_carry_labels_probes_limits_and_quota() {
+        let objects = desired(&spec(None), Some((512, 4)));
+        let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert_eq!(kinds, ["Namespace", "Secret", "LimitRange", "ResourceQuota", "Deployment", "Service", "Ingress"]);
+        let ns = &objects[0];
+        assert_eq!(ns["metadata"]["name"], "slipway-shop-staging");
+        assert_eq!(ns["metadata"]["labels"]["slipway.dev/team"], "payments");
+        let d = find(&objects, "Deployment").unwrap();
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["resources"]["limits"]["cpu"], "500m", "cores are written as millicores");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(d["spec"]["replicas"], 2);
+        assert_eq!(d["spec"]["template"]["metadata"]["annotations"]["slipway.dev/config-version"], "3");
+        assert_eq!(find(&objects, "Secret").unwrap()["data"]["GREETING"], "aGk=");
+        assert_eq!(find(&objects, "ResourceQuota").unwrap()["spec"]["hard"]["limits.memory"], "512Mi");
+        assert!(find(&objects, "Ingress").unwrap()["spec"].get("ingressClassName").is_none());
+        assert!(find(&desired(&spec(None), None), "ResourceQuota").is_none(), "no team quota, no ResourceQuota");
+    }
+
+    #[test]
+    fn an_autoscaled_workload_gets_an_hpa_that_owns_its_replicas() {
+        let objects = desired(&spec(Some(Autoscale { min: 2, max: 6, cpu_percent: 70 })), None);
+        let hpa = find(&objects, "HorizontalPodAutoscaler").expect("hpa");
+        assert_eq!(hpa["spec"]["maxReplicas"], 6);
+        assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert!(find(&objects, "Deployment").unwrap()["spec"].get("replicas").is_none());
+    }
+
+    #[test]
+    fn drift_compares_only_what_slipway_sets() {
+        let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}});
+        assert!(contains(
+            &json!({"spec": {"replicas": 2, "extra": 1, "ports": [{"port": 80, "protocol": "TCP"}]}}),
+            &desired
+        ));
+        assert!(!contains(&json!({"spec": {"replicas": 5, "ports": [{"port": 80}]}}), &desired));
+        assert!(!contains(&json!({"spec": {"replicas": 2, "ports": []}}), &desired));
+    }
+
+    #[test]
+    fn kubeconfigs_are_checked() {
+        let yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://k:6443\n\
+            contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\nusers:\n- name: u\n  user: {}\n";
+        assert_eq!(
+            inspect_kubeconfig(yaml, None),
+            Ok(KubeTarget { context: "ctx".into(), server: "https://k:6443".into() })
+        );
+        assert!(inspect_kubeconfig(yaml, Some("other")).unwrap_err().contains("no context \"other\""));
+        assert!(inspect_kubeconfig("not: [yaml", None).is_err());
+    }
 }

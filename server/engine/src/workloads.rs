@@ -19,6 +19,7 @@ pub fn legacy_spec(port: u16, health: &str) -> Spec {
         command: None,
         process: None,
         env: Default::default(),
+        autoscale: None,
     };
     Spec { workloads: [(WEB.to_owned(), web)].into(), addons: Vec::new(), policy: Default::default() }
 }

@@ -57,6 +57,9 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(clusters[0]["context"], "sim-context");
     assert!(!clusters.to_string().contains("sim-token"), "the kubeconfig's credentials never come back");
 
+    // The team's quota becomes the namespace's ResourceQuota.
+    assert_eq!(app.admin("PUT", "/teams/payments/quota", Some(json!({"max_replicas": 10}))).await.0, 200);
+
     // An environment on the cluster: built, pushed by digest, applied, rolled out.
     let work = local_repo(&borrowed(&fixture_app(&format!("k8s {}\n", nonce())))).await;
     let url = app.git_url("shop", &token);
@@ -84,6 +87,9 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(ingress["spec"]["rules"][0]["host"], "shop-k8s.apps.example.com");
     assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
     assert!(sim.get("v1", "services", "slipway-shop-k8s", "web").is_some());
+    let quota = sim.get("v1", "resourcequotas", "slipway-shop-k8s", "slipway-quota").expect("resource quota");
+    assert_eq!(quota["spec"]["hard"]["pods"], "4", "two replicas, with room for a rolling update");
+    assert!(sim.get("v1", "limitranges", "slipway-shop-k8s", "slipway-defaults").is_some());
     let (_, env) = app.admin("GET", "/services/shop/environments/k8s", None).await;
     assert_eq!(env["runtime"], "prod");
     assert_eq!(env["url"], "http://shop-k8s.apps.example.com");
@@ -96,11 +102,26 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(again["spec"]["template"]["spec"]["containers"][0]["image"], image.as_str());
     assert_eq!(again["metadata"]["generation"], generation, "a no-op apply bumps no generation");
 
+    // Drift: changes made out of band are put back, deleted objects re-created.
+    sim.tamper("apps/v1", "deployments", "slipway-shop-k8s", "web", |d| d["spec"]["replicas"] = json!(5));
+    assert!(sim.remove("v1", "services", "slipway-shop-k8s", "web"));
+    app.eventually(15, "the drift is repaired", || async {
+        deployment(&sim)["spec"]["replicas"] == json!(2)
+            && sim.get("v1", "services", "slipway-shop-k8s", "web").is_some()
+    })
+    .await;
+    assert!(app.server_output().contains("drift repaired"), "the repair is logged");
+    // Scaling applies the new count to the Deployment.
+    let out = app.slipway(&token, &["scale", "shop", "k8s", "3"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    app.eventually(15, "the deployment is scaled", || async { deployment(&sim)["spec"]["replicas"] == json!(3) }).await;
+    let generation = deployment(&sim)["metadata"]["generation"].clone();
+
     // A config change rolls out (pods restart to read the new Secret).
     let out = app.slipway(&token, &["config", "set", "shop", "k8s", "GREETING=hello"], "").await;
     assert_eq!(out.code, 0, "{out:?}");
     let secret = sim.get("v1", "secrets", "slipway-shop-k8s", "slipway-config").expect("secret");
-    assert_eq!(secret["stringData"]["GREETING"], "hello");
+    assert_eq!(secret["data"]["GREETING"], "aGVsbG8=", "hello, base64");
     assert_ne!(deployment(&sim)["metadata"]["generation"], generation);
 
     // A release whose pods crash is rolled back and the push refused with the reason.

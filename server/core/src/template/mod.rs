@@ -17,7 +17,8 @@ use serde_json::Value;
 
 pub use params::{MAX_PARAM_NAME, ParamError, ParamType, Parameter, resolve};
 pub use spec::{
-    Addon, AddonKind, MAX_REPLICAS, Policy, Spec, SpecError, WEB, Workload, cpu_nanos, memory_bytes, parse_duration,
+    Addon, AddonKind, Autoscale, MAX_REPLICAS, Policy, Spec, SpecError, WEB, Workload, cpu_nanos, memory_bytes,
+    parse_duration,
 };
 
 use crate::names::validate_name;

@@ -50,6 +50,24 @@ pub struct Workload {
     pub process: Option<String>,
     #[serde(default, deserialize_with = "scalar_map")]
     pub env: BTreeMap<String, String>,
+    /// Scale between `min` and `max` replicas on CPU use (Kubernetes runtime: a
+    /// HorizontalPodAutoscaler; the local runtime runs `replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    /// Target average CPU use, in percent of the workload's `cpu`.
+    #[serde(default = "default_cpu_target")]
+    pub cpu_percent: u32,
+}
+
+fn default_cpu_target() -> u32 {
+    80
 }
 
 fn one() -> u32 {
@@ -267,6 +285,23 @@ impl Spec {
             }
             for key in w.env.keys() {
                 validate_key(key).map_err(|e| spec_err(at("env"), e.to_string()))?;
+            }
+            if let Some(a) = &w.autoscale {
+                if a.min == 0 || a.min > a.max || a.max > max {
+                    return Err(spec_err(
+                        at("autoscale"),
+                        format!("needs 1 ≤ min ({}) ≤ max ({}) ≤ {max}", a.min, a.max),
+                    ));
+                }
+                if !(1..=100).contains(&a.cpu_percent) {
+                    return Err(spec_err(
+                        at("autoscale.cpu_percent"),
+                        format!("{} is not a percentage from 1 to 100", a.cpu_percent),
+                    ));
+                }
+                if w.cpu.is_none() {
+                    return Err(spec_err(at("autoscale"), "scaling on CPU use needs the workload's cpu to be set"));
+                }
             }
         }
         let mut kinds = BTreeSet::new();

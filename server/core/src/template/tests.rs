@@ -159,6 +159,18 @@ fn malformed_templates_are_refused_with_the_reason() {
         (SAMPLE.replace("    web:\n", "    api:\n"), "only the workload named web receives traffic"),
         (SAMPLE.replace("\"${memory}\"", "512M"), "is not a memory size"),
         ("x".repeat(MAX_TEMPLATE_BYTES + 1), "larger than"),
+        (SAMPLE.replace("port: 8080", "port: 8080\n      autoscale: {min: 2, max: 4}"), "needs the workload's cpu"),
+        (
+            SAMPLE.replace("port: 8080", "port: 8080\n      cpu: 500m\n      autoscale: {min: 5, max: 4}"),
+            "needs 1 ≤ min (5) ≤ max (4)",
+        ),
+        (
+            SAMPLE.replace(
+                "port: 8080",
+                "port: 8080\n      cpu: 500m\n      autoscale: {min: 1, max: 4, cpu_percent: 0}",
+            ),
+            "not a percentage",
+        ),
     ];
     for (source, expected) in cases {
         let err = Template::parse(&source).expect_err(expected).to_string();

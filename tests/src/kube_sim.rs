@@ -55,7 +55,7 @@ fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(value: Value) ->
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
-use k8s_openapi::api::{apps, autoscaling, core, networking};
+use k8s_openapi::api::{apps, autoscaling, core, networking, rbac};
 
 const KINDS: &[Kind] = &[
     Kind {
@@ -135,6 +135,27 @@ const KINDS: &[Kind] = &[
         kind: "Ingress",
         namespaced: true,
         roundtrip: roundtrip::<networking::v1::Ingress>,
+    },
+    Kind {
+        group_version: "v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+        roundtrip: roundtrip::<core::v1::ServiceAccount>,
+    },
+    Kind {
+        group_version: "rbac.authorization.k8s.io/v1",
+        plural: "clusterroles",
+        kind: "ClusterRole",
+        namespaced: false,
+        roundtrip: roundtrip::<rbac::v1::ClusterRole>,
+    },
+    Kind {
+        group_version: "rbac.authorization.k8s.io/v1",
+        plural: "clusterrolebindings",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        roundtrip: roundtrip::<rbac::v1::ClusterRoleBinding>,
     },
     Kind {
         group_version: "autoscaling/v2",

@@ -91,6 +91,14 @@ pub struct Args {
     /// data dir].
     #[arg(long, env = "SLIPWAY_SECRET_KEY", value_name = "KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// With --runtime kubernetes: the registered cluster environments go to when none
+    /// is named.
+    #[arg(long, env = "SLIPWAY_DEFAULT_CLUSTER", value_name = "NAME")]
+    pub default_cluster: Option<String>,
+    /// This process's id in leases and run records [default: one kept in the data dir].
+    /// Replicas sharing a data dir (Kubernetes) each need their own, e.g. the pod name.
+    #[arg(long, env = "SLIPWAY_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
     /// The image of `postgres` add-ons [default: docker.io/library/postgres:16].
     #[arg(long, env = "SLIPWAY_POSTGRES_IMAGE", value_name = "IMAGE")]
     pub postgres_image: Option<String>,
@@ -142,6 +150,8 @@ struct FileConfig {
     secret_key: Option<String>,
     postgres_image: Option<String>,
     redis_image: Option<String>,
+    default_cluster: Option<String>,
+    node_id: Option<String>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
@@ -170,6 +180,9 @@ pub struct Config {
     pub secret_key: Option<String>,
     pub postgres_image: Option<String>,
     pub redis_image: Option<String>,
+    /// Where environments run when none is named: `local` or a cluster.
+    pub default_runtime: String,
+    pub node_id: Option<String>,
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
@@ -196,6 +209,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("default_runtime", &self.default_runtime)
+            .field("node_id", &self.node_id)
             .field("postgres_image", &self.postgres_image)
             .field("redis_image", &self.redis_image)
             .field("session_hours", &self.session_hours)
@@ -252,6 +267,31 @@ impl Config {
             return Err(err(
                 "--runtime kubernetes needs --registry HOST[/PREFIX]: clusters pull images from a registry",
             ));
+        }
+        let default_cluster = args.default_cluster.or(file.default_cluster);
+        let default_runtime = match (runtime, default_cluster) {
+            (RuntimeKind::Local, None) => "local".to_owned(),
+            (RuntimeKind::Local, Some(_)) => {
+                return Err(err("--default-cluster goes with --runtime kubernetes"));
+            }
+            (RuntimeKind::Kubernetes, None) => {
+                return Err(err(
+                    "--runtime kubernetes needs --default-cluster NAME: the registered cluster environments go to",
+                ));
+            }
+            (RuntimeKind::Kubernetes, Some(name)) => {
+                slipway_core::names::validate_name(&name)
+                    .map_err(|e| err(format!("--default-cluster {name:?} {e}")))?;
+                name
+            }
+        };
+        let node_id = args.node_id.or(file.node_id);
+        if let Some(id) = &node_id
+            && (id.is_empty()
+                || id.len() > 63
+                || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        {
+            return Err(err(format!("--node-id {id:?} must be 1-63 lower-case letters, digits, '-' or '.'")));
         }
         let registry_username = args.registry_username.or(file.registry_username);
         let registry_password = args.registry_password.or(file.registry_password);
@@ -319,6 +359,8 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             jwt_secret,
             secret_key: args.secret_key.or(file.secret_key),
+            default_runtime,
+            node_id,
             postgres_image: args.postgres_image.or(file.postgres_image),
             redis_image: args.redis_image.or(file.redis_image),
             session_hours,
@@ -468,6 +510,9 @@ mod tests {
             (&["--database-url", "mysql://x"], "sqlite://PATH or postgres://"),
             (&["--engine", "/var/run/docker.sock"], "unix:///"),
             (&["--runtime", "kubernetes"], "--registry"),
+            (&["--runtime", "kubernetes", "--registry", "r.example.com"], "--default-cluster"),
+            (&["--default-cluster", "prod"], "goes with --runtime kubernetes"),
+            (&["--node-id", "Bad Id"], "--node-id"),
             (&["--registry", "http://r.example.com"], "HOST[:PORT]"),
             (&["--jwt-secret", "short"], "32 characters"),
             (&["--session-hours", "0"], "--session-hours"),

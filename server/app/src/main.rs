@@ -85,7 +85,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let secret_key = bootstrap::load_secret_key(&config.data_dir, config.secret_key.as_deref())
         .map_err(|e| anyhow::anyhow!("config secret key: {e}"))?;
     let metrics = telemetry::init_metrics().map_err(anyhow::Error::msg)?;
-    let node = node_id(&config.data_dir)?;
+    let node = match &config.node_id {
+        Some(id) => id.clone(),
+        None => node_id(&config.data_dir)?,
+    };
     let hooks_dir = install_hooks(&config.data_dir)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
@@ -143,6 +146,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             hook_url: format!("http://{}", reachable(bound)),
             apps_domain: config.base_domain.clone(),
             apps_port: apps_bound.port(),
+            default_runtime: config.default_runtime.clone(),
         },
         engine,
     );

@@ -525,7 +525,7 @@ pub async fn create_environment(
     let branch = req.branch.clone().unwrap_or_else(|| req.name.clone());
     validate_branch(&branch)?;
     let (_, template) = find_template(state, &req.template, true).await?;
-    let runtime = req.runtime.clone().unwrap_or_else(|| slipway_engine::LOCAL_RUNTIME.to_owned());
+    let runtime = req.runtime.clone().unwrap_or_else(|| state.settings.default_runtime.clone());
     crate::clusters::check_runtime(state, &runtime).await?;
     if runtime != slipway_engine::LOCAL_RUNTIME
         && slipway_engine::kubernetes::namespace_of(&service.name, &req.name).len() > 63
@@ -693,7 +693,8 @@ pub(crate) async fn create_preview(
     let name = preview_name(&service.name, branch)
         .ok_or_else(|| ServiceError::invalid("branch", format!("branch {branch:?} gives no preview name")))?;
     let (_, template) = find_template(state, template, true).await?;
-    let p = check_provision(template, &BTreeMap::new(), None, None)?;
+    let runtime = state.settings.default_runtime.clone();
+    let p = check_provision(template, &BTreeMap::new(), None, Some(&runtime))?;
     let shape = OwnedShape::new(&p.template, &p.values, &p.spec)?;
     let new = NewEnvironment {
         name: &name,

@@ -114,6 +114,7 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
             preview_template: None,
         },
     )?;
+    crate::clusters::check_runtime(state, &state.settings.default_runtime).await?;
     // "Create, push" ends live: the first environment comes from the default template.
     let (template, values, spec) = crate::environments::first_environment(state).await?;
     let shape = crate::environments::OwnedShape::new(&template, &values, &spec)?;
@@ -124,7 +125,7 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
         preview: false,
         expires_at: None,
         idle_ttl_ms: None,
-        runtime: slipway_engine::LOCAL_RUNTIME,
+        runtime: &state.settings.default_runtime,
         created_by: &actor.username,
     };
     let row = match state.store.create_service(name.as_str(), team.id, &fields, Some(&first), now_ms()).await {

@@ -24,6 +24,8 @@ pub struct Settings {
     /// The app router's domain (`localhost`) and port, for environment URLs.
     pub apps_domain: String,
     pub apps_port: u16,
+    /// Where environments run when none is named: `local` or a registered cluster.
+    pub default_runtime: String,
 }
 
 impl Settings {

@@ -148,3 +148,52 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     );
     assert_eq!(app.admin("DELETE", "/clusters/prod", None).await.0, 204);
 }
+
+/// The manifests that run Slipway itself (`deploy/`) are valid objects, in an order a
+/// cluster accepts, with least-privilege RBAC and two replicas on PostgreSQL.
+#[tokio::test]
+async fn slipways_own_manifests_apply_and_keep_to_least_privilege() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    let sim = KubeSim::new();
+    let client = kube::Client::new(sim.router(), "default");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut objects = Vec::new();
+    for file in ["namespace.yaml", "rbac.yaml", "postgres.yaml", "slipwayd.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("manifest");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+            objects.push((file, value));
+        }
+    }
+    for (file, object) in &objects {
+        let (group, version) = object["apiVersion"].as_str().expect("apiVersion").split_once('/').unwrap_or(("", "v1"));
+        let version = if group.is_empty() { object["apiVersion"].as_str().unwrap_or("v1") } else { version };
+        let gvk = GroupVersionKind::gvk(group, version, object["kind"].as_str().expect("kind"));
+        let resource = ApiResource::from_gvk(&gvk);
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let name = object["metadata"]["name"].as_str().expect("name");
+        api.patch(name, &PatchParams::apply("kubectl"), &Patch::Apply(object))
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {} {name}: {e}", object["kind"]));
+    }
+    let slipwayd = sim.get("apps/v1", "deployments", "slipway-system", "slipwayd").expect("deployment");
+    assert!(slipwayd["spec"]["replicas"].as_i64().unwrap_or(0) >= 2, "several replicas");
+    assert_eq!(slipwayd["spec"]["template"]["spec"]["serviceAccountName"], "slipway");
+    let env = slipwayd["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("SLIPWAY_NODE_ID") && env.contains("metadata.name"), "each replica its own node id");
+    let role = sim.get("rbac.authorization.k8s.io/v1", "clusterroles", "", "slipway").expect("cluster role");
+    for rule in role["rules"].as_array().expect("rules") {
+        for field in ["verbs", "resources", "apiGroups"] {
+            assert!(!rule[field].to_string().contains('*'), "no wildcard {field}: {rule}");
+        }
+        let writes = rule["verbs"].to_string().contains("create");
+        let resources = rule["resources"].to_string();
+        assert!(
+            !(writes && (resources.contains("pods") || resources.contains("events"))),
+            "pods and events are read-only: {rule}"
+        );
+    }
+}

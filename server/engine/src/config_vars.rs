@@ -13,6 +13,8 @@ pub struct OpenedConfig {
     pub version: i32,
     pub vars: Vec<(String, String)>,
     pub secrets: Vec<String>,
+    /// The names of the secret vars.
+    pub secret_keys: Vec<String>,
 }
 
 /// Opens `version` of an environment's config (`None`: the newest).
@@ -41,6 +43,7 @@ pub async fn open(
                 .open(&var.value, &seal_context(environment_id, &name))
                 .map_err(|e| format!("the secret {name}: {e}"))?;
             opened.secrets.push(value.clone());
+            opened.secret_keys.push(name.clone());
             value
         } else {
             var.value

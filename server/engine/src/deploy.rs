@@ -210,11 +210,12 @@ async fn deploy_to_cluster(
     let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
     let quota = cluster_quota(engine, state).await?;
-    let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32| {
-        cluster_manifests(engine, state, &cluster, quota, image, spec, vars, config_version)
+    let secret_keys = secret_keys(engine, state.id, None).await?;
+    let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32, secret_keys: &[String]| {
+        cluster_manifests(engine, state, &cluster, quota, image, spec, vars, secret_keys, config_version)
     };
     log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
-    crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version)).await?;
+    crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version, &secret_keys)).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {
@@ -224,7 +225,8 @@ async fn deploy_to_cluster(
                 config_vars::open(&inner.store, &inner.config.secret_key, state.id, Some(release.config_version))
                     .await?;
             let old_vars = with_addons(engine, state.id, old_config.vars).await?;
-            let rollback = desired(&release.image, &old_spec, &old_vars, release.config_version);
+            let old_keys = secret_keys_of(engine, state.id, &old_config.secret_keys).await?;
+            let rollback = desired(&release.image, &old_spec, &old_vars, release.config_version, &old_keys);
             match crate::kubernetes::apply(&client, &rollback).await {
                 Ok(()) => log.line("deploy", &format!("-----> Rolled back to v{}", release.version)),
                 Err(err) => log.line("deploy", &format!("-----> Rolling back to v{} failed: {err}", release.version)),
@@ -281,15 +283,18 @@ fn cluster_manifests(
     image: &str,
     spec: &Spec,
     vars: &[(String, String)],
+    secret_keys: &[String],
     config_version: i32,
 ) -> Vec<serde_json::Value> {
+    let (secrets, config): (Vec<_>, Vec<_>) = vars.iter().cloned().partition(|(k, _)| secret_keys.contains(k));
     crate::kubernetes::manifests(&crate::kubernetes::Desired {
         service: &state.service,
         environment: &state.name,
         team: &state.team,
         image,
         spec,
-        vars,
+        config: &config,
+        secrets: &secrets,
         config_version,
         host: crate::kubernetes::host_of(state, &cluster.base_domain),
         ingress_class: &cluster.ingress_class,
@@ -312,11 +317,12 @@ async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<
     }
     let config =
         config_vars::open(&inner.store, &inner.config.secret_key, state.id, Some(release.config_version)).await?;
+    let keys = secret_keys_of(engine, state.id, &config.secret_keys).await?;
     let vars = with_addons(engine, state.id, config.vars).await?;
     let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let quota = cluster_quota(engine, state).await?;
     let objects =
-        cluster_manifests(engine, state, &cluster, quota, &release.image, &spec, &vars, release.config_version);
+        cluster_manifests(engine, state, &cluster, quota, &release.image, &spec, &vars, &keys, release.config_version);
     let drift = crate::kubernetes::drifted(&client, &objects).await?;
     if !drift.is_empty() {
         tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,
@@ -324,6 +330,24 @@ async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<
         crate::kubernetes::apply(&client, &objects).await?;
     }
     Ok(())
+}
+
+/// The names of the vars that go into the Secret: secret config vars and add-on URLs.
+async fn secret_keys_of(
+    engine: &Engine,
+    environment_id: i64,
+    config_secrets: &[String],
+) -> Result<Vec<String>, String> {
+    let mut keys = config_secrets.to_vec();
+    keys.extend(engine.open_addons(environment_id).await?.into_iter().map(|a| a.var.to_owned()));
+    Ok(keys)
+}
+
+/// The secret var names of a config version (`None`: the newest) and the add-ons.
+async fn secret_keys(engine: &Engine, environment_id: i64, version: Option<i32>) -> Result<Vec<String>, String> {
+    let inner = &engine.inner;
+    let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, version).await?;
+    secret_keys_of(engine, environment_id, &config.secret_keys).await
 }
 
 /// The add-ons' URLs (`DATABASE_URL`, …) first, so a config var of the same name wins.

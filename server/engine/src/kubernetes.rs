@@ -25,8 +25,10 @@ use crate::{Engine, context};
 
 /// The field manager of everything Slipway applies.
 pub const FIELD_MANAGER: &str = "slipway";
-/// The Secret holding an environment's config vars.
-const CONFIG_SECRET: &str = "slipway-config";
+/// The ConfigMap holding an environment's plain config vars.
+const CONFIG_MAP: &str = "slipway-config";
+/// The Secret holding its secret vars and add-on URLs.
+const SECRETS: &str = "slipway-secrets";
 
 /// Where a kubeconfig points: the context used and its API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +83,10 @@ pub struct Desired<'a> {
     /// `repository:tag@sha256:…`.
     pub image: &'a str,
     pub spec: &'a Spec,
-    pub vars: &'a [(String, String)],
+    /// Plain config vars (a ConfigMap).
+    pub config: &'a [(String, String)],
+    /// Secret vars and add-on URLs (a Secret).
+    pub secrets: &'a [(String, String)],
     /// Changes with every config version, so pods restart to read the new Secret.
     pub config_version: i32,
     pub host: String,
@@ -112,9 +117,11 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
         // `data` (base64), not `stringData`: the API server stores and returns `data`, so
         // drift checks compare like with like.
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": CONFIG_SECRET, "namespace": ns, "labels": labels},
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG_MAP, "namespace": ns, "labels": labels},
+            "data": d.config.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRETS, "namespace": ns, "labels": labels},
             "type": "Opaque",
-            "data": d.vars.iter().map(|(k, v)| (k.clone(), json!(BASE64.encode(v)))).collect::<serde_json::Map<_, _>>()}),
+            "data": d.secrets.iter().map(|(k, v)| (k.clone(), json!(BASE64.encode(v)))).collect::<serde_json::Map<_, _>>()}),
         // Containers without their own limits get these.
         json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "slipway-defaults", "namespace": ns, "labels": labels},
             "spec": {"limits": [{"type": "Container", "default": {"memory": "256Mi"}, "defaultRequest": {"memory": "256Mi"}}]}}),
@@ -131,7 +138,7 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
         let mut container = json!({
             "name": name,
             "image": d.image,
-            "envFrom": [{"secretRef": {"name": CONFIG_SECRET}}],
+            "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}, {"secretRef": {"name": SECRETS}}],
         });
         if let Some(port) = w.port {
             container["ports"] = json!([{"name": "http", "containerPort": port, "protocol": "TCP"}]);
@@ -232,6 +239,31 @@ fn describe(object: &Value) -> String {
         object["kind"].as_str().unwrap_or_default(),
         object["metadata"]["name"].as_str().unwrap_or_default()
     )
+}
+
+/// The manifests `podman kube play` can run on one machine: the ConfigMap and the
+/// Deployments with one replica, without namespace (a check that what Slipway generates
+/// is what a container runtime understands).
+pub fn playable(objects: &[Value]) -> String {
+    let mut docs = Vec::new();
+    for object in objects.iter().filter(|o| o["kind"] == "ConfigMap" || o["kind"] == "Deployment") {
+        let mut object = object.clone();
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.remove("namespace");
+        }
+        if object["kind"] == "Deployment" {
+            object["spec"]["replicas"] = json!(1);
+            // podman has no Secret of this name: the ConfigMap alone feeds the env.
+            if let Some(c) = object["spec"]["template"]["spec"]["containers"].as_array_mut() {
+                for container in c {
+                    container["envFrom"] = json!([{"configMapRef": {"name": CONFIG_MAP}}]);
+                }
+            }
+        }
+        docs.push(serde_json::to_string_pretty(&object).unwrap_or_default());
+    }
+    // JSON is YAML: one document per object.
+    docs.join("\n---\n")
 }
 
 /// Applies every manifest with server-side apply (forced: Slipway owns these objects).
@@ -428,7 +460,8 @@ mod tests {
             team: "payments",
             image: "reg/shop:abc@sha256:00",
             spec,
-            vars: &[("GREETING".into(), "hi".into())],
+            config: &[("GREETING".into(), "hi".into())],
+            secrets: &[("API_KEY".into(), "s3cret".into())],
             config_version: 3,
             host: "shop-staging.example.com".into(),
             ingress_class: "",
@@ -445,7 +478,10 @@ mod tests {
     fn manifests_carry_labels_probes_limits_and_quota() {
         let objects = desired(&spec(None), Some((512, 4)));
         let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
-        assert_eq!(kinds, ["Namespace", "Secret", "LimitRange", "ResourceQuota", "Deployment", "Service", "Ingress"]);
+        assert_eq!(
+            kinds,
+            ["Namespace", "ConfigMap", "Secret", "LimitRange", "ResourceQuota", "Deployment", "Service", "Ingress"]
+        );
         let ns = &objects[0];
         assert_eq!(ns["metadata"]["name"], "slipway-shop-staging");
         assert_eq!(ns["metadata"]["labels"]["slipway.dev/team"], "payments");
@@ -455,7 +491,8 @@ mod tests {
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(d["spec"]["replicas"], 2);
         assert_eq!(d["spec"]["template"]["metadata"]["annotations"]["slipway.dev/config-version"], "3");
-        assert_eq!(find(&objects, "Secret").unwrap()["data"]["GREETING"], "aGk=");
+        assert_eq!(find(&objects, "ConfigMap").unwrap()["data"]["GREETING"], "hi");
+        assert_eq!(find(&objects, "Secret").unwrap()["data"]["API_KEY"], "czNjcmV0");
         assert_eq!(find(&objects, "ResourceQuota").unwrap()["spec"]["hard"]["limits.memory"], "512Mi");
         assert!(find(&objects, "Ingress").unwrap()["spec"].get("ingressClassName").is_none());
         assert!(find(&desired(&spec(None), None), "ResourceQuota").is_none(), "no team quota, no ResourceQuota");

@@ -80,7 +80,8 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/");
-    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "slipway-config");
+    assert_eq!(container["envFrom"][0]["configMapRef"]["name"], "slipway-config");
+    assert_eq!(container["envFrom"][1]["secretRef"]["name"], "slipway-secrets");
     assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
     assert_eq!(d["metadata"]["managedFields"][0]["manager"], "slipway");
     let ingress = sim.get("networking.k8s.io/v1", "ingresses", "slipway-shop-k8s", "web").expect("ingress");
@@ -120,8 +121,13 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     // A config change rolls out (pods restart to read the new Secret).
     let out = app.slipway(&token, &["config", "set", "shop", "k8s", "GREETING=hello"], "").await;
     assert_eq!(out.code, 0, "{out:?}");
-    let secret = sim.get("v1", "secrets", "slipway-shop-k8s", "slipway-config").expect("secret");
-    assert_eq!(secret["data"]["GREETING"], "aGVsbG8=", "hello, base64");
+    let config = sim.get("v1", "configmaps", "slipway-shop-k8s", "slipway-config").expect("config map");
+    assert_eq!(config["data"]["GREETING"], "hello");
+    let out = app.slipway(&token, &["config", "set", "shop", "k8s", "API_KEY", "--secret"], "s3cret-value\n").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let secret = sim.get("v1", "secrets", "slipway-shop-k8s", "slipway-secrets").expect("secret");
+    assert_eq!(secret["data"]["API_KEY"], "czNjcmV0LXZhbHVl", "secrets go to the Secret, base64");
+    assert!(config["data"].get("API_KEY").is_none());
     assert_ne!(deployment(&sim)["metadata"]["generation"], generation);
 
     // A release whose pods crash is rolled back and the push refused with the reason.
@@ -196,4 +202,68 @@ async fn slipways_own_manifests_apply_and_keep_to_least_privilege() {
             "pods and events are read-only: {rule}"
         );
     }
+}
+
+/// What Slipway generates for a workload also runs under `podman kube play` (one replica,
+/// env from the ConfigMap): the Deployment and ConfigMap are what a container runtime
+/// understands, not only what the simulator accepts.
+#[tokio::test]
+async fn generated_deployments_play_on_podman() {
+    use slipway_core::template::{Spec, Workload};
+    let name = format!("play{}", &nonce().replace('-', "")[..8]);
+    let workload = Workload {
+        replicas: 3,
+        port: None,
+        health: None,
+        cpu: None,
+        memory: Some("64Mi".into()),
+        command: Some("exec httpd -f -p 8080 -h /".into()),
+        process: None,
+        env: Default::default(),
+        autoscale: None,
+    };
+    let spec = Spec { workloads: [(name.clone(), workload)].into(), addons: Vec::new(), policy: Default::default() };
+    let objects = slipway_engine::kubernetes::manifests(&slipway_engine::kubernetes::Desired {
+        service: "shop",
+        environment: "play",
+        team: "payments",
+        image: "localhost/slipway/busybox",
+        spec: &spec,
+        config: &[("GREETING".into(), "hello from kube play".into())],
+        secrets: &[],
+        config_version: 1,
+        host: "shop-play.example.com".into(),
+        ingress_class: "",
+        progress_deadline: std::time::Duration::from_secs(60),
+        quota: None,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("play.yaml");
+    std::fs::write(&file, slipway_engine::kubernetes::playable(&objects)).expect("yaml");
+
+    // The podman CLI with the project's configuration (scripts/podman env).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exports =
+        std::process::Command::new("bash").arg(root.join("scripts/podman")).arg("env").output().expect("podman env");
+    // One line: `export A=x B=y …`.
+    let envs: Vec<(String, String)> = String::from_utf8_lossy(&exports.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.trim_matches(['"', '\'']).to_owned())))
+        .collect();
+    let podman = |args: &[&str]| {
+        let out = std::process::Command::new("podman").args(args).envs(envs.iter().cloned()).output().expect("podman");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let path = file.to_str().expect("utf-8");
+    let (ok, out) = podman(&["kube", "play", "--replace", path]);
+    let container = format!("{name}-pod-0-{name}");
+    let (env_ok, env) = podman(&["exec", &container, "/bin/env"]);
+    let _ = podman(&["kube", "down", path]);
+    assert!(ok, "podman kube play failed: {out}");
+    assert!(env_ok && env.contains("GREETING=hello from kube play"), "the ConfigMap reached the container: {env}");
 }

@@ -988,6 +988,21 @@ fn write(
         }
     }
     let (stored, _) = sim.commit(&key, kind, object, owners);
+    if kind.plural == "statefulsets" {
+        // The stateful set controller: its pods are ready at once.
+        let key = Key {
+            group_version: kind.group_version,
+            plural: kind.plural,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let mut objects = sim.inner.objects.lock().expect("lock");
+        if let Some(stored) = objects.get_mut(&key) {
+            let replicas = stored.object["spec"]["replicas"].as_i64().unwrap_or(1);
+            stored.object["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "currentReplicas": replicas,
+                "observedGeneration": stored.object["metadata"]["generation"]});
+        }
+    }
     if kind.plural == "deployments" {
         sim.reconcile_deployment(&namespace, &name);
         // Pods become ready a moment later, as on a real cluster.

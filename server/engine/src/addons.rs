@@ -28,7 +28,7 @@ pub const LABEL_ADDON: &str = "dev.slipway.addon";
 /// How long a new add-on has to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(90);
 /// The database and user a postgres add-on is made with.
-const PG_USER: &str = "app";
+pub(crate) const PG_USER: &str = "app";
 
 /// The images add-ons run (configurable: the official images by default).
 #[derive(Debug, Clone)]
@@ -221,6 +221,30 @@ impl Engine {
             if existing.iter().any(|a| a.kind == kind.as_str()) {
                 continue;
             }
+            if env.runtime != crate::LOCAL_RUNTIME {
+                // On a cluster the add-on is a StatefulSet the deploy applies; only its
+                // password and in-namespace address are recorded here.
+                let password = generate_password();
+                let row = AddonRow {
+                    environment_id: env.id,
+                    kind: kind.as_str().to_owned(),
+                    container: String::new(),
+                    volume: String::new(),
+                    host: kind.as_str().to_owned(),
+                    port: i32::from(port_of(kind)),
+                    password_sealed: inner
+                        .config
+                        .secret_key
+                        .seal(&password, &seal_context(env.id, &format!("addon:{}", kind.as_str()))),
+                    created_at: now_ms(),
+                };
+                inner
+                    .store
+                    .insert_addon(&row)
+                    .await
+                    .map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
+                continue;
+            }
             let image = match kind {
                 AddonKind::Postgres => &inner.config.addon_images.postgres,
                 AddonKind::Redis => &inner.config.addon_images.redis,
@@ -274,6 +298,26 @@ impl Engine {
         Ok(())
     }
 
+    /// The add-ons of an environment as a cluster runs them: kind, password, image.
+    pub async fn cluster_addons(&self, environment_id: i64) -> Result<Vec<crate::kubernetes::ClusterAddon>, String> {
+        let inner = &self.inner;
+        let mut out = Vec::new();
+        for row in inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())? {
+            let Some(kind) = kind_of(&row.kind) else { continue };
+            let password = inner
+                .config
+                .secret_key
+                .open(&row.password_sealed, &seal_context(environment_id, &format!("addon:{}", row.kind)))
+                .map_err(|e| format!("the {} add-on's password: {e}", row.kind))?;
+            let image = match kind {
+                AddonKind::Postgres => inner.config.addon_images.postgres.clone(),
+                AddonKind::Redis => inner.config.addon_images.redis.clone(),
+            };
+            out.push(crate::kubernetes::ClusterAddon { kind, password, image, port: port_of(kind) });
+        }
+        Ok(out)
+    }
+
     /// The add-ons of an environment with their URLs (passwords opened).
     pub async fn open_addons(&self, environment_id: i64) -> Result<Vec<OpenedAddon>, String> {
         let inner = &self.inner;
@@ -325,6 +369,9 @@ impl Engine {
     /// started after that get the new URL).
     pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
         let inner = &self.inner;
+        if env.runtime != crate::LOCAL_RUNTIME {
+            return Ok(()); // the cluster's StatefulSet controller keeps it running
+        }
         for row in inner.store.addons_of(env.id).await.map_err(|e| e.to_string())? {
             let Some(kind) = kind_of(&row.kind) else { continue };
             match inner.runtime.docker().inspect_container(&row.container, None).await {

@@ -211,8 +211,9 @@ async fn deploy_to_cluster(
     let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
     let quota = cluster_quota(engine, state).await?;
     let secret_keys = secret_keys(engine, state.id, None).await?;
+    let addons = engine.cluster_addons(state.id).await?;
     let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32, secret_keys: &[String]| {
-        cluster_manifests(engine, state, &cluster, quota, image, spec, vars, secret_keys, config_version)
+        cluster_manifests(engine, state, &cluster, quota, image, spec, vars, secret_keys, config_version, &addons)
     };
     log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
     crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version, &secret_keys)).await?;
@@ -270,7 +271,10 @@ async fn deploy_to_cluster(
 async fn cluster_quota(engine: &Engine, state: &EnvironmentState) -> Result<Option<(i64, i64)>, String> {
     let quota = engine.inner.store.quota(state.team_id).await.map_err(|e| e.to_string())?;
     let limited = quota != slipway_store::environments::Quota::default();
-    Ok(limited.then_some((state.total_memory_mb * 2, i64::from(state.total_replicas) * 2)))
+    // Add-on pods count too, at the LimitRange's default memory.
+    let addons =
+        i64::try_from(engine.inner.store.addons_of(state.id).await.map_err(|e| e.to_string())?.len()).unwrap_or(0);
+    Ok(limited.then_some((state.total_memory_mb * 2 + addons * 256, i64::from(state.total_replicas) * 2 + addons)))
 }
 
 /// The objects of one release of an environment on its cluster.
@@ -285,6 +289,7 @@ fn cluster_manifests(
     vars: &[(String, String)],
     secret_keys: &[String],
     config_version: i32,
+    addons: &[crate::kubernetes::ClusterAddon],
 ) -> Vec<serde_json::Value> {
     let (secrets, config): (Vec<_>, Vec<_>) = vars.iter().cloned().partition(|(k, _)| secret_keys.contains(k));
     crate::kubernetes::manifests(&crate::kubernetes::Desired {
@@ -300,6 +305,7 @@ fn cluster_manifests(
         ingress_class: &cluster.ingress_class,
         progress_deadline: engine.inner.config.health_timeout,
         quota,
+        addons,
     })
 }
 
@@ -321,8 +327,19 @@ async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<
     let vars = with_addons(engine, state.id, config.vars).await?;
     let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let quota = cluster_quota(engine, state).await?;
-    let objects =
-        cluster_manifests(engine, state, &cluster, quota, &release.image, &spec, &vars, &keys, release.config_version);
+    let addons = engine.cluster_addons(state.id).await?;
+    let objects = cluster_manifests(
+        engine,
+        state,
+        &cluster,
+        quota,
+        &release.image,
+        &spec,
+        &vars,
+        &keys,
+        release.config_version,
+        &addons,
+    );
     let drift = crate::kubernetes::drifted(&client, &objects).await?;
     if !drift.is_empty() {
         tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
-use slipway_core::template::{Spec, WEB};
+use slipway_core::template::{AddonKind, Spec, WEB};
 use slipway_store::environments::EnvironmentState;
 
 use crate::logger::RunLog;
@@ -74,6 +74,16 @@ pub fn namespace_of(service: &str, environment: &str) -> String {
     format!("slipway-{service}-{environment}")
 }
 
+/// An add-on as a cluster runs it: a StatefulSet with a volume claim and a Service named
+/// after its kind, in the environment's namespace.
+#[derive(Debug, Clone)]
+pub struct ClusterAddon {
+    pub kind: AddonKind,
+    pub password: String,
+    pub image: String,
+    pub port: u16,
+}
+
 /// What one apply of an environment needs.
 #[derive(Debug, Clone)]
 pub struct Desired<'a> {
@@ -95,6 +105,7 @@ pub struct Desired<'a> {
     /// What the environment may use in its namespace (a ResourceQuota): memory in MiB and
     /// pods, with room for a rolling update's extra pod per workload. None: no quota.
     pub quota: Option<(i64, i64)>,
+    pub addons: &'a [ClusterAddon],
 }
 
 fn labels(d: &Desired<'_>) -> Value {
@@ -126,6 +137,9 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
         json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "slipway-defaults", "namespace": ns, "labels": labels},
             "spec": {"limits": [{"type": "Container", "default": {"memory": "256Mi"}, "defaultRequest": {"memory": "256Mi"}}]}}),
     ];
+    for addon in d.addons {
+        out.extend(addon_manifests(d, &ns, &labels, addon));
+    }
     if let Some((memory_mb, pods)) = d.quota {
         out.push(json!({"apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": {"name": "slipway-quota", "namespace": ns, "labels": labels},
@@ -239,6 +253,68 @@ fn describe(object: &Value) -> String {
         object["kind"].as_str().unwrap_or_default(),
         object["metadata"]["name"].as_str().unwrap_or_default()
     )
+}
+
+/// The Secret, Service and StatefulSet (with a volume claim) of one add-on.
+fn addon_manifests(d: &Desired<'_>, ns: &str, labels: &Value, addon: &ClusterAddon) -> Vec<Value> {
+    let name = addon.kind.as_str();
+    let mut labels = labels.clone();
+    labels["app.kubernetes.io/component"] = json!(name);
+    let selector = json!({"slipway.dev/env": d.environment, "slipway.dev/service": d.service, "app.kubernetes.io/component": name});
+    let secret_name = format!("slipway-addon-{name}");
+    let (env, args): (serde_json::Map<String, Value>, Option<Value>) = match addon.kind {
+        AddonKind::Postgres => (
+            [
+                ("POSTGRES_USER", crate::addons::PG_USER),
+                ("POSTGRES_DB", crate::addons::PG_USER),
+                ("POSTGRES_PASSWORD", addon.password.as_str()),
+                ("PGDATA", "/data/pgdata"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(BASE64.encode(v))))
+            .collect(),
+            None,
+        ),
+        AddonKind::Redis => (
+            [("REDIS_PASSWORD".to_owned(), json!(BASE64.encode(&addon.password)))].into_iter().collect(),
+            // Kubernetes expands $(VAR) from the container's environment.
+            Some(json!([
+                "redis-server",
+                "--requirepass",
+                "$(REDIS_PASSWORD)",
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes"
+            ])),
+        ),
+    };
+    let mut container = json!({
+        "name": name,
+        "image": addon.image,
+        "envFrom": [{"secretRef": {"name": secret_name}}],
+        "ports": [{"name": name, "containerPort": addon.port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": addon.port}, "periodSeconds": 5},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    });
+    if let Some(args) = args {
+        container["args"] = args;
+    }
+    vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": ns, "labels": labels},
+            "type": "Opaque", "data": env}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"selector": selector, "ports": [{"name": name, "port": addon.port, "targetPort": addon.port, "protocol": "TCP"}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "serviceName": name,
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector}, "spec": {"containers": [container]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}],
+        }}),
+    ]
 }
 
 /// The manifests `podman kube play` can run on one machine: the ConfigMap and the
@@ -375,12 +451,44 @@ pub async fn wait_rollout(
             }
         }
         if done {
-            return Ok(());
+            return wait_statefulsets(client, ns, within.saturating_sub(started.elapsed()), log).await;
         }
         if started.elapsed() > within {
             return Err(format!("the rollout did not complete within {} s", within.as_secs()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the add-ons' StatefulSets have their replica ready.
+async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, log: &RunLog) -> Result<(), String> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    loop {
+        let sets = api.list(&ListParams::default()).await.map_err(|e| format!("reading stateful sets: {e}"))?;
+        let waiting: Vec<String> = sets
+            .items
+            .iter()
+            .filter(|s| {
+                let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) < want
+            })
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        for name in &waiting {
+            if let Some(trouble) = pod_trouble(client, ns, name).await {
+                return Err(trouble);
+            }
+        }
+        if started.elapsed() > within {
+            return Err(format!("add-on(s) {} not ready within {} s", waiting.join(", "), within.as_secs()));
+        }
+        log.line("deploy", &format!("waiting for add-on(s) {}", waiting.join(", ")));
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -467,6 +575,7 @@ mod tests {
             ingress_class: "",
             progress_deadline: Duration::from_secs(60),
             quota,
+            addons: &[],
         })
     }
 

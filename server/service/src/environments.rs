@@ -403,12 +403,6 @@ fn check_provision(
 ) -> Result<Provision> {
     let (values, spec) = template.render(parameters).map_err(render_error)?;
     let runtime = runtime.unwrap_or(slipway_engine::LOCAL_RUNTIME);
-    if runtime != slipway_engine::LOCAL_RUNTIME && !spec.addons.is_empty() {
-        return Err(ServiceError::InvalidParameters {
-            field: "runtime".to_owned(),
-            message: format!("template {} has add-ons, which run on the local runtime only for now", template.name),
-        });
-    }
     if !spec.policy.runtimes.is_empty() && !spec.policy.runtimes.iter().any(|r| r == runtime) {
         return Err(ServiceError::invalid(
             "runtime",

@@ -144,6 +144,24 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
         "the old image runs again"
     );
 
+    // Add-ons run on the cluster as StatefulSets, reached by their Service's name.
+    assert_eq!(git(work.path(), &[], &["push", &url, "HEAD~1:refs/heads/db"]).await.code, 0, "the last good commit");
+    let out = app
+        .slipway(&token, &["envs", "create", "shop", "db", "--template", "web-postgres", "--runtime", "prod"], "")
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let set = sim.get("apps/v1", "statefulsets", "slipway-shop-db", "postgres").expect("postgres stateful set");
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "1Gi");
+    assert!(sim.get("v1", "services", "slipway-shop-db", "postgres").is_some());
+    let secrets = sim.get("v1", "secrets", "slipway-shop-db", "slipway-secrets").expect("secrets");
+    let url_b64 = secrets["data"]["DATABASE_URL"].as_str().expect("DATABASE_URL");
+    let db_url =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, url_b64).expect("b64"))
+            .expect("utf-8");
+    assert!(db_url.starts_with("postgres://app:") && db_url.ends_with("@postgres:5432/app"), "{db_url}");
+    assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "db"], "").await.code, 0);
+    assert!(sim.get("apps/v1", "statefulsets", "slipway-shop-db", "postgres").is_none());
+
     // A cluster with environments stays; destroying the environment deletes its namespace.
     assert_eq!(app.admin("DELETE", "/clusters/prod", None).await.0, 409);
     let out = app.slipway(&token, &["envs", "destroy", "shop", "k8s"], "").await;
@@ -236,6 +254,7 @@ async fn generated_deployments_play_on_podman() {
         ingress_class: "",
         progress_deadline: std::time::Duration::from_secs(60),
         quota: None,
+        addons: &[],
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("play.yaml");

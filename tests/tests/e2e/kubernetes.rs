@@ -162,6 +162,21 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "db"], "").await.code, 0);
     assert!(sim.get("apps/v1", "statefulsets", "slipway-shop-db", "postgres").is_none());
 
+    // A second cluster: each environment's objects land on its own.
+    let edge = KubeSim::new();
+    let edge_file = app.data_dir.path().join("edge.kubeconfig");
+    std::fs::write(&edge_file, KubeSim::kubeconfig(&edge.serve().await, "edge")).expect("kubeconfig");
+    let out = app.slipway(&token, &["clusters", "add", "edge", "--kubeconfig", edge_file.to_str().expect("utf-8")], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(git(work.path(), &[], &["push", &url, "HEAD~1:refs/heads/edge"]).await.code, 0);
+    let out = app.slipway(&token, &["envs", "create", "shop", "edge", "--template", "web", "--runtime", "edge"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(edge.get("apps/v1", "deployments", "slipway-shop-edge", "web").is_some());
+    assert!(sim.get("v1", "namespaces", "", "slipway-shop-edge").is_none(), "nothing of it on the other cluster");
+    assert!(edge.get("v1", "namespaces", "", "slipway-shop-k8s").is_none());
+    assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "edge"], "").await.code, 0);
+    assert!(edge.get("v1", "namespaces", "", "slipway-shop-edge").is_none());
+
     // A cluster with environments stays; destroying the environment deletes its namespace.
     assert_eq!(app.admin("DELETE", "/clusters/prod", None).await.0, 409);
     let out = app.slipway(&token, &["envs", "destroy", "shop", "k8s"], "").await;

@@ -137,6 +137,13 @@ const KINDS: &[Kind] = &[
         roundtrip: roundtrip::<networking::v1::Ingress>,
     },
     Kind {
+        group_version: "batch/v1",
+        plural: "jobs",
+        kind: "Job",
+        namespaced: true,
+        roundtrip: roundtrip::<k8s_openapi::api::batch::v1::Job>,
+    },
+    Kind {
         group_version: "v1",
         plural: "serviceaccounts",
         kind: "ServiceAccount",
@@ -988,6 +995,31 @@ fn write(
         }
     }
     let (stored, _) = sim.commit(&key, kind, object, owners);
+    if kind.plural == "jobs" {
+        // The job controller: it succeeds, unless its image was told to fail.
+        let key = Key {
+            group_version: kind.group_version,
+            plural: kind.plural,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let failing = {
+            let failures = sim.inner.failures.lock().expect("lock");
+            let objects = sim.inner.objects.lock().expect("lock");
+            let image =
+                objects.get(&key).map(|s| s.object["spec"]["template"]["spec"]["containers"][0]["image"].to_string());
+            image.is_some_and(|i| failures.iter().any(|(part, _)| i.contains(part.as_str())))
+        };
+        let mut objects = sim.inner.objects.lock().expect("lock");
+        if let Some(stored) = objects.get_mut(&key) {
+            stored.object["status"] = if failing {
+                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit"}]})
+            } else {
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+            };
+        }
+    }
     if kind.plural == "statefulsets" {
         // The stateful set controller: its pods are ready at once.
         let key = Key {

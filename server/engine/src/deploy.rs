@@ -112,7 +112,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let vars = with_addons(engine, environment_id, config.vars).await?;
     let total: u32 = spec.total_replicas();
     if state.runtime != crate::LOCAL_RUNTIME {
-        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version).await;
+        let release_command = settings.release_command.as_deref().filter(|c| !c.trim().is_empty());
+        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
     }
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
@@ -192,6 +193,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
 
 /// Deploys to the environment's cluster: applies the release's objects, waits for the
 /// rollout, and on failure re-applies the previous release before failing the run.
+#[allow(clippy::too_many_arguments)]
 async fn deploy_to_cluster(
     engine: &Engine,
     run: &RunRow,
@@ -200,6 +202,7 @@ async fn deploy_to_cluster(
     spec: &Spec,
     vars: &[(String, String)],
     config_version: i32,
+    release_command: Option<&str>,
 ) -> Result<String, String> {
     let inner = &engine.inner;
     // The cluster pulls from the registry, by digest: the push stage must have run.
@@ -216,7 +219,18 @@ async fn deploy_to_cluster(
         cluster_manifests(engine, state, &cluster, quota, image, spec, vars, secret_keys, config_version, &addons)
     };
     log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
-    crate::kubernetes::apply(&client, &desired(&image, spec, vars, config_version, &secret_keys)).await?;
+    let objects = desired(&image, spec, vars, config_version, &secret_keys);
+    if let Some(command) = release_command {
+        // The release phase: a Job with the new image and config, before any workload moves.
+        let (base, _) = crate::kubernetes::split_base(&objects);
+        crate::kubernetes::apply(&client, &base).await?;
+        log.line("deploy", &format!("-----> Release command (a Job): {command}"));
+        let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
+        crate::kubernetes::run_job(&client, &job, inner.config.build_timeout)
+            .await
+            .map_err(|why| format!("{why}; the previous release keeps serving"))?;
+    }
+    crate::kubernetes::apply(&client, &objects).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {

@@ -317,6 +317,62 @@ fn addon_manifests(d: &Desired<'_>, ns: &str, labels: &Value, addon: &ClusterAdd
     ]
 }
 
+/// Splits manifests into what a release Job needs first (namespace, config, secrets,
+/// limits) and the rest (workloads and their routing).
+pub fn split_base(objects: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    objects.iter().cloned().partition(|o| {
+        matches!(o["kind"].as_str(), Some("Namespace" | "ConfigMap" | "Secret" | "LimitRange" | "ResourceQuota"))
+    })
+}
+
+/// The Job that runs a release's command once, with the release's image and config.
+pub fn release_job(service: &str, environment: &str, run_id: i64, image: &str, command: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": format!("release-{run_id}"), "namespace": namespace_of(service, environment),
+            "labels": {"app.kubernetes.io/managed-by": "slipway", "app.kubernetes.io/component": "release",
+                "slipway.dev/service": service, "slipway.dev/env": environment}},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 600,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{
+                "name": "release", "image": image, "command": ["/bin/sh", "-c", command],
+                "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}, {"secretRef": {"name": SECRETS}}],
+            }]}},
+        },
+    })
+}
+
+/// Applies a Job and waits until it succeeds or fails.
+pub async fn run_job(client: &kube::Client, job: &Value, within: Duration) -> Result<(), String> {
+    use k8s_openapi::api::batch::v1::Job;
+    apply(client, std::slice::from_ref(job)).await?;
+    let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = job["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    loop {
+        let status = api.get(name).await.map_err(|e| format!("reading job {name}: {e}"))?.status.unwrap_or_default();
+        if status.succeeded.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        if status.failed.unwrap_or(0) > 0 {
+            let reason = status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Failed")
+                .and_then(|c| c.message.or(c.reason))
+                .unwrap_or_else(|| "it failed".to_owned());
+            return Err(format!("the release command failed: {reason}"));
+        }
+        if started.elapsed() > within {
+            return Err(format!("the release command did not finish within {} s", within.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The manifests `podman kube play` can run on one machine: the ConfigMap and the
 /// Deployments with one replica, without namespace (a check that what Slipway generates
 /// is what a container runtime understands).

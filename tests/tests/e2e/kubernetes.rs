@@ -166,11 +166,23 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     let edge = KubeSim::new();
     let edge_file = app.data_dir.path().join("edge.kubeconfig");
     std::fs::write(&edge_file, KubeSim::kubeconfig(&edge.serve().await, "edge")).expect("kubeconfig");
-    let out = app.slipway(&token, &["clusters", "add", "edge", "--kubeconfig", edge_file.to_str().expect("utf-8")], "").await;
+    let out =
+        app.slipway(&token, &["clusters", "add", "edge", "--kubeconfig", edge_file.to_str().expect("utf-8")], "").await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(git(work.path(), &[], &["push", &url, "HEAD~1:refs/heads/edge"]).await.code, 0);
-    let out = app.slipway(&token, &["envs", "create", "shop", "edge", "--template", "web", "--runtime", "edge"], "").await;
+    // This app has a release command: on a cluster it runs as a Job before the rollout.
+    let mut files = fixture_app(&format!("edge {}\n", nonce()));
+    files.retain(|(name, _)| *name != "slipway.toml");
+    files.push(("slipway.toml", b"[web]\nport = 8080\n[release]\ncommand = \"echo migrating\"\n".to_vec()));
+    let edge_work = local_repo(&borrowed(&files)).await;
+    assert_eq!(git(edge_work.path(), &[], &["push", &url, "main:edge"]).await.code, 0);
+    let out =
+        app.slipway(&token, &["envs", "create", "shop", "edge", "--template", "web", "--runtime", "edge"], "").await;
     assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Release command (a Job): echo migrating"), "{out:?}");
+    let jobs = edge.names("batch/v1", "jobs", "slipway-shop-edge");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = edge.get("batch/v1", "jobs", "slipway-shop-edge", &jobs[0]).expect("job");
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["command"][2], "echo migrating");
     assert!(edge.get("apps/v1", "deployments", "slipway-shop-edge", "web").is_some());
     assert!(sim.get("v1", "namespaces", "", "slipway-shop-edge").is_none(), "nothing of it on the other cluster");
     assert!(edge.get("v1", "namespaces", "", "slipway-shop-k8s").is_none());

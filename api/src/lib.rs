@@ -240,7 +240,7 @@ pub struct Run {
     pub service: String,
     /// The environment it ran for; none when no environment tracks the pushed branch.
     pub environment: Option<String>,
-    /// `push` or `deploy`.
+    /// `push`, `deploy`, `rollback`, `promote`, `config` or `upgrade`.
     pub trigger: String,
     pub git_ref: String,
     pub commit: String,
@@ -252,6 +252,8 @@ pub struct Run {
     /// The image built, e.g. `localhost/slipway/shop:1a2b3c4d5e6f`.
     pub image: Option<String>,
     pub image_id: Option<String>,
+    /// The slipwayd replica bound to run it (the one that received the push), if any.
+    pub node: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,

@@ -95,6 +95,10 @@ pub struct Args {
     /// is named.
     #[arg(long, env = "SLIPWAY_DEFAULT_CLUSTER", value_name = "NAME")]
     pub default_cluster: Option<String>,
+    /// How long a run's claim lasts without renewal, in seconds [default: 30]. Another
+    /// replica ends the runs of one that stopped renewing after this long.
+    #[arg(long, env = "SLIPWAY_LEASE_SECONDS", value_name = "SECONDS")]
+    pub lease_seconds: Option<u64>,
     /// This process's id in leases and run records [default: one kept in the data dir].
     /// Replicas sharing a data dir (Kubernetes) each need their own, e.g. the pod name.
     #[arg(long, env = "SLIPWAY_NODE_ID", value_name = "ID")]
@@ -152,6 +156,7 @@ struct FileConfig {
     redis_image: Option<String>,
     default_cluster: Option<String>,
     node_id: Option<String>,
+    lease_seconds: Option<u64>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
@@ -183,6 +188,7 @@ pub struct Config {
     /// Where environments run when none is named: `local` or a cluster.
     pub default_runtime: String,
     pub node_id: Option<String>,
+    pub lease_seconds: u64,
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
@@ -211,6 +217,7 @@ impl fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("default_runtime", &self.default_runtime)
             .field("node_id", &self.node_id)
+            .field("lease_seconds", &self.lease_seconds)
             .field("postgres_image", &self.postgres_image)
             .field("redis_image", &self.redis_image)
             .field("session_hours", &self.session_hours)
@@ -293,6 +300,10 @@ impl Config {
         {
             return Err(err(format!("--node-id {id:?} must be 1-63 lower-case letters, digits, '-' or '.'")));
         }
+        let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
+        if !(3..=3600).contains(&lease_seconds) {
+            return Err(err(format!("--lease-seconds must be between 3 and 3600, not {lease_seconds}")));
+        }
         let registry_username = args.registry_username.or(file.registry_username);
         let registry_password = args.registry_password.or(file.registry_password);
         if registry_username.is_some() != registry_password.is_some() {
@@ -361,6 +372,7 @@ impl Config {
             secret_key: args.secret_key.or(file.secret_key),
             default_runtime,
             node_id,
+            lease_seconds,
             postgres_image: args.postgres_image.or(file.postgres_image),
             redis_image: args.redis_image.or(file.redis_image),
             session_hours,

@@ -126,6 +126,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }),
             health_timeout: Duration::from_secs(config.health_timeout),
             secret_key,
+            lease: Duration::from_secs(config.lease_seconds),
             addon_images: {
                 let defaults = slipway_engine::addons::AddonImages::default();
                 slipway_engine::addons::AddonImages {

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub secret_key: slipway_core::secrets::SecretKey,
     /// The images add-ons run.
     pub addon_images: addons::AddonImages,
+    /// How long a run's claim lasts without renewal ([`LEASE`] by default); a replica
+    /// that stops renewing has its runs ended as interrupted by another after this.
+    pub lease: Duration,
 }
 
 /// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.

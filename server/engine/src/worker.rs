@@ -11,7 +11,7 @@ use crate::build::{BuildRequest, PushRequest};
 use crate::context;
 use crate::hub::RunEvent;
 use crate::logger::RunLog;
-use crate::{Engine, LEASE, now_ms};
+use crate::{Engine, now_ms};
 
 /// How a stage ended.
 enum StageOutcome {
@@ -26,7 +26,7 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
         // Register interest before claiming, so a wake between the two is not missed.
         let woken = inner.wake.notified();
         let now = now_ms();
-        match inner.store.claim_run(&inner.config.node, now + LEASE.as_millis() as i64, now).await {
+        match inner.store.claim_run(&inner.config.node, now + inner.config.lease.as_millis() as i64, now).await {
             Ok(Some(run_id)) => {
                 tracing::debug!(worker = n, run_id, "claimed run");
                 execute(&engine, run_id).await;
@@ -44,7 +44,7 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
 
 pub(crate) async fn reap_expired_leases(engine: Engine) {
     loop {
-        tokio::time::sleep(LEASE).await;
+        tokio::time::sleep(engine.inner.config.lease).await;
         match engine.inner.store.interrupt_orphaned_runs("-", now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(runs = n, "ended runs whose worker stopped renewing its lease"),
@@ -139,8 +139,12 @@ async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), s
 async fn renew_lease(engine: Engine, run_id: i64, cancel: CancellationToken) {
     let inner = &engine.inner;
     loop {
-        tokio::time::sleep(LEASE / 3).await;
-        match inner.store.renew_lease(run_id, &inner.config.node, now_ms() + LEASE.as_millis() as i64).await {
+        tokio::time::sleep(inner.config.lease / 3).await;
+        match inner
+            .store
+            .renew_lease(run_id, &inner.config.node, now_ms() + inner.config.lease.as_millis() as i64)
+            .await
+        {
             Ok(false) => {}
             Ok(true) => {
                 cancel.cancel();

@@ -43,6 +43,7 @@ pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
         reason: run.reason,
         image: run.image,
         image_id: run.image_id,
+        node: run.node,
         created_at: rfc3339(run.created_at),
         started_at: run.started_at.map(rfc3339),
         finished_at: run.finished_at.map(rfc3339),

@@ -13,6 +13,7 @@ mod kube_sim;
 mod kubernetes;
 mod ownership;
 mod pipeline;
+mod replicas;
 mod server;
 mod validation;
 

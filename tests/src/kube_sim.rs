@@ -349,7 +349,7 @@ impl KubeSim {
         self.inner.failures.lock().expect("lock").push((image_part.to_owned(), failure));
     }
 
-    /// Every request received, as `METHOD path`.
+    /// Every request received, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.inner.log.lock().expect("lock").clone()
     }
@@ -697,7 +697,11 @@ async fn handle(State(sim): State<KubeSim>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = query_map(request.uri().query());
-    sim.inner.log.lock().expect("lock").push(format!("{method} {path}"));
+    let logged = match request.uri().query() {
+        Some(q) => format!("{method} {path}?{q}"),
+        None => format!("{method} {path}"),
+    };
+    sim.inner.log.lock().expect("lock").push(logged);
     match path.as_str() {
         "/version" => {
             return ok_json(

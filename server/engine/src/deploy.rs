@@ -413,7 +413,11 @@ fn retire(engine: Engine, replicas: Vec<Replica>) {
 
 pub(crate) async fn reconcile_loop(engine: Engine) {
     loop {
-        tokio::time::sleep(RECONCILE_EVERY).await;
+        // A wake-up (a scale, a watched object changing) coalesces with others.
+        tokio::select! {
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+            () = engine.inner.reconcile_wake.notified() => {}
+        }
         reconcile_all(&engine).await;
     }
 }

@@ -587,6 +587,57 @@ impl Engine {
     }
 }
 
+/// Watches the Slipway-managed Deployments and Services of every registered cluster and
+/// wakes the reconcile loop when one changes or goes, so drift is repaired at once rather
+/// than at the next tick (which stays as the backstop when a watch is down).
+pub(crate) async fn watch_clusters(engine: Engine) {
+    let mut watching: std::collections::HashMap<String, tokio::task::JoinHandle<()>> = Default::default();
+    loop {
+        if let Ok(clusters) = engine.inner.store.list_clusters().await {
+            watching.retain(|name, task| {
+                let keep = clusters.iter().any(|c| &c.name == name) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for cluster in clusters {
+                if let std::collections::hash_map::Entry::Vacant(slot) = watching.entry(cluster.name.clone()) {
+                    slot.insert(tokio::spawn(watch_cluster(engine.clone(), cluster.name)));
+                }
+            }
+        }
+        // Newly registered clusters are watched within this period.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn watch_cluster(engine: Engine, name: String) {
+    use futures_util::StreamExt;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::runtime::watcher::{self, Event};
+    let Ok((client, _)) = engine.cluster_client(&name).await else { return };
+    let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=slipway");
+    fn changed<K>(event: Result<Event<K>, watcher::Error>) -> bool {
+        match event {
+            Ok(Event::Apply(_) | Event::Delete(_)) => true,
+            Ok(_) => false,
+            Err(err) => {
+                tracing::debug!(%err, "watching a cluster");
+                false
+            }
+        }
+    }
+    let deployments = watcher::watcher(Api::<Deployment>::all(client.clone()), config.clone()).map(changed);
+    let services = watcher::watcher(Api::<Service>::all(client), config).map(changed);
+    let mut events = std::pin::pin!(futures_util::stream::select(deployments, services));
+    while let Some(changed) = events.next().await {
+        if changed {
+            engine.reconcile_soon();
+        }
+    }
+}
+
 /// What a cluster's sealed kubeconfig is bound to.
 pub fn cluster_seal_context(name: &str) -> String {
     format!("slipway-cluster:{name}")

@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) environment_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) config: EngineConfig,
     pub(crate) wake: Notify,
+    /// Wakes the reconcile loop before its next tick.
+    pub(crate) reconcile_wake: Notify,
     pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
 }
 
@@ -99,6 +101,7 @@ impl Engine {
                 environment_locks: std::sync::Mutex::default(),
                 config,
                 wake: Notify::new(),
+                reconcile_wake: Notify::new(),
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
@@ -176,6 +179,7 @@ impl Engine {
         }
         tokio::spawn(worker::reap_expired_leases(self.clone()));
         tokio::spawn(record_activity(self.clone()));
+        tokio::spawn(kubernetes::watch_clusters(self.clone()));
         Ok(())
     }
 
@@ -210,8 +214,7 @@ impl Engine {
 
     /// Reconciles every environment now rather than at the next tick (after a scale).
     pub fn reconcile_soon(&self) {
-        let engine = self.clone();
-        tokio::spawn(async move { deploy::reconcile_all(&engine).await });
+        self.inner.reconcile_wake.notify_one();
     }
 
     /// Tells idle workers that a run is waiting.

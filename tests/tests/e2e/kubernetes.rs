@@ -112,6 +112,12 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     })
     .await;
     assert!(app.server_output().contains("drift repaired"), "the repair is logged");
+    let watches = sim.requests().into_iter().filter(|r| {
+        r.starts_with("GET /apis/apps/v1/deployments?")
+            && r.contains("watch=true")
+            && r.contains("managed-by%3Dslipway")
+    });
+    assert!(watches.count() > 0, "slipwayd watches the managed deployments: {:?}", sim.requests());
     // Scaling applies the new count to the Deployment.
     let out = app.slipway(&token, &["scale", "shop", "k8s", "3"], "").await;
     assert_eq!(out.code, 0, "{out:?}");

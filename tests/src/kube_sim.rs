@@ -615,6 +615,18 @@ impl KubeSim {
             };
             self.commit(&key, pod_kind, pod, BTreeMap::new());
         }
+        if let Some(failure) = failure {
+            // What the kubelet would report.
+            let (reason, message) = match failure {
+                PodFailure::ImagePullBackOff => ("Failed", format!("Failed to pull image \"{}\"", images.join(", "))),
+                PodFailure::CrashLoopBackOff => ("BackOff", "Back-off restarting failed container".to_owned()),
+            };
+            let event_name = format!("{name}.{hash}");
+            let event = json!({"metadata": {"name": event_name}, "type": "Warning", "reason": reason, "message": message,
+                "involvedObject": {"kind": "Pod", "name": format!("{name}-{hash}-0"), "namespace": namespace}});
+            let key = Key { group_version: "v1", plural: "events", namespace: namespace.to_owned(), name: event_name };
+            self.commit(&key, kind_of("v1", "events").expect("events"), event, BTreeMap::new());
+        }
         let generation = deployment["metadata"]["generation"].clone();
         let ready_count = if ready { replicas } else { 0 };
         let progressing = if ready {

@@ -232,6 +232,9 @@ async fn deploy_to_cluster(
     }
     crate::kubernetes::apply(&client, &objects).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
+        for event in crate::kubernetes::warning_events(&client, &ns, 3).await {
+            log.line("deploy", &format!("event: {event}"));
+        }
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {
             let release = inner.store.release_by_id(previous).await.map_err(|e| e.to_string())?;

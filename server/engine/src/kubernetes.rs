@@ -516,6 +516,22 @@ pub async fn wait_rollout(
     }
 }
 
+/// The latest warning events of a namespace (`reason: message`), newest last, for a
+/// failed rollout's explanation.
+pub async fn warning_events(client: &kube::Client, ns: &str, most: usize) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let Ok(list) = api.list(&ListParams::default()).await else { return Vec::new() };
+    let mut warnings: Vec<&Event> = list.items.iter().filter(|e| e.type_.as_deref() == Some("Warning")).collect();
+    warnings.sort_by_key(|e| e.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+    let skip = warnings.len().saturating_sub(most);
+    warnings
+        .into_iter()
+        .skip(skip)
+        .map(|e| format!("{}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
+        .collect()
+}
+
 /// Waits until the add-ons' StatefulSets have their replica ready.
 async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, log: &RunLog) -> Result<(), String> {
     use k8s_openapi::api::apps::v1::StatefulSet;

@@ -143,6 +143,10 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     let out = git(work.path(), &[], &["push", &url, "HEAD:k8s"]).await;
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("CrashLoopBackOff"), "{out:?}");
+    assert!(
+        out.stderr.contains("event: BackOff: Back-off restarting failed container"),
+        "the cluster's events: {out:?}"
+    );
     assert!(out.stderr.contains("Rolled back to v"), "{out:?}");
     assert_eq!(
         deployment(&sim)["spec"]["template"]["spec"]["containers"][0]["image"],

@@ -212,6 +212,30 @@ fn labels(engine: &Engine, env: &EnvironmentState, kind: AddonKind) -> HashMap<S
 }
 
 impl Engine {
+    /// What a sealed add-on password is bound to: one add-on of one environment.
+    fn addon_context(environment_id: i64, kind: &str) -> String {
+        seal_context(environment_id, &format!("addon:{kind}"))
+    }
+
+    fn seal_password(&self, environment_id: i64, kind: AddonKind, password: &str) -> String {
+        self.inner.config.secret_key.seal(password, &Self::addon_context(environment_id, kind.as_str()))
+    }
+
+    fn open_password(&self, row: &AddonRow) -> Result<String, String> {
+        self.inner
+            .config
+            .secret_key
+            .open(&row.password_sealed, &Self::addon_context(row.environment_id, &row.kind))
+            .map_err(|e| format!("the {} add-on's password: {e}", row.kind))
+    }
+
+    fn addon_image(&self, kind: AddonKind) -> &str {
+        match kind {
+            AddonKind::Postgres => &self.inner.config.addon_images.postgres,
+            AddonKind::Redis => &self.inner.config.addon_images.redis,
+        }
+    }
+
     /// Provisions the add-ons an environment lacks and waits until each accepts
     /// connections. On failure what this call created is removed again.
     pub async fn provision_addons(&self, env: &EnvironmentState, kinds: &[AddonKind]) -> Result<(), String> {
@@ -232,10 +256,7 @@ impl Engine {
                     volume: String::new(),
                     host: kind.as_str().to_owned(),
                     port: i32::from(port_of(kind)),
-                    password_sealed: inner
-                        .config
-                        .secret_key
-                        .seal(&password, &seal_context(env.id, &format!("addon:{}", kind.as_str()))),
+                    password_sealed: self.seal_password(env.id, kind, &password),
                     created_at: now_ms(),
                 };
                 inner
@@ -245,10 +266,7 @@ impl Engine {
                     .map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
                 continue;
             }
-            let image = match kind {
-                AddonKind::Postgres => &inner.config.addon_images.postgres,
-                AddonKind::Redis => &inner.config.addon_images.redis,
-            };
+            let image = self.addon_image(kind);
             let suffix: String = crate::random_node_id().chars().take(8).collect();
             let name = format!("slipway-{}-{}-{}-{suffix}", env.service, env.name, kind.as_str());
             let labels = labels(self, env, kind);
@@ -287,10 +305,7 @@ impl Engine {
                 volume: name,
                 host,
                 port,
-                password_sealed: inner
-                    .config
-                    .secret_key
-                    .seal(&password, &seal_context(env.id, &format!("addon:{}", kind.as_str()))),
+                password_sealed: self.seal_password(env.id, kind, &password),
                 created_at: now_ms(),
             };
             inner.store.insert_addon(&row).await.map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
@@ -304,15 +319,8 @@ impl Engine {
         let mut out = Vec::new();
         for row in inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())? {
             let Some(kind) = kind_of(&row.kind) else { continue };
-            let password = inner
-                .config
-                .secret_key
-                .open(&row.password_sealed, &seal_context(environment_id, &format!("addon:{}", row.kind)))
-                .map_err(|e| format!("the {} add-on's password: {e}", row.kind))?;
-            let image = match kind {
-                AddonKind::Postgres => inner.config.addon_images.postgres.clone(),
-                AddonKind::Redis => inner.config.addon_images.redis.clone(),
-            };
+            let password = self.open_password(&row)?;
+            let image = self.addon_image(kind).to_owned();
             out.push(crate::kubernetes::ClusterAddon { kind, password, image, port: port_of(kind) });
         }
         Ok(out)
@@ -325,11 +333,7 @@ impl Engine {
         let mut opened = Vec::new();
         for row in rows {
             let Some(kind) = kind_of(&row.kind) else { continue };
-            let password = inner
-                .config
-                .secret_key
-                .open(&row.password_sealed, &seal_context(environment_id, &format!("addon:{}", row.kind)))
-                .map_err(|e| format!("the {} add-on's password: {e}", row.kind))?;
+            let password = self.open_password(&row)?;
             opened.push(OpenedAddon { var: kind.env_var(), url: url(kind, &row.host, row.port, &password), password });
         }
         Ok(opened)
@@ -382,15 +386,8 @@ impl Engine {
                     }
                 }
                 Err(_) => {
-                    let password = inner
-                        .config
-                        .secret_key
-                        .open(&row.password_sealed, &seal_context(env.id, &format!("addon:{}", row.kind)))
-                        .map_err(|e| e.to_string())?;
-                    let image = match kind {
-                        AddonKind::Postgres => &inner.config.addon_images.postgres,
-                        AddonKind::Redis => &inner.config.addon_images.redis,
-                    };
+                    let password = self.open_password(&row)?;
+                    let image = self.addon_image(kind);
                     let name =
                         format!("{}-{}", row.volume, crate::random_node_id().chars().take(4).collect::<String>());
                     let (id, port) = inner

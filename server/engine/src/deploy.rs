@@ -157,29 +157,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     }
 
     let web = spec.workloads.get(WEB);
-    let spec_json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-    let release = inner
-        .store
-        .create_release(
-            &NewRelease {
-                environment_id,
-                run_id: Some(run.id),
-                image: &image,
-                image_id: run.image_id.as_deref().unwrap_or_default(),
-                commit_sha: &run.commit_sha,
-                port: web.and_then(|w| w.port).map_or(0, i32::from),
-                health: web.and_then(|w| w.health.as_deref()).unwrap_or_default(),
-                config_version: config.version,
-                template: &state.template,
-                template_version: &state.template_version,
-                parameters: &state.parameters,
-                spec: &spec_json,
-                created_by: &run.actor,
-            },
-            now_ms(),
-        )
-        .await
-        .map_err(|e| format!("recording the release: {e}"))?;
+    let image_id = run.image_id.clone().unwrap_or_default();
+    let release = record_release(engine, &state, run, &image, &image_id, &spec, config.version).await?;
     let key = route_key(&run.service, &environment);
     if web.is_some() {
         let addrs = started.iter().filter(|r| r.workload == WEB).filter_map(|r| r.addr).collect();
@@ -252,30 +231,8 @@ async fn deploy_to_cluster(
         }
         return Err(format!("{why}; the previous release keeps serving"));
     }
-    let web = spec.workloads.get(WEB);
-    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
-    let release = inner
-        .store
-        .create_release(
-            &NewRelease {
-                environment_id: state.id,
-                run_id: Some(run.id),
-                image: &image,
-                image_id: fresh.image_id.as_deref().unwrap_or_default(),
-                commit_sha: &run.commit_sha,
-                port: web.and_then(|w| w.port).map_or(0, i32::from),
-                health: web.and_then(|w| w.health.as_deref()).unwrap_or_default(),
-                config_version,
-                template: &state.template,
-                template_version: &state.template_version,
-                parameters: &state.parameters,
-                spec: &spec_json,
-                created_by: &run.actor,
-            },
-            now_ms(),
-        )
-        .await
-        .map_err(|e| format!("recording the release: {e}"))?;
+    let image_id = fresh.image_id.clone().unwrap_or_default();
+    let release = record_release(engine, state, run, &image, &image_id, spec, config_version).await?;
     let total = spec.total_replicas();
     Ok(format!(
         "-----> Deploy {} v{}: {total}/{total} replicas ready on cluster {}",
@@ -399,6 +356,43 @@ async fn with_addons(
         .collect();
     vars.extend(config);
     Ok(vars)
+}
+
+/// Records a deployed release (what ran, with which config and spec) and makes it current.
+async fn record_release(
+    engine: &Engine,
+    state: &EnvironmentState,
+    run: &RunRow,
+    image: &str,
+    image_id: &str,
+    spec: &Spec,
+    config_version: i32,
+) -> Result<ReleaseRow, String> {
+    let web = spec.workloads.get(WEB);
+    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+    engine
+        .inner
+        .store
+        .create_release(
+            &NewRelease {
+                environment_id: state.id,
+                run_id: Some(run.id),
+                image,
+                image_id,
+                commit_sha: &run.commit_sha,
+                port: web.and_then(|w| w.port).map_or(0, i32::from),
+                health: web.and_then(|w| w.health.as_deref()).unwrap_or_default(),
+                config_version,
+                template: &state.template,
+                template_version: &state.template_version,
+                parameters: &state.parameters,
+                spec: &spec_json,
+                created_by: &run.actor,
+            },
+            now_ms(),
+        )
+        .await
+        .map_err(|e| format!("recording the release: {e}"))
 }
 
 /// Removes replicas after the drain period, in the background.

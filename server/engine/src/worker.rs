@@ -42,13 +42,47 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
     }
 }
 
+/// How often one run may be taken over by another replica.
+const MAX_TAKEOVERS: i32 = 2;
+
 pub(crate) async fn reap_expired_leases(engine: Engine) {
     loop {
         tokio::time::sleep(engine.inner.config.lease).await;
+        take_over_expired_runs(&engine).await;
         match engine.inner.store.interrupt_orphaned_runs("-", now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(runs = n, "ended runs whose worker stopped renewing its lease"),
             Err(err) => tracing::error!(%err, "reaping expired leases"),
+        }
+    }
+}
+
+/// Runs whose replica stopped renewing their lease go back to the queue when this
+/// replica can run them too (their build context is in the data dir it shares); the rest
+/// are ended as interrupted by the caller.
+async fn take_over_expired_runs(engine: &Engine) {
+    let inner = &engine.inner;
+    let now = now_ms();
+    let Ok(expired) = inner.store.expired_runs(now).await else { return };
+    for (run_id, attempts) in expired {
+        let has_context = tokio::fs::try_exists(context::settings_path(&inner.config.contexts_dir, run_id)).await;
+        if attempts >= MAX_TAKEOVERS || !has_context.unwrap_or(false) {
+            continue;
+        }
+        match inner.store.requeue_expired_run(run_id, now, MAX_TAKEOVERS).await {
+            Ok(true) => {
+                tracing::warn!(run_id, node = %inner.config.node, "taking over a run whose replica stopped");
+                let seq = inner.store.last_log_seq(run_id).await.unwrap_or(0) + 1;
+                let line = format!(
+                    "-----> The replica running this stopped; {} runs it again from the start",
+                    inner.config.node
+                );
+                let row = slipway_store::runs::LogRow { seq, at: now, stage: "build".to_owned(), line };
+                let _ = inner.store.append_logs(run_id, &[row]).await;
+                engine.wake();
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, run_id, "taking over a run"),
         }
     }
 }

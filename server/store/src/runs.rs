@@ -155,12 +155,14 @@ impl Store {
     /// Claims the oldest queued run this node may take whose environment has no running
     /// run, leasing it until `lease_until`.
     pub async fn claim_run(&self, node: &str, lease_until: i64, now: i64) -> Result<Option<i64>> {
-        const SQLITE: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3 \
+        const SQLITE: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3, \
+             node = COALESCE(node, $1) \
              WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.node IS NULL OR r.node = $1) \
                AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.environment_id = r.environment_id AND o.status = 'running') \
                ORDER BY r.id LIMIT 1) \
              AND status = 'queued' RETURNING id";
-        const POSTGRES: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3 \
+        const POSTGRES: &str = "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, started_at = $3, \
+             node = COALESCE(node, $1) \
              WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.node IS NULL OR r.node = $1) \
                AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.environment_id = r.environment_id AND o.status = 'running') \
                ORDER BY r.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
@@ -287,6 +289,38 @@ impl Store {
             Ok::<u64, sqlx::Error>(ended)
         }.await)?;
         Ok(n)
+    }
+
+    /// Running runs whose lease ran out (their replica stopped renewing), with how often
+    /// each was taken over already.
+    pub async fn expired_runs(&self, now: i64) -> Result<Vec<(i64, i32)>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, (i64, i32)>(
+            "SELECT id, attempts FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id")
+            .bind(now).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// Puts a run whose lease ran out back in the queue for any replica to run from the
+    /// start (its stages reset, its log kept), if it was taken over fewer than
+    /// `max_attempts` times; answers whether it was.
+    pub async fn requeue_expired_run(&self, run_id: i64, now: i64, max_attempts: i32) -> Result<bool> {
+        let requeued = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE runs SET status = 'queued', node = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+                 started_at = NULL, attempts = attempts + 1 \
+                 WHERE id = $1 AND status = 'running' AND lease_expires_at < $2 AND attempts < $3")
+                .bind(run_id).bind(now).bind(max_attempts).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE run_stages SET status = 'pending', started_at = NULL, finished_at = NULL WHERE run_id = $1")
+                .bind(run_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(true)
+        }.await)?;
+        Ok(requeued)
     }
 
     /// Appends log lines in one statement.

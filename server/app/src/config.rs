@@ -95,6 +95,10 @@ pub struct Args {
     /// is named.
     #[arg(long, env = "SLIPWAY_DEFAULT_CLUSTER", value_name = "NAME")]
     pub default_cluster: Option<String>,
+    /// How many of each environment's newest releases keep their image, so rollback to
+    /// them needs no rebuild [default: 10]; older build images are removed.
+    #[arg(long, env = "SLIPWAY_IMAGE_RETENTION", value_name = "RELEASES")]
+    pub image_retention: Option<u32>,
     /// How long a run's claim lasts without renewal, in seconds [default: 30]. Another
     /// replica ends the runs of one that stopped renewing after this long.
     #[arg(long, env = "SLIPWAY_LEASE_SECONDS", value_name = "SECONDS")]
@@ -157,6 +161,7 @@ struct FileConfig {
     default_cluster: Option<String>,
     node_id: Option<String>,
     lease_seconds: Option<u64>,
+    image_retention: Option<u32>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
@@ -189,6 +194,7 @@ pub struct Config {
     pub default_runtime: String,
     pub node_id: Option<String>,
     pub lease_seconds: u64,
+    pub image_retention: u32,
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
@@ -218,6 +224,7 @@ impl fmt::Debug for Config {
             .field("default_runtime", &self.default_runtime)
             .field("node_id", &self.node_id)
             .field("lease_seconds", &self.lease_seconds)
+            .field("image_retention", &self.image_retention)
             .field("postgres_image", &self.postgres_image)
             .field("redis_image", &self.redis_image)
             .field("session_hours", &self.session_hours)
@@ -304,6 +311,10 @@ impl Config {
         if !(3..=3600).contains(&lease_seconds) {
             return Err(err(format!("--lease-seconds must be between 3 and 3600, not {lease_seconds}")));
         }
+        let image_retention = args.image_retention.or(file.image_retention).unwrap_or(10);
+        if !(1..=1000).contains(&image_retention) {
+            return Err(err(format!("--image-retention must be between 1 and 1000, not {image_retention}")));
+        }
         let registry_username = args.registry_username.or(file.registry_username);
         let registry_password = args.registry_password.or(file.registry_password);
         if registry_username.is_some() != registry_password.is_some() {
@@ -373,6 +384,7 @@ impl Config {
             default_runtime,
             node_id,
             lease_seconds,
+            image_retention,
             postgres_image: args.postgres_image.or(file.postgres_image),
             redis_image: args.redis_image.or(file.redis_image),
             session_hours,

@@ -127,6 +127,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             health_timeout: Duration::from_secs(config.health_timeout),
             secret_key,
             lease: Duration::from_secs(config.lease_seconds),
+            image_retention: i64::from(config.image_retention),
             addon_images: {
                 let defaults = slipway_engine::addons::AddonImages::default();
                 slipway_engine::addons::AddonImages {

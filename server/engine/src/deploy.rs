@@ -395,7 +395,8 @@ async fn record_release(
         .map_err(|e| format!("recording the release: {e}"))
 }
 
-/// Removes replicas after the drain period, in the background.
+/// Removes replicas after the drain period, in the background; then the images only
+/// they used can go.
 fn retire(engine: Engine, replicas: Vec<Replica>) {
     if replicas.is_empty() {
         return;
@@ -405,11 +406,21 @@ fn retire(engine: Engine, replicas: Vec<Replica>) {
         for replica in replicas {
             engine.inner.runtime.remove_replica(&replica.id).await;
         }
+        engine.collect_images().await;
     });
 }
 
+/// Every this many reconcile ticks, old build images are collected too (a backstop for
+/// the collection after each retirement).
+const COLLECT_EVERY_TICKS: u32 = 200;
+
 pub(crate) async fn reconcile_loop(engine: Engine) {
+    let mut ticks = 0u32;
     loop {
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(COLLECT_EVERY_TICKS) {
+            engine.collect_images().await;
+        }
         // A wake-up (a scale, a watched object changing) coalesces with others.
         tokio::select! {
             () = tokio::time::sleep(RECONCILE_EVERY) => {}

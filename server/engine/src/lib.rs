@@ -13,6 +13,7 @@ pub mod config_vars;
 pub mod context;
 mod deploy;
 pub mod hub;
+pub mod images;
 pub mod kubernetes;
 pub mod logger;
 pub mod router;
@@ -54,6 +55,8 @@ pub struct EngineConfig {
     pub secret_key: slipway_core::secrets::SecretKey,
     /// The images add-ons run.
     pub addon_images: addons::AddonImages,
+    /// How many of each environment's newest releases keep their image (for rollback).
+    pub image_retention: i64,
     /// How long a run's claim lasts without renewal ([`LEASE`] by default); a replica
     /// that stops renewing has its runs ended as interrupted by another after this.
     pub lease: Duration,

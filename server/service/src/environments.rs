@@ -252,6 +252,14 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
         }
         Err(err) => return Err(err.into()),
     };
+    if env.runtime == slipway_engine::LOCAL_RUNTIME && !state.engine.has_image(&release.image).await {
+        let short: String = release.commit_sha.chars().take(12).collect();
+        return Err(ServiceError::Conflict(format!(
+            "the image of v{version} was removed (only the newest releases keep theirs, see --image-retention); \
+             build its commit again with `slipway deploy {} {} --ref {short}`",
+            service.name, env.name
+        )));
+    }
     // A rollback restores what the release ran with: its spec (template, parameters)
     // and its config, as Heroku's restores config.
     if !release.spec.is_empty() {

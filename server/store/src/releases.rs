@@ -97,6 +97,41 @@ impl Store {
         Ok(row)
     }
 
+    /// The images of each environment's newest `per_environment` releases (what rollback
+    /// may still need), and of the commits of runs not yet ended (`service:commit`).
+    pub async fn images_in_use(&self, per_environment: i64) -> Result<(Vec<String>, Vec<(String, String)>)> {
+        let releases: Vec<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT image FROM (SELECT image, ROW_NUMBER() OVER (PARTITION BY environment_id ORDER BY version DESC) AS n \
+             FROM releases) AS ranked WHERE n <= $1")
+            .bind(per_environment).fetch_all(pool).await)?;
+        let runs: Vec<(String, String)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT s.name, r.commit_sha FROM runs r JOIN services s ON s.id = r.service_id \
+             WHERE r.status IN ('preparing', 'queued', 'running')")
+            .fetch_all(pool).await)?;
+        Ok((releases, runs))
+    }
+
+    /// The `(service, commit)` of every image this installation built and has not
+    /// collected yet: the only images its garbage collection may remove (an engine may
+    /// hold other installations' too).
+    pub async fn built_commits(&self) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT DISTINCT s.name, r.commit_sha FROM runs r JOIN services s ON s.id = r.service_id \
+             WHERE r.image IS NOT NULL AND NOT r.image_collected")
+            .fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// Records that the image of a service's commit is gone (for every run that built it).
+    pub async fn mark_image_collected(&self, service: &str, commit_prefix: &str) -> Result<()> {
+        let pattern = format!("{commit_prefix}%");
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET image_collected = TRUE WHERE commit_sha LIKE $2 \
+             AND service_id = (SELECT id FROM services WHERE name = $1)")
+            .bind(service).bind(&pattern).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     pub async fn set_pinned(&self, environment_id: i64, pinned: bool) -> Result<()> {
         on_pool!(self, pool => sqlx::query("UPDATE environments SET pinned = $1 WHERE id = $2")
             .bind(pinned).bind(environment_id).execute(pool).await.map(|r| r.rows_affected()))?;

@@ -392,3 +392,41 @@ async fn upgraded_connections_pass_through_the_router() {
         .expect("read");
     assert_eq!(&echoed, b"ping over the upgraded connection\n");
 }
+
+/// Old build images go once no kept release needs them; rolling back to a release whose
+/// image went says how to get it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
+    let app = TestApp::start_with_env(
+        Db::Sqlite,
+        &["--image-retention", "1"],
+        &[("SLIPWAY_LOG", "warn,slipway_engine=debug")],
+    )
+    .await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let work = local_repo(&borrowed(&fixture_app(&format!("gc v1 {}\n", nonce())))).await;
+    let mut tags = Vec::new();
+    for i in 1..=3 {
+        if i > 1 {
+            commit(work.path(), &[("index.html", format!("gc v{i} {}\n", nonce()).as_bytes())], "next").await;
+        }
+        let out = git(work.path(), &[], &["push", &url, "main"]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        let head = git(work.path(), &[], &["rev-parse", "HEAD"]).await.stdout.trim().to_owned();
+        tags.push(format!("localhost/slipway/shop:{}", &head[..12]));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slipway_e2e::engine_has_image(&tags[0]).await || slipway_e2e::engine_has_image(&tags[1]).await {
+        assert!(Instant::now() < deadline, "old images were not collected: {tags:?}\n{}", app.server_output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(slipway_e2e::engine_has_image(&tags[2]).await, "the current release keeps its image");
+    let (status, problem) =
+        app.admin("POST", "/services/shop/environments/production/rollback", Some(serde_json::json!({"to": 1}))).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap_or_default().contains("slipway deploy shop production --ref"),
+        "{problem}"
+    );
+}

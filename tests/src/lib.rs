@@ -639,10 +639,19 @@ impl TestApp {
 
 /// Names of the volumes carrying every one of `labels`, through the engine's API.
 pub async fn volumes(labels: &[String]) -> Vec<String> {
+    volumes_where(json!({"label": labels})).await
+}
+
+/// Names of the volumes whose name contains `part`.
+pub async fn volumes_named(part: &str) -> Vec<String> {
+    volumes_where(json!({"name": [part]})).await
+}
+
+async fn volumes_where(filters: Value) -> Vec<String> {
     let engine =
         std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
     let socket = engine.trim_start_matches("unix://");
-    let filters = json!({"label": labels}).to_string();
+    let filters = filters.to_string();
     let output = Command::new("curl")
         .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/volumes"])
         .args(["--data-urlencode", &format!("filters={filters}")])

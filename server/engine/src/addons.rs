@@ -340,8 +340,14 @@ impl Engine {
     }
 
     /// Removes every add-on container and volume of an environment (it is destroyed).
-    pub(crate) async fn remove_addons(&self, service: &str, environment: &str) -> Result<(), String> {
+    pub(crate) async fn remove_addons(
+        &self,
+        environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), String> {
         let docker = self.inner.runtime.docker();
+        let recorded = self.inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())?;
         let filters = HashMap::from([(
             "label",
             vec![
@@ -357,12 +363,24 @@ impl Engine {
                 self.inner.runtime.remove_container(&id).await;
             }
         }
+        for row in &recorded {
+            if !row.container.is_empty() {
+                self.inner.runtime.remove_container(&row.container).await;
+            }
+        }
+        // The recorded volumes, and any labelled ones (a creation cut short).
         let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
         let volumes = docker.list_volumes(Some(options)).await.map_err(|e| e.to_string())?;
-        for volume in volumes.volumes.unwrap_or_default() {
+        let mut names: Vec<String> =
+            recorded.iter().filter(|r| !r.volume.is_empty()).map(|r| r.volume.clone()).collect();
+        names.extend(volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name));
+        names.sort();
+        names.dedup();
+        for name in names {
             let force = RemoveVolumeOptionsBuilder::new().force(true).build();
-            if let Err(err) = docker.remove_volume(&volume.name, Some(force)).await {
-                tracing::warn!(%err, volume = %volume.name, "removing an add-on volume");
+            match docker.remove_volume(&name, Some(force)).await {
+                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(err) => tracing::warn!(%err, volume = %name, "removing an add-on volume"),
             }
         }
         Ok(())

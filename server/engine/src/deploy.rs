@@ -577,5 +577,5 @@ pub(crate) async fn tear_down(
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {
         inner.runtime.remove_replica(&replica.id).await;
     }
-    engine.remove_addons(service, environment).await
+    engine.remove_addons(environment_id, service, environment).await
 }

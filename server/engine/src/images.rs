@@ -69,6 +69,11 @@ impl Engine {
         // No listing: Podman takes seconds to list a busy engine's images, while the
         // candidates are known. Each is removed once; a gone one (404) counts as removed.
         let candidates = removable(&ours, &keep);
+        if candidates.is_empty() {
+            return 0;
+        }
+        // No build of this installation runs while images go.
+        let _collecting = inner.image_lock.write().await;
         let mut removed = 0;
         for tag in candidates {
             // Not forced: an image a container still runs stays, and is tried again later.

@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     /// Wakes the reconcile loop before its next tick.
     pub(crate) reconcile_wake: Notify,
     pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
+    /// Builds hold it shared, image collection exclusively.
+    pub(crate) image_lock: tokio::sync::RwLock<()>,
 }
 
 impl Engine {
@@ -106,6 +108,7 @@ impl Engine {
                 wake: Notify::new(),
                 reconcile_wake: Notify::new(),
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
+                image_lock: tokio::sync::RwLock::new(()),
             }),
         }
     }

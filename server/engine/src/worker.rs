@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use slipway_store::runs::{RunRow, StageRow};
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{BuildRequest, PushRequest};
+use crate::build::{BuildError, BuildRequest, PushRequest};
 use crate::context;
 use crate::hub::RunEvent;
 use crate::logger::RunLog;
@@ -226,7 +226,29 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         tag: format!("localhost/slipway/{}:{short}", run.service),
     };
     log.line("build", &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
-    let result = tokio::time::timeout(inner.config.build_timeout, inner.builder.build(&request, log)).await;
+    let attempt = async {
+        // Image collection waits while builds run here (removing images under a build's
+        // cache lookup breaks it).
+        let _building = inner.image_lock.read().await;
+        inner.builder.build(&request, log).await
+    };
+    let mut result = tokio::time::timeout(inner.config.build_timeout, attempt).await;
+    // Podman's cache lookup fails when another process removes an image it is looking at
+    // (another installation's collection, `podman image prune`): the build itself was
+    // never wrong, so it runs once more.
+    if let Ok(Err(BuildError::Failed(why))) = &result
+        && (why.contains("layer not known") || why.contains("image not known"))
+    {
+        log.line(
+            "build",
+            "-----> The engine lost a cached layer while building (another process removed it); building again",
+        );
+        let again = async {
+            let _building = inner.image_lock.read().await;
+            inner.builder.build(&request, log).await
+        };
+        result = tokio::time::timeout(inner.config.build_timeout, again).await;
+    }
     match result {
         Err(_) => {
             StageOutcome::Failed(format!("the build took longer than {} s", inner.config.build_timeout.as_secs()))

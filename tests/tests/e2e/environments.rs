@@ -439,10 +439,10 @@ async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
     assert!(!log.to_string().contains(&password));
 
     let labels = [format!("dev.slipway.node={}", app.node()), "dev.slipway.environment=data".to_owned()];
-    assert_eq!(slipway_e2e::volumes(&labels).await.len(), 2, "one volume per add-on");
+    assert_eq!(slipway_e2e::volumes_named("slipway-shop-data-").await.len(), 2, "one volume per add-on");
     assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "data"], "").await.code, 0);
     assert!(slipway_e2e::running_containers(&labels).await.is_empty(), "replicas and add-ons are gone");
-    assert!(slipway_e2e::volumes(&labels).await.is_empty(), "and so are the volumes");
+    assert!(slipway_e2e::volumes_named("slipway-shop-data-").await.is_empty(), "and so are the volumes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

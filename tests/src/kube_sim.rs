@@ -185,6 +185,12 @@ struct Key {
     name: String,
 }
 
+impl Key {
+    fn of(kind: &Kind, namespace: impl Into<String>, name: impl Into<String>) -> Key {
+        Key { group_version: kind.group_version, plural: kind.plural, namespace: namespace.into(), name: name.into() }
+    }
+}
+
 /// A stored object and which manager owns which of its fields.
 #[derive(Debug, Clone)]
 struct Stored {
@@ -357,12 +363,7 @@ impl KubeSim {
     /// An object as stored, if it exists (`group_version` like `apps/v1`).
     pub fn get(&self, group_version: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         let kind = kind_of(group_version, plural)?;
-        let key = Key {
-            group_version: kind.group_version,
-            plural: kind.plural,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let key = Key::of(kind, namespace.to_owned(), name.to_owned());
         self.inner.objects.lock().expect("lock").get(&key).map(|s| s.object.clone())
     }
 
@@ -379,12 +380,7 @@ impl KubeSim {
     /// Deletes an object out of band, as `kubectl delete` would.
     pub fn remove(&self, group_version: &str, plural: &str, namespace: &str, name: &str) -> bool {
         let Some(kind) = kind_of(group_version, plural) else { return false };
-        let key = Key {
-            group_version: kind.group_version,
-            plural: kind.plural,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let key = Key::of(kind, namespace.to_owned(), name.to_owned());
         self.delete_key(&key).is_some()
     }
 
@@ -398,12 +394,7 @@ impl KubeSim {
         edit: impl FnOnce(&mut Value),
     ) {
         let Some(kind) = kind_of(group_version, plural) else { return };
-        let key = Key {
-            group_version: kind.group_version,
-            plural: kind.plural,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let key = Key::of(kind, namespace.to_owned(), name.to_owned());
         let mut objects = self.inner.objects.lock().expect("lock");
         if let Some(stored) = objects.get_mut(&key) {
             let before = stored.object.get("spec").cloned();
@@ -814,12 +805,7 @@ async fn handle(State(sim): State<KubeSim>, request: Request) -> Response {
             None => status(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", kind.plural)),
         },
         (Method::DELETE, Some(name)) => {
-            let key = Key {
-                group_version: kind.group_version,
-                plural: kind.plural,
-                namespace: namespace.clone(),
-                name: name.clone(),
-            };
+            let key = Key::of(kind, namespace.clone(), name.clone());
             if kind.plural == "namespaces" {
                 let mut objects = sim.inner.objects.lock().expect("lock");
                 let Some(stored) = objects.get_mut(&key) else {
@@ -886,12 +872,7 @@ fn write(
     if kind.namespaced && namespace.is_empty() {
         return status(StatusCode::NOT_FOUND, "NotFound", "a namespaced resource needs a namespace in its path");
     }
-    let key = Key {
-        group_version: kind.group_version,
-        plural: kind.plural,
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
+    let key = Key::of(kind, namespace.clone(), name.clone());
     let existing = sim.inner.objects.lock().expect("lock").get(&key).cloned();
     if kind.namespaced {
         match sim.get("v1", "namespaces", "", &namespace) {
@@ -1013,12 +994,7 @@ fn write(
     let (stored, _) = sim.commit(&key, kind, object, owners);
     if kind.plural == "jobs" {
         // The job controller: it succeeds, unless its image was told to fail.
-        let key = Key {
-            group_version: kind.group_version,
-            plural: kind.plural,
-            namespace: namespace.clone(),
-            name: name.clone(),
-        };
+        let key = Key::of(kind, namespace.clone(), name.clone());
         let failing = {
             let failures = sim.inner.failures.lock().expect("lock");
             let objects = sim.inner.objects.lock().expect("lock");
@@ -1038,12 +1014,7 @@ fn write(
     }
     if kind.plural == "statefulsets" {
         // The stateful set controller: its pods are ready at once.
-        let key = Key {
-            group_version: kind.group_version,
-            plural: kind.plural,
-            namespace: namespace.clone(),
-            name: name.clone(),
-        };
+        let key = Key::of(kind, namespace.clone(), name.clone());
         let mut objects = sim.inner.objects.lock().expect("lock");
         if let Some(stored) = objects.get_mut(&key) {
             let replicas = stored.object["spec"]["replicas"].as_i64().unwrap_or(1);

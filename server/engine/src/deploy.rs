@@ -125,7 +125,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         ]);
         let code = inner.runtime.run_once(&image, command, &vars, labels, |line| log.line("deploy", line)).await?;
         if code != 0 {
-            return Err(format!("the release command exited with status {code}; the previous release keeps serving"));
+            return Err(format!("the release command exited with status {code}; {}", still_serving(&state)));
         }
     }
     let old = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await?;
@@ -153,7 +153,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         for replica in &started {
             inner.runtime.remove_replica(&replica.id).await;
         }
-        return Err(format!("{why}; the previous release keeps serving"));
+        return Err(format!("{why}; {}", still_serving(&state)));
     }
 
     let web = spec.workloads.get(WEB);
@@ -207,7 +207,7 @@ async fn deploy_to_cluster(
         let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
         crate::kubernetes::run_job(&client, &job, inner.config.build_timeout)
             .await
-            .map_err(|why| format!("{why}; the previous release keeps serving"))?;
+            .map_err(|why| format!("{why}; {}", still_serving(state)))?;
     }
     crate::kubernetes::apply(&client, &objects).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
@@ -229,7 +229,7 @@ async fn deploy_to_cluster(
                 Err(err) => log.line("deploy", &format!("-----> Rolling back to v{} failed: {err}", release.version)),
             }
         }
-        return Err(format!("{why}; the previous release keeps serving"));
+        return Err(format!("{why}; {}", still_serving(state)));
     }
     let image_id = fresh.image_id.clone().unwrap_or_default();
     let release = record_release(engine, state, run, &image, &image_id, spec, config_version).await?;
@@ -356,6 +356,15 @@ async fn with_addons(
         .collect();
     vars.extend(config);
     Ok(vars)
+}
+
+/// What a failed deploy leaves serving, for its error.
+fn still_serving(state: &EnvironmentState) -> &'static str {
+    if state.current_release.is_some() {
+        "the previous release keeps serving"
+    } else {
+        "nothing was deployed here before, so nothing serves yet; fix it and push again"
+    }
 }
 
 /// Records a deployed release (what ran, with which config and spec) and makes it current.

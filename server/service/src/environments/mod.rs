@@ -143,6 +143,28 @@ fn totals(spec: &Spec, primary: u32) -> (i32, i64) {
     (i32::try_from(replicas).unwrap_or(i32::MAX), memory_mb)
 }
 
+/// What the store records of an environment running `spec` (stored as `spec_json`) with
+/// its primary workload at `replicas`: the quota counts follow from them.
+fn sized_shape<'a>(
+    template: &'a str,
+    template_version: &'a str,
+    parameters: &'a str,
+    spec_json: &'a str,
+    spec: &Spec,
+    replicas: u32,
+) -> EnvironmentShape<'a> {
+    let (total_replicas, total_memory_mb) = totals(spec, replicas);
+    EnvironmentShape {
+        template,
+        template_version,
+        parameters,
+        spec: spec_json,
+        replicas: i32::try_from(replicas).unwrap_or(1),
+        total_replicas,
+        total_memory_mb,
+    }
+}
+
 fn primary_replicas(spec: &Spec) -> u32 {
     workloads::primary(spec).map_or(1, |name| spec.workloads[name].replicas)
 }
@@ -159,16 +181,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
             format!("replicas must be between 1 and {max} (the template's max_replicas), not {replicas}"),
         ));
     }
-    let (total_replicas, total_memory_mb) = totals(&spec, replicas);
-    let shape = EnvironmentShape {
-        template: &env.template,
-        template_version: &env.template_version,
-        parameters: &env.parameters,
-        spec: &env.spec,
-        replicas: i32::try_from(replicas).unwrap_or(1),
-        total_replicas,
-        total_memory_mb,
-    };
+    let shape = sized_shape(&env.template, &env.template_version, &env.parameters, &env.spec, &spec, replicas);
     state.store.reshape_environment(env.id, service.team_id, &shape).await?;
     state.engine.reconcile_soon();
     Ok(to_api(state, state.store.environment_state(env.id).await?).await)
@@ -263,17 +276,14 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
     if !release.spec.is_empty() {
         let spec = workloads::parse_stored(&release.spec).map_err(ServiceError::Internal)?;
         if let Some(spec) = spec {
-            let replicas = primary_replicas(&spec);
-            let (total_replicas, total_memory_mb) = totals(&spec, replicas);
-            let shape = EnvironmentShape {
-                template: &release.template,
-                template_version: &release.template_version,
-                parameters: &release.parameters,
-                spec: &release.spec,
-                replicas: i32::try_from(replicas).unwrap_or(1),
-                total_replicas,
-                total_memory_mb,
-            };
+            let shape = sized_shape(
+                &release.template,
+                &release.template_version,
+                &release.parameters,
+                &release.spec,
+                &spec,
+                primary_replicas(&spec),
+            );
             state.store.reshape_environment(env.id, service.team_id, &shape).await?;
         }
     }

@@ -138,6 +138,9 @@ pub struct Service {
     pub links: Vec<Link>,
     pub depends_on: Vec<String>,
     pub preview_template: Option<String>,
+    /// The owner the pushed `catalog-info.yaml` names, when it names one.
+    #[serde(default)]
+    pub declared_owner: Option<String>,
     /// Where to push: `git remote add slipway <git_url>`.
     pub git_url: String,
     pub created_at: String,
@@ -596,4 +599,27 @@ pub struct ScaleRequest {
 pub struct PromoteRequest {
     pub from: String,
     pub to: String,
+}
+
+/// DORA's four keys for a service or a team over a window of days.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DoraMetrics {
+    /// `service` or `team`.
+    pub scope: String,
+    pub name: String,
+    /// 7, 30 or 90.
+    pub days: u32,
+    /// Successful deploys (new releases) of long-lived environments in the window.
+    pub deployments: u32,
+    pub deployments_per_day: f64,
+    /// Median time from commit to live, in milliseconds.
+    pub lead_time_ms: Option<i64>,
+    /// Failed deploys and rollbacks over deploy attempts (0..1).
+    pub change_failure_rate: Option<f64>,
+    pub failures: u32,
+    /// Median time from a failure to the next good release, in milliseconds.
+    pub time_to_restore_ms: Option<i64>,
+    /// Deployments per day, oldest first.
+    pub daily_deployments: Vec<u32>,
 }

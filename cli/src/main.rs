@@ -144,9 +144,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         tail: u32,
     },
-    /// A service's environments, current releases, health and recent runs.
+    /// A service's environments, current releases, health, recent runs and DORA metrics.
     Status {
         service: String,
+        /// The DORA metrics' window: 7, 30 or 90 days.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(7..=90))]
+        days: u32,
         #[arg(long)]
         json: bool,
     },
@@ -291,7 +294,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Scale { service, environment, replicas, json } => {
             environments::scale(service, environment, replicas, json).await
         }
-        Command::Status { service, json } => environments::status(service, json).await,
+        Command::Status { service, days, json } => environments::status(service, days, json).await,
         Command::AppLogs { service, environment, follow, tail } => {
             environments::app_logs(service, environment, follow, tail).await
         }

@@ -37,3 +37,15 @@ pub fn short_time(rfc3339: &str) -> String {
 pub fn or_dash(text: &str) -> String {
     if text.is_empty() { "-".to_owned() } else { text.to_owned() }
 }
+
+/// `950ms`, `12.3s`, `4m 05s`, `3h 20m`, `2d 4h`: a duration at a glance.
+pub fn human_duration(ms: i64) -> String {
+    let secs = ms / 1000;
+    match ms {
+        ..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m {:02}s", secs / 60, secs % 60),
+        3_600_000..86_400_000 => format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60),
+        _ => format!("{}d {}h", secs / 86_400, (secs % 86_400) / 3600),
+    }
+}

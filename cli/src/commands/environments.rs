@@ -1,8 +1,8 @@
 //! `envs list|show`, `releases`, `rollback`, `promote`, `scale` and `status`.
 
 use slipway_api::{
-    CreateEnvironment, Environment, EnvironmentChange, Page, PromoteRequest, Release, RollbackRequest, Run,
-    ScaleRequest, Service, UpdateEnvironment,
+    CreateEnvironment, DoraMetrics, Environment, EnvironmentChange, Page, PromoteRequest, Release, RollbackRequest,
+    Run, ScaleRequest, Service, UpdateEnvironment,
 };
 
 use super::runs::follow_to_end;
@@ -140,20 +140,38 @@ pub async fn scale(service: String, env: String, replicas: u32, json: bool) -> R
     Ok(())
 }
 
-pub async fn status(service: String, json: bool) -> Result<(), CliError> {
+pub async fn status(service: String, days: u32, json: bool) -> Result<(), CliError> {
     let client = signed_in_client()?;
     let s: Service = client.get(&format!("/services/{}", encode(&service))).await?;
     let envs: Vec<Environment> = client.get(&format!("/services/{}/environments", encode(&service))).await?;
     let runs: Page<Run> = client.get(&format!("/services/{}/runs?limit=5", encode(&service))).await?;
+    let dora: DoraMetrics = client.get(&format!("/services/{}/metrics?days={days}", encode(&service))).await?;
     if json {
-        return output::json(&serde_json::json!({"service": s, "environments": envs, "runs": runs.items}));
+        return output::json(
+            &serde_json::json!({"service": s, "environments": envs, "runs": runs.items, "dora": dora}),
+        );
     }
     println!("{} (owner: {})", s.name, s.team);
+    if let Some(owner) = s.declared_owner.as_deref().filter(|o| *o != s.team) {
+        println!("warning: catalog-info.yaml names owner {owner:?}");
+    }
     println!();
     print_environments(envs);
     println!();
     super::runs::print_runs(runs.items);
+    println!();
+    print_dora(&dora);
     Ok(())
+}
+
+fn print_dora(m: &DoraMetrics) {
+    let duration = |ms: Option<i64>| ms.map_or_else(|| "-".to_owned(), output::human_duration);
+    println!("DORA, last {} days:", m.days);
+    println!("  deployment frequency   {} ({:.2}/day)", m.deployments, m.deployments_per_day);
+    println!("  lead time for changes  {}", duration(m.lead_time_ms));
+    let rate = m.change_failure_rate.map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0));
+    println!("  change failure rate    {rate} ({} failures)", m.failures);
+    println!("  time to restore        {}", duration(m.time_to_restore_ms));
 }
 
 pub async fn app_logs(service: String, env: String, follow: bool, tail: u32) -> Result<(), CliError> {

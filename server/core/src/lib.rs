@@ -5,7 +5,9 @@
 //! Start with [`policy::authorize`]: it is the single place that decides who may do what.
 
 pub mod catalog;
+pub mod catalog_info;
 pub mod config;
+pub mod dora;
 pub mod names;
 pub mod policy;
 pub mod repo_config;

@@ -71,6 +71,21 @@ pub async fn resolve(git_bin: &Path, repo: &Path, rev: &str, env: &ObjectEnv) ->
     Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()))
 }
 
+/// When `commit` was committed (Unix ms), or `None` when it names no commit.
+pub async fn commit_time(
+    git_bin: &Path,
+    repo: &Path,
+    commit: &str,
+    env: &ObjectEnv,
+) -> Result<Option<i64>, ArchiveError> {
+    let output =
+        git(git_bin, repo, env).args(["show", "-s", "--format=%ct", "--end-of-options", commit]).output().await?;
+    if !output.status.success() {
+        return Ok(None);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().parse::<i64>().ok().map(|secs| secs * 1000))
+}
+
 /// The kind of object at `commit:path` (`blob`, `tree`), or `None` when absent.
 pub async fn object_type(
     git_bin: &Path,

@@ -10,7 +10,7 @@ use slipway_core::policy::Action;
 use slipway_store::audit::NewAuditEntry;
 
 use crate::access::require_platform;
-use crate::actor::authenticate;
+use crate::actor::{Authentication, authenticate};
 use crate::clock::{now_ms, rfc3339};
 use crate::pagination::{PageParams, PageRequest};
 use crate::{Actor, AppState, Result};
@@ -22,8 +22,17 @@ pub struct AuditActor(pub String);
 
 /// Authenticates every API request once and records the state-changing ones.
 pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let auth = authenticate(&state, req.headers()).await;
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut auth = authenticate(&state, req.headers()).await;
+    // The portal's session cookie also signs in reads (its pages stream run events from
+    // the API), never changes: those need the Authorization header, which no other site
+    // can make a browser send.
+    if matches!(auth, Authentication::Anonymous)
+        && !mutating
+        && let Some(token) = crate::actor::cookie(req.headers(), crate::actor::SESSION_COOKIE)
+    {
+        auth = crate::actor::authenticate_session(&state, &token).await;
+    }
     let audit = mutating.then(|| {
         let route = req
             .extensions()
@@ -64,11 +73,45 @@ pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Requ
     response
 }
 
+/// Records one state-changing request answered outside the API middleware (the portal's
+/// forms), in the same log.
+pub async fn record(state: &AppState, actor: &str, action: &str, target: &str, status: axum::http::StatusCode) {
+    let outcome = match status.as_u16() {
+        200..=399 => "success",
+        401 | 403 => "denied",
+        _ => "failed",
+    };
+    let entry = NewAuditEntry { at: now_ms(), actor, action, target, outcome, status: status.as_u16() };
+    if let Err(err) = state.store.append_audit(&entry).await {
+        tracing::error!(%err, %action, %target, "writing the audit log");
+    }
+}
+
+/// Which entries to list: paging, and optional filters by who and by outcome.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub actor: String,
+    /// `success`, `denied` or `failed`.
+    #[serde(default)]
+    pub outcome: String,
+}
+
 /// Lists the audit log, newest first (admins only).
-pub async fn list_audit(state: &AppState, actor: &Actor, params: &PageParams) -> Result<Page<AuditEntry>> {
+pub async fn list_audit(state: &AppState, actor: &Actor, query: &AuditQuery) -> Result<Page<AuditEntry>> {
     require_platform(actor, Action::ReadAudit)?;
-    let page = PageRequest::parse(params)?;
-    let rows = state.store.list_audit(Some(page.before_id()?), page.fetch_limit()).await?;
+    let page = PageRequest::parse(&PageParams { limit: query.limit, cursor: query.cursor.clone() })?;
+    if !matches!(query.outcome.as_str(), "" | "success" | "denied" | "failed") {
+        return Err(crate::ServiceError::invalid(
+            "outcome",
+            format!("outcome {:?} is not one of success, denied, failed", query.outcome),
+        ));
+    }
+    let rows =
+        state.store.list_audit(Some(page.before_id()?), query.actor.trim(), &query.outcome, page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |r| r.id.to_string());
     let items = rows
         .into_iter()

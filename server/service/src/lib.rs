@@ -10,6 +10,7 @@ pub mod actor;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod catalog;
 pub mod clock;
 pub mod clusters;
 pub mod config;

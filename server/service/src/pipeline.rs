@@ -164,6 +164,12 @@ async fn receive_update(
         return Ok(true);
     }
     let short: String = update.new.chars().take(12).collect();
+    // The catalog follows the main branch, as Backstage follows the default branch.
+    if branch == crate::services::DEFAULT_BRANCH {
+        for line in crate::catalog::sync_from_push(state, &grant.service, &update.new, env).await {
+            say(line).await;
+        }
+    }
     let environment = match store.environment_for_branch(grant.service_id, branch).await? {
         Some(environment) => environment,
         None => {
@@ -213,6 +219,7 @@ async fn receive_update(
     let repo = repos::path(&settings.repos_dir, &grant.service);
     let engine: &Engine = &state.engine;
     let node = engine.config().node.clone();
+    let commit_at = archive::commit_time(&settings.git, &repo, &update.new, env).await.ok().flatten();
     let new_run = |status: &'static str, reason: String| {
         let git_ref = update.name.clone();
         let commit = update.new.clone();
@@ -230,6 +237,7 @@ async fn receive_update(
                 status,
                 reason: &reason,
                 stages: PUSH_STAGES,
+                commit_at,
             };
             store.create_run(&run, now_ms()).await
         }
@@ -274,6 +282,7 @@ async fn record_skipped(
         status: "skipped",
         reason,
         stages: PUSH_STAGES,
+        commit_at: None,
     };
     Ok(state.store.create_run(&run, now_ms()).await?)
 }

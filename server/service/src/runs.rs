@@ -52,6 +52,11 @@ pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
     }
 }
 
+/// Whether a run status is final: the run never changes again.
+pub fn is_final(status: &str) -> bool {
+    FINAL_STATUSES.contains(&status)
+}
+
 pub async fn find_run(state: &AppState, id: i64) -> Result<RunRow> {
     match state.store.run_by_id(id).await {
         Ok(run) => Ok(run),
@@ -71,6 +76,12 @@ pub async fn list_runs(state: &AppState, _actor: &Actor, service: &str, params: 
         items.push(to_api(run, stages));
     }
     Ok(Page { items, next_cursor })
+}
+
+/// The newest runs of the caller's teams' services (stages left out: a list shows status).
+pub async fn recent_runs_of_mine(state: &AppState, actor: &Actor, limit: u32) -> Result<Vec<Run>> {
+    let rows = state.store.recent_runs_of_member(actor.user_id, i64::from(limit.min(100))).await?;
+    Ok(rows.into_iter().map(|run| to_api(run, Vec::new())).collect())
 }
 
 pub async fn get_run(state: &AppState, _actor: &Actor, id: i64) -> Result<Run> {
@@ -160,6 +171,7 @@ pub(crate) async fn queue_build(
     let engine = &state.engine;
     let node = engine.config().node.clone();
     let full_ref = if git_ref.starts_with("refs/") { git_ref.to_owned() } else { format!("refs/heads/{git_ref}") };
+    let commit_at = archive::commit_time(&state.settings.git, &repo, &commit, &none).await.ok().flatten();
     let run = NewRun {
         service_id: service.id,
         environment_id: Some(environment_id),
@@ -171,6 +183,7 @@ pub(crate) async fn queue_build(
         status: "preparing",
         reason: "",
         stages: PUSH_STAGES,
+        commit_at,
     };
     let run_id = state.store.create_run(&run, now_ms()).await?;
     if let Err(err) = export_context(state, &repo, &commit, &none, run_id, prepared).await {

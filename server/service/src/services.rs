@@ -28,7 +28,7 @@ pub struct ListServices {
     pub cursor: Option<String>,
 }
 
-fn to_api(state: &AppState, row: ServiceRow) -> Service {
+pub(crate) fn to_api(state: &AppState, row: ServiceRow) -> Service {
     let git_url = format!("{}/git/{}.git", state.settings.public_url, row.name);
     Service {
         name: row.name,
@@ -40,6 +40,7 @@ fn to_api(state: &AppState, row: ServiceRow) -> Service {
         links: row.catalog.links.into_iter().map(|l| Link { name: l.name, url: l.url }).collect(),
         depends_on: row.catalog.depends_on,
         preview_template: row.catalog.preview_template,
+        declared_owner: row.declared_owner,
         git_url,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
@@ -153,6 +154,24 @@ pub async fn list_services(state: &AppState, _actor: &Actor, query: &ListService
     let rows = state.store.list_services(&team, &page.after, page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |s| s.name.clone());
     Ok(Page { items: rows.into_iter().map(|r| to_api(state, r)).collect(), next_cursor })
+}
+
+/// The services of the caller's teams, by name.
+pub async fn list_my_services(state: &AppState, actor: &Actor, params: &PageParams) -> Result<Page<Service>> {
+    let page = PageRequest::parse(params)?;
+    let rows = state.store.services_of_member(actor.user_id, &page.after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |s| s.name.clone());
+    Ok(Page { items: rows.into_iter().map(|r| to_api(state, r)).collect(), next_cursor })
+}
+
+/// Whether the caller may change a service: a member of its team, or an admin.
+pub async fn may_change(state: &AppState, actor: &Actor, service: &Service) -> Result<bool> {
+    let team = find_team(state, &service.team).await?;
+    match require_in_team(state, actor, team.id, Action::ChangeService).await {
+        Ok(()) => Ok(true),
+        Err(ServiceError::Forbidden(_)) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 pub async fn get_service(state: &AppState, _actor: &Actor, name: &str) -> Result<Service> {

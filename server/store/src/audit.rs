@@ -34,12 +34,20 @@ impl Store {
         Ok(())
     }
 
-    /// Newest first; `before` is the id of the last entry of the previous page.
-    pub async fn list_audit(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+    /// Newest first; `before` is the id of the last entry of the previous page. `actor`
+    /// and `outcome` filter when not empty.
+    pub async fn list_audit(
+        &self,
+        before: Option<i64>,
+        actor: &str,
+        outcome: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>> {
         let before = before.unwrap_or(i64::MAX);
         let rows = on_pool!(self, pool => sqlx::query_as::<_, AuditRow>(
-            "SELECT id, at, actor, action, target, outcome, status FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2")
-            .bind(before).bind(limit).fetch_all(pool).await)?;
+            "SELECT id, at, actor, action, target, outcome, status FROM audit_log WHERE id < $1 \
+             AND ($2 = '' OR actor = $2) AND ($3 = '' OR outcome = $3) ORDER BY id DESC LIMIT $4")
+            .bind(before).bind(actor).bind(outcome).bind(limit).fetch_all(pool).await)?;
         Ok(rows)
     }
 }

@@ -69,6 +69,21 @@ pub struct NewRun<'a> {
     pub status: &'a str,
     pub reason: &'a str,
     pub stages: &'a [&'a str],
+    /// When the commit was made (Unix ms), for lead time; none when unknown.
+    pub commit_at: Option<i64>,
+}
+
+/// A finished run of a long-lived (non-preview) environment: what DORA metrics count.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeployEventRow {
+    pub environment_id: i64,
+    pub trigger: String,
+    pub status: String,
+    /// Whether its deploy stage started: a failed build never reached the environment.
+    pub deployed: bool,
+    pub commit_at: Option<i64>,
+    pub created_at: i64,
+    pub finished_at: i64,
 }
 
 macro_rules! run_select {
@@ -107,10 +122,12 @@ impl Store {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO runs (service_id, environment_id, trigger, git_ref, commit_sha, actor, status, reason, \
-                 node, created_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id")
+                 node, created_at, finished_at, commit_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 RETURNING id")
                 .bind(new.service_id).bind(new.environment_id).bind(new.trigger).bind(new.git_ref)
                 .bind(new.commit_sha).bind(new.actor).bind(new.status).bind(new.reason).bind(new.node).bind(now)
                 .bind(if matches!(new.status, "queued" | "preparing") { None } else { Some(now) })
+                .bind(new.commit_at)
                 .fetch_one(&mut *tx).await?;
             let active = matches!(new.status, "queued" | "preparing");
             let stage_status = if active { "pending" } else { "skipped" };
@@ -142,6 +159,30 @@ impl Store {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(
             concat!(run_select!(), " WHERE r.service_id = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"))
             .bind(service_id).bind(before).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// The newest runs of the services of the teams `user_id` belongs to.
+    pub async fn recent_runs_of_member(&self, user_id: i64, limit: i64) -> Result<Vec<RunRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(concat!(run_select!(),
+            " WHERE r.service_id IN (SELECT s2.id FROM services s2 JOIN team_members m ON m.team_id = s2.team_id \
+             WHERE m.user_id = $1) ORDER BY r.id DESC LIMIT $2"))
+            .bind(user_id).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// Finished runs of non-preview environments since `since` (Unix ms), oldest first, of
+    /// one service (`service_id`) or of every service of one team (`team_id`); 0 = any.
+    pub async fn deploy_events(&self, service_id: i64, team_id: i64, since: i64) -> Result<Vec<DeployEventRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeployEventRow>(
+            "SELECT r.environment_id AS environment_id, r.trigger, r.status, r.commit_at, r.created_at, \
+             r.finished_at AS finished_at, EXISTS (SELECT 1 FROM run_stages st WHERE st.run_id = r.id \
+             AND st.name = 'deploy' AND st.started_at IS NOT NULL) AS deployed \
+             FROM runs r JOIN environments e ON e.id = r.environment_id JOIN services s ON s.id = r.service_id \
+             WHERE e.preview = FALSE AND r.status IN ('succeeded', 'failed') AND r.finished_at >= $1 \
+             AND ($2 = 0 OR r.service_id = $2) AND ($3 = 0 OR s.team_id = $3) \
+             ORDER BY r.finished_at, r.id")
+            .bind(since).bind(service_id).bind(team_id).fetch_all(pool).await)?;
         Ok(rows)
     }
 

@@ -12,6 +12,8 @@ pub struct ServiceRow {
     pub team_id: i64,
     pub team: String,
     pub catalog: CatalogFields,
+    /// The owner `catalog-info.yaml` names, when a push carried one.
+    pub declared_owner: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -28,6 +30,50 @@ pub struct CatalogFields {
     pub preview_template: Option<String>,
 }
 
+/// What the catalog page filters by; empty strings match everything.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogQuery<'a> {
+    /// Matched case-insensitively against names and descriptions.
+    pub text: &'a str,
+    pub team: &'a str,
+    pub lifecycle: &'a str,
+    /// Only services the catalog flags: ownerless, owner mismatch, or stale.
+    pub flagged: bool,
+    /// A service with no run since this time (Unix ms) is stale.
+    pub stale_before: i64,
+    pub after: &'a str,
+    pub limit: i64,
+}
+
+/// A catalog row: the service, how many people its team has, and when it last ran.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub service: ServiceRow,
+    pub team_members: i64,
+    pub last_run_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawEntry {
+    #[sqlx(flatten)]
+    service: RawService,
+    team_members: i64,
+    last_run_at: Option<i64>,
+}
+
+/// `%` and `_` in what the user typed are literal, not wildcards.
+fn like_pattern(text: &str) -> String {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
 #[derive(sqlx::FromRow)]
 struct RawService {
     id: i64,
@@ -41,6 +87,7 @@ struct RawService {
     links: String,
     depends_on: String,
     preview_template: Option<String>,
+    declared_owner: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -63,6 +110,7 @@ impl TryFrom<RawService> for ServiceRow {
                 depends_on: from_json("services.depends_on", &raw.depends_on)?,
                 preview_template: raw.preview_template,
             },
+            declared_owner: raw.declared_owner,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
@@ -72,7 +120,7 @@ impl TryFrom<RawService> for ServiceRow {
 macro_rules! select {
     () => {
         "SELECT s.id, s.name, s.team_id, t.name AS team, s.description, s.lifecycle, s.tier, \
-    s.on_call, s.links, s.depends_on, s.preview_template, s.created_at, s.updated_at \
+    s.on_call, s.links, s.depends_on, s.preview_template, s.declared_owner, s.created_at, s.updated_at \
     FROM services s JOIN teams t ON t.id = s.team_id"
     };
 }
@@ -127,6 +175,54 @@ impl Store {
         raws.into_iter().map(ServiceRow::try_from).collect()
     }
 
+    /// The services of the teams `user_id` belongs to, by name after `after`.
+    pub async fn services_of_member(&self, user_id: i64, after: &str, limit: i64) -> Result<Vec<ServiceRow>> {
+        let sql = concat!(
+            select!(),
+            " JOIN team_members m ON m.team_id = s.team_id WHERE m.user_id = $1 AND s.name > $2 ORDER BY s.name LIMIT $3"
+        );
+        let raws = on_pool!(self, pool => sqlx::query_as::<_, RawService>(sql)
+            .bind(user_id).bind(after).bind(limit).fetch_all(pool).await)?;
+        raws.into_iter().map(ServiceRow::try_from).collect()
+    }
+
+    /// The catalog: services matching `query`, by name, with what the flags need.
+    pub async fn search_catalog(&self, query: &CatalogQuery<'_>) -> Result<Vec<CatalogEntry>> {
+        let sql = "SELECT * FROM (SELECT s.id, s.name, s.team_id, t.name AS team, s.description, s.lifecycle, s.tier, \
+             s.on_call, s.links, s.depends_on, s.preview_template, s.declared_owner, s.created_at, s.updated_at, \
+             (SELECT COUNT(*) FROM team_members m WHERE m.team_id = s.team_id) AS team_members, \
+             (SELECT MAX(r.created_at) FROM runs r WHERE r.service_id = s.id) AS last_run_at \
+             FROM services s JOIN teams t ON t.id = s.team_id \
+             WHERE ($1 = '' OR LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\') \
+             AND ($3 = '' OR t.name = $3) AND ($4 = '' OR s.lifecycle = $4) AND s.name > $5) c \
+             WHERE (NOT $6 OR c.team_members = 0 OR (c.declared_owner IS NOT NULL AND c.declared_owner <> c.team) \
+             OR COALESCE(c.last_run_at, c.created_at) < $7) \
+             ORDER BY c.name LIMIT $8";
+        let raws = on_pool!(self, pool => sqlx::query_as::<_, RawEntry>(sql)
+            .bind(query.text).bind(like_pattern(query.text)).bind(query.team).bind(query.lifecycle)
+            .bind(query.after).bind(query.flagged).bind(query.stale_before).bind(query.limit)
+            .fetch_all(pool).await)?;
+        raws.into_iter()
+            .map(|raw| {
+                Ok(CatalogEntry {
+                    service: raw.service.try_into()?,
+                    team_members: raw.team_members,
+                    last_run_at: raw.last_run_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The services that name `name` among their dependencies.
+    pub async fn dependents_of(&self, name: &str) -> Result<Vec<String>> {
+        // depends_on is a JSON array of names; a quoted match finds the exact entry.
+        let pattern = format!("%\"{name}\"%");
+        let rows = on_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT name FROM services WHERE depends_on LIKE $1 ORDER BY name LIMIT 200")
+            .bind(pattern).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     pub async fn update_service(&self, id: i64, fields: &CatalogFields, now: i64) -> Result<()> {
         let done = on_pool!(self, pool => sqlx::query(
             "UPDATE services SET description = $1, lifecycle = $2, tier = $3, on_call = $4, links = $5, \
@@ -138,6 +234,24 @@ impl Store {
         if done == 0 {
             return Err(StoreError::NotFound);
         }
+        Ok(())
+    }
+
+    /// Applies what a pushed `catalog-info.yaml` says: the catalog fields, and the owner it
+    /// declares (recorded, never applied: ownership changes through the API).
+    pub async fn sync_catalog_info(
+        &self,
+        id: i64,
+        fields: &CatalogFields,
+        declared_owner: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE services SET description = $1, lifecycle = $2, links = $3, depends_on = $4, \
+             declared_owner = $5, catalog_synced_at = $6, updated_at = $6 WHERE id = $7")
+            .bind(&fields.description).bind(&fields.lifecycle).bind(to_json(&fields.links))
+            .bind(to_json(&fields.depends_on)).bind(declared_owner).bind(now).bind(id)
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -2,16 +2,18 @@
 
 use axum::extract::{Query, State};
 use slipway_api::{AuditEntry, Page, Problem};
-use slipway_service::pagination::PageParams;
+use slipway_service::audit::AuditQuery;
 use slipway_service::{Actor, ApiJson, AppState, ServiceError, audit};
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query),
+        ("actor" = Option<String>, Query, description = "only this user's entries"),
+        ("outcome" = Option<String>, Query, description = "success, denied or failed")),
     responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     actor: Actor,
-    Query(page): Query<PageParams>,
+    Query(query): Query<AuditQuery>,
 ) -> Result<ApiJson<Page<AuditEntry>>, ServiceError> {
-    audit::list_audit(&state, &actor, &page).await.map(ApiJson)
+    audit::list_audit(&state, &actor, &query).await.map(ApiJson)
 }

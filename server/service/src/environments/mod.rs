@@ -209,6 +209,8 @@ pub(crate) async fn queue_redeploy(
         status: "preparing",
         reason: "",
         stages: &["deploy"],
+        // Lead time counts from the commit to its first release; a redeploy is not a change.
+        commit_at: None,
     };
     let run_id = state.store.create_run(&run, now_ms()).await?;
     let contexts = &state.engine.config().contexts_dir;

@@ -63,6 +63,26 @@ impl Authentication {
     }
 }
 
+/// The portal's session cookie: it holds a session token, as `Authorization: Bearer` does.
+pub const SESSION_COOKIE: &str = "slipway_session";
+
+/// The value of a cookie sent with a request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(|c| c.ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Verifies a session token taken from the portal's cookie.
+pub async fn authenticate_session(state: &AppState, token: &str) -> Authentication {
+    authenticate_jwt(state, token).await
+}
+
 /// Reads and verifies the credentials of a request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Authentication {
     let Some(value) = headers.get(AUTHORIZATION) else {

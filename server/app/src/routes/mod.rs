@@ -17,6 +17,7 @@ pub mod clusters;
 pub mod config;
 pub mod environments;
 pub mod internal;
+pub mod metrics;
 pub mod quotas;
 pub mod runs;
 pub mod services;
@@ -38,19 +39,19 @@ pub fn router(
     let git = slipway_git::router(git, ServiceGitAccess { state: state.clone() });
     let (api, openapi) = api_router().split_for_parts();
     let api = api
-        .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::authenticate_and_audit))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state.clone());
     let openapi = std::sync::Arc::new(openapi);
     Router::new()
-        .route("/", get(system::index))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz).with_state(state.clone()))
         .route("/metrics", get(system::metrics).with_state(metrics))
         .route("/api/openapi.json", get(move || system::openapi_json(openapi.clone())))
         .merge(api)
         .merge(git)
+        .merge(slipway_web::router(state.clone()))
+        .fallback(not_found)
         .route("/internal/git/pre-receive", axum::routing::post(internal::pre_receive).with_state(state.clone()))
         .layer(axum::middleware::from_fn(crate::telemetry::record_http_metrics))
 }
@@ -95,8 +96,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(clusters::list_clusters, clusters::add_cluster))
         .routes(routes!(clusters::remove_cluster))
         .routes(routes!(environments::app_logs))
+        .routes(routes!(metrics::service_metrics))
+        .routes(routes!(metrics::team_metrics))
 }
 
-async fn api_not_found(uri: axum::http::Uri) -> ServiceError {
-    ServiceError::NotFound { kind: "API route", name: uri.path().to_owned() }
+/// An unknown path: a problem document under `/api/`, a page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        ServiceError::NotFound { kind: "API route", name: uri.path().to_owned() }.into_response()
+    } else {
+        slipway_web::error::not_found().await
+    }
 }

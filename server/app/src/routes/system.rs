@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use slipway_service::AppState;
 
@@ -30,15 +30,4 @@ pub async fn metrics(State(handle): State<PrometheusHandle>) -> Response {
 
 pub async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> Json<Arc<utoipa::openapi::OpenApi>> {
     Json(doc)
-}
-
-/// The portal arrives with the portal issue; until then the root says where things are.
-pub async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Slipway</title></head><body>",
-        "<h1>Slipway</h1><p>This server speaks the REST API at <code>/api/v1</code> ",
-        "(described at <a href=\"/api/openapi.json\">/api/openapi.json</a>). ",
-        "Use the <code>slipway</code> CLI: <code>slipway login --server URL --username NAME</code>.</p>",
-        "</body></html>"
-    ))
 }

@@ -1,8 +1,12 @@
 //! Session tokens: HS256 JWTs with the algorithm pinned and `exp`, `iat` and `aud`
 //! checked, so `alg: none`, a foreign audience or an old token is refused.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 pub const AUDIENCE: &str = "slipway";
 pub const ISSUER: &str = "slipwayd";
@@ -22,6 +26,8 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Keys the portal's CSRF tokens (HMAC-SHA256, domain-separated from the JWTs).
+    mac_key: Vec<u8>,
     /// How long a session token lives, in seconds.
     pub ttl_secs: i64,
 }
@@ -43,7 +49,31 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            mac_key: secret.to_vec(),
             ttl_secs,
+        }
+    }
+
+    fn mac(&self, purpose: &str, binding: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.mac_key).expect("HMAC takes keys of any length");
+        mac.update(b"slipway-csrf\0");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(binding.as_bytes());
+        mac
+    }
+
+    /// A CSRF token bound to `binding` (a session token, or a sign-in form's nonce): a
+    /// page from another site cannot know it, and it stops working when the session ends.
+    pub fn csrf_token(&self, purpose: &str, binding: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(purpose, binding).finalize().into_bytes())
+    }
+
+    /// Checks a presented CSRF token in constant time.
+    pub fn verify_csrf(&self, purpose: &str, binding: &str, presented: &str) -> bool {
+        match URL_SAFE_NO_PAD.decode(presented.trim()) {
+            Ok(bytes) => self.mac(purpose, binding).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -70,6 +100,19 @@ mod tests {
 
     fn now() -> i64 {
         crate::clock::now_ms() / 1000
+    }
+
+    #[test]
+    fn csrf_tokens_are_bound_to_their_session_and_purpose() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 3600);
+        let token = keys.csrf_token("session", "jwt-a");
+        assert!(keys.verify_csrf("session", "jwt-a", &token));
+        assert!(!keys.verify_csrf("session", "jwt-b", &token), "another session");
+        assert!(!keys.verify_csrf("login", "jwt-a", &token), "another purpose");
+        assert!(!keys.verify_csrf("session", "jwt-a", ""), "missing");
+        assert!(!keys.verify_csrf("session", "jwt-a", "not base64!"), "garbage");
+        let other = JwtKeys::new(b"another key entirely, 32 bytes!!", 3600);
+        assert!(!other.verify_csrf("session", "jwt-a", &token), "another server key");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! PostgreSQL tests need `SLIPWAY_TEST_POSTGRES_URL` (an admin connection to a server
 //! that may create databases); `scripts/test` starts a private cluster and sets it.
 
+pub mod browser;
 pub mod kube_sim;
+pub mod portal;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

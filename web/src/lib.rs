@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/teams/{team}/members", post(admin::add_member))
         .route("/teams/{team}/members/{user}/remove", post(admin::remove_member))
         .route("/teams/{team}/quota", post(admin::set_quota))
+        .route("/services", post(services::create))
         .route("/services/{service}", get(services::service))
         .route("/services/{service}/new-environment", get(environments::new_form).post(environments::create))
         .route("/services/{service}/envs/{env}", get(environments::environment))

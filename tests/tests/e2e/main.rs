@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod catalog;
 mod cli;
 mod config;
 mod deploy;
@@ -13,6 +14,7 @@ mod kube_sim;
 mod kubernetes;
 mod ownership;
 mod pipeline;
+mod portal;
 mod replicas;
 mod server;
 mod validation;

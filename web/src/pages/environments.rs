@@ -261,7 +261,10 @@ async fn form_page(
     let mut names: Vec<String> =
         templates::list_templates(state, actor).await?.into_iter().filter(|t| !t.deprecated).map(|t| t.name).collect();
     names.dedup();
-    let chosen = if template.is_empty() { names.first().cloned().unwrap_or_default() } else { template.to_owned() };
+    // The default template, as for a new service's first environment.
+    let fallback =
+        if names.iter().any(|n| n == "web") { "web".to_owned() } else { names.first().cloned().unwrap_or_default() };
+    let chosen = if template.is_empty() { fallback } else { template.to_owned() };
     let detail = templates::get_template(state, actor, &chosen).await?;
     let parameters: BTreeMap<String, Parameter> = serde_json::from_value(detail.parameters.clone())
         .map_err(|e| ServiceError::Internal(format!("reading template parameters: {e}")))?;

@@ -5,12 +5,13 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use slipway_api::{ConfigVar, Release, Service};
+use slipway_api::{ConfigVar, CreateService, Release, Service};
 use slipway_service::pagination::PageParams;
 use slipway_service::{AppState, catalog, config, environments, runs, services};
 
 use super::{Nav, render};
 use crate::error::PageError;
+use crate::form::{Form, change};
 use crate::session::Viewer;
 use crate::view::{DoraView, EnvRow, RunRow, next_link, short_time};
 
@@ -135,4 +136,19 @@ pub async fn service(
         can_change,
         service,
     })
+}
+
+/// Creates a service owned by one of the caller's teams (the dashboard's form).
+pub async fn create(State(state): State<AppState>, viewer: Viewer, Form(fields): Form) -> Result<Response, PageError> {
+    let work = async {
+        let req = CreateService {
+            name: fields.required("name")?,
+            team: fields.required("team")?,
+            description: fields.optional("description"),
+            ..CreateService::default()
+        };
+        let service = services::create_service(&state, &viewer.actor, req).await?;
+        Ok(Some(format!("/services/{}", service.name)))
+    };
+    change(&state, &viewer, &fields, "POST /services", "/services", "/".to_owned(), work).await
 }

@@ -1,0 +1,254 @@
+//! The portal over HTTP, as a browser without JavaScript uses it: every page's status,
+//! title, key elements and accessibility basics; sign-in and the session cookie; CSRF
+//! and ownership on every form; catalog-info.yaml and DORA metrics on the pages.
+
+use serde_json::json;
+use slipway_e2e::portal::Portal;
+use slipway_e2e::{ADMIN_PASSWORD, TestApp, USER_PASSWORD, borrowed, fixture_app, git, local_repo};
+
+crate::both_databases!(pages_render_for_signed_in_users, forms_refuse_other_teams_and_missing_csrf);
+
+/// A run of `service` without a build: a push to a branch no environment tracks.
+async fn skipped_run(app: &TestApp, service: &str) -> i64 {
+    let work = local_repo(&borrowed(&fixture_app("scratch\n"))).await;
+    let url = app.git_url(service, &app.admin_api_token(&format!("git-{service}")).await);
+    let out = git(work.path(), &[], &["push", &url, "main:scratch"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let (_, runs) = app.admin("GET", &format!("/services/{service}/runs"), None).await;
+    runs["items"][0]["id"].as_i64().expect("a run")
+}
+
+async fn pages_render_for_signed_in_users(app: TestApp) {
+    app.team("alpha").await;
+    app.user("ana").await;
+    app.member("alpha", "ana", "maintainer").await;
+    app.service("shop", "alpha").await;
+    let run = skipped_run(&app, "shop").await;
+    let (status, _) = app
+        .admin(
+            "PATCH",
+            "/services/shop/environments/production/config",
+            Some(json!({"set": {"API_KEY": "s3cr3t-v4lue"}, "secret": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let ana = Portal::sign_in(&app.url, "ana", USER_PASSWORD).await;
+
+    let pages: &[(&str, &str, &str)] = &[
+        ("/", "Dashboard", "article.card h3 a[href='/services/shop']"),
+        ("/catalog", "Catalog", "tr[data-service=shop]"),
+        ("/catalog?q=SHO&lifecycle=experimental", "Catalog", "tr[data-service=shop]"),
+        ("/teams/alpha", "Team alpha", "#members-h"),
+        ("/services/shop", "shop", "#env-production"),
+        ("/services/shop/envs/production", "shop/production", "form[action$='/scale']"),
+        ("/services/shop/new-environment", "New environment", "input[name='param.replicas']"),
+        ("/services/shop/new-environment?template=web-postgres", "New environment", "fieldset"),
+        (&format!("/runs/{run}") as &str, "Run #", "#stages li[data-stage=build]"),
+        ("/templates", "Templates", "tr[id^=web-]"),
+    ];
+    for (path, title, element) in pages {
+        let page = ana.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.html);
+        assert!(page.title().contains(title), "{path}: title {:?}", page.title());
+        assert!(page.count(element) > 0, "{path}: no {element}");
+        page.assert_accessible(path);
+    }
+    // The search filters: a text that matches nothing lists nothing.
+    assert_eq!(ana.get("/catalog?q=nothing-like-it").await.count("tr[data-service]"), 0);
+    assert_eq!(ana.get("/catalog?q=%25").await.count("tr[data-service]"), 0, "% is literal, not a wildcard");
+    // The owning team sees config with secrets masked; the value is never on a page.
+    let service_page = ana.get("/services/shop").await;
+    assert!(service_page.html.contains("API_KEY") && service_page.html.contains("••••••••"));
+    assert!(!service_page.html.contains("s3cr3t-v4lue"), "a secret's value reached a page");
+    let run_page = ana.get(&format!("/runs/{run}")).await;
+    assert_eq!(run_page.texts("#run-status"), vec!["skipped"]);
+
+    // Admins have the admin page; developers get a friendly 403.
+    let admin = Portal::sign_in(&app.url, "admin", ADMIN_PASSWORD).await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    page.assert_accessible("/admin");
+    assert!(page.count("#audit ~ table.audit tr, table.audit tbody tr") > 0, "the audit log lists entries");
+    let filtered = admin.get("/admin?outcome=denied&actor=nobody").await;
+    assert!(filtered.html.contains("No entries."), "filters narrow the audit log");
+    let page = ana.get("/admin").await;
+    assert_eq!(page.status, 403);
+    assert!(page.title().contains("Not allowed") && page.html.contains("only platform admins"), "{}", page.html);
+
+    // 404s are pages too, and bad input is a 400 page naming it.
+    for path in ["/services/nope", "/runs/999999", "/teams/nope", "/no/such/page"] {
+        let page = ana.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.title().starts_with("Not found"), "{path}: {}", page.title());
+    }
+    let page = ana.get("/catalog?lifecycle=prod").await;
+    assert_eq!(page.status, 400);
+    let detail = page.texts(".error-detail").join("");
+    assert!(detail.contains("lifecycle \"prod\" is not one of experimental"), "{detail}");
+
+    // Without a session, pages send the browser to sign in and come back.
+    let anonymous = Portal::anonymous(&app.url);
+    let page = anonymous.get("/services/shop?days=7").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/login?next=%2Fservices%2Fshop%3Fdays%3D7"));
+    let page = anonymous.post_raw("/services/shop/envs/production/scale", &[("replicas", "5")]).await;
+    assert_eq!(page.status, 303, "a form without a session is not acted on");
+    let mut forged = Portal::anonymous(&app.url);
+    forged.cookie = "slipway_session=not-a-token".to_owned();
+    let page = forged.get("/").await;
+    assert_eq!(page.location.as_deref(), Some("/login?next=%2F&expired=1"));
+
+    // Signing in: the form's CSRF token, wrong passwords, the cookie's attributes.
+    let form = anonymous.get("/login").await;
+    form.assert_accessible("/login");
+    let page = anonymous.post_raw("/login", &[("username", "ana"), ("password", USER_PASSWORD)]).await;
+    assert_eq!(page.status, 403, "a sign-in without the form's CSRF token is refused");
+    let mut fresh = Portal::anonymous(&app.url);
+    let form = fresh.get("/login").await;
+    let nonce = form.set_cookies.iter().find(|c| c.starts_with("slipway_login=")).expect("nonce cookie").clone();
+    fresh.cookie = nonce.split(';').next().expect("pair").to_owned();
+    let csrf = form.csrf().expect("csrf");
+    let page =
+        fresh.post_raw("/login", &[("csrf_token", &csrf), ("username", "ana"), ("password", "wrong-password")]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.html.contains("wrong username or password"), "{}", page.html);
+    assert!(page.set_cookies.iter().all(|c| !c.starts_with("slipway_session=")), "no session on a failure");
+    let page = fresh
+        .post_raw(
+            "/login",
+            &[("csrf_token", &csrf), ("username", "ana"), ("password", USER_PASSWORD), ("next", "//evil.example")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/"), "only local paths are returned to");
+    let session = page.set_cookies.iter().find(|c| c.starts_with("slipway_session=")).expect("session cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(session.contains(attribute), "{session} lacks {attribute}");
+    }
+    assert!(!session.contains("Secure"), "no Secure flag over plain HTTP");
+
+    // The cookie signs in API reads (the run page's event stream), never API changes.
+    let cookie_client = reqwest::Client::new();
+    let read = cookie_client.get(app.api("/user")).header("cookie", &ana.cookie).send().await.expect("GET");
+    assert_eq!(read.status().as_u16(), 200);
+    let write = cookie_client
+        .post(app.api("/teams"))
+        .header("cookie", &ana.cookie)
+        .json(&json!({"name": "via-cookie"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(write.status().as_u16(), 401, "a cookie alone must not change anything through the API");
+
+    // Signing out clears the cookie.
+    let page = ana.post("/logout", &[]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    assert!(page.set_cookies.iter().any(|c| c.starts_with("slipway_session=;") && c.contains("Max-Age=0")));
+}
+
+/// Every portal form, with what another team's maintainer must get.
+fn forms(run: i64) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+    let env = "/services/beta-svc/envs/production";
+    vec![
+        (format!("{env}/rollback"), vec![("to", "1")]),
+        (format!("{env}/scale"), vec![("replicas", "3")]),
+        (format!("{env}/promote"), vec![("to", "production")]),
+        (format!("{env}/destroy"), vec![("confirm", "production")]),
+        (
+            "/services/beta-svc/new-environment".to_owned(),
+            vec![("name", "evil"), ("template", "web"), ("action", "create")],
+        ),
+        (format!("/runs/{run}/cancel"), vec![]),
+        ("/services".to_owned(), vec![("name", "sneaky"), ("team", "beta")]),
+        ("/teams/beta/members".to_owned(), vec![("username", "mallory"), ("role", "maintainer")]),
+        ("/teams/beta/members/bob/remove".to_owned(), vec![]),
+        ("/teams/beta/quota".to_owned(), vec![("max_environments", "100")]),
+        ("/templates".to_owned(), vec![("source", "apiVersion: slipway.dev/v1")]),
+        ("/templates/web/1.0.0/deprecate".to_owned(), vec![]),
+        ("/admin/users".to_owned(), vec![("username", "newbie"), ("password", "long-enough-pw")]),
+        ("/admin/teams".to_owned(), vec![("name", "newteam")]),
+        ("/admin/clusters".to_owned(), vec![("name", "evil"), ("kubeconfig", "apiVersion: v1")]),
+        ("/admin/clusters/evil/remove".to_owned(), vec![]),
+    ]
+}
+
+async fn forms_refuse_other_teams_and_missing_csrf(app: TestApp) {
+    app.team("alpha").await;
+    app.team("beta").await;
+    app.service("beta-svc", "beta").await;
+    app.user("mallory").await;
+    app.user("bob").await;
+    app.member("alpha", "mallory", "maintainer").await;
+    app.member("beta", "bob", "maintainer").await;
+    let run = skipped_run(&app, "beta-svc").await;
+    let mallory = Portal::sign_in(&app.url, "mallory", USER_PASSWORD).await;
+    let bob = Portal::sign_in(&app.url, "bob", USER_PASSWORD).await;
+    let admin = Portal::sign_in(&app.url, "admin", ADMIN_PASSWORD).await;
+    let before = app.snapshot().await;
+
+    for (path, fields) in forms(run) {
+        let page = mallory.post(&path, &fields).await;
+        assert_eq!(page.status, 403, "{path} as another team's maintainer: {}", page.html);
+        assert!(page.title().contains("Not allowed"), "{path}: {}", page.title());
+        // The owner (and an admin) without the form's token, or with another session's.
+        for who in [&bob, &admin] {
+            let page = who.post_raw(&path, &fields).await;
+            assert_eq!(page.status, 403, "{path} without a CSRF token");
+            assert!(page.html.contains("cannot be accepted"), "{path}: {}", page.html);
+        }
+        let mut stolen = vec![("csrf_token", mallory.csrf().await)];
+        stolen.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
+        let stolen: Vec<(&str, &str)> = stolen.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(bob.post_raw(&path, &stolen).await.status, 403, "{path} with another session's token");
+    }
+    assert_eq!(mallory.get("/services/beta-svc/new-environment").await.status, 403, "another team's form");
+    assert_eq!(app.snapshot().await, before, "a refused form changed the database");
+
+    // The creation form: the server's message beside the field, nothing created.
+    let bad = [("name", "bad"), ("template", "web"), ("param.replicas", "50"), ("action", "create")];
+    let page = bob.post("/services/beta-svc/new-environment", &bad).await;
+    assert_eq!(page.status, 422, "{}", page.html);
+    let error = page.texts(".field.invalid .field-error").join(" ");
+    assert!(error.contains("replicas") && error.contains("50"), "the message names the parameter and value: {error}");
+    assert_eq!(page.count("input[name='param.replicas'][aria-invalid=true]"), 1);
+    assert_eq!(page.count("input[name='param.replicas'][max='10']"), 1, "the browser checks the bound too");
+    let page = bob.post("/services/beta-svc/new-environment", &[("name", "Bad Name"), ("template", "web")]).await;
+    assert_eq!(page.status, 400, "{}", page.html);
+    assert_eq!(app.snapshot().await, before, "a refused creation left something behind");
+    // A dry run shows the plan and creates nothing.
+    let preview = [("name", "staging"), ("template", "web"), ("param.replicas", "1"), ("action", "preview")];
+    let page = bob.post("/services/beta-svc/new-environment", &preview).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.texts("#plan").join("").contains("\"replicas\": 1"), "{}", page.html);
+    assert_eq!(app.snapshot().await, before, "a dry run created something");
+
+    // The owners are allowed, so the refusals above were the policy and CSRF speaking.
+    let create = [("name", "staging"), ("template", "web"), ("param.replicas", "1"), ("action", "create")];
+    let page = bob.post("/services/beta-svc/new-environment", &create).await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    assert_eq!(page.location.as_deref(), Some("/services/beta-svc/envs/staging"));
+    assert_eq!(bob.post("/services/beta-svc/envs/staging/scale", &[("replicas", "2")]).await.status, 303);
+    let (_, env) = app.admin("GET", "/services/beta-svc/environments/staging", None).await;
+    assert_eq!(env["replicas"], 2);
+    let page = bob.post("/services/beta-svc/envs/staging/scale", &[("replicas", "many")]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.html.contains("is not a whole number"), "{}", page.html);
+    let page = admin.post("/admin/teams", &[("name", "gamma")]).await;
+    assert_eq!(page.location.as_deref(), Some("/teams/gamma"));
+    assert_eq!(admin.post("/teams/gamma/members", &[("username", "bob"), ("role", "member")]).await.status, 303);
+    let page =
+        bob.post("/services", &[("name", "beta-two"), ("team", "beta"), ("description", "made in the portal")]).await;
+    assert_eq!(page.location.as_deref(), Some("/services/beta-two"));
+    assert!(bob.get("/services/beta-two").await.html.contains("made in the portal"));
+
+    // Forms leave the same audit trail as the API.
+    let (_, audit) = app.admin("GET", "/audit?actor=mallory&outcome=denied", None).await;
+    let actions: Vec<&str> =
+        audit["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"POST /admin/teams"), "{actions:?}");
+    let (_, audit) = app.admin("GET", "/audit?actor=admin&outcome=success", None).await;
+    assert!(audit["items"].as_array().expect("items").iter().any(|e| e["target"] == "/admin/teams"), "{audit}");
+    let (status, problem) = app.admin("GET", "/audit?outcome=maybe", None).await;
+    assert_eq!(status, 400, "{problem}");
+}

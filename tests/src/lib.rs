@@ -625,6 +625,19 @@ impl TestApp {
         run_cli(cmd, args, stdin).await
     }
 
+    /// The id of the newest run of a service, waiting (with a deadline) for its first.
+    pub async fn eventually_run(&self, service: &str) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, runs) = self.admin("GET", &format!("/services/{service}/runs?limit=1"), None).await;
+            if let Some(id) = runs["items"][0]["id"].as_i64() {
+                return id;
+            }
+            assert!(std::time::Instant::now() < deadline, "no run of {service} in 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `check` every 100 ms until it holds, failing with `what` at the deadline.
     pub async fn eventually<F, Fut>(&self, secs: u64, what: &str, mut check: F)
     where

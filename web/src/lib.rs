@@ -65,3 +65,53 @@ pub fn router(state: AppState) -> Router {
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body)
 }
+
+#[cfg(test)]
+mod contrast {
+    //! The palette in `static/portal.css` keeps text readable: WCAG AA asks 4.5:1 for
+    //! body text. The pairs below are every foreground/background the CSS combines.
+
+    fn variable(css: &str, name: &str) -> [f64; 3] {
+        let start =
+            css.find(&format!("--{name}: #")).unwrap_or_else(|| panic!("--{name} in portal.css")) + name.len() + 5;
+        let hex = &css[start..start + 6];
+        let channel = |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).expect("hex colour")) / 255.0;
+        [channel(0), channel(2), channel(4)]
+    }
+
+    fn luminance([r, g, b]: [f64; 3]) -> f64 {
+        let linear = |c: f64| if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) };
+        0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    }
+
+    fn ratio(a: [f64; 3], b: [f64; 3]) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    #[test]
+    fn text_colours_have_at_least_4_5_to_1_contrast() {
+        let css = include_str!("../static/portal.css");
+        let white = [1.0, 1.0, 1.0];
+        let pairs = [
+            ("fg", "bg"),
+            ("muted", "bg"),
+            ("muted", "panel"),
+            ("accent", "bg"),
+            ("ok-fg", "ok-bg"),
+            ("bad-fg", "bad-bg"),
+            ("busy-fg", "busy-bg"),
+            ("idle-fg", "idle-bg"),
+            ("fg", "warn-bg"),
+        ];
+        for (fg, bg) in pairs {
+            let r = ratio(variable(css, fg), variable(css, bg));
+            assert!(r >= 4.5, "--{fg} on --{bg} has contrast {r:.2}:1, below 4.5:1");
+        }
+        for bg in ["accent", "bad-fg"] {
+            let r = ratio(white, variable(css, bg));
+            assert!(r >= 4.5, "white on --{bg} (buttons) has contrast {r:.2}:1");
+        }
+        assert!(ratio([0.0; 3], white) > 20.0, "the formula itself: black on white is 21:1");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod browser;
 mod catalog;
 mod cli;
 mod config;

@@ -155,6 +155,8 @@ struct ParamInput {
     /// `number`, `text`, `select`.
     control: &'static str,
     value: String,
+    /// The template's default, shown until a value is typed (a blank keeps the default).
+    default: String,
     min: String,
     max: String,
     pattern: String,
@@ -234,7 +236,8 @@ fn inputs(
                     ParamType::Enum => "enum",
                 },
                 control,
-                value: submitted.or(default).unwrap_or_default(),
+                value: submitted.unwrap_or_default(),
+                default: default.unwrap_or_default(),
                 min: p.minimum.map(|m| m.to_string()).unwrap_or_default(),
                 max: p.maximum.map(|m| m.to_string()).unwrap_or_default(),
                 pattern: p.pattern.clone().unwrap_or_default(),

@@ -186,14 +186,21 @@ fn to_api(scope: &str, name: &str, m: dora::Metrics) -> DoraMetrics {
     }
 }
 
-async fn metrics(state: &AppState, service_id: i64, team_id: i64, days: u32) -> Result<dora::Metrics> {
+/// Whose deploys the metrics count.
+enum Scope {
+    Service(i64),
+    Team(i64),
+}
+
+async fn metrics(state: &AppState, scope: Scope, days: u32) -> Result<dora::Metrics> {
     let now = now_ms();
     // Read one window further back so an outage that began before the window is seen.
     let since = now - 2 * i64::from(days) * dora::DAY_MS;
-    let events: Vec<dora::Event> = state
-        .store
-        .deploy_events(service_id, team_id, since)
-        .await?
+    let rows = match scope {
+        Scope::Service(id) => state.store.deploy_events_of_service(id, since).await?,
+        Scope::Team(id) => state.store.deploy_events_of_team(id, since).await?,
+    };
+    let events: Vec<dora::Event> = rows
         .into_iter()
         .map(|e| dora::Event {
             environment: e.environment_id,
@@ -217,12 +224,12 @@ pub async fn service_metrics(
 ) -> Result<DoraMetrics> {
     let days = check_days(days)?;
     let service = find_service(state, service).await?;
-    Ok(to_api("service", &service.name, metrics(state, service.id, 0, days).await?))
+    Ok(to_api("service", &service.name, metrics(state, Scope::Service(service.id), days).await?))
 }
 
 /// DORA metrics of every service of a team.
 pub async fn team_metrics(state: &AppState, _actor: &Actor, team: &str, days: Option<u32>) -> Result<DoraMetrics> {
     let days = check_days(days)?;
     let team = find_team(state, team).await?;
-    Ok(to_api("team", &team.name, metrics(state, 0, team.id, days).await?))
+    Ok(to_api("team", &team.name, metrics(state, Scope::Team(team.id), days).await?))
 }

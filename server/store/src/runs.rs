@@ -95,6 +95,18 @@ macro_rules! run_select {
     };
 }
 
+/// Finished runs of non-preview environments since `$1`; callers add the scope. Two
+/// queries rather than one with `($2 = 0 OR ...)`, which no index can serve.
+macro_rules! deploy_events {
+    () => {
+        "SELECT r.environment_id AS environment_id, r.trigger, r.status, r.commit_at, r.created_at, \
+         r.finished_at AS finished_at, EXISTS (SELECT 1 FROM run_stages st WHERE st.run_id = r.id \
+         AND st.name = 'deploy' AND st.started_at IS NOT NULL) AS deployed \
+         FROM runs r JOIN environments e ON e.id = r.environment_id JOIN services s ON s.id = r.service_id \
+         WHERE e.preview = FALSE AND r.status IN ('succeeded', 'failed') AND r.finished_at >= $1"
+    };
+}
+
 /// Statuses after which a run never changes again.
 pub const FINAL_STATUSES: &[&str] = &["succeeded", "failed", "cancelled", "superseded", "skipped"];
 
@@ -164,25 +176,35 @@ impl Store {
 
     /// The newest runs of the services of the teams `user_id` belongs to.
     pub async fn recent_runs_of_member(&self, user_id: i64, limit: i64) -> Result<Vec<RunRow>> {
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(concat!(run_select!(),
-            " WHERE r.service_id IN (SELECT s2.id FROM services s2 JOIN team_members m ON m.team_id = s2.team_id \
-             WHERE m.user_id = $1) ORDER BY r.id DESC LIMIT $2"))
+        // Walk runs newest first and keep the member's. `CROSS JOIN` fixes that order on
+        // SQLite (its planner otherwise starts from the services, gathers every run of
+        // each and sorts them all); PostgreSQL reads it as an ordinary join.
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(
+            "SELECT r.id, r.service_id, s.name AS service, r.environment_id, e.name AS environment, r.trigger, \
+             r.git_ref, r.commit_sha, r.actor, r.status, r.reason, r.node, r.cancel_requested, r.image, r.image_id, \
+             r.created_at, r.started_at, r.finished_at \
+             FROM runs r CROSS JOIN services s LEFT JOIN environments e ON e.id = r.environment_id \
+             WHERE s.id = r.service_id \
+             AND EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = s.team_id AND m.user_id = $1) \
+             ORDER BY r.id DESC LIMIT $2")
             .bind(user_id).bind(limit).fetch_all(pool).await)?;
         Ok(rows)
     }
 
     /// Finished runs of non-preview environments since `since` (Unix ms), oldest first, of
-    /// one service (`service_id`) or of every service of one team (`team_id`); 0 = any.
-    pub async fn deploy_events(&self, service_id: i64, team_id: i64, since: i64) -> Result<Vec<DeployEventRow>> {
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeployEventRow>(
-            "SELECT r.environment_id AS environment_id, r.trigger, r.status, r.commit_at, r.created_at, \
-             r.finished_at AS finished_at, EXISTS (SELECT 1 FROM run_stages st WHERE st.run_id = r.id \
-             AND st.name = 'deploy' AND st.started_at IS NOT NULL) AS deployed \
-             FROM runs r JOIN environments e ON e.id = r.environment_id JOIN services s ON s.id = r.service_id \
-             WHERE e.preview = FALSE AND r.status IN ('succeeded', 'failed') AND r.finished_at >= $1 \
-             AND ($2 = 0 OR r.service_id = $2) AND ($3 = 0 OR s.team_id = $3) \
-             ORDER BY r.finished_at, r.id")
-            .bind(since).bind(service_id).bind(team_id).fetch_all(pool).await)?;
+    /// one service.
+    pub async fn deploy_events_of_service(&self, service_id: i64, since: i64) -> Result<Vec<DeployEventRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeployEventRow>(concat!(deploy_events!(),
+            " AND r.service_id = $2 ORDER BY r.finished_at, r.id"))
+            .bind(since).bind(service_id).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// The same for every service of one team.
+    pub async fn deploy_events_of_team(&self, team_id: i64, since: i64) -> Result<Vec<DeployEventRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeployEventRow>(concat!(deploy_events!(),
+            " AND s.team_id = $2 ORDER BY r.finished_at, r.id"))
+            .bind(since).bind(team_id).fetch_all(pool).await)?;
         Ok(rows)
     }
 

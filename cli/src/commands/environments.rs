@@ -170,7 +170,8 @@ fn print_dora(m: &DoraMetrics) {
     println!("  deployment frequency   {} ({:.2}/day)", m.deployments, m.deployments_per_day);
     println!("  lead time for changes  {}", duration(m.lead_time_ms));
     let rate = m.change_failure_rate.map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0));
-    println!("  change failure rate    {rate} ({} failures)", m.failures);
+    let failures = if m.failures == 1 { "1 failure".to_owned() } else { format!("{} failures", m.failures) };
+    println!("  change failure rate    {rate} ({failures})");
     println!("  time to restore        {}", duration(m.time_to_restore_ms));
 }
 

@@ -106,7 +106,9 @@ function followRun(log) {
 // Swaps in a fresh copy of <main> when it changed, unless the user is typing in it.
 async function refresh() {
   const main = document.getElementById("main");
-  if (document.hidden || main.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
+  const typing = main.contains(document.activeElement) && document.activeElement.matches("input, select, textarea");
+  // Not while the user is typing, or has opened a form the refresh would fold away.
+  if (document.hidden || typing || main.querySelector("details[open]")) return;
   try {
     const response = await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     if (!response.ok || response.redirected) return;

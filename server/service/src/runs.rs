@@ -78,6 +78,26 @@ pub async fn list_runs(state: &AppState, _actor: &Actor, service: &str, params: 
     Ok(Page { items, next_cursor })
 }
 
+/// One environment's runs, newest first (stages left out: a list shows status).
+pub async fn list_environment_runs(
+    state: &AppState,
+    _actor: &Actor,
+    service: &str,
+    environment: &str,
+    params: &PageParams,
+) -> Result<Page<Run>> {
+    let service = find_service(state, service).await?;
+    let environment = match state.store.environment_by_name(service.id, environment).await {
+        Ok(env) => env,
+        Err(StoreError::NotFound) => return Err(ServiceError::not_found("environment", environment)),
+        Err(err) => return Err(err.into()),
+    };
+    let page = PageRequest::parse(params)?;
+    let rows = state.store.list_environment_runs(environment.id, page.before_id()?, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.id.to_string());
+    Ok(Page { items: rows.into_iter().map(|run| to_api(run, Vec::new())).collect(), next_cursor })
+}
+
 /// The newest runs of the caller's teams' services (stages left out: a list shows status).
 pub async fn recent_runs_of_mine(state: &AppState, actor: &Actor, limit: u32) -> Result<Vec<Run>> {
     let rows = state.store.recent_runs_of_member(actor.user_id, i64::from(limit.min(100))).await?;

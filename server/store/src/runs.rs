@@ -174,6 +174,14 @@ impl Store {
         Ok(rows)
     }
 
+    /// An environment's runs, newest first, before run id `before`.
+    pub async fn list_environment_runs(&self, environment_id: i64, before: i64, limit: i64) -> Result<Vec<RunRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, RunRow>(
+            concat!(run_select!(), " WHERE r.environment_id = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"))
+            .bind(environment_id).bind(before).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     /// The newest runs of the services of the teams `user_id` belongs to.
     pub async fn recent_runs_of_member(&self, user_id: i64, limit: i64) -> Result<Vec<RunRow>> {
         // Walk runs newest first and keep the member's. `CROSS JOIN` fixes that order on

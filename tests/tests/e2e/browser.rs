@@ -60,7 +60,10 @@ async fn the_portal_in_chromium() {
     let run = app.eventually_run("storefront").await;
     browser.goto(&format!("{base}/runs/{run}")).await;
     browser.eval("window.__slipwayNoReload = true; return null").await;
-    let status = browser.wait_for_text("#run-status", "succeeded", 120).await;
+    let done =
+        app.wait_for_run(run, 120, |r| !matches!(r["status"].as_str(), Some("queued" | "running" | "preparing"))).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", app.server_output());
+    let status = browser.wait_for_text("#run-status", "succeeded", 10).await;
     assert_eq!(status, "succeeded");
     let marker = browser.eval("return window.__slipwayNoReload === true").await;
     assert_eq!(marker, serde_json::Value::Bool(true), "the page turned to succeeded without a reload");
@@ -105,8 +108,14 @@ async fn the_portal_in_chromium() {
     browser.goto(&format!("{base}/services/storefront")).await;
     browser.screenshot("service").await;
     browser.click("#env-production button[aria-label='Roll production back to v1']").await;
-    browser.wait_for_text("#run-status", "succeeded", 60).await;
-    assert!(browser.current_path().await.starts_with("/runs/"));
+    browser.wait_for_text("h1", "Run #", 10).await;
+    let path = browser.current_path().await;
+    let rollback: i64 = path.strip_prefix("/runs/").and_then(|id| id.parse().ok()).expect("the run page");
+    let done = app
+        .wait_for_run(rollback, 120, |r| !matches!(r["status"].as_str(), Some("queued" | "running" | "preparing")))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", app.server_output());
+    browser.wait_for_text("#run-status", "succeeded", 10).await;
     assert_eq!(app.get_app("storefront", "production", "/").await.1, "hello from chromium v1\n");
 
     // An admin publishes a template version.

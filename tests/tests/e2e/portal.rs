@@ -53,6 +53,21 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
         assert!(page.count(element) > 0, "{path}: no {element}");
         page.assert_accessible(path);
     }
+    // Pages follow each other: the next link keeps the filters and ends.
+    app.service("shop-b", "alpha").await;
+    app.service("shop-c", "alpha").await;
+    let first = ana.get("/catalog?q=shop&limit=2").await;
+    assert_eq!(first.texts("tr[data-service] td:first-child"), vec!["shop", "shop-b"]);
+    let next = first
+        .doc()
+        .select(&scraper::Selector::parse("a[rel=next]").expect("css"))
+        .next()
+        .map(|a| a.value().attr("href").unwrap_or_default().to_owned());
+    let next = next.expect("a next page link");
+    assert!(next.contains("q=shop"), "{next}");
+    let second = ana.get(&format!("{next}&limit=2")).await;
+    assert_eq!(second.texts("tr[data-service] td:first-child"), vec!["shop-c"]);
+    assert_eq!(second.count("a[rel=next]"), 0, "the last page has no next link");
     // The search filters: a text that matches nothing lists nothing.
     assert_eq!(ana.get("/catalog?q=nothing-like-it").await.count("tr[data-service]"), 0);
     assert_eq!(ana.get("/catalog?q=%25").await.count("tr[data-service]"), 0, "% is literal, not a wildcard");

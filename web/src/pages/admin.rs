@@ -33,24 +33,50 @@ struct AdminPage {
     audit_actor: String,
     audit_outcome: String,
     next_audit: Option<String>,
+    next_users: Option<String>,
+    next_teams: Option<String>,
 }
+
+/// The admin page's query: a cursor per list, and the audit log's filters.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminQuery {
+    users: Option<String>,
+    teams: Option<String>,
+    cursor: Option<String>,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    outcome: String,
+}
+
+/// Rows per list on the admin page.
+const ADMIN_PAGE: u32 = 50;
 
 pub async fn admin(
     State(state): State<AppState>,
     viewer: Viewer,
-    Query(query): Query<AuditQuery>,
+    Query(query): Query<AdminQuery>,
 ) -> Result<Response, PageError> {
     let actor = &viewer.actor;
     require_platform(actor, Action::AdministerPlatform)?;
-    let all = PageParams { limit: Some(200), cursor: None };
-    let users = users::list_users(&state, actor, &all).await?;
-    let teams = teams::list_teams(&state, actor, &all).await?;
+    let page = |cursor: &Option<String>| PageParams { limit: Some(ADMIN_PAGE), cursor: cursor.clone() };
+    let users = users::list_users(&state, actor, &page(&query.users)).await?;
+    let teams = teams::list_teams(&state, actor, &page(&query.teams)).await?;
     let clusters = clusters::list_clusters(&state, actor).await?;
-    let query = AuditQuery { limit: Some(query.limit.unwrap_or(50)), ..query };
-    let audit = audit::list_audit(&state, actor, &query).await?;
-    let next_audit =
-        next_link("/admin", &[("actor", &query.actor), ("outcome", &query.outcome)], audit.next_cursor.as_deref())
-            .map(|link| format!("{link}#audit"));
+    let audit_query = AuditQuery {
+        limit: Some(ADMIN_PAGE),
+        cursor: query.cursor.clone(),
+        actor: query.actor.clone(),
+        outcome: query.outcome.clone(),
+    };
+    let audit = audit::list_audit(&state, actor, &audit_query).await?;
+    let filters = [("actor", query.actor.as_str()), ("outcome", query.outcome.as_str())];
+    let next_audit = next_link("/admin", &filters, audit.next_cursor.as_deref()).map(|link| format!("{link}#audit"));
+    let next_users =
+        next_link("/admin", &[], users.next_cursor.as_deref()).map(|l| l.replace("cursor=", "users=") + "#users");
+    let next_teams =
+        next_link("/admin", &[], teams.next_cursor.as_deref()).map(|l| l.replace("cursor=", "teams=") + "#teams");
     render(AdminPage {
         nav: Nav::new(&viewer, "admin"),
         users: users.items,
@@ -60,6 +86,8 @@ pub async fn admin(
         audit_actor: query.actor,
         audit_outcome: query.outcome,
         next_audit,
+        next_users,
+        next_teams,
     })
 }
 

@@ -28,14 +28,21 @@ struct EnvironmentPage {
     d: EnvDetail,
     parameters: String,
     runs: Vec<RunRow>,
+    next_runs: Option<String>,
     others: Vec<String>,
     can_change: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct EnvironmentQuery {
+    cursor: Option<String>,
 }
 
 pub async fn environment(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((service, env)): Path<(String, String)>,
+    Query(query): Query<EnvironmentQuery>,
 ) -> Result<Response, PageError> {
     let actor = &viewer.actor;
     let svc = services::get_service(&state, actor, &service).await?;
@@ -43,7 +50,8 @@ pub async fn environment(
     let can_change = services::may_change(&state, actor, &svc).await?;
     let releases = environments::list_releases(&state, actor, &service, &env).await?;
     let config = if can_change { Some(config::get_config(&state, actor, &service, &env).await?) } else { None };
-    let recent = runs::list_runs(&state, actor, &service, &PageParams { limit: Some(50), cursor: None }).await?;
+    let page = PageParams { limit: Some(20), cursor: query.cursor };
+    let recent = runs::list_environment_runs(&state, actor, &service, &env, &page).await?;
     let others = environments::list_environments(&state, actor, &service)
         .await?
         .into_iter()
@@ -59,12 +67,8 @@ pub async fn environment(
             vars: config.as_ref().map(|c| c.vars.iter().map(VarView::from).collect()).unwrap_or_default(),
             config_version: config.map_or(0, |c| c.version),
         },
-        runs: recent
-            .items
-            .iter()
-            .filter(|r| r.environment.as_deref() == Some(env.as_str()))
-            .map(RunRow::from)
-            .collect(),
+        runs: recent.items.iter().map(RunRow::from).collect(),
+        next_runs: crate::view::next_link(&env_path(&service, &env), &[], recent.next_cursor.as_deref()),
         others,
         can_change,
         service,

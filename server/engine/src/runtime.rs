@@ -53,6 +53,14 @@ pub struct Replica {
     pub running: bool,
 }
 
+/// Engine errors that say nothing about the app: a published port taken in a race, a
+/// layer removed under a lookup.
+fn transient(why: &str) -> bool {
+    ["address already in use", "layer not known", "image not known", "port is already allocated"]
+        .iter()
+        .any(|sign| why.contains(sign))
+}
+
 impl EngineBuilder {
     /// Creates and starts one replica; answers it with its published address.
     pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, String> {
@@ -90,21 +98,41 @@ impl EngineBuilder {
             }),
             ..ContainerCreateBody::default()
         };
-        let name = format!(
-            "slipway-{}-{}-{}-r{}-{}",
-            spec.service,
-            spec.environment,
-            spec.workload,
-            spec.run_id,
-            crate::random_node_id()
-        );
-        let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created =
-            self.docker().create_container(Some(options), body).await.map_err(|e| format!("creating {name}: {e}"))?;
-        if let Err(err) = self.docker().start_container(&created.id, None).await {
-            self.remove_replica(&created.id).await;
-            return Err(format!("starting {name}: {err}"));
-        }
+        // The engine picks the published port; under load another process can take it
+        // between the pick and the bind ("address already in use"), and a concurrent image
+        // removal can trip the lookup of a layer. Neither is the app's fault: try again.
+        let mut attempt = 0;
+        let created = loop {
+            attempt += 1;
+            let name = format!(
+                "slipway-{}-{}-{}-r{}-{}",
+                spec.service,
+                spec.environment,
+                spec.workload,
+                spec.run_id,
+                crate::random_node_id()
+            );
+            let options = CreateContainerOptionsBuilder::new().name(&name).build();
+            let outcome = match self.docker().create_container(Some(options), body.clone()).await {
+                Err(err) => Err(format!("creating {name}: {err}")),
+                Ok(created) => match self.docker().start_container(&created.id, None).await {
+                    Ok(()) => Ok((name, created)),
+                    Err(err) => {
+                        self.remove_replica(&created.id).await;
+                        Err(format!("starting {name}: {err}"))
+                    }
+                },
+            };
+            match outcome {
+                Ok(done) => break done,
+                Err(why) if attempt < 3 && transient(&why) => {
+                    tracing::warn!(%why, attempt, "starting a replica failed for a passing reason; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(why) => return Err(why),
+            }
+        };
+        let (name, created) = created;
         let found = self.replicas(&spec.node, &spec.service, &spec.environment).await?;
         found.into_iter().find(|r| r.id == created.id).ok_or_else(|| {
             format!("{name} exited as soon as it started; does the image's CMD run a server in the foreground?")
@@ -290,4 +318,17 @@ pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Res
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(format!("GET {path} did not answer healthy within {} s ({last})", within.as_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+
+    #[test]
+    fn only_engine_races_are_tried_again() {
+        assert!(transient("starting x: rootlessport listen tcp 127.0.0.1:41513: bind: address already in use"));
+        assert!(transient("creating x: layer not known"));
+        assert!(!transient("x exited as soon as it started"), "an app that dies is not retried");
+        assert!(!transient("creating x: invalid reference format"));
+    }
 }

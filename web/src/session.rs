@@ -73,9 +73,9 @@ where
 
 /// Whether cookies must be `Secure`: the server is reached over TLS (directly, or behind
 /// a proxy that says so).
-pub fn secure(state: &AppState, parts_headers: &axum::http::HeaderMap) -> bool {
+pub fn secure(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
     state.settings.public_url.starts_with("https://")
-        || parts_headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+        || headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, for the whole site.

@@ -141,6 +141,15 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
         assert!(session.contains(attribute), "{session} lacks {attribute}");
     }
     assert!(!session.contains("Secure"), "no Secure flag over plain HTTP");
+    // Behind a proxy that terminates TLS, cookies are Secure.
+    let behind_tls = reqwest::Client::new()
+        .get(format!("{}/login", app.url))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("GET /login");
+    let nonce = behind_tls.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(nonce.starts_with("slipway_login=") && nonce.contains("Secure"), "{nonce}");
 
     // The cookie signs in API reads (the run page's event stream), never API changes.
     let cookie_client = reqwest::Client::new();

@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use slipway_api::{CreateEnvironment, PromoteRequest};
+use slipway_api::CreateEnvironment;
 use slipway_core::template::{ParamType, Parameter};
 use slipway_service::pagination::PageParams;
 use slipway_service::{AppState, ServiceError, audit, config, environments, runs, services, templates};
@@ -128,8 +128,7 @@ pub async fn promote(
     let target = env_path(&service, &env);
     let work = async {
         let to = fields.required("to")?;
-        let request = PromoteRequest { from: env.clone(), to };
-        let run = environments::promote(&state, &viewer.actor, &service, &request.from, &request.to).await?;
+        let run = environments::promote(&state, &viewer.actor, &service, &env, &to).await?;
         Ok(Some(format!("/runs/{}", run.id)))
     };
     change(&state, &viewer, &fields, "POST /services/{service}/envs/{env}/promote", &target, target.clone(), work).await

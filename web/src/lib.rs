@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/services/{service}/envs/{env}/scale", post(environments::scale))
         .route("/services/{service}/envs/{env}/destroy", post(environments::destroy))
         .route("/services/{service}/envs/{env}/promote", post(environments::promote))
+        .route("/services/{service}/envs/{env}/deploy", post(environments::deploy))
         .route("/runs/{id}", get(runs::run))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/templates", get(templates::templates).post(templates::publish))

@@ -99,6 +99,18 @@ async fn the_portal_in_chromium() {
     browser.wait_for_text("main h1", "staging", 10).await;
     assert_eq!(browser.current_path().await, "/services/storefront/envs/staging");
     browser.screenshot("environment").await;
+    // Nothing tracks branch staging yet: deploy main there from the page.
+    browser.fill("#git-ref", "main").await;
+    browser.click("form[action$='/deploy'] button").await;
+    browser.wait_for_text("h1", "Run #", 10).await;
+    let path = browser.current_path().await;
+    let deploy: i64 = path.strip_prefix("/runs/").and_then(|id| id.parse().ok()).expect("the run page");
+    let done = app
+        .wait_for_run(deploy, 120, |r| !matches!(r["status"].as_str(), Some("queued" | "running" | "preparing")))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", app.server_output());
+    browser.wait_for_text("#run-status", "succeeded", 10).await;
+    assert_eq!(app.get_app("storefront", "staging", "/").await.1, "hello from chromium v1\n");
 
     // A second release, then roll back to v1 from the releases list.
     commit(work.path(), &[("index.html", b"hello from chromium v2\n")], "v2").await;

@@ -178,6 +178,7 @@ fn forms(run: i64) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
         (format!("{env}/rollback"), vec![("to", "1")]),
         (format!("{env}/scale"), vec![("replicas", "3")]),
         (format!("{env}/promote"), vec![("to", "production")]),
+        (format!("{env}/deploy"), vec![("git_ref", "main")]),
         (format!("{env}/destroy"), vec![("confirm", "production")]),
         (
             "/services/beta-svc/new-environment".to_owned(),

@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use slipway_api::CreateEnvironment;
+use slipway_api::{CreateEnvironment, CreateRun};
 use slipway_core::template::{ParamType, Parameter};
 use slipway_service::pagination::PageParams;
 use slipway_service::{AppState, ServiceError, audit, config, environments, runs, services, templates};
@@ -117,6 +117,22 @@ pub async fn scale(
         environments::scale(&state, &viewer.actor, &service, &env, replicas).await.map(|_| None)
     };
     change(&state, &viewer, &fields, "POST /services/{service}/envs/{env}/scale", &target, target.clone(), work).await
+}
+
+/// Builds a ref and deploys it here without a push (`slipway deploy`).
+pub async fn deploy(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((service, env)): Path<(String, String)>,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let target = env_path(&service, &env);
+    let work = async {
+        let request = CreateRun { environment: env.clone(), git_ref: fields.optional("git_ref") };
+        let run = runs::deploy(&state, &viewer.actor, &service, request).await?;
+        Ok(Some(format!("/runs/{}", run.id)))
+    };
+    change(&state, &viewer, &fields, "POST /services/{service}/envs/{env}/deploy", &target, target.clone(), work).await
 }
 
 pub async fn promote(

@@ -82,3 +82,26 @@ where
     let redirect = result?.unwrap_or(back);
     Ok(Redirect::to(&redirect).into_response())
 }
+
+/// A page's query string, refused with the error page (400, naming what is wrong) rather
+/// than axum's plain-text rejection.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(PageError::Service(ServiceError::invalid(
+                "query",
+                format!("the address's query is not valid: {}", rejection.body_text()),
+            ))),
+        }
+    }
+}

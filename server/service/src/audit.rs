@@ -51,30 +51,13 @@ pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Requ
             .map(|a| a.0.clone())
             .or(actor)
             .unwrap_or_else(|| "anonymous".to_owned());
-        let status = response.status();
-        let outcome = match status.as_u16() {
-            200..=399 => "success",
-            401 | 403 => "denied",
-            _ => "failed",
-        };
-        let entry = NewAuditEntry {
-            at: now_ms(),
-            actor: &actor,
-            action: &action,
-            target: &target,
-            outcome,
-            status: status.as_u16(),
-        };
-        if let Err(err) = state.store.append_audit(&entry).await {
-            // The change itself has happened; losing its audit entry is logged loudly.
-            tracing::error!(%err, %action, %target, "writing the audit log");
-        }
+        record(&state, &actor, &action, &target, response.status()).await;
     }
     response
 }
 
-/// Records one state-changing request answered outside the API middleware (the portal's
-/// forms), in the same log.
+/// Records one state-changing request: by the API middleware above, and by the portal's
+/// forms, which are answered outside it.
 pub async fn record(state: &AppState, actor: &str, action: &str, target: &str, status: axum::http::StatusCode) {
     let outcome = match status.as_u16() {
         200..=399 => "success",
@@ -83,6 +66,7 @@ pub async fn record(state: &AppState, actor: &str, action: &str, target: &str, s
     };
     let entry = NewAuditEntry { at: now_ms(), actor, action, target, outcome, status: status.as_u16() };
     if let Err(err) = state.store.append_audit(&entry).await {
+        // The change itself has happened; losing its audit entry is logged loudly.
         tracing::error!(%err, %action, %target, "writing the audit log");
     }
 }

@@ -91,11 +91,14 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
     assert!(page.title().contains("Not allowed") && page.html.contains("only platform admins"), "{}", page.html);
 
     // 404s are pages too, and bad input is a 400 page naming it.
-    for path in ["/services/nope", "/runs/999999", "/teams/nope", "/no/such/page"] {
+    for path in ["/services/nope", "/runs/999999", "/runs/not-a-number", "/teams/nope", "/no/such/page"] {
         let page = ana.get(path).await;
         assert_eq!(page.status, 404, "{path}");
         assert!(page.title().starts_with("Not found"), "{path}: {}", page.title());
     }
+    let page = ana.get("/catalog?flagged=maybe").await;
+    assert_eq!(page.status, 400, "a query that does not parse is a 400 page");
+    assert!(page.title().contains("That did not work"), "{}", page.title());
     let page = ana.get("/catalog?lifecycle=prod").await;
     assert_eq!(page.status, 400);
     let detail = page.texts(".error-detail").join("");

@@ -2,7 +2,7 @@
 //! filters, for platform admins; the membership and quota forms of team pages.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use slipway_api::{AddCluster, AddMember, AuditEntry, Cluster, CreateTeam, CreateUser, SetQuota, Team, User};
 use slipway_core::policy::Action;
@@ -13,7 +13,7 @@ use slipway_service::{AppState, ServiceError, audit, clusters, quotas, teams, us
 
 use super::{Nav, render};
 use crate::error::PageError;
-use crate::form::{Fields, Form, change};
+use crate::form::{Fields, Form, Query, change};
 use crate::session::Viewer;
 use crate::view::{next_link, short_time};
 

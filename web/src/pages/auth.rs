@@ -2,7 +2,7 @@
 //! since there is no session yet) and the session cookie.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
@@ -12,7 +12,7 @@ use slipway_service::{AppState, ServiceError, audit, users};
 
 use super::render_with;
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::{Form, Query};
 use crate::session::{LOGIN_COOKIE, Viewer, secure, set_cookie};
 
 #[derive(Template)]

@@ -2,7 +2,7 @@
 //! `/teams/{team}` (members, services, on-call, DORA metrics).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use slipway_api::{Service, Team};
 use slipway_core::catalog::Lifecycle;
@@ -13,6 +13,7 @@ use slipway_service::{AppState, catalog, quotas, services, teams};
 
 use super::{Nav, render};
 use crate::error::PageError;
+use crate::form::Query;
 use crate::session::Viewer;
 use crate::view::{DoraView, next_link};
 

@@ -2,13 +2,14 @@
 //! current release, and the newest runs.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use slipway_service::pagination::PageParams;
 use slipway_service::{AppState, environments, runs, services, users};
 
 use super::{Nav, render};
 use crate::error::PageError;
+use crate::form::Query;
 use crate::session::Viewer;
 use crate::view::{EnvRow, RunRow, next_link};
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use slipway_api::{CreateEnvironment, CreateRun};
@@ -16,7 +16,7 @@ use slipway_service::{AppState, ServiceError, audit, config, environments, runs,
 use super::services::{EnvDetail, ReleaseView, VarView};
 use super::{Nav, render, render_with};
 use crate::error::PageError;
-use crate::form::{Fields, Form, change, checked};
+use crate::form::{Fields, Form, Query, change, checked};
 use crate::session::Viewer;
 use crate::view::{EnvRow, RunRow};
 

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use slipway_service::{AppState, runs, services};
+use slipway_service::{AppState, ServiceError, runs, services};
 
 use super::{Nav, render};
 use crate::error::PageError;
@@ -40,7 +40,13 @@ struct RunPage {
     truncated: bool,
 }
 
-pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> Result<Response, PageError> {
+/// A run id from the path; anything else names no run.
+fn run_id(text: &str) -> Result<i64, PageError> {
+    text.parse::<i64>().map_err(|_| PageError::Service(ServiceError::not_found("run", text)))
+}
+
+pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
+    let id = run_id(&id)?;
     let actor = &viewer.actor;
     let run = runs::get_run(&state, actor, id).await?;
     let log = runs::run_log(&state, actor, id, 0).await?;
@@ -80,9 +86,10 @@ pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i
 pub async fn cancel(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     Form(fields): Form,
 ) -> Result<Response, PageError> {
+    let id = run_id(&id)?;
     let target = format!("/runs/{id}");
     let work = async { runs::cancel_run(&state, &viewer.actor, id).await.map(|_| None) };
     change(&state, &viewer, &fields, "POST /runs/{id}/cancel", &target, target.clone(), work).await

@@ -3,7 +3,7 @@
 //! masked), runs, and DORA metrics with a chart.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use slipway_api::{ConfigVar, CreateService, Release, Service};
 use slipway_service::pagination::PageParams;
@@ -11,7 +11,7 @@ use slipway_service::{AppState, catalog, config, environments, runs, services};
 
 use super::{Nav, render};
 use crate::error::PageError;
-use crate::form::{Form, change};
+use crate::form::{Form, Query, change};
 use crate::session::Viewer;
 use crate::view::{DoraView, EnvRow, RunRow, next_link, short_time};
 

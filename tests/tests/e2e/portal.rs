@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use slipway_e2e::portal::Portal;
-use slipway_e2e::{ADMIN_PASSWORD, TestApp, USER_PASSWORD, borrowed, fixture_app, git, local_repo};
+use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
 
 crate::both_databases!(pages_render_for_signed_in_users, forms_refuse_other_teams_and_missing_csrf);
 
@@ -279,4 +279,49 @@ async fn forms_refuse_other_teams_and_missing_csrf(app: TestApp) {
     assert!(audit["items"].as_array().expect("items").iter().any(|e| e["target"] == "/admin/teams"), "{audit}");
     let (status, problem) = app.admin("GET", "/audit?outcome=maybe", None).await;
     assert_eq!(status, 400, "{problem}");
+}
+
+/// The owner deploys a slow commit from the environment page and cancels it from the
+/// run page; the cancel button is there only while the run can be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_deploys_and_cancels_from_the_portal() {
+    let app = TestApp::start(Db::Sqlite).await;
+    app.team("alpha").await;
+    app.user("ana").await;
+    app.member("alpha", "ana", "member").await;
+    app.service("shop", "alpha").await;
+    let url = app.git_url("shop", &app.admin_api_token("git").await);
+    let work = local_repo(&borrowed(&fixture_app("v1\n"))).await;
+    let slow = format!(
+        "FROM localhost/slipway/busybox\nRUN sleep 30 && echo {}\nCOPY index.html /www/index.html\n\
+         CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        nonce()
+    );
+    commit(work.path(), &[("Containerfile", slow.as_bytes())], "slow").await;
+    let out = git(work.path(), &[], &["push", &url, "main:slow"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let ana = Portal::sign_in(&app.url, "ana", USER_PASSWORD).await;
+    let page = ana.post("/services/shop/envs/production/deploy", &[("git_ref", "nope")]).await;
+    assert_eq!(page.status, 400, "an unknown ref is refused on the page: {}", page.html);
+    assert!(page.texts(".error-detail").join("").contains("nope"), "{}", page.html);
+    let page = ana.post("/services/shop/envs/production/deploy", &[("git_ref", "slow")]).await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    let run_path = page.location.expect("the run page");
+    let id: i64 = run_path.trim_start_matches("/runs/").parse().expect("run id");
+    app.wait_for_run(id, 60, |run| run["status"] == "running").await;
+    let running = ana.get(&run_path).await;
+    assert_eq!(running.count("#cancel-form"), 1, "a running run has a cancel button");
+    assert_eq!(running.texts("#run-status"), vec!["running"]);
+    assert_eq!(running.count("#log[data-finished=false]"), 1, "the page will follow the log live");
+
+    let page = ana.post(&format!("/runs/{id}/cancel"), &[]).await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some(run_path.as_str())));
+    let run = app.wait_for_run(id, 15, |run| run["status"] != "running").await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let ended = ana.get(&run_path).await;
+    assert_eq!(ended.count("#cancel-form"), 0, "an ended run has no cancel button");
+    assert_eq!(ended.texts("#run-status"), vec!["cancelled"]);
+    let page = ana.post(&format!("/runs/{id}/cancel"), &[]).await;
+    assert_eq!(page.status, 409, "an ended run cannot be cancelled again");
 }

@@ -90,6 +90,15 @@ impl Store {
         Ok(rows)
     }
 
+    /// An environment's releases, newest first, below version `before`.
+    pub async fn list_releases_before(&self, environment_id: i64, before: i64, limit: i64) -> Result<Vec<ReleaseRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
+            concat!("SELECT ", release_columns!(),
+                " FROM releases WHERE environment_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3"))
+            .bind(environment_id).bind(before).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     pub async fn release_by_version(&self, environment_id: i64, version: i32) -> Result<ReleaseRow> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, ReleaseRow>(
             concat!("SELECT ", release_columns!(), " FROM releases WHERE environment_id = $1 AND version = $2"))

@@ -121,4 +121,15 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks() {
     assert_eq!(page.texts("[data-metric=deployments]").join("").split_whitespace().next(), Some("3"));
     assert_eq!(page.texts("[data-metric=failure-rate]").join("").split_whitespace().next(), Some("33"));
     assert_eq!(page.count("svg.chart rect"), 7, "one bar per day");
+
+    // The environment page pages through releases, newest first ("Mw" is the cursor "3").
+    let env_page = ana.get("/services/shop/envs/production").await;
+    let versions = |p: &slipway_e2e::portal::Page| -> Vec<String> {
+        p.texts("table.releases tbody tr td:first-child")
+            .iter()
+            .map(|t| t.split_whitespace().next().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(versions(&env_page), vec!["v3", "v2", "v1"]);
+    assert_eq!(versions(&ana.get("/services/shop/envs/production?releases=Mw").await), vec!["v2", "v1"]);
 }

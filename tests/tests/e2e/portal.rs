@@ -68,6 +68,11 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
     let second = ana.get(&format!("{next}&limit=2")).await;
     assert_eq!(second.texts("tr[data-service] td:first-child"), vec!["shop-c"]);
     assert_eq!(second.count("a[rel=next]"), 0, "the last page has no next link");
+    // The templates page narrows to one template's versions.
+    let web = ana.get("/templates?name=web").await;
+    assert!(web.count("tr[id^=web-]") >= 1 && web.count("tr[id^=worker-]") == 0, "{}", web.html);
+    let all = ana.get("/templates").await;
+    assert!(all.count("tr[id^=worker-]") >= 1 && all.count("a[rel=next]") == 0, "few templates fit one page");
     // The search filters: a text that matches nothing lists nothing.
     assert_eq!(ana.get("/catalog?q=nothing-like-it").await.count("tr[data-service]"), 0);
     assert_eq!(ana.get("/catalog?q=%25").await.count("tr[data-service]"), 0, "% is literal, not a wildcard");

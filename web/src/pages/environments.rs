@@ -29,13 +29,17 @@ struct EnvironmentPage {
     parameters: String,
     runs: Vec<RunRow>,
     next_runs: Option<String>,
+    next_releases: Option<String>,
     others: Vec<String>,
     can_change: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct EnvironmentQuery {
+    /// The runs' cursor.
     cursor: Option<String>,
+    /// The releases' cursor.
+    releases: Option<String>,
 }
 
 pub async fn environment(
@@ -48,7 +52,14 @@ pub async fn environment(
     let svc = services::get_service(&state, actor, &service).await?;
     let environment = environments::get_environment(&state, actor, &service, &env).await?;
     let can_change = services::may_change(&state, actor, &svc).await?;
-    let releases = environments::list_releases(&state, actor, &service, &env).await?;
+    let releases = environments::list_releases_page(
+        &state,
+        actor,
+        &service,
+        &env,
+        &PageParams { limit: Some(20), cursor: query.releases.clone() },
+    )
+    .await?;
     let config = if can_change { Some(config::get_config(&state, actor, &service, &env).await?) } else { None };
     let page = PageParams { limit: Some(20), cursor: query.cursor };
     let recent = runs::list_environment_runs(&state, actor, &service, &env, &page).await?;
@@ -63,10 +74,14 @@ pub async fn environment(
         parameters: serde_json::to_string(&environment.parameters).unwrap_or_default(),
         d: EnvDetail {
             env: EnvRow::new(&service, &environment),
-            releases: releases.iter().map(ReleaseView::from).collect(),
+            releases: releases.items.iter().map(ReleaseView::from).collect(),
             vars: config.as_ref().map(|c| c.vars.iter().map(VarView::from).collect()).unwrap_or_default(),
             config_version: config.map_or(0, |c| c.version),
         },
+        next_releases: releases
+            .next_cursor
+            .as_deref()
+            .map(|c| format!("{}?releases={c}#releases-h", env_path(&service, &env))),
         runs: recent.items.iter().map(RunRow::from).collect(),
         next_runs: crate::view::next_link(&env_path(&service, &env), &[], recent.next_cursor.as_deref()),
         others,

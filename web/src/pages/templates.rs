@@ -8,7 +8,7 @@ use slipway_service::{AppState, templates};
 
 use super::{Nav, render};
 use crate::error::PageError;
-use crate::form::{Form, change};
+use crate::form::{Form, Query, change};
 use crate::session::Viewer;
 use crate::view::short_time;
 
@@ -29,12 +29,51 @@ struct TemplatesPage {
     nav: Nav,
     versions: Vec<VersionView>,
     is_admin: bool,
+    name: String,
+    next: Option<String>,
 }
 
-pub async fn templates(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+/// Template versions per page.
+const PAGE: usize = 25;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesQuery {
+    /// Only this template's versions.
+    #[serde(default)]
+    name: String,
+    /// The `NAME@VERSION` the previous page ended with.
+    after: Option<String>,
+}
+
+pub async fn templates(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<TemplatesQuery>,
+) -> Result<Response, PageError> {
     let actor = &viewer.actor;
+    let reference = |t: &slipway_api::TemplateSummary| format!("{}@{}", t.name, t.version);
+    // Few enough to list whole (a version per publish); the page shows a slice of them.
+    let all: Vec<_> = templates::list_templates(&state, actor)
+        .await?
+        .into_iter()
+        .filter(|t| query.name.is_empty() || t.name == query.name)
+        .collect();
+    let start = match &query.after {
+        Some(after) => all.iter().position(|t| reference(t) == *after).map_or(0, |i| i + 1),
+        None => 0,
+    };
+    let shown: Vec<_> = all.into_iter().skip(start).take(PAGE + 1).collect();
+    let next = (shown.len() > PAGE).then(|| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        if !query.name.is_empty() {
+            url.append_pair("name", &query.name);
+        }
+        url.append_pair("after", &reference(&shown[PAGE - 1]));
+        format!("/templates?{}", url.finish())
+    });
     let mut versions = Vec::new();
-    for summary in templates::list_templates(&state, actor).await? {
+    for summary in shown.into_iter().take(PAGE) {
         let reference = format!("{}@{}", summary.name, summary.version);
         let detail = templates::get_template(&state, actor, &reference).await?;
         let parameters = detail
@@ -62,13 +101,20 @@ pub async fn templates(State(state): State<AppState>, viewer: Viewer) -> Result<
             parameters,
         });
     }
-    render(TemplatesPage { nav: Nav::new(&viewer, "templates"), versions, is_admin: viewer.is_admin() })
+    render(TemplatesPage {
+        nav: Nav::new(&viewer, "templates"),
+        versions,
+        is_admin: viewer.is_admin(),
+        name: query.name,
+        next,
+    })
 }
 
 pub async fn publish(State(state): State<AppState>, viewer: Viewer, Form(fields): Form) -> Result<Response, PageError> {
     let work = async {
         let detail = templates::publish_template(&state, &viewer.actor, fields.get("source")).await?;
-        Ok(Some(format!("/templates#{}-{}", detail.summary.name, detail.summary.version)))
+        let (name, version) = (&detail.summary.name, &detail.summary.version);
+        Ok(Some(format!("/templates?name={name}#{name}-{version}")))
     };
     change(&state, &viewer, &fields, "POST /templates", "/templates", "/templates".to_owned(), work).await
 }

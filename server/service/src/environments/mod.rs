@@ -122,6 +122,25 @@ pub async fn list_releases(state: &AppState, _actor: &Actor, service: &str, env:
     Ok(rows.into_iter().map(|r| release_to_api(r, env.current_release)).collect())
 }
 
+/// One page of an environment's releases, newest first (the cursor is a version).
+pub async fn list_releases_page(
+    state: &AppState,
+    _actor: &Actor,
+    service: &str,
+    env: &str,
+    params: &crate::pagination::PageParams,
+) -> Result<slipway_api::Page<Release>> {
+    let service = find_service(state, service).await?;
+    let env = find_environment(state, &service, env).await?;
+    let page = crate::pagination::PageRequest::parse(params)?;
+    let rows = state.store.list_releases_before(env.id, page.before_id()?, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.version.to_string());
+    Ok(slipway_api::Page {
+        items: rows.into_iter().map(|r| release_to_api(r, env.current_release)).collect(),
+        next_cursor,
+    })
+}
+
 /// The spec an environment runs now (environments older than templates ran web's defaults).
 fn current_spec(env: &EnvironmentState) -> Result<Spec> {
     Ok(workloads::parse_stored(&env.spec)

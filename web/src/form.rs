@@ -50,9 +50,20 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     }
 }
 
-/// Checks the CSRF token of a form sent by `viewer`.
-pub fn checked(state: &AppState, viewer: &Viewer, form: &Fields) -> Result<(), PageError> {
-    viewer.check_csrf(state, form.get("csrf_token"))
+/// Checks the CSRF token of a form sent by `viewer`; a refusal is recorded in the audit
+/// log under `action` and `target`, as the change itself would have been.
+pub async fn require_csrf(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &Fields,
+    action: &str,
+    target: &str,
+) -> Result<(), PageError> {
+    let checked = viewer.check_csrf(state, form.get("csrf_token"));
+    if checked.is_err() {
+        audit::record(state, viewer.username(), action, target, StatusCode::FORBIDDEN).await;
+    }
+    checked
 }
 
 /// Runs a change made through a form: checks CSRF, records it in the audit log as the
@@ -69,10 +80,7 @@ pub async fn change<F>(
 where
     F: std::future::Future<Output = Result<Option<String>, ServiceError>>,
 {
-    if let Err(err) = checked(state, viewer, fields) {
-        audit::record(state, viewer.username(), action, target, StatusCode::FORBIDDEN).await;
-        return Err(err);
-    }
+    require_csrf(state, viewer, fields, action, target).await?;
     let result = work.await;
     let status = match &result {
         Ok(_) => StatusCode::SEE_OTHER,

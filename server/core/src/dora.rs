@@ -39,7 +39,7 @@ impl Event {
 }
 
 /// The figures for one window.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
     pub days: u32,
     /// Successful deploys (new releases) in the window.

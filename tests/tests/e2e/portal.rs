@@ -83,6 +83,14 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
     let run_page = ana.get(&format!("/runs/{run}")).await;
     assert_eq!(run_page.texts("#run-status"), vec!["skipped"]);
 
+    // A team's quota is shown to its members, and the page still opens for everyone else.
+    assert_eq!(ana.get("/teams/alpha").await.count("#quota-h + dl.facts"), 1);
+    app.user("outsider").await;
+    let outsider = Portal::sign_in(&app.url, "outsider", USER_PASSWORD).await;
+    let page = outsider.get("/teams/alpha").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.count("#quota-h + dl.facts"), 0, "another team's quota is not shown");
+
     // Admins have the admin page; developers get a friendly 403.
     let admin = Portal::sign_in(&app.url, "admin", ADMIN_PASSWORD).await;
     let page = admin.get("/admin").await;

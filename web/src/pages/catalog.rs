@@ -9,7 +9,7 @@ use slipway_core::catalog::Lifecycle;
 use slipway_service::catalog::{CatalogItem, CatalogSearch};
 use slipway_service::pagination::PageParams;
 use slipway_service::services::ListServices;
-use slipway_service::{AppState, catalog, quotas, services, teams};
+use slipway_service::{AppState, ServiceError, catalog, quotas, services, teams};
 
 use super::{Nav, render};
 use crate::error::PageError;
@@ -91,8 +91,12 @@ pub async fn team(
     let page = services::list_services(&state, actor, &list).await?;
     let days = query.days.filter(|d| slipway_core::dora::WINDOWS.contains(d)).unwrap_or(30);
     let dora = catalog::team_metrics(&state, actor, &team.name, Some(days)).await?;
-    // Quotas are shown to the team and to admins.
-    let quota = quotas::get_quota(&state, actor, &team.name).await.ok();
+    // Quotas are shown to the team and to admins; others see the page without them.
+    let quota = match quotas::get_quota(&state, actor, &team.name).await {
+        Ok(quota) => Some(quota),
+        Err(ServiceError::Forbidden(_)) => None,
+        Err(err) => return Err(err.into()),
+    };
     let days_text = days.to_string();
     render(TeamPage {
         nav: Nav::new(&viewer, "catalog"),

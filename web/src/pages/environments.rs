@@ -16,7 +16,7 @@ use slipway_service::{AppState, ServiceError, audit, config, environments, runs,
 use super::services::{EnvDetail, ReleaseView, VarView};
 use super::{Nav, render, render_with};
 use crate::error::PageError;
-use crate::form::{Fields, Form, Query, change, checked};
+use crate::form::{Fields, Form, Query, change, require_csrf};
 use crate::session::Viewer;
 use crate::view::{EnvRow, RunRow};
 
@@ -374,10 +374,7 @@ pub async fn create(
 ) -> Result<Response, PageError> {
     const ACTION: &str = "POST /services/{service}/new-environment";
     let target = format!("/services/{service}/new-environment");
-    if let Err(err) = checked(&state, &viewer, &fields) {
-        audit::record(&state, viewer.username(), ACTION, &target, StatusCode::FORBIDDEN).await;
-        return Err(err);
-    }
+    require_csrf(&state, &viewer, &fields, ACTION, &target).await?;
     let dry_run = fields.get("action") == "preview";
     let req = request(&fields, dry_run);
     let template = req.template.clone();

@@ -6,6 +6,7 @@
 //! that may create databases); `scripts/test` starts a private cluster and sets it.
 
 pub mod browser;
+pub mod engine_proxy;
 pub mod kube_sim;
 pub mod portal;
 

@@ -131,6 +131,19 @@ pub struct Args {
     /// How long new replicas have to pass their health check, in seconds [default: 60].
     #[arg(long, env = "SLIPWAY_HEALTH_TIMEOUT", value_name = "SECONDS")]
     pub health_timeout: Option<u64>,
+    /// How long a deploy stage may take from start to the route switch (waiting for
+    /// another deploy of the environment, starting replicas, their health checks, a
+    /// cluster rollout), in seconds [default: 300]; the release command has its own limit.
+    #[arg(long, env = "SLIPWAY_DEPLOY_TIMEOUT", value_name = "SECONDS")]
+    pub deploy_timeout: Option<u64>,
+    /// How long a release command (`[deploy] release` in slipway.toml) may run, in
+    /// seconds [default: 600].
+    #[arg(long, env = "SLIPWAY_RELEASE_TIMEOUT", value_name = "SECONDS")]
+    pub release_timeout: Option<u64>,
+    /// How long a new add-on (postgres, redis) has to accept connections, in seconds
+    /// [default: 90].
+    #[arg(long, env = "SLIPWAY_ADDON_TIMEOUT", value_name = "SECONDS")]
+    pub addon_timeout: Option<u64>,
     /// How long a build may take, in seconds [default: 900].
     #[arg(long, env = "SLIPWAY_BUILD_TIMEOUT", value_name = "SECONDS")]
     pub build_timeout: Option<u64>,
@@ -169,6 +182,9 @@ struct FileConfig {
     build_timeout: Option<u64>,
     base_domain: Option<String>,
     health_timeout: Option<u64>,
+    deploy_timeout: Option<u64>,
+    release_timeout: Option<u64>,
+    addon_timeout: Option<u64>,
     database_max_connections: Option<u32>,
 }
 
@@ -202,6 +218,9 @@ pub struct Config {
     pub build_timeout: u64,
     pub base_domain: String,
     pub health_timeout: u64,
+    pub deploy_timeout: u64,
+    pub release_timeout: u64,
+    pub addon_timeout: u64,
     pub database_max_connections: u32,
 }
 
@@ -234,6 +253,9 @@ impl fmt::Debug for Config {
             .field("build_timeout", &self.build_timeout)
             .field("base_domain", &self.base_domain)
             .field("health_timeout", &self.health_timeout)
+            .field("deploy_timeout", &self.deploy_timeout)
+            .field("release_timeout", &self.release_timeout)
+            .field("addon_timeout", &self.addon_timeout)
             .field("database_max_connections", &self.database_max_connections)
             .finish()
     }
@@ -361,6 +383,24 @@ impl Config {
         if !(1..=3600).contains(&health_timeout) {
             return Err(err(format!("--health-timeout must be between 1 and 3600 seconds, not {health_timeout}")));
         }
+        let deploy_timeout = args.deploy_timeout.or(file.deploy_timeout).unwrap_or(300.max(health_timeout * 2));
+        if !(1..=7200).contains(&deploy_timeout) {
+            return Err(err(format!("--deploy-timeout must be between 1 and 7200 seconds, not {deploy_timeout}")));
+        }
+        if deploy_timeout <= health_timeout {
+            return Err(err(format!(
+                "--deploy-timeout ({deploy_timeout} s) must be longer than --health-timeout ({health_timeout} s): \
+                 a deploy waits for health checks"
+            )));
+        }
+        let release_timeout = args.release_timeout.or(file.release_timeout).unwrap_or(600);
+        if !(1..=7200).contains(&release_timeout) {
+            return Err(err(format!("--release-timeout must be between 1 and 7200 seconds, not {release_timeout}")));
+        }
+        let addon_timeout = args.addon_timeout.or(file.addon_timeout).unwrap_or(90);
+        if !(1..=3600).contains(&addon_timeout) {
+            return Err(err(format!("--addon-timeout must be between 1 and 3600 seconds, not {addon_timeout}")));
+        }
         let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
         if !(1..=1000).contains(&database_max_connections) {
             return Err(err(format!(
@@ -394,6 +434,9 @@ impl Config {
             build_timeout,
             base_domain: base_domain.to_ascii_lowercase(),
             health_timeout,
+            deploy_timeout,
+            release_timeout,
+            addon_timeout,
             database_max_connections,
         })
     }

@@ -57,6 +57,15 @@ impl SecretKey {
         STANDARD.encode(self.0)
     }
 
+    /// A short public name for the installation this key belongs to (every replica of an
+    /// installation shares the key), e.g. to keep its images apart from another
+    /// installation's on one container engine. One-way: it reveals nothing of the key.
+    pub fn installation_id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new().chain_update(b"slipway installation id\0").chain_update(self.0).finalize();
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Seals `plaintext`, bound to `context` (associated data): a sealed value copied to
     /// another environment or key does not open there.
     pub fn seal(&self, plaintext: &str, context: &str) -> String {
@@ -127,6 +136,17 @@ impl Masker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_installation_id_is_stable_per_key_and_differs_between_keys() {
+        let key = SecretKey::generate();
+        let same = SecretKey::parse(&key.encode()).expect("parse");
+        assert_eq!(key.installation_id(), same.installation_id(), "replicas sharing a key share the id");
+        assert_ne!(key.installation_id(), SecretKey::generate().installation_id());
+        let id = key.installation_id();
+        assert_eq!(id.len(), 12);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}: valid in an image name");
+    }
 
     #[test]
     fn sealed_values_open_only_with_the_same_key_and_context() {

@@ -25,8 +25,6 @@ use crate::{Engine, EngineBuilder, now_ms};
 
 /// Which add-on a container or volume holds.
 pub const LABEL_ADDON: &str = "dev.slipway.addon";
-/// How long a new add-on has to accept connections.
-const READY_WITHIN: Duration = Duration::from_secs(90);
 /// The database and user a postgres add-on is made with.
 pub(crate) const PG_USER: &str = "app";
 
@@ -277,19 +275,22 @@ impl Engine {
                 ..VolumeCreateRequest::default()
             };
             inner.runtime.docker().create_volume(request).await.map_err(|e| format!("creating volume {name}: {e}"))?;
-            let started = async {
+            // Everything from creating the container to its first accepted connection
+            // (a missing image may be pulled) is bounded: an add-on never hangs a deploy.
+            let within = inner.config.addon_timeout;
+            let started = tokio::time::timeout(within, async {
                 let (id, port) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
                 let host = inner.runtime.gateway().await?;
-                if let Err(why) = wait_accepting(&host, port, READY_WITHIN).await {
-                    inner.runtime.remove_container(&id).await;
-                    return Err(why);
-                }
+                wait_accepting(&host, port, within).await?;
                 Ok::<_, String>((id, host, port))
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| Err(format!("it was not ready within {} s (--addon-timeout)", within.as_secs())));
             let (container, host, port) = match started {
                 Ok(found) => found,
                 Err(why) => {
+                    // The container is named after its volume; it may exist or not.
+                    inner.runtime.remove_container(&name).await;
                     let _ = inner
                         .runtime
                         .docker()

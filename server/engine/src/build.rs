@@ -81,25 +81,40 @@ impl std::fmt::Debug for RegistryCredentials {
 /// Builds on a Docker-compatible engine API.
 #[derive(Debug, Clone)]
 pub struct EngineBuilder {
+    /// For calls that answer at once (create, start, inspect, list, remove…).
     docker: Docker,
+    /// The same engine for calls that stream until work ends (build, push, log follow,
+    /// wait): their stage's own limit bounds them.
+    streaming: Docker,
 }
 
-/// How long one engine API call may take (a build streams, so this bounds silence).
-const ENGINE_TIMEOUT_SECS: u64 = 3600;
+/// How long an engine call that should answer at once may take before it fails: a hung
+/// engine must fail a step (and free the reconcile loop), never block it for good.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The bound on a streaming call's wait for its response; its stage's limit (build,
+/// push, release command timeouts) is shorter.
+const STREAM_TIMEOUT_SECS: u64 = 3600;
 
 impl EngineBuilder {
     /// Connects to `unix:///path.sock`, `tcp://host:port` or `http://host:port`.
     pub fn connect(url: &str) -> Result<EngineBuilder, String> {
         let docker = if let Some(path) = url.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_unix(path, STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if let Some(addr) = url.strip_prefix("tcp://") {
-            Docker::connect_with_http(&format!("http://{addr}"), ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_http(&format!("http://{addr}"), STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if url.starts_with("http://") {
-            Docker::connect_with_http(url, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_http(url, STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else {
             return Err(format!("unsupported engine address {url:?}"));
         };
-        docker.map(|docker| EngineBuilder { docker }).map_err(|e| e.to_string())
+        docker
+            .map(|streaming| EngineBuilder { docker: streaming.clone().with_timeout(CALL_TIMEOUT), streaming })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The client for calls that stream until their work ends.
+    pub fn streaming(&self) -> &Docker {
+        &self.streaming
     }
 
     /// Checks that the engine answers; the message says what to do when it does not.
@@ -123,7 +138,7 @@ impl Builder for EngineBuilder {
                 .forcerm(true)
                 .buildargs(&req.args)
                 .build();
-            let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+            let mut stream = self.streaming.build_image(options, None, Some(bollard::body_full(tar.into())));
             let mut image_id = None;
             let mut last_lines: Vec<String> = Vec::new();
             while let Some(item) = stream.next().await {
@@ -174,7 +189,7 @@ impl Builder for EngineBuilder {
                 ..DockerCredentials::default()
             });
             let options = PushImageOptionsBuilder::new().tag(&req.tag).build();
-            let mut stream = self.docker.push_image(&req.repository, Some(options), credentials);
+            let mut stream = self.streaming.push_image(&req.repository, Some(options), credentials);
             let mut digest = None;
             while let Some(item) = stream.next().await {
                 let info = match item {

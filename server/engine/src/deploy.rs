@@ -30,12 +30,6 @@ pub fn route_key(service: &str, environment: &str) -> String {
     format!("{service}-{environment}")
 }
 
-/// The local image a run built (the run row may hold the pushed reference instead).
-fn local_image(run: &RunRow) -> String {
-    let short: String = run.commit_sha.chars().take(12).collect();
-    format!("localhost/slipway/{}:{short}", run.service)
-}
-
 /// The replica to start for one workload of a spec.
 fn replica_spec(
     engine: &Engine,
@@ -83,14 +77,42 @@ async fn wait_ready(engine: &Engine, replica: &Replica, spec: &Spec) -> Result<D
     }
 }
 
-/// Deploys a built run; answers the line to log.
+/// What a deploy is doing, named for the error when it runs out of time.
+#[derive(Debug, Default)]
+struct Step(std::sync::Mutex<String>);
+
+impl Step {
+    fn set(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what.into();
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Why a deploy that ran out of time failed.
+fn timed_out(within: Duration, step: &Step) -> String {
+    format!("the deploy did not finish within {} s (--deploy-timeout) while {}", within.as_secs(), step.get())
+}
+
+/// Deploys a built run; answers the line to log. Every wait is bounded: the deploy as a
+/// whole by `--deploy-timeout` (the release command by its own limit, not counted), so
+/// a hung engine or replica fails the run with the step it was on, and the previous
+/// release keeps serving.
 pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Result<String, String> {
     let inner = &engine.inner;
     let (Some(environment_id), Some(environment)) = (run.environment_id, run.environment.clone()) else {
         return Err("the run has no environment to deploy to".to_owned());
     };
+    let within = inner.config.deploy_timeout;
+    let mut deadline = tokio::time::Instant::now() + within;
+    let step = Step::default();
+    step.set("waiting for another deploy of this environment to finish");
     let lock = engine.environment_lock(environment_id);
-    let _guard = lock.lock().await;
+    let Ok(_guard) = tokio::time::timeout_at(deadline, lock.lock()).await else {
+        return Err(format!("{}; the previous release, if any, keeps serving", timed_out(within, &step)));
+    };
     let state = inner.store.environment_state(environment_id).await.map_err(|e| e.to_string())?;
     if let Some(over) = inner.store.quota_violation(state.team_id).await.map_err(|e| e.to_string())? {
         return Err(format!(
@@ -106,38 +128,55 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH));
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
     let spec = workloads::effective(&template_spec, &settings, primary_replicas)?;
-    let image = local_image(run);
+    let image = engine.local_image(run);
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
     let vars = with_addons(engine, environment_id, config.vars).await?;
     let total: u32 = spec.total_replicas();
+    let release_command = settings.release_command.as_deref().filter(|c| !c.trim().is_empty());
     if state.runtime != crate::LOCAL_RUNTIME {
-        let release_command = settings.release_command.as_deref().filter(|c| !c.trim().is_empty());
-        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
+        // A cluster's release Job has its own limit, so the deploy gets that much more.
+        let within = within + release_command.map_or(Duration::ZERO, |_| inner.config.release_timeout);
+        step.set("applying the release to the cluster and waiting for its rollout");
+        let cluster = deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command);
+        return tokio::time::timeout(within, cluster)
+            .await
+            .unwrap_or_else(|_| Err(format!("{}; {}", timed_out(within, &step), still_serving(&state))));
     }
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
-    if let Some(command) = settings.release_command.as_deref().filter(|c| !c.trim().is_empty()) {
+    if let Some(command) = release_command {
         log.line("deploy", &format!("-----> Release command: {command}"));
         let labels = std::collections::HashMap::from([
             (crate::runtime::LABEL_SERVICE.to_owned(), run.service.clone()),
             (crate::runtime::LABEL_NODE.to_owned(), inner.config.node.clone()),
         ]);
-        let code = inner.runtime.run_once(&image, command, &vars, labels, |line| log.line("deploy", line)).await?;
+        let began = tokio::time::Instant::now();
+        let code = inner
+            .runtime
+            .run_once(&image, command, &vars, labels, inner.config.release_timeout, |line| log.line("deploy", line))
+            .await
+            .map_err(|why| format!("the release command failed: {why}; {}", still_serving(&state)))?;
         if code != 0 {
             return Err(format!("the release command exited with status {code}; {}", still_serving(&state)));
         }
+        deadline += began.elapsed();
     }
-    let old = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await?;
+    step.set("listing the running replicas");
+    let old = tokio::time::timeout_at(deadline, inner.runtime.replicas(&inner.config.node, &run.service, &environment))
+        .await
+        .map_err(|_| format!("{}; {}", timed_out(within, &step), still_serving(&state)))??;
     let mut started: Vec<Replica> = Vec::new();
-    let outcome = async {
+    let rollout = async {
         for name in spec.workloads.keys() {
             let replica = replica_spec(engine, &state, run.id, &image, name, &spec, &vars);
             for _ in 0..spec.workloads[name].replicas {
+                step.set(format!("starting replica {} of {total} ({name})", started.len() + 1));
                 started.push(inner.runtime.start_replica(&replica).await?);
             }
         }
         for (i, replica) in started.iter().enumerate() {
+            step.set(format!("waiting for replica {} of {total} ({}) to get healthy", i + 1, replica.workload));
             let took = wait_ready(engine, replica, &spec)
                 .await
                 .map_err(|why| format!("replica {} of {total} ({}) is not healthy: {why}", i + 1, replica.workload))?;
@@ -147,11 +186,19 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
             );
         }
         Ok::<(), String>(())
-    }
-    .await;
+    };
+    let outcome = tokio::time::timeout_at(deadline, rollout).await.unwrap_or_else(|_| Err(timed_out(within, &step)));
     if let Err(why) = outcome {
-        for replica in &started {
-            inner.runtime.remove_replica(&replica.id).await;
+        // Every replica this run started goes, also one whose start was cut short by the
+        // deadline (found by its run label).
+        let mine = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await.unwrap_or_default();
+        let ids: std::collections::BTreeSet<String> = started
+            .iter()
+            .map(|r| r.id.clone())
+            .chain(mine.into_iter().filter(|r| r.run_id == run.id).map(|r| r.id))
+            .collect();
+        for id in ids {
+            inner.runtime.remove_replica(&id).await;
         }
         return Err(format!("{why}; {}", still_serving(&state)));
     }
@@ -205,7 +252,7 @@ async fn deploy_to_cluster(
         crate::kubernetes::apply(&client, &base).await?;
         log.line("deploy", &format!("-----> Release command (a Job): {command}"));
         let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
-        crate::kubernetes::run_job(&client, &job, inner.config.build_timeout)
+        crate::kubernetes::run_job(&client, &job, inner.config.release_timeout)
             .await
             .map_err(|why| format!("{why}; {}", still_serving(state)))?;
     }
@@ -535,9 +582,9 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
             let replica_spec = replica_spec(engine, environment, run_id, &release.image, name, &spec, vars);
             for _ in mine.len()..desired {
                 let replica = inner.runtime.start_replica(&replica_spec).await?;
-                wait_ready(engine, &replica, &spec).await?;
-                tracing::info!(service = %environment.service, environment = %environment.name, workload = %name,
-                    "replaced a missing replica");
+                // Its health check runs without this environment's lock: a deploy must
+                // never wait behind a replacement that is slow to get healthy.
+                confirm_replacement(engine.clone(), environment.clone(), replica.clone(), spec.clone());
                 mine.push(replica);
             }
         }
@@ -552,7 +599,9 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     // Replicas of workloads the release no longer has.
     extra.extend(alive.iter().filter(|r| !spec.workloads.contains_key(&r.workload)).cloned());
     if spec.workloads.contains_key(WEB) {
-        inner.routes.set(&key, web_alive.iter().filter_map(|r| r.addr).collect());
+        let unconfirmed = inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let healthy = web_alive.iter().filter(|r| !unconfirmed.contains(&r.id)).filter_map(|r| r.addr).collect();
+        inner.routes.set(&key, healthy);
     } else {
         inner.routes.remove(&key);
     }
@@ -564,6 +613,27 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Waits (in the background, holding no lock) until a replacement replica is ready; then
+/// the next reconcile routes to it. One that never gets ready is removed, and the next
+/// reconcile starts another.
+fn confirm_replacement(engine: Engine, environment: EnvironmentState, replica: Replica, spec: Spec) {
+    engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).insert(replica.id.clone());
+    tokio::spawn(async move {
+        let outcome = wait_ready(&engine, &replica, &spec).await;
+        match &outcome {
+            Ok(_) => tracing::info!(service = %environment.service, environment = %environment.name,
+                workload = %replica.workload, "replaced a missing replica"),
+            Err(why) => {
+                tracing::warn!(service = %environment.service, environment = %environment.name,
+                    workload = %replica.workload, %why, "a replacement replica did not get ready; removing it");
+                engine.inner.runtime.remove_replica(&replica.id).await;
+            }
+        }
+        engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&replica.id);
+        engine.reconcile_soon();
+    });
 }
 
 /// Removes every replica of an environment and its route (the environment is destroyed).

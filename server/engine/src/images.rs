@@ -1,8 +1,9 @@
-//! Image garbage collection: the engine keeps the images of each environment's newest
+//! Build image names and garbage collection. Builds are tagged
+//! `localhost/slipway/<installation>/<service>:<commit>`, so installations sharing one
+//! engine never share a tag. The engine keeps the images of each environment's newest
 //! releases (so rollback works) and of runs still going; other images this installation
-//! built (`localhost/slipway/<service>:<commit>` and their registry tags, for commits in
-//! its own run history: an engine may hold other installations' builds) are removed after
-//! every deploy, so a busy server's disk does not fill with old builds.
+//! built (its local tags and their registry tags, for commits in its own run history) are
+//! removed after every deploy, so a busy server's disk does not fill with old builds.
 
 use std::collections::HashSet;
 
@@ -25,6 +26,21 @@ pub fn removable(ours: &HashSet<String>, keep: &HashSet<String>) -> Vec<String> 
 }
 
 impl Engine {
+    /// The local tag of a build of `service` at `commit`.
+    pub fn build_tag(&self, service: &str, commit: &str) -> String {
+        build_tags(std::slice::from_ref(&self.inner.image_prefix), service, commit).remove(0)
+    }
+
+    /// The local image a run deploys: the one it recorded when that is a local tag (a
+    /// rollback or promote names the release's image, maybe tagged by an older version),
+    /// else the tag its build made (the run may hold the pushed reference instead).
+    pub(crate) fn local_image(&self, run: &slipway_store::runs::RunRow) -> String {
+        match run.image.as_deref() {
+            Some(image) if image.starts_with("localhost/") => image.to_owned(),
+            _ => self.build_tag(&run.service, &run.commit_sha),
+        }
+    }
+
     /// Whether the local engine still has an image (a release older than the retention
     /// may have lost it).
     pub async fn has_image(&self, image: &str) -> bool {
@@ -41,7 +57,7 @@ impl Engine {
                 return 0;
             }
         };
-        let mut prefixes = vec!["localhost/slipway".to_owned()];
+        let mut prefixes = vec![inner.image_prefix.clone()];
         if let Some(registry) = &inner.config.registry {
             prefixes.push(registry.location.trim_end_matches('/').to_owned());
         }
@@ -59,7 +75,7 @@ impl Engine {
             if let Some((repository, commit)) = tag.rsplit_once(':')
                 && let Some(service) = repository.rsplit('/').next()
             {
-                keep.insert(format!("localhost/slipway/{service}:{commit}"));
+                keep.insert(format!("{}/{service}:{commit}", inner.image_prefix));
             }
             keep.insert(tag);
         }
@@ -92,7 +108,7 @@ impl Engine {
             // A build whose local tag is gone is skipped by later collections.
             if gone
                 && let Some((repository, commit)) = tag.rsplit_once(':')
-                && let Some(service) = repository.strip_prefix("localhost/slipway/")
+                && let Some(service) = repository.strip_prefix(&format!("{}/", inner.image_prefix))
                 && let Err(err) = inner.store.mark_image_collected(service, commit).await
             {
                 tracing::warn!(%err, tag, "recording a collected image");

@@ -51,6 +51,12 @@ pub struct EngineConfig {
     pub registry: Option<Registry>,
     /// How long new replicas have to answer their health check.
     pub health_timeout: Duration,
+    /// How long a deploy stage may take, apart from its release command.
+    pub deploy_timeout: Duration,
+    /// How long a release command may run.
+    pub release_timeout: Duration,
+    /// How long a new add-on has to accept connections.
+    pub addon_timeout: Duration,
     /// Opens the sealed secrets of environments' config.
     pub secret_key: slipway_core::secrets::SecretKey,
     /// The images add-ons run.
@@ -83,6 +89,9 @@ pub(crate) struct Inner {
     /// The local runtime (the same engine API as the builder).
     pub(crate) runtime: EngineBuilder,
     pub(crate) routes: Arc<router::Routes>,
+    /// Replacement replicas the reconcile loop started that have not passed their health
+    /// check yet: they count as running but get no traffic.
+    pub(crate) unconfirmed: std::sync::Mutex<std::collections::HashSet<String>>,
     /// One deploy or reconcile at a time per environment.
     pub(crate) environment_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) config: EngineConfig,
@@ -92,6 +101,10 @@ pub(crate) struct Inner {
     pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
     /// Builds hold it shared, image collection exclusively.
     pub(crate) image_lock: tokio::sync::RwLock<()>,
+    /// Where this installation's builds are tagged (`localhost/slipway/<installation>`):
+    /// one engine may serve several installations, and none may run or remove another's
+    /// image because a service name and commit happen to match.
+    pub(crate) image_prefix: String,
 }
 
 impl Engine {
@@ -103,12 +116,14 @@ impl Engine {
                 builder: Arc::new(runtime.clone()),
                 runtime,
                 routes: Arc::default(),
+                unconfirmed: std::sync::Mutex::default(),
                 environment_locks: std::sync::Mutex::default(),
-                config,
                 wake: Notify::new(),
                 reconcile_wake: Notify::new(),
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
                 image_lock: tokio::sync::RwLock::new(()),
+                image_prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
+                config,
             }),
         }
     }

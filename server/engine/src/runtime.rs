@@ -53,6 +53,9 @@ pub struct Replica {
     pub running: bool,
 }
 
+/// An engine call slower than this is logged: the first sign of an engine in trouble.
+const SLOW_ENGINE: Duration = Duration::from_secs(5);
+
 /// Engine errors that say nothing about the app: a published port taken in a race, a
 /// layer removed under a lookup.
 fn transient(why: &str) -> bool {
@@ -101,6 +104,7 @@ impl EngineBuilder {
         // The engine picks the published port; under load another process can take it
         // between the pick and the bind ("address already in use"), and a concurrent image
         // removal can trip the lookup of a layer. Neither is the app's fault: try again.
+        let began = Instant::now();
         let mut attempt = 0;
         let created = loop {
             attempt += 1;
@@ -133,6 +137,9 @@ impl EngineBuilder {
             }
         };
         let (name, created) = created;
+        if began.elapsed() > SLOW_ENGINE {
+            tracing::warn!(replica = %name, secs = began.elapsed().as_secs_f64(), attempt, "the engine was slow to start a replica");
+        }
         let found = self.replicas(&spec.node, &spec.service, &spec.environment).await?;
         found.into_iter().find(|r| r.id == created.id).ok_or_else(|| {
             format!("{name} exited as soon as it started; does the image's CMD run a server in the foreground?")
@@ -203,13 +210,15 @@ impl EngineBuilder {
 
 impl EngineBuilder {
     /// Runs `command` once in a new container of `image` (the release phase): streams its
-    /// output into `on_line`, answers its exit code, and removes it.
+    /// output into `on_line`, answers its exit code, and removes it. A command still
+    /// running after `within` is killed and fails.
     pub async fn run_once(
         &self,
         image: &str,
         command: &str,
         env: &[(String, String)],
         labels: HashMap<String, String>,
+        within: Duration,
         mut on_line: impl FnMut(&str),
     ) -> Result<i64, String> {
         use bollard::query_parameters::LogsOptionsBuilder;
@@ -227,10 +236,10 @@ impl EngineBuilder {
         let name = format!("slipway-release-{}", crate::random_node_id());
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = self.docker().create_container(Some(options), body).await.map_err(|e| e.to_string())?;
-        let result = async {
+        let result = tokio::time::timeout(within, async {
             self.docker().start_container(&created.id, None).await.map_err(|e| e.to_string())?;
             let logs = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
-            let mut stream = self.docker().logs(&created.id, Some(logs));
+            let mut stream = self.streaming().logs(&created.id, Some(logs));
             let mut pending = String::new();
             while let Some(Ok(chunk)) = stream.next().await {
                 pending.push_str(&chunk.to_string());
@@ -242,7 +251,7 @@ impl EngineBuilder {
             if !pending.is_empty() {
                 on_line(pending.trim_end());
             }
-            let mut wait = self.docker().wait_container(&created.id, None);
+            let mut wait = self.streaming().wait_container(&created.id, None);
             match wait.next().await {
                 Some(Ok(done)) => Ok(done.status_code),
                 // bollard reports a non-zero exit as an error carrying the code.
@@ -250,8 +259,9 @@ impl EngineBuilder {
                 Some(Err(err)) => Err(err.to_string()),
                 None => Err("the engine did not report how the command ended".to_owned()),
             }
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("it did not finish within {} s (--release-timeout)", within.as_secs())));
         let remove = RemoveContainerOptionsBuilder::new().force(true).build();
         let _ = self.docker().remove_container(&created.id, Some(remove)).await;
         result
@@ -274,7 +284,7 @@ impl EngineBuilder {
         let replicas = self.replicas(node, service, environment).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         for replica in replicas {
-            let docker = self.docker().clone();
+            let docker = self.streaming().clone();
             let tx = tx.clone();
             let short: String = replica.id.chars().take(8).collect();
             tokio::spawn(async move {

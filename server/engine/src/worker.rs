@@ -211,6 +211,14 @@ async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog
     }
 }
 
+/// How often a build is tried when the engine loses a layer under it.
+const BUILD_TRIES: u64 = 3;
+
+/// Whether a build failed because an image was removed under the engine's cache lookup.
+fn lost_layer(why: &str) -> bool {
+    why.contains("layer not known") || why.contains("image not known")
+}
+
 async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
     let inner = &engine.inner;
     let dir = &inner.config.contexts_dir;
@@ -223,32 +231,36 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         context_tar: context::tar_path(dir, run.id),
         dockerfile: settings.dockerfile.clone(),
         args: settings.args.clone().into_iter().collect(),
-        tag: format!("localhost/slipway/{}:{short}", run.service),
+        tag: engine.build_tag(&run.service, &run.commit_sha),
     };
     log.line("build", &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
-    let attempt = async {
-        // Image collection waits while builds run here (removing images under a build's
-        // cache lookup breaks it).
-        let _building = inner.image_lock.read().await;
-        inner.builder.build(&request, log).await
-    };
-    let mut result = tokio::time::timeout(inner.config.build_timeout, attempt).await;
-    // Podman's cache lookup fails when another process removes an image it is looking at
-    // (another installation's collection, `podman image prune`): the build itself was
-    // never wrong, so it runs once more.
-    if let Ok(Err(BuildError::Failed(why))) = &result
-        && (why.contains("layer not known") || why.contains("image not known"))
-    {
-        log.line(
-            "build",
-            "-----> The engine lost a cached layer while building (another process removed it); building again",
-        );
-        let again = async {
+    let deadline = tokio::time::Instant::now() + inner.config.build_timeout;
+    let mut tries = 0;
+    let result = loop {
+        tries += 1;
+        let attempt = async {
+            // Image collection here waits while builds run (removing images under a
+            // build's cache lookup breaks it).
             let _building = inner.image_lock.read().await;
             inner.builder.build(&request, log).await
         };
-        result = tokio::time::timeout(inner.config.build_timeout, again).await;
-    }
+        let result = tokio::time::timeout_at(deadline, attempt).await;
+        // Podman's (buildah 1.28's) cache lookup reads every image on the engine and fails
+        // when another process removes one meanwhile: another installation's or replica's
+        // image collection, `podman image prune`. The build itself was never wrong, and
+        // the removal is over in a moment, so it runs again.
+        match &result {
+            Ok(Err(BuildError::Failed(why))) if tries < BUILD_TRIES && lost_layer(why) => {
+                log.line(
+                    "build",
+                    "-----> The engine lost a cached layer while building (another process removed an image); \
+                     building again",
+                );
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+            }
+            _ => break result,
+        }
+    };
     match result {
         Err(_) => {
             StageOutcome::Failed(format!("the build took longer than {} s", inner.config.build_timeout.as_secs()))

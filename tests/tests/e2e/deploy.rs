@@ -413,8 +413,7 @@ async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
         }
         let out = git(work.path(), &[], &["push", &url, "main"]).await;
         assert_eq!(out.code, 0, "{out:?}");
-        let head = git(work.path(), &[], &["rev-parse", "HEAD"]).await.stdout.trim().to_owned();
-        tags.push(format!("localhost/slipway/shop:{}", &head[..12]));
+        tags.push(image_of_run(&app, i).await);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while slipway_e2e::engine_has_image(&tags[0]).await || slipway_e2e::engine_has_image(&tags[1]).await {
@@ -429,4 +428,120 @@ async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
         problem["detail"].as_str().unwrap_or_default().contains("slipway deploy shop production --ref"),
         "{problem}"
     );
+}
+
+/// An engine that stops answering mid-deploy fails the deploy at `--deploy-timeout`,
+/// naming the step, and the previous release keeps serving; once the engine answers
+/// again, the next push goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_serving() {
+    let proxy = slipway_e2e::engine_proxy::EngineProxy::start().await;
+    let app = TestApp::start_with_env(
+        Db::Sqlite,
+        &["--health-timeout", "10", "--deploy-timeout", "20"],
+        &[("SLIPWAY_ENGINE", proxy.url.as_str())],
+    )
+    .await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let v1 = format!("v1 {}\n", nonce());
+    let work = local_repo(&borrowed(&fixture_app(&v1))).await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    proxy.stall_container_creates(true);
+    commit(work.path(), &[("index.html", format!("v2 {}\n", nonce()).as_bytes())], "v2").await;
+    let started = Instant::now();
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the deploy did not finish within 20 s (--deploy-timeout) while starting replica 1 of 2 (web)"),
+        "the error names the limit and the step: {out:?}"
+    );
+    assert!(out.stderr.contains("the previous release keeps serving"), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the push ended at the deadline, not later");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1), "v1 keeps serving");
+
+    proxy.stall_container_creates(false);
+    let v3 = format!("v3 {}\n", nonce());
+    commit(work.path(), &[("index.html", v3.as_bytes())], "v3").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "the server keeps working once the engine answers: {out:?}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v3));
+}
+
+/// A release command that never ends is killed at `--release-timeout`; nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_command_that_never_ends_times_out() {
+    let app = TestApp::start_with(Db::Sqlite, &["--release-timeout", "2"]).await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    let v1 = format!("v1 {}\n", nonce());
+    let work = local_repo(&borrowed(&fixture_app(&v1))).await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+
+    let hanging = b"[web]\nport = 8080\n[release]\ncommand = \"echo migrating forever; sleep 600\"\n";
+    commit(work.path(), &[("slipway.toml", &hanging[..]), ("index.html", b"v2\n")], "slow migration").await;
+    let started = Instant::now();
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("migrating forever"), "{out:?}");
+    assert!(
+        out.stderr.contains("the release command failed: it did not finish within 2 s (--release-timeout)"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("the previous release keeps serving"), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the push ended at the deadline, not after the sleep");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1));
+    // The release container was removed, not left sleeping.
+    let node = std::fs::read_to_string(app.data_dir.path().join("node-id")).expect("node id");
+    let left = slipway_e2e::running_containers(&[format!("dev.slipway.node={}", node.trim())]).await;
+    assert_eq!(left.len(), 2, "only v1's two replicas run: {left:?}");
+}
+
+/// Two installations on one engine that build the same commit of a same-named service
+/// get their own images: one's image collection never removes what the other runs.
+/// (Both once tagged `localhost/slipway/shop:<commit>`, and a rollback in one hung or
+/// failed when the other collected that tag.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installations_sharing_an_engine_never_share_or_collect_each_others_images() {
+    let a = TestApp::start_with(Db::Sqlite, &["--image-retention", "1"]).await;
+    let b = TestApp::start_with(Db::Sqlite, &["--image-retention", "1"]).await;
+    let (token_a, token_b) = (setup(&a).await, setup(&b).await);
+    // One repository pushed to both: the very same commit.
+    let work = local_repo(&borrowed(&fixture_app(&format!("shared {}\n", nonce())))).await;
+    assert_eq!(git(work.path(), &[], &["push", &a.git_url("shop", &token_a), "main"]).await.code, 0);
+    assert_eq!(git(work.path(), &[], &["push", &b.git_url("shop", &token_b), "main"]).await.code, 0);
+    let (image_a, image_b) = (image_of_run(&a, 1).await, image_of_run(&b, 1).await);
+    assert_ne!(image_a, image_b, "the same service and commit in two installations");
+
+    // A moves on; with a retention of 1 its first build goes.
+    commit(work.path(), &[("index.html", format!("a v2 {}\n", nonce()).as_bytes())], "a v2").await;
+    assert_eq!(git(work.path(), &[], &["push", &a.git_url("shop", &token_a), "main"]).await.code, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slipway_e2e::engine_has_image(&image_a).await {
+        assert!(Instant::now() < deadline, "A did not collect {image_a}\n{}", a.server_output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(slipway_e2e::engine_has_image(&image_b).await, "A's collection removed B's {image_b}");
+    // B's release still runs from its own image: a killed replica comes back.
+    let node = std::fs::read_to_string(b.data_dir.path().join("node-id")).expect("node id");
+    let ids = containers(node.trim()).await;
+    kill(&ids[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = containers(node.trim()).await;
+        if now.len() == 2 && !now.contains(&ids[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's killed replica was not replaced: {now:?}\n{}", b.server_output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The image a run built, as the API reports it.
+async fn image_of_run(app: &TestApp, run: i64) -> String {
+    let (_, run) = app.admin("GET", &format!("/runs/{run}"), None).await;
+    run["image"].as_str().unwrap_or_else(|| panic!("an image: {run}")).to_owned()
 }

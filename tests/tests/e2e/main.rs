@@ -13,6 +13,7 @@ mod environments;
 mod git;
 mod kube_sim;
 mod kubernetes;
+mod load;
 mod ownership;
 mod pipeline;
 mod portal;

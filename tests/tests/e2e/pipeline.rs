@@ -98,7 +98,12 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
     assert!(build["duration_ms"].as_i64().unwrap_or_default() >= 1000, "{build}");
     assert_eq!(run["stages"][1]["status"], "skipped", "no registry configured");
     let image = run["image"].as_str().expect("image recorded");
-    assert!(image.starts_with("localhost/slipway/shop:"), "{image}");
+    // localhost/slipway/<installation>/shop:<commit>: installations sharing an engine
+    // never share a tag.
+    let (prefix, tag) = image.rsplit_once(':').expect("a tag");
+    let installation = prefix.strip_prefix("localhost/slipway/").and_then(|p| p.strip_suffix("/shop"));
+    assert!(installation.is_some_and(|i| i.len() == 12 && i.bytes().all(|b| b.is_ascii_hexdigit())), "{image}");
+    assert_eq!(tag.len(), 12, "{image}");
     assert!(engine_has_image(image).await, "{image} is not in the engine");
     assert!(log_of(&app, 1).await.contains("STEP 2/4"));
     let (_, audit) = app.admin("GET", "/audit", None).await;

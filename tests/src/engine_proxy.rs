@@ -1,0 +1,98 @@
+//! A pass-through proxy in front of the container engine's API socket that can be told
+//! to stall one kind of request: how a test makes the real engine hang on demand (a hung
+//! engine is what a deploy must survive), with everything else still real.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+/// A proxy on its own socket; `url` goes where `SLIPWAY_ENGINE` would.
+#[derive(Debug)]
+pub struct EngineProxy {
+    pub url: String,
+    stall_creates: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// The engine the tests use (what `scripts/podman start` printed).
+fn upstream() -> PathBuf {
+    let engine =
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+    PathBuf::from(engine.trim_start_matches("unix://"))
+}
+
+impl EngineProxy {
+    pub async fn start() -> EngineProxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).expect("bind the proxy socket");
+        let stall_creates = Arc::new(AtomicBool::new(false));
+        let stall = stall_creates.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let stall = stall.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = UnixStream::connect(upstream()).await {
+                        relay(client, server, stall).await;
+                    }
+                });
+            }
+        });
+        EngineProxy { url: format!("unix://{}", path.display()), stall_creates, task, _dir: dir }
+    }
+
+    /// From now on, container creation requests are held forever without an answer
+    /// (until `false`), as a hung engine would.
+    pub fn stall_container_creates(&self, stall: bool) {
+        self.stall_creates.store(stall, Ordering::SeqCst);
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies bytes both ways; a request chunk that opens a container creation while the
+/// stall is on stops the client-to-engine direction (the request never arrives).
+async fn relay(client: UnixStream, server: UnixStream, stall: Arc<AtomicBool>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let creating = chunk.starts_with(b"POST ") && contains(chunk, b"/containers/create");
+            if creating && stall.load(Ordering::SeqCst) {
+                // Never forward it and never answer, as a hung engine does, until the
+                // client gives up and closes.
+                while let Ok(n) = client_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                break;
+            }
+            if server_write.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    };
+    tokio::join!(up, down);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -545,3 +545,60 @@ async fn image_of_run(app: &TestApp, run: i64) -> String {
     let (_, run) = app.admin("GET", &format!("/runs/{run}"), None).await;
     run["image"].as_str().unwrap_or_else(|| panic!("an image: {run}")).to_owned()
 }
+
+/// A replacement replica that is slow to get healthy must not hold up a deploy of its
+/// environment. (The reconcile loop held the environment's lock through the replacement's
+/// whole health wait, up to --health-timeout, and a push or rollback meanwhile sat in
+/// its deploy stage, "running" with nothing in its log.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_does_not_wait_behind_a_slow_replacement() {
+    let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "90"]).await;
+    let token = setup(&app).await;
+    let url = app.git_url("shop", &token);
+    // Replicas started after `slow-after` (a Unix time) take ten minutes to listen: the
+    // first deploy's are quick, a replacement started later is not.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let slow_after = now + 20;
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY . /www/\n\
+        CMD [\"sh\", \"-c\", \"if [ $(date +%s) -ge $(cat /www/slow-after) ]; then sleep 600; fi; exec httpd -f -p 8080 -h /www\"]\n";
+    let v1 = format!("v1 {}\n", nonce());
+    let slow = slow_after.to_string();
+    let files: Vec<(&str, &[u8])> = vec![
+        ("Containerfile", containerfile.as_bytes()),
+        ("index.html", v1.as_bytes()),
+        ("slow-after", slow.as_bytes()),
+    ];
+    let work = local_repo(&files).await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // Past `slow-after`, kill a replica: its replacement starts and never gets healthy.
+    let wait = Duration::from_secs(slow_after + 1)
+        .saturating_sub(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock"));
+    tokio::time::sleep(wait).await;
+    let node = std::fs::read_to_string(app.data_dir.path().join("node-id")).expect("node id");
+    let ids = containers(node.trim()).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    kill(&ids[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = containers(node.trim()).await;
+        if now.iter().any(|id| !ids.contains(id)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replacement was started: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1), "the healthy replica serves meanwhile");
+
+    // v2 deploys while the replacement waits for its health check.
+    let v2 = format!("v2 {}\n", nonce());
+    commit(work.path(), &[("index.html", v2.as_bytes()), ("slow-after", b"9999999999")], "v2").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let (_, run) = app.admin("GET", "/runs/2", None).await;
+    let deploy = run["stages"].as_array().expect("stages").iter().find(|s| s["name"] == "deploy").expect("deploy");
+    let took = deploy["duration_ms"].as_i64().expect("duration");
+    assert!(took < 45_000, "the deploy waited {took} ms behind the replacement's 90 s health wait: {run}");
+    assert_eq!(app.get_app("shop", "production", "/").await, (200, v2));
+}

@@ -4,6 +4,7 @@
 //!
 //! Start with [`policy::authorize`]: it is the single place that decides who may do what.
 
+pub mod build_inputs;
 pub mod catalog;
 pub mod catalog_info;
 pub mod config;

@@ -50,32 +50,19 @@ pub enum RepoConfigError {
     Syntax(String),
     #[error("slipway.toml: {key} = {value:?} {rule}")]
     Invalid { key: &'static str, value: String, rule: &'static str },
-}
-
-/// A path inside the repository: relative, without `..`, no control characters.
-fn check_path(key: &'static str, value: &str) -> Result<(), RepoConfigError> {
-    let bad = value.is_empty()
-        || value.starts_with('/')
-        || value.split('/').any(|part| part == "..")
-        || value.chars().any(char::is_control);
-    if bad {
-        return Err(RepoConfigError::Invalid {
-            key,
-            value: value.to_owned(),
-            rule: "must be a relative path inside the repository (no leading '/', no '..')",
-        });
-    }
-    Ok(())
+    #[error(transparent)]
+    Path(#[from] crate::build_inputs::BuildInputError),
 }
 
 impl RepoConfig {
     pub fn parse(text: &str) -> Result<RepoConfig, RepoConfigError> {
-        let config: RepoConfig = toml::from_str(text).map_err(|e| RepoConfigError::Syntax(e.to_string()))?;
+        let mut config: RepoConfig = toml::from_str(text).map_err(|e| RepoConfigError::Syntax(e.to_string()))?;
+        // Paths pass the one gate for build inputs, and are kept as it normalised them.
         if let Some(dockerfile) = &config.build.dockerfile {
-            check_path("build.dockerfile", dockerfile)?;
+            config.build.dockerfile = Some(crate::build_inputs::repo_path("build.dockerfile", dockerfile, false)?);
         }
         if let Some(context) = &config.build.context {
-            check_path("build.context", context)?;
+            config.build.context = Some(crate::build_inputs::repo_path("build.context", context, true)?);
         }
         for name in config.build.args.keys() {
             let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -105,7 +92,7 @@ impl RepoConfig {
 
     /// The context directory, normalised (`"."` for the root).
     pub fn context(&self) -> &str {
-        self.build.context.as_deref().map(|c| c.trim_end_matches('/')).filter(|c| !c.is_empty()).unwrap_or(".")
+        self.build.context.as_deref().unwrap_or(".")
     }
 }
 

@@ -119,6 +119,146 @@ pub async fn read_file(
     Ok(Some(output.stdout))
 }
 
+/// One entry of a git tree: its mode (`0o100644`, `0o120000`, …), object and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub mode: u32,
+    pub object: String,
+    pub path: String,
+}
+
+/// Parses `git ls-tree -z` output (`<mode> <type> <object>\t<path>\0`…).
+fn parse_tree(out: &[u8]) -> Vec<TreeEntry> {
+    out.split(|b| *b == 0)
+        .filter(|record| !record.is_empty())
+        .filter_map(|record| {
+            let text = String::from_utf8_lossy(record);
+            let (meta, path) = text.split_once('\t')?;
+            let mut parts = meta.split(' ');
+            let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
+            let object = parts.nth(1)?.to_owned();
+            Some(TreeEntry { mode, object, path: path.to_owned() })
+        })
+        .collect()
+}
+
+async fn ls_tree(git_bin: &Path, repo: &Path, env: &ObjectEnv, args: &[&str]) -> Result<Vec<TreeEntry>, ArchiveError> {
+    let output = git(git_bin, repo, env).args(["ls-tree", "-z"]).args(args).output().await?;
+    if !output.status.success() {
+        return Err(ArchiveError::Git {
+            command: "ls-tree",
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(parse_tree(&output.stdout))
+}
+
+/// The tree entry at exactly `commit:path` (a file, link, directory or submodule), or
+/// `None` when the commit has nothing there.
+pub async fn tree_entry(
+    git_bin: &Path,
+    repo: &Path,
+    commit: &str,
+    path: &str,
+    env: &ObjectEnv,
+) -> Result<Option<TreeEntry>, ArchiveError> {
+    let entries = ls_tree(git_bin, repo, env, &["--full-tree", commit, "--", path]).await?;
+    Ok(entries.into_iter().find(|e| e.path == path))
+}
+
+/// Every entry under `commit:dir` (`.` for the root), recursively, paths relative to `dir`.
+pub async fn tree_entries(
+    git_bin: &Path,
+    repo: &Path,
+    commit: &str,
+    dir: &str,
+    env: &ObjectEnv,
+) -> Result<Vec<TreeEntry>, ArchiveError> {
+    let tree = if dir == "." { commit.to_owned() } else { format!("{commit}:{dir}") };
+    ls_tree(git_bin, repo, env, &["-r", &tree]).await
+}
+
+/// The size of an object, from its header (nothing of it is read).
+pub async fn object_size(git_bin: &Path, repo: &Path, object: &str, env: &ObjectEnv) -> Result<u64, ArchiveError> {
+    let output = git(git_bin, repo, env).args(["cat-file", "-s", object]).output().await?;
+    let size = String::from_utf8_lossy(&output.stdout).trim().parse::<u64>().ok();
+    match size {
+        Some(size) if output.status.success() => Ok(size),
+        _ => Err(ArchiveError::Git {
+            command: "cat-file",
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        }),
+    }
+}
+
+/// Runs `git cat-file <mode>` with `objects` on its standard input; answers its output.
+async fn cat_file_batch(
+    git_bin: &Path,
+    repo: &Path,
+    mode: &str,
+    objects: &[&str],
+    env: &ObjectEnv,
+) -> Result<Vec<u8>, ArchiveError> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = git(git_bin, repo, env)
+        .args(["cat-file", mode])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let input: String = objects.iter().map(|o| format!("{o}\n")).collect();
+    // Written while the output is read, so a large listing cannot fill both pipes.
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(input.as_bytes()).await;
+    });
+    let output = child.wait_with_output().await?;
+    let _ = writer.await;
+    if !output.status.success() {
+        return Err(ArchiveError::Git {
+            command: "cat-file",
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(output.stdout)
+}
+
+/// The contents of small blobs (symbolic link targets), in order; `None` for one over
+/// `max` bytes, whose contents are never read (sizes come from the object headers). Two
+/// git processes whatever the count.
+pub async fn small_blobs(
+    git_bin: &Path,
+    repo: &Path,
+    objects: &[String],
+    max: u64,
+    env: &ObjectEnv,
+) -> Result<Vec<Option<Vec<u8>>>, ArchiveError> {
+    if objects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = objects.iter().map(String::as_str).collect();
+    let sizes = cat_file_batch(git_bin, repo, "--batch-check=%(objectsize)", &ids, env).await?;
+    let sizes: Vec<Option<u64>> = String::from_utf8_lossy(&sizes).lines().map(|l| l.trim().parse().ok()).collect();
+    let small: Vec<&str> =
+        ids.iter().zip(&sizes).filter(|(_, s)| s.is_some_and(|s| s <= max)).map(|(o, _)| *o).collect();
+    let mut contents = cat_file_batch(git_bin, repo, "--batch=%(objectsize)", &small, env).await?.into_iter();
+    let mut out = Vec::with_capacity(ids.len());
+    for size in sizes {
+        match size {
+            Some(size) if size <= max => {
+                // `<size>\n<contents>\n`
+                let header: Vec<u8> = contents.by_ref().take_while(|b| *b != b'\n').collect();
+                let declared = String::from_utf8_lossy(&header).trim().parse::<usize>().unwrap_or(0);
+                let body: Vec<u8> = contents.by_ref().take(declared).collect();
+                contents.next();
+                out.push(Some(body));
+            }
+            _ => out.push(None),
+        }
+    }
+    Ok(out)
+}
+
 /// Writes the tree at `commit:dir` as a tar archive to `dest`.
 pub async fn export_tar(
     git_bin: &Path,
@@ -150,6 +290,21 @@ pub async fn export_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_listings_parse_with_modes_and_any_path() {
+        let out = [
+            &b"100644 blob aa11\tContainerfile"[..],
+            b"120000 blob bb22\tweird\tname",
+            b"160000 commit cc33\tvendor/lib",
+        ]
+        .join(&0u8);
+        let entries = parse_tree(&out);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0], TreeEntry { mode: 0o100644, object: "aa11".into(), path: "Containerfile".into() });
+        assert_eq!((entries[1].mode, entries[1].path.as_str()), (0o120000, "weird\tname"));
+        assert_eq!((entries[2].mode, entries[2].object.as_str()), (0o160000, "cc33"));
+    }
 
     #[test]
     fn object_directories_must_stay_inside_the_repository() {

@@ -335,6 +335,7 @@ pub(crate) async fn prepare_build(
                 .to_owned(),
         )
     })?;
+    check_build_inputs(state, repo, commit, env, &context_dir, &dockerfile).await?;
     let build = BuildSettings {
         dockerfile,
         args: config.build.args,
@@ -344,6 +345,54 @@ pub(crate) async fn prepare_build(
         release_command: config.release.command,
     };
     Ok(Prepared { context_dir, build })
+}
+
+/// The gate for what the commit hands the builder (see `slipway_core::build_inputs`):
+/// the context is a committed directory, the Containerfile a regular file without
+/// `RUN --mount=…from=`, and every symbolic link in the context points inside it.
+async fn check_build_inputs(
+    state: &AppState,
+    repo: &Path,
+    commit: &str,
+    env: &ObjectEnv,
+    context_dir: &str,
+    dockerfile: &str,
+) -> Result<(), PrepareError> {
+    use slipway_core::build_inputs::{self as gate, MAX_CONTAINERFILE_BYTES, MODE_SYMLINK};
+    let git = &state.settings.git;
+    let refused = |e: gate::BuildInputError| PrepareError::Refused(e.to_string());
+    let internal = |e: archive::ArchiveError| PrepareError::Internal(format!("reading the build inputs: {e}"));
+    if context_dir != "." {
+        let entry = archive::tree_entry(git, repo, commit, context_dir, env).await.map_err(internal)?;
+        gate::context_entry(context_dir, entry.map(|e| e.mode)).map_err(refused)?;
+    }
+    let path = if context_dir == "." { dockerfile.to_owned() } else { format!("{context_dir}/{dockerfile}") };
+    let entry = archive::tree_entry(git, repo, commit, &path, env).await.map_err(internal)?;
+    gate::containerfile_entry(&path, entry.as_ref().map(|e| e.mode)).map_err(refused)?;
+    let object = entry.map(|e| e.object).unwrap_or_default();
+    if archive::object_size(git, repo, &object, env).await.map_err(internal)? > MAX_CONTAINERFILE_BYTES {
+        return Err(refused(gate::BuildInputError::TooLarge { path, limit: MAX_CONTAINERFILE_BYTES }));
+    }
+    let text = archive::read_file(git, repo, commit, &path, env).await.map_err(internal)?.unwrap_or_default();
+    gate::containerfile_text(&path, &String::from_utf8_lossy(&text)).map_err(refused)?;
+
+    let links: Vec<archive::TreeEntry> = archive::tree_entries(git, repo, commit, context_dir, env)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|e| e.mode == MODE_SYMLINK)
+        .collect();
+    let objects: Vec<String> = links.iter().map(|l| l.object.clone()).collect();
+    // A link target longer than PATH_MAX is no path the build could use.
+    let targets = archive::small_blobs(git, repo, &objects, 4096, env).await.map_err(internal)?;
+    for (link, target) in links.iter().zip(targets) {
+        let target = target.map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_else(|| "/".repeat(4097));
+        let shown = if context_dir == "." { link.path.clone() } else { format!("{context_dir}/{}", link.path) };
+        gate::link_inside(&link.path, &target).map_err(|_| {
+            refused(gate::BuildInputError::LinkOutside { path: shown, target: target.chars().take(200).collect() })
+        })?;
+    }
+    Ok(())
 }
 
 /// Exports the commit's context directory for the run that will build it.

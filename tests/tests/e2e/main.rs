@@ -19,6 +19,7 @@ mod pipeline;
 mod portal;
 mod replicas;
 mod server;
+mod untrusted;
 mod validation;
 
 /// Generates `<name>::sqlite` and `<name>::postgres` tests from one async fn taking a

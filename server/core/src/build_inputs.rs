@@ -27,10 +27,16 @@ pub enum BuildInputError {
     #[error("{path} is over {limit} bytes; a Containerfile that large is refused")]
     TooLarge { path: String, limit: u64 },
     #[error(
-        "{path} line {line}: RUN --mount with from= is refused (on this engine it can reach the host through a \
-         symbolic link in the stage); copy what you need with COPY --from=<stage> instead"
+        "{path}{}: RUN --mount (and the escape directive) is refused: on this engine's buildah a mount can reach \
+         the host through a symbolic link (CVE-2024-1753); copy what you need with COPY or COPY --from=<stage>",
+        line.map(|n| format!(" line {n}")).unwrap_or_default()
     )]
-    MountFrom { path: String, line: usize },
+    Mount { path: String, line: Option<usize> },
+    #[error(
+        "slipway.toml: build.dockerfile = {0:?}: a name ending in .in is run through the C preprocessor on the \
+         build host; rename the file"
+    )]
+    Preprocessed(String),
 }
 
 /// The largest Containerfile read (checked from the object header before reading).
@@ -66,6 +72,15 @@ pub fn repo_path(key: &'static str, value: &str, root_ok: bool) -> Result<String
     Ok(trimmed.to_owned())
 }
 
+/// The Containerfile's own name: buildah runs one ending in `.in` through cpp on the
+/// host (`#include "/etc/shadow"`).
+pub fn containerfile_name(path: &str) -> Result<(), BuildInputError> {
+    if path.to_ascii_lowercase().ends_with(".in") {
+        return Err(BuildInputError::Preprocessed(path.to_owned()));
+    }
+    Ok(())
+}
+
 /// What a tree mode is, for an error.
 fn describe(mode: u32) -> &'static str {
     match mode {
@@ -96,52 +111,53 @@ pub fn context_entry(path: &str, mode: Option<u32>) -> Result<(), BuildInputErro
 }
 
 /// A symbolic link at `path` (relative to the context root) pointing at `target` must
-/// resolve inside the context: relative, and never climbing above the root.
-pub fn link_inside(path: &str, target: &str) -> Result<(), BuildInputError> {
+/// resolve inside the context: relative, never climbing above the root, and never
+/// passing through another link on the way (`s -> .` then `x -> s/s/../..` climbs out
+/// on disk while its text does not); `is_link` says which context paths are links.
+pub fn link_inside(path: &str, target: &str, is_link: impl Fn(&str) -> bool) -> Result<(), BuildInputError> {
     let outside = || BuildInputError::LinkOutside { path: path.to_owned(), target: target.to_owned() };
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return Err(outside());
     }
-    // Where the link sits: its directory's depth below the context root.
-    let mut depth: usize = path.split('/').filter(|p| !p.is_empty()).count().saturating_sub(1);
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth = depth.checked_sub(1).ok_or_else(outside)?,
-            _ => depth += 1,
+    // Resolve from the link's directory, one component at a time.
+    let mut at: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    at.pop();
+    let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    for (i, part) in parts.iter().enumerate() {
+        if *part == ".." {
+            at.pop().ok_or_else(outside)?;
+        } else {
+            at.push(part);
+            // Every component but the last is walked through as a directory: it must be
+            // one, not a link (the last may be a link; it is checked on its own).
+            if i + 1 < parts.len() && is_link(&at.join("/")) {
+                return Err(outside());
+            }
         }
     }
     Ok(())
 }
 
-/// The Containerfile's text: refuses `RUN --mount=…from=…` (continuation lines joined).
+/// The Containerfile's text: refuses `--mount` anywhere (any instruction, `ONBUILD`, a
+/// comment inside a continuation), also spelled with quotes, backslashes or split over
+/// lines, and the `escape` parser directive. A narrower rule (only `from=`) was fooled
+/// by quoting, ARG expansion and continuation tricks; mounts are refused until the
+/// engine's buildah has the CVE-2024-1753 fix.
 pub fn containerfile_text(path: &str, text: &str) -> Result<(), BuildInputError> {
-    let mut instruction = String::new();
-    let mut first_line = 0;
+    // What a parser could read as `--mount` once quotes, escapes and line joins go.
+    let squeeze = |s: &str| -> String {
+        s.chars().filter(|c| !matches!(c, '\\' | '"' | '\'' | '`' | '\n' | '\r')).flat_map(char::to_lowercase).collect()
+    };
     for (n, line) in text.lines().enumerate() {
-        if instruction.is_empty() {
-            if line.trim_start().starts_with('#') {
-                continue;
-            }
-            first_line = n + 1;
+        let lower = line.trim().to_ascii_lowercase();
+        let directive =
+            lower.strip_prefix('#').map(str::trim_start).is_some_and(|d| d.replace(' ', "").starts_with("escape="));
+        if directive || squeeze(line).contains("--mount") {
+            return Err(BuildInputError::Mount { path: path.to_owned(), line: Some(n + 1) });
         }
-        let continued = line.trim_end().strip_suffix('\\');
-        instruction.push_str(continued.unwrap_or(line));
-        instruction.push(' ');
-        if continued.is_some() {
-            continue;
-        }
-        let words: Vec<&str> = instruction.split_whitespace().collect();
-        let is_run = words.first().is_some_and(|w| w.eq_ignore_ascii_case("RUN"));
-        let mounts_from = words.iter().skip(1).take_while(|w| w.starts_with("--")).any(|w| {
-            w.to_ascii_lowercase()
-                .strip_prefix("--mount=")
-                .is_some_and(|options| options.split(',').any(|o| o.trim().starts_with("from=")))
-        });
-        if is_run && mounts_from {
-            return Err(BuildInputError::MountFrom { path: path.to_owned(), line: first_line });
-        }
-        instruction.clear();
+    }
+    if squeeze(text).contains("--mount") {
+        return Err(BuildInputError::Mount { path: path.to_owned(), line: None });
     }
     Ok(())
 }
@@ -198,33 +214,52 @@ mod tests {
 
     #[test]
     fn links_in_the_context_must_stay_inside_it() {
-        assert!(link_inside("current", "releases/v1").is_ok());
-        assert!(link_inside("a/b/link", "../c").is_ok());
-        assert!(link_inside("a/link", "../x").is_ok(), "a/../x is x, inside");
-        assert!(link_inside("a/link", "./x/../y").is_ok());
+        let none = |_: &str| false;
+        assert!(link_inside("current", "releases/v1", none).is_ok());
+        assert!(link_inside("a/b/link", "../c", none).is_ok());
+        assert!(link_inside("a/link", "../x", none).is_ok(), "a/../x is x, inside");
+        assert!(link_inside("a/link", "./x/../y", none).is_ok());
         for (path, target) in [("host", "/"), ("etc", "/etc"), ("up", ".."), ("a/link", "../../x"), ("x", "")] {
-            let err = link_inside(path, target).expect_err(target);
+            let err = link_inside(path, target, none).expect_err(target);
             assert!(err.to_string().contains("outside the build context"), "{err}");
         }
         // Deep then climbing out again.
-        assert!(link_inside("a/b", "c/d/../../../../x").is_err());
+        assert!(link_inside("a/b", "c/d/../../../../x", none).is_err());
+        // A chain: `s -> .` makes s/s/s/.. climb on disk though the text stays inside.
+        let links = |p: &str| p == "s";
+        assert!(link_inside("host", "s/s/s/s/../../../..", links).is_err());
+        assert!(link_inside("to-s", "s", links).is_ok(), "a link to a link is checked on its own");
     }
 
     #[test]
-    fn run_mounts_from_a_stage_are_refused() {
-        let ok = "FROM busybox\nRUN --mount=type=cache,target=/root/.cache make\nCOPY --from=build /a /b\n";
+    fn mounts_are_refused_however_they_are_written() {
+        let ok = "FROM busybox\nRUN make\nCOPY --from=build /a /b\n";
         assert!(containerfile_text("Containerfile", ok).is_ok());
-        let cve = "FROM busybox AS s\nRUN ln -s / /rootfs\nFROM busybox\n\
-                   RUN --mount=type=bind,from=s,source=/rootfs,target=/host,rw cat /host/etc/shadow\n";
-        assert_eq!(
-            containerfile_text("Containerfile", cve),
-            Err(BuildInputError::MountFrom { path: "Containerfile".into(), line: 4 })
-        );
-        let continued = "FROM x\n# a comment\nrun \\\n  --network=none \\\n  --MOUNT=type=bind,source=/x,FROM=s,target=/h \\\n  true\n";
-        assert_eq!(
-            containerfile_text("Dockerfile", continued),
-            Err(BuildInputError::MountFrom { path: "Dockerfile".into(), line: 3 })
-        );
-        assert!(containerfile_text("C", "RUN echo --mount=type=bind,from=s\n").is_ok(), "an argument, not an option");
+        for (text, line) in [
+            (
+                "FROM b AS s\nRUN ln -s / /r\nFROM b\nRUN --mount=type=bind,from=s,source=/r,target=/h cat /h/x\n",
+                Some(4),
+            ),
+            ("FROM x\nRUN --mount=type=cache,target=/c make\n", Some(2)),
+            ("FROM x\nRUN --mount=type=bind,\"from\"=s,source=/r,target=/h true\n", Some(2)),
+            ("FROM x\nRUN --mo\\unt=type=bind,from=s,target=/h true\n", Some(2)),
+            ("FROM x\nONBUILD RUN --mount=type=bind,from=s,target=/h true\n", Some(2)),
+            ("FROM x\nARG M=type=bind,from=s\nRUN --MOUNT=$M true\n", Some(3)),
+            ("FROM x\nRUN -\\\n-mount=type=bind,from=s,target=/h true\n", None),
+            ("# escape=`\nFROM x\nRUN true\n", Some(1)),
+        ] {
+            match containerfile_text("Containerfile", text) {
+                Err(BuildInputError::Mount { line: found, .. }) => assert_eq!(found, line, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let err = containerfile_text("Containerfile", "RUN --mount=x\n").expect_err("mount");
+        assert!(err.to_string().starts_with("Containerfile line 1: RUN --mount"), "{err}");
+    }
+
+    #[test]
+    fn a_preprocessed_containerfile_is_refused() {
+        assert!(containerfile_name("Containerfile").is_ok());
+        assert!(containerfile_name("docker/Containerfile.IN").is_err());
     }
 }

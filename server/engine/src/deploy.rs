@@ -106,13 +106,17 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         return Err("the run has no environment to deploy to".to_owned());
     };
     let within = inner.config.deploy_timeout;
-    let mut deadline = tokio::time::Instant::now() + within;
     let step = Step::default();
     step.set("waiting for another deploy of this environment to finish");
     let lock = engine.environment_lock(environment_id);
-    let Ok(_guard) = tokio::time::timeout_at(deadline, lock.lock()).await else {
-        return Err(format!("{}; the previous release, if any, keeps serving", timed_out(within, &step)));
+    // The holder is itself bounded (a deploy by its release command's and its own limit,
+    // a reconcile by engine call timeouts), so this wait is too; it does not eat into
+    // this deploy's own time.
+    let holder_bound = within + inner.config.release_timeout + Duration::from_secs(120);
+    let Ok(_guard) = tokio::time::timeout(holder_bound, lock.lock()).await else {
+        return Err(format!("{}; the previous release, if any, keeps serving", timed_out(holder_bound, &step)));
     };
+    let mut deadline = tokio::time::Instant::now() + within;
     let state = inner.store.environment_state(environment_id).await.map_err(|e| e.to_string())?;
     if let Some(over) = inner.store.quota_violation(state.team_id).await.map_err(|e| e.to_string())? {
         return Err(format!(
@@ -135,13 +139,10 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let total: u32 = spec.total_replicas();
     let release_command = settings.release_command.as_deref().filter(|c| !c.trim().is_empty());
     if state.runtime != crate::LOCAL_RUNTIME {
-        // A cluster's release Job has its own limit, so the deploy gets that much more.
-        let within = within + release_command.map_or(Duration::ZERO, |_| inner.config.release_timeout);
-        step.set("applying the release to the cluster and waiting for its rollout");
-        let cluster = deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command);
-        return tokio::time::timeout(within, cluster)
-            .await
-            .unwrap_or_else(|_| Err(format!("{}; {}", timed_out(within, &step), still_serving(&state))));
+        // Bounded inside, step by step (the release Job by --release-timeout, the rollout
+        // by --health-timeout, each API call by the client's timeouts), so that a rollout
+        // that fails still rolls back: cutting it short from outside would skip that.
+        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
     }
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
@@ -191,12 +192,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     if let Err(why) = outcome {
         // Every replica this run started goes, also one whose start was cut short by the
         // deadline (found by its run label).
-        let mine = inner.runtime.replicas(&inner.config.node, &run.service, &environment).await.unwrap_or_default();
-        let ids: std::collections::BTreeSet<String> = started
-            .iter()
-            .map(|r| r.id.clone())
-            .chain(mine.into_iter().filter(|r| r.run_id == run.id).map(|r| r.id))
-            .collect();
+        let mine = inner.runtime.containers_of_run(&inner.config.node, &run.service, &environment, run.id).await;
+        let ids: std::collections::BTreeSet<String> = started.iter().map(|r| r.id.clone()).chain(mine).collect();
         for id in ids {
             inner.runtime.remove_replica(&id).await;
         }
@@ -535,9 +532,14 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     let key = route_key(&environment.service, &environment.name);
 
     let (current, others): (Vec<Replica>, Vec<Replica>) = replicas.into_iter().partition(|r| r.run_id == run_id);
-    let (alive, dead): (Vec<Replica>, Vec<Replica>) = current.into_iter().partition(|r| r.running);
+    let unconfirmed = inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let failed = |r: &Replica| unconfirmed.get(&r.id).copied().unwrap_or(false);
+    let (alive, dead): (Vec<Replica>, Vec<Replica>) = current.into_iter().partition(|r| r.running && !failed(r));
     for replica in &dead {
         inner.runtime.remove_replica(&replica.id).await;
+        if failed(replica) && !engine.has_container(&replica.id).await {
+            inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&replica.id);
+        }
     }
     // Replicas of newer runs belong to a deploy in flight, unless that run has ended
     // (failed, or interrupted by a crash): then nothing will ever use them.
@@ -588,8 +590,10 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
                 mine.push(replica);
             }
         }
-        // Scaled down: retire the newest extras (the route drops them first).
+        // Scaled down: retire the newest extras (the route drops them first), and those
+        // still waiting for their health check before any serving one.
         if mine.len() > desired {
+            mine.sort_by_key(|r| unconfirmed.contains_key(&r.id));
             extra.extend(mine.split_off(desired));
         }
         if name == WEB {
@@ -600,7 +604,7 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     extra.extend(alive.iter().filter(|r| !spec.workloads.contains_key(&r.workload)).cloned());
     if spec.workloads.contains_key(WEB) {
         let unconfirmed = inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let healthy = web_alive.iter().filter(|r| !unconfirmed.contains(&r.id)).filter_map(|r| r.addr).collect();
+        let healthy = web_alive.iter().filter(|r| !unconfirmed.contains_key(&r.id)).filter_map(|r| r.addr).collect();
         inner.routes.set(&key, healthy);
     } else {
         inner.routes.remove(&key);
@@ -619,7 +623,7 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
 /// the next reconcile routes to it. One that never gets ready is removed, and the next
 /// reconcile starts another.
 fn confirm_replacement(engine: Engine, environment: EnvironmentState, replica: Replica, spec: Spec) {
-    engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).insert(replica.id.clone());
+    engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).insert(replica.id.clone(), false);
     tokio::spawn(async move {
         let outcome = wait_ready(&engine, &replica, &spec).await;
         match &outcome {
@@ -631,7 +635,15 @@ fn confirm_replacement(engine: Engine, environment: EnvironmentState, replica: R
                 engine.inner.runtime.remove_replica(&replica.id).await;
             }
         }
-        engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&replica.id);
+        let still_there = outcome.is_err() && engine.has_container(&replica.id).await;
+        let mut unconfirmed = engine.inner.unconfirmed.lock().unwrap_or_else(|e| e.into_inner());
+        if still_there {
+            // Never routed: the next reconcile removes it again and forgets it once gone.
+            unconfirmed.insert(replica.id.clone(), true);
+        } else {
+            unconfirmed.remove(&replica.id);
+        }
+        drop(unconfirmed);
         engine.reconcile_soon();
     });
 }

@@ -90,8 +90,9 @@ pub(crate) struct Inner {
     pub(crate) runtime: EngineBuilder,
     pub(crate) routes: Arc<router::Routes>,
     /// Replacement replicas the reconcile loop started that have not passed their health
-    /// check yet: they count as running but get no traffic.
-    pub(crate) unconfirmed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// check yet (`false`: they count as running but get no traffic) or failed it and
+    /// could not be removed yet (`true`: they count as dead and are removed again).
+    pub(crate) unconfirmed: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// One deploy or reconcile at a time per environment.
     pub(crate) environment_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) config: EngineConfig,

@@ -177,6 +177,28 @@ impl EngineBuilder {
             .collect())
     }
 
+    /// Every container (running, created or stopped) a run started for an environment on
+    /// this node: what a failed deploy removes.
+    pub async fn containers_of_run(&self, node: &str, service: &str, environment: &str, run_id: i64) -> Vec<String> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_SERVICE}={service}"),
+                format!("{LABEL_ENVIRONMENT}={environment}"),
+                format!("{LABEL_NODE}={node}"),
+                format!("{LABEL_RUN}={run_id}"),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        match self.docker().list_containers(Some(options)).await {
+            Ok(found) => found.into_iter().filter_map(|c| c.id).collect(),
+            Err(err) => {
+                tracing::warn!(%err, run_id, "listing a run's containers");
+                Vec::new()
+            }
+        }
+    }
+
     /// Answers once the container has kept running for `settle`; fails if it stops first.
     pub async fn wait_running(&self, id: &str, settle: Duration) -> Result<(), String> {
         let started = Instant::now();
@@ -236,6 +258,9 @@ impl EngineBuilder {
         let name = format!("slipway-release-{}", crate::random_node_id());
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = self.docker().create_container(Some(options), body).await.map_err(|e| e.to_string())?;
+        // Removed however this ends: also when the run is cancelled or its lease lost and
+        // this future is dropped mid-way.
+        let mut removal = RemoveOnDrop { docker: self.docker().clone(), id: created.id.clone() };
         let result = tokio::time::timeout(within, async {
             self.docker().start_container(&created.id, None).await.map_err(|e| e.to_string())?;
             let logs = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
@@ -262,9 +287,41 @@ impl EngineBuilder {
         })
         .await
         .unwrap_or_else(|_| Err(format!("it did not finish within {} s (--release-timeout)", within.as_secs())));
-        let remove = RemoveContainerOptionsBuilder::new().force(true).build();
-        let _ = self.docker().remove_container(&created.id, Some(remove)).await;
+        removal.now().await;
         result
+    }
+}
+
+/// Force-removes a one-off container when dropped (in a task of its own, since `Drop`
+/// cannot wait).
+struct RemoveOnDrop {
+    docker: bollard::Docker,
+    id: String,
+}
+
+impl RemoveOnDrop {
+    /// Removes it now, waiting (the normal end); nothing is left for the drop.
+    async fn now(&mut self) {
+        let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+        let _ = self.docker.remove_container(&self.id, Some(remove)).await;
+        self.id.clear();
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
+        if id.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+                if let Err(err) = docker.remove_container(&id, Some(remove)).await {
+                    tracing::warn!(%err, container = %id, "removing a release command's container");
+                }
+            });
+        }
     }
 }
 

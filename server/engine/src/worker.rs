@@ -216,7 +216,9 @@ const BUILD_TRIES: u64 = 3;
 
 /// Whether a build failed because an image was removed under the engine's cache lookup.
 fn lost_layer(why: &str) -> bool {
-    why.contains("layer not known") || why.contains("image not known")
+    // Only the engine's own words: a failing step's error quotes the step (`building at
+    // STEP "RUN … layer not known"`), and a build must not earn retries by naming them.
+    !why.contains("building at STEP") && (why.contains("layer not known") || why.contains("image not known"))
 }
 
 async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {

@@ -259,6 +259,21 @@ pub async fn small_blobs(
     Ok(out)
 }
 
+/// What `$GIT_DIR/info/attributes` says (it outranks a pushed `.gitattributes`): the
+/// archive holds every file byte for byte as committed, exactly what the build gate read
+/// (`export-subst` would put the commit message into a file; `eol`, filters and
+/// encodings would rewrite files; `export-ignore` would drop them).
+const EXPORT_ATTRIBUTES: &str = "* -export-subst -export-ignore -text -eol -ident -filter -working-tree-encoding\n";
+
+fn neutralise_attributes(repo: &Path) -> std::io::Result<()> {
+    let path = repo.join("info").join("attributes");
+    if std::fs::read_to_string(&path).is_ok_and(|text| text == EXPORT_ATTRIBUTES) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(repo.join("info"))?;
+    std::fs::write(path, EXPORT_ATTRIBUTES)
+}
+
 /// Writes the tree at `commit:dir` as a tar archive to `dest`.
 pub async fn export_tar(
     git_bin: &Path,
@@ -269,6 +284,7 @@ pub async fn export_tar(
     dest: &Path,
 ) -> Result<(), ArchiveError> {
     let tree = if dir == "." { commit.to_owned() } else { format!("{commit}:{dir}") };
+    neutralise_attributes(repo)?;
     let file = std::fs::File::create(dest)?;
     // spawn + wait_with_output: `output()` would replace the file with a pipe.
     let child = git(git_bin, repo, env)

@@ -110,7 +110,10 @@ pub async fn run(config: &GitConfig, req: CgiRequest<'_>, grant: Grant, body: Bo
     }
     // Git configuration through the environment (git >= 2.31), so repositories need no
     // per-repository settings and hooks always point at the running binary.
-    let mut git_config = vec![("http.receivepack".to_owned(), "true".to_owned())];
+    // receive.fsckObjects: a pushed object git itself would call broken (a tree with two
+    // entries of one name, a path with `..`) never lands; the build gate reads trees.
+    let mut git_config =
+        vec![("http.receivepack".to_owned(), "true".to_owned()), ("receive.fsckObjects".to_owned(), "true".to_owned())];
     git_config.extend(config.git_config.iter().cloned());
     cmd.env("GIT_CONFIG_COUNT", git_config.len().to_string());
     for (i, (key, value)) in git_config.iter().enumerate() {

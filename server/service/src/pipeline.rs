@@ -349,7 +349,8 @@ pub(crate) async fn prepare_build(
 
 /// The gate for what the commit hands the builder (see `slipway_core::build_inputs`):
 /// the context is a committed directory, the Containerfile a regular file without
-/// `RUN --mount=…from=`, and every symbolic link in the context points inside it.
+/// `--mount`, and every symbolic link in the context points inside it without passing
+/// through another link.
 async fn check_build_inputs(
     state: &AppState,
     repo: &Path,
@@ -367,6 +368,7 @@ async fn check_build_inputs(
         gate::context_entry(context_dir, entry.map(|e| e.mode)).map_err(refused)?;
     }
     let path = if context_dir == "." { dockerfile.to_owned() } else { format!("{context_dir}/{dockerfile}") };
+    gate::containerfile_name(&path).map_err(refused)?;
     let entry = archive::tree_entry(git, repo, commit, &path, env).await.map_err(internal)?;
     gate::containerfile_entry(&path, entry.as_ref().map(|e| e.mode)).map_err(refused)?;
     let object = entry.map(|e| e.object).unwrap_or_default();
@@ -385,10 +387,11 @@ async fn check_build_inputs(
     let objects: Vec<String> = links.iter().map(|l| l.object.clone()).collect();
     // A link target longer than PATH_MAX is no path the build could use.
     let targets = archive::small_blobs(git, repo, &objects, 4096, env).await.map_err(internal)?;
+    let link_paths: std::collections::HashSet<&str> = links.iter().map(|l| l.path.as_str()).collect();
     for (link, target) in links.iter().zip(targets) {
         let target = target.map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_else(|| "/".repeat(4097));
         let shown = if context_dir == "." { link.path.clone() } else { format!("{context_dir}/{}", link.path) };
-        gate::link_inside(&link.path, &target).map_err(|_| {
+        gate::link_inside(&link.path, &target, |p| link_paths.contains(p)).map_err(|_| {
             refused(gate::BuildInputError::LinkOutside { path: shown, target: target.chars().take(200).collect() })
         })?;
     }

@@ -107,7 +107,7 @@ async fn run_mounts_from_a_stage_are_refused() {
     );
     let work = local_repo(&[("Containerfile", containerfile.as_bytes()), ("index.html", b"hi\n")]).await;
     let stderr = push_refused(&app, &token, work.path(), &secret).await;
-    assert!(stderr.contains("Containerfile line 4: RUN --mount with from= is refused"), "{stderr}");
+    assert!(stderr.contains("Containerfile line 4: RUN --mount (and the escape directive) is refused"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,4 +122,44 @@ async fn copy_and_add_of_absolute_paths_read_the_context_not_the_host() {
         let stderr = push_refused(&app, &token, work.path(), &secret).await;
         assert!(stderr.contains("build failed"), "{instruction}: the host path is not in the context: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_links_that_climbs_out_is_refused() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let (_dir, _path, secret) = host_secret();
+    let work = local_repo(&borrowed(&fixture_app("hi\n"))).await;
+    // Each link's text stays inside, but `s` is the context itself, so on disk
+    // s/s/s/s/../../../.. climbs four levels above it.
+    std::os::unix::fs::symlink(".", work.path().join("s")).expect("symlink");
+    std::os::unix::fs::symlink("s/s/s/s/../../../..", work.path().join("host")).expect("symlink");
+    commit(work.path(), &[], "links").await;
+    let stderr = push_refused(&app, &token, work.path(), &secret).await;
+    assert!(
+        stderr.contains("host is a symbolic link to \"s/s/s/s/../../../..\", outside the build context"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_holds_the_files_the_gate_read_whatever_gitattributes_say() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let marker = nonce();
+    // export-subst would put the commit message (a RUN line) into the Containerfile.
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n$Format:%b$\n\
+                         CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+    let work = local_repo(&[
+        ("Containerfile", containerfile.as_bytes()),
+        (".gitattributes", b"Containerfile export-subst\n"),
+        ("index.html", b"hi\n"),
+    ])
+    .await;
+    let body = format!("RUN echo subst-$((40+2))-{marker}");
+    let out = git(work.path(), &[], &["commit", "--quiet", "--allow-empty", "-m", "subject", "-m", &body]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert!(!out.stderr.contains(&format!("subst-42-{marker}")), "the commit message ran as a build step: {out:?}");
+    assert_ne!(out.code, 0, "the literal $Format line is no instruction: {out:?}");
 }

@@ -53,6 +53,15 @@ pub struct Replica {
     pub running: bool,
 }
 
+/// The label filter for an environment's containers on one node.
+fn environment_labels(node: &str, service: &str, environment: &str) -> Vec<String> {
+    vec![
+        format!("{LABEL_SERVICE}={service}"),
+        format!("{LABEL_ENVIRONMENT}={environment}"),
+        format!("{LABEL_NODE}={node}"),
+    ]
+}
+
 /// An engine call slower than this is logged: the first sign of an engine in trouble.
 const SLOW_ENGINE: Duration = Duration::from_secs(5);
 
@@ -149,14 +158,7 @@ impl EngineBuilder {
     /// The running replicas of an environment that this node started. (Only running ones:
     /// Podman reports states, such as `stopped`, that the Docker API model lacks.)
     pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, String> {
-        let filters = HashMap::from([(
-            "label",
-            vec![
-                format!("{LABEL_SERVICE}={service}"),
-                format!("{LABEL_ENVIRONMENT}={environment}"),
-                format!("{LABEL_NODE}={node}"),
-            ],
-        )]);
+        let filters = HashMap::from([("label", environment_labels(node, service, environment))]);
         let options = ListContainersOptionsBuilder::new().all(false).filters(&filters).build();
         let containers = self.docker().list_containers(Some(options)).await.map_err(|e| e.to_string())?;
         Ok(containers
@@ -180,15 +182,9 @@ impl EngineBuilder {
     /// Every container (running, created or stopped) a run started for an environment on
     /// this node: what a failed deploy removes.
     pub async fn containers_of_run(&self, node: &str, service: &str, environment: &str, run_id: i64) -> Vec<String> {
-        let filters = HashMap::from([(
-            "label",
-            vec![
-                format!("{LABEL_SERVICE}={service}"),
-                format!("{LABEL_ENVIRONMENT}={environment}"),
-                format!("{LABEL_NODE}={node}"),
-                format!("{LABEL_RUN}={run_id}"),
-            ],
-        )]);
+        let mut labels = environment_labels(node, service, environment);
+        labels.push(format!("{LABEL_RUN}={run_id}"));
+        let filters = HashMap::from([("label", labels)]);
         let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
         match self.docker().list_containers(Some(options)).await {
             Ok(found) => found.into_iter().filter_map(|c| c.id).collect(),

@@ -270,6 +270,20 @@ fn err(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
 }
 
+/// A number setting must lie in `range` (`unit`, e.g. "seconds", is named in the error).
+fn in_range<T: PartialOrd + fmt::Display>(
+    flag: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+    Err(err(format!("{flag} must be between {} and {}{unit}, not {value}", range.start(), range.end())))
+}
+
 impl Config {
     /// Merges flags/environment over the file over the defaults, then validates.
     pub fn load(args: Args) -> Result<Config, ConfigError> {
@@ -330,13 +344,9 @@ impl Config {
             return Err(err(format!("--node-id {id:?} must be 1-63 lower-case letters, digits, '-' or '.'")));
         }
         let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
-        if !(3..=3600).contains(&lease_seconds) {
-            return Err(err(format!("--lease-seconds must be between 3 and 3600, not {lease_seconds}")));
-        }
+        in_range("--lease-seconds", lease_seconds, 3..=3600, "")?;
         let image_retention = args.image_retention.or(file.image_retention).unwrap_or(10);
-        if !(1..=1000).contains(&image_retention) {
-            return Err(err(format!("--image-retention must be between 1 and 1000, not {image_retention}")));
-        }
+        in_range("--image-retention", image_retention, 1..=1000, "")?;
         let registry_username = args.registry_username.or(file.registry_username);
         let registry_password = args.registry_password.or(file.registry_password);
         if registry_username.is_some() != registry_password.is_some() {
@@ -351,24 +361,16 @@ impl Config {
             return Err(err("--jwt-secret (SLIPWAY_JWT_SECRET) must be at least 32 characters long"));
         }
         let session_hours = args.session_hours.or(file.session_hours).unwrap_or(12);
-        if !(1..=24 * 90).contains(&session_hours) {
-            return Err(err(format!("--session-hours must be between 1 and 2160, not {session_hours}")));
-        }
+        in_range("--session-hours", session_hours, 1..=24 * 90, "")?;
         let max_push_mb = args.max_push_mb.or(file.max_push_mb).unwrap_or(512);
         let max_repo_mb = args.max_repo_mb.or(file.max_repo_mb).unwrap_or(2048);
         for (flag, value) in [("--max-push-mb", max_push_mb), ("--max-repo-mb", max_repo_mb)] {
-            if !(1..=1024 * 1024).contains(&value) {
-                return Err(err(format!("{flag} must be between 1 and 1048576 (MiB), not {value}")));
-            }
+            in_range(flag, value, 1..=1024 * 1024, "(MiB)")?;
         }
         let workers = args.workers.or(file.workers).unwrap_or(2);
-        if !(1..=64).contains(&workers) {
-            return Err(err(format!("--workers must be between 1 and 64, not {workers}")));
-        }
+        in_range("--workers", workers, 1..=64, "")?;
         let build_timeout = args.build_timeout.or(file.build_timeout).unwrap_or(900);
-        if !(1..=24 * 3600).contains(&build_timeout) {
-            return Err(err(format!("--build-timeout must be between 1 and 86400 seconds, not {build_timeout}")));
-        }
+        in_range("--build-timeout", build_timeout, 1..=24 * 3600, "seconds")?;
         let base_domain = args.base_domain.or(file.base_domain).unwrap_or_else(|| "localhost".to_owned());
         let valid_domain = !base_domain.is_empty()
             && base_domain.split('.').all(|label| {
@@ -380,13 +382,9 @@ impl Config {
             )));
         }
         let health_timeout = args.health_timeout.or(file.health_timeout).unwrap_or(60);
-        if !(1..=3600).contains(&health_timeout) {
-            return Err(err(format!("--health-timeout must be between 1 and 3600 seconds, not {health_timeout}")));
-        }
+        in_range("--health-timeout", health_timeout, 1..=3600, "seconds")?;
         let deploy_timeout = args.deploy_timeout.or(file.deploy_timeout).unwrap_or(300.max(health_timeout * 2));
-        if !(1..=7200).contains(&deploy_timeout) {
-            return Err(err(format!("--deploy-timeout must be between 1 and 7200 seconds, not {deploy_timeout}")));
-        }
+        in_range("--deploy-timeout", deploy_timeout, 1..=7200, "seconds")?;
         if deploy_timeout <= health_timeout {
             return Err(err(format!(
                 "--deploy-timeout ({deploy_timeout} s) must be longer than --health-timeout ({health_timeout} s): \
@@ -394,19 +392,11 @@ impl Config {
             )));
         }
         let release_timeout = args.release_timeout.or(file.release_timeout).unwrap_or(600);
-        if !(1..=7200).contains(&release_timeout) {
-            return Err(err(format!("--release-timeout must be between 1 and 7200 seconds, not {release_timeout}")));
-        }
+        in_range("--release-timeout", release_timeout, 1..=7200, "seconds")?;
         let addon_timeout = args.addon_timeout.or(file.addon_timeout).unwrap_or(90);
-        if !(1..=3600).contains(&addon_timeout) {
-            return Err(err(format!("--addon-timeout must be between 1 and 3600 seconds, not {addon_timeout}")));
-        }
+        in_range("--addon-timeout", addon_timeout, 1..=3600, "seconds")?;
         let database_max_connections = args.database_max_connections.or(file.database_max_connections).unwrap_or(16);
-        if !(1..=1000).contains(&database_max_connections) {
-            return Err(err(format!(
-                "--database-max-connections must be between 1 and 1000, not {database_max_connections}"
-            )));
-        }
+        in_range("--database-max-connections", database_max_connections, 1..=1000, "")?;
         Ok(Config {
             listen,
             apps_listen,
@@ -530,82 +520,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Args {
-        let mut all = vec!["slipwayd"];
-        all.extend_from_slice(list);
-        Args::try_parse_from(all).expect("flags parse")
-    }
-
-    #[test]
-    fn defaults_follow_the_product_spec() {
-        let config = Config::load(args(&["--data-dir", "/tmp/x"])).expect("valid");
-        assert_eq!(config.listen.to_string(), "127.0.0.1:7700");
-        assert_eq!(config.apps_listen.to_string(), "127.0.0.1:7780");
-        assert_eq!(config.database_url, "sqlite:///tmp/x/slipway.db");
-        assert_eq!(config.runtime, RuntimeKind::Local);
-    }
-
-    #[test]
-    fn the_file_fills_in_and_flags_win() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("slipway.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\napps_listen = \"127.0.0.1:9001\"\ndata_dir = \"/srv/slipway\"\n",
-        )
-        .expect("write");
-        let path = file.to_str().expect("utf-8");
-        let config = Config::load(args(&["--config", path, "--listen", "127.0.0.1:9100"])).expect("valid");
-        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
-        assert_eq!(config.apps_listen.to_string(), "127.0.0.1:9001");
-        assert_eq!(config.data_dir, PathBuf::from("/srv/slipway"));
-        let relative = Config::load(args(&["--data-dir", "data"])).expect("valid");
-        assert!(relative.data_dir.is_absolute() && relative.data_dir.ends_with("data"), "{:?}", relative.data_dir);
-
-        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
-        let e = Config::load(args(&["--config", path])).expect_err("unknown key");
-        assert!(e.to_string().contains("lisen"), "{e}");
-    }
-
-    #[test]
-    fn bad_settings_say_what_to_fix() {
-        let cases: &[(&[&str], &str)] = &[
-            (&["--listen", "nowhere"], "--listen"),
-            (&["--database-url", "mysql://x"], "sqlite://PATH or postgres://"),
-            (&["--engine", "/var/run/docker.sock"], "unix:///"),
-            (&["--runtime", "kubernetes"], "--registry"),
-            (&["--runtime", "kubernetes", "--registry", "r.example.com"], "--default-cluster"),
-            (&["--default-cluster", "prod"], "goes with --runtime kubernetes"),
-            (&["--node-id", "Bad Id"], "--node-id"),
-            (&["--registry", "http://r.example.com"], "HOST[:PORT]"),
-            (&["--jwt-secret", "short"], "32 characters"),
-            (&["--session-hours", "0"], "--session-hours"),
-            (&["--max-push-mb", "0"], "--max-push-mb"),
-        ];
-        for (flags, want) in cases {
-            let mut all = vec!["--data-dir", "/tmp/x"];
-            all.extend_from_slice(flags);
-            let e = Config::load(args(&all)).expect_err("invalid");
-            assert!(e.to_string().contains(want), "{flags:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn debug_masks_secrets() {
-        let config = Config::load(args(&[
-            "--data-dir",
-            "/tmp/x",
-            "--database-url",
-            "postgres://slipway:hunter2hunter2@db/slipway",
-            "--jwt-secret",
-            "0123456789abcdef0123456789abcdef-secret",
-        ]))
-        .expect("valid");
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains("abcdef-secret"), "{shown}");
-    }
-}
+mod tests;

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod images;
 pub mod kubernetes;
 pub mod logger;
+mod reconcile;
 pub mod router;
 pub mod runtime;
 mod worker;
@@ -194,8 +195,8 @@ impl Engine {
         }
         self.remove_stale_contexts().await;
         // Routes live in memory: rebuild them from what runs, and restart what should.
-        deploy::reconcile_all(self).await;
-        tokio::spawn(deploy::reconcile_loop(self.clone()));
+        reconcile::reconcile_all(self).await;
+        tokio::spawn(reconcile::reconcile_loop(self.clone()));
         for n in 0..self.inner.config.workers.max(1) {
             tokio::spawn(worker::run_worker(self.clone(), n));
         }

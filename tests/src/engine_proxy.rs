@@ -20,9 +20,7 @@ pub struct EngineProxy {
 
 /// The engine the tests use (what `scripts/podman start` printed).
 fn upstream() -> PathBuf {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    PathBuf::from(engine.trim_start_matches("unix://"))
+    PathBuf::from(crate::engine::socket())
 }
 
 impl EngineProxy {

@@ -6,9 +6,14 @@
 //! that may create databases); `scripts/test` starts a private cluster and sets it.
 
 pub mod browser;
+pub mod engine;
 pub mod engine_proxy;
 pub mod kube_sim;
 pub mod portal;
+pub mod repo;
+
+pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes, volumes_named};
+pub use repo::{borrowed, commit, fixture_app, git, local_repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -451,40 +456,6 @@ impl Drop for TestApp {
     }
 }
 
-/// Force-removes every container labelled with a slipwayd node id, through the engine's
-/// API (blocking; used from `Drop`).
-pub fn remove_containers_of(node: &str) {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let Some(socket) = engine.strip_prefix("unix://") else { return };
-    let filters = format!("{{\"label\":[\"dev.slipway.node={node}\"]}}");
-    let list = std::process::Command::new("curl")
-        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/containers/json", "--data-urlencode", "all=1"])
-        .args(["--data-urlencode", &format!("filters={filters}")])
-        .output();
-    let Ok(list) = list else { return };
-    let Ok(containers) = serde_json::from_slice::<Value>(&list.stdout) else { return };
-    for id in containers.as_array().into_iter().flatten().filter_map(|c| c["Id"].as_str()) {
-        let _ = std::process::Command::new("curl")
-            .args(["-s", "-X", "DELETE", "--unix-socket", socket])
-            .arg(format!("http://engine/v1.41/containers/{id}?force=1"))
-            .output();
-    }
-    // Add-on volumes go too (after their containers).
-    let list = std::process::Command::new("curl")
-        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/volumes"])
-        .args(["--data-urlencode", &format!("filters={filters}")])
-        .output();
-    let Ok(list) = list else { return };
-    let Ok(volumes) = serde_json::from_slice::<Value>(&list.stdout) else { return };
-    for name in volumes["Volumes"].as_array().into_iter().flatten().filter_map(|v| v["Name"].as_str()) {
-        let _ = std::process::Command::new("curl")
-            .args(["-s", "-X", "DELETE", "--unix-socket", socket])
-            .arg(format!("http://engine/v1.41/volumes/{name}?force=1"))
-            .output();
-    }
-}
-
 /// Output of a finished CLI run.
 #[derive(Debug)]
 pub struct CliOutput {
@@ -513,94 +484,12 @@ pub async fn run_cli(mut cmd: Command, args: &[&str], stdin: &str) -> CliOutput 
     }
 }
 
-/// Runs the real git client in `dir` with an isolated configuration (no system or user
-/// config, no prompts), plus `config` as `-c key=value` pairs.
-pub async fn git(dir: &Path, config: &[(&str, &str)], args: &[&str]) -> CliOutput {
-    let mut cmd = Command::new("git");
-    for (key, value) in config {
-        cmd.arg("-c").arg(format!("{key}={value}"));
-    }
-    cmd.args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("git finishes in time")
-        .expect("run git");
-    CliOutput {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// A new local repository in a fresh directory with one commit of `files`.
-pub async fn local_repo(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = git(dir.path(), &[], &["init", "--quiet", "--initial-branch=main"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    commit(dir.path(), files, "first").await;
-    dir
-}
-
-/// Writes `files` and commits them.
-pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).expect("write file");
-    }
-    let out = git(dir, &[], &["add", "--all"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    let out = git(dir, &[], &["commit", "--quiet", "-m", message]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-}
-
-/// The fixture app (`examples/hello`): a tiny HTTP service on the offline busybox base
-/// image (see `scripts/podman`), serving `index.html` with `body`.
-pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        ("Containerfile", include_bytes!("../../examples/hello/Containerfile").to_vec()),
-        ("slipway.toml", include_bytes!("../../examples/hello/slipway.toml").to_vec()),
-        ("index.html", body.as_bytes().to_vec()),
-    ]
-}
-
-/// `files` as the borrowed pairs [`local_repo`] and [`commit`] take.
-pub fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
-    files.iter().map(|(name, content)| (*name, content.as_slice())).collect()
-}
-
 /// A value unique to this moment, to keep the engine's layer cache from answering a
 /// build step a test needs to really run.
 pub fn nonce() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Ids of the running containers carrying every one of `labels` (`key=value`), through
-/// the engine's API (curl, since reqwest does not speak to unix sockets).
-pub async fn running_containers(labels: &[String]) -> Vec<String> {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let socket = engine.trim_start_matches("unix://");
-    let filters = json!({"label": labels, "status": ["running"]}).to_string();
-    let output = Command::new("curl")
-        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/containers/json"])
-        .args(["--data-urlencode", &format!("filters={filters}")])
-        .output()
-        .await
-        .expect("curl");
-    let list: Value = serde_json::from_slice(&output.stdout).expect("container list");
-    list.as_array().into_iter().flatten().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
 }
 
 impl TestApp {
@@ -651,44 +540,4 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-/// Names of the volumes carrying every one of `labels`, through the engine's API.
-pub async fn volumes(labels: &[String]) -> Vec<String> {
-    volumes_where(json!({"label": labels})).await
-}
-
-/// Names of the volumes whose name contains `part`.
-pub async fn volumes_named(part: &str) -> Vec<String> {
-    volumes_where(json!({"name": [part]})).await
-}
-
-async fn volumes_where(filters: Value) -> Vec<String> {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let socket = engine.trim_start_matches("unix://");
-    let filters = filters.to_string();
-    let output = Command::new("curl")
-        .args(["-s", "-G", "--unix-socket", socket, "http://engine/v1.41/volumes"])
-        .args(["--data-urlencode", &format!("filters={filters}")])
-        .output()
-        .await
-        .expect("curl");
-    let list: Value = serde_json::from_slice(&output.stdout).expect("volume list");
-    list["Volumes"].as_array().into_iter().flatten().filter_map(|v| v["Name"].as_str().map(str::to_owned)).collect()
-}
-
-/// Whether the container engine has an image, asked over its API socket (curl, since
-/// reqwest does not speak to unix sockets).
-pub async fn engine_has_image(image: &str) -> bool {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let socket = engine.strip_prefix("unix://").expect("tests talk to a unix-socket engine");
-    let output = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socket])
-        .arg(format!("http://engine/v1.41/images/{image}/json"))
-        .output()
-        .await
-        .expect("curl");
-    String::from_utf8_lossy(&output.stdout).trim() == "200"
 }

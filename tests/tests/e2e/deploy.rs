@@ -94,16 +94,9 @@ async fn containers(node: &str) -> Vec<String> {
 }
 
 async fn kill(id: &str) {
-    let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
-    let socket = engine.trim_start_matches("unix://");
-    let output = tokio::process::Command::new("curl")
-        .args(["-s", "-X", "POST", "--unix-socket", socket])
-        .arg(format!("http://engine/v1.41/containers/{id}/kill"))
-        .output()
-        .await
-        .expect("curl");
-    assert!(output.status.success());
+    let (status, answer) =
+        slipway_e2e::engine::call_async("POST", &format!("/v1.41/containers/{id}/kill"), &[], None).await;
+    assert_eq!(status, 204, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

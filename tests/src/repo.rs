@@ -1,0 +1,75 @@
+//! Repositories for tests: the real git client with an isolated configuration, local
+//! repositories with commits, and the fixture app.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::CliOutput;
+
+/// Runs the real git client in `dir` with an isolated configuration (no system or user
+/// config, no prompts), plus `config` as `-c key=value` pairs.
+pub async fn git(dir: &Path, config: &[(&str, &str)], args: &[&str]) -> CliOutput {
+    let mut cmd = Command::new("git");
+    for (key, value) in config {
+        cmd.arg("-c").arg(format!("{key}={value}"));
+    }
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("git finishes in time")
+        .expect("run git");
+    CliOutput {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A new local repository in a fresh directory with one commit of `files`.
+pub async fn local_repo(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = git(dir.path(), &[], &["init", "--quiet", "--initial-branch=main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    commit(dir.path(), files, "first").await;
+    dir
+}
+
+/// Writes `files` and commits them.
+pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).expect("write file");
+    }
+    let out = git(dir, &[], &["add", "--all"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = git(dir, &[], &["commit", "--quiet", "-m", message]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// The fixture app (`examples/hello`): a tiny HTTP service on the offline busybox base
+/// image (see `scripts/podman`), serving `index.html` with `body`.
+pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("Containerfile", include_bytes!("../../examples/hello/Containerfile").to_vec()),
+        ("slipway.toml", include_bytes!("../../examples/hello/slipway.toml").to_vec()),
+        ("index.html", body.as_bytes().to_vec()),
+    ]
+}
+
+/// `files` as the borrowed pairs [`local_repo`] and [`commit`] take.
+pub fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
+    files.iter().map(|(name, content)| (*name, content.as_slice())).collect()
+}

@@ -67,6 +67,10 @@ pub struct Args {
     /// [default: DOCKER_HOST, else the first engine socket found].
     #[arg(long, env = "SLIPWAY_ENGINE", value_name = "URL")]
     pub engine: Option<String>,
+    /// Accept an engine that runs containers as host root (Docker's default): a build or
+    /// app that escapes its container then owns the host. Without it slipwayd refuses one.
+    #[arg(long, env = "SLIPWAY_ALLOW_ROOTFUL_ENGINE")]
+    pub allow_rootful_engine: bool,
     /// Registry images are pushed to, HOST[/PREFIX] (required for kubernetes).
     #[arg(long, env = "SLIPWAY_REGISTRY", value_name = "HOST[/PREFIX]")]
     pub registry: Option<String>,
@@ -162,6 +166,7 @@ struct FileConfig {
     database_url: Option<String>,
     runtime: Option<RuntimeKind>,
     engine: Option<String>,
+    allow_rootful_engine: Option<bool>,
     registry: Option<String>,
     registry_username: Option<String>,
     registry_password: Option<String>,
@@ -197,6 +202,7 @@ pub struct Config {
     pub database_url: String,
     pub runtime: RuntimeKind,
     pub engine: Option<String>,
+    pub allow_rootful_engine: bool,
     pub registry: Option<String>,
     pub registry_username: Option<String>,
     pub registry_password: Option<String>,
@@ -233,6 +239,7 @@ impl fmt::Debug for Config {
             .field("database_url", &slipway_store::redact_url(&self.database_url))
             .field("runtime", &self.runtime)
             .field("engine", &self.engine)
+            .field("allow_rootful_engine", &self.allow_rootful_engine)
             .field("registry", &self.registry)
             .field("registry_username", &self.registry_username)
             .field("registry_password", &self.registry_password.as_ref().map(|_| "***"))
@@ -404,6 +411,7 @@ impl Config {
             database_url,
             runtime,
             engine,
+            allow_rootful_engine: args.allow_rootful_engine || file.allow_rootful_engine.unwrap_or(false),
             registry,
             registry_username,
             registry_password,

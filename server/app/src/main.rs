@@ -217,7 +217,20 @@ fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
             "cannot create the data directory {}: {e}\n  choose another with --data-dir (SLIPWAY_DATA_DIR)",
             dir.display()
         )
-    })
+    })?;
+    // It holds the keys and the database: only slipwayd's own user may enter it (the
+    // engine's user, which runs pushed code, must not), however it was made.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| anyhow::anyhow!("cannot make the data directory {} private: {e}", dir.display()))?;
+            tracing::warn!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "made the data directory private (0700)");
+        }
+    }
+    Ok(())
 }
 
 /// Registers SIGINT and SIGTERM handlers now (synchronously, before the servers say
@@ -262,7 +275,27 @@ async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
     };
     let builder = EngineBuilder::connect(&url).map_err(unreachable)?;
     builder.ping().await.map_err(unreachable)?;
-    tracing::info!(%url, "container engine ready");
+    let isolation = builder.isolation().await.map_err(unreachable)?;
+    let product = &isolation.product;
+    if !isolation.rootless {
+        if !config.allow_rootful_engine {
+            anyhow::bail!(
+                "the container engine at {url} ({product}) runs containers as host root: a pushed build or app that \
+                 escapes its container would own this machine\n  start the rootless engine (`scripts/podman start` runs \
+                 Podman as the user slipway-engine), or, if you accept the risk, pass --allow-rootful-engine \
+                 (SLIPWAY_ALLOW_ROOTFUL_ENGINE=true)"
+            );
+        }
+        tracing::warn!(%url, %product, "the container engine runs containers as host root (--allow-rootful-engine)");
+    }
+    if !isolation.enforces_limits {
+        tracing::warn!(
+            %url, %product,
+            "the container engine cannot enforce memory, CPU or pids limits here (rootless on cgroup v1, or without \
+             delegated controllers); only the process limit (RLIMIT_NPROC) bounds an app"
+        );
+    }
+    tracing::info!(%url, %product, rootless = isolation.rootless, "container engine ready");
     Ok(builder)
 }
 

@@ -1,15 +1,15 @@
 //! Add-ons on the local runtime: each (`postgres`, `redis`) is one container with a named
 //! volume beside the environment's replicas, with a generated password. Replicas reach it
-//! through the container network's gateway on a port the engine publishes there (a
-//! container's own address changes when it restarts; the gateway and the published port
-//! do not), and get its URL as `DATABASE_URL` / `REDIS_URL`.
+//! on the installation's container network by a name the engine's DNS answers (its
+//! volume's: a container's own address changes when it restarts, the name does not), and
+//! get its URL as `DATABASE_URL` / `REDIS_URL`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
@@ -83,20 +83,6 @@ fn generate_password() -> String {
 }
 
 impl EngineBuilder {
-    /// The gateway of the engine's default container network (Podman's `podman`,
-    /// Docker's `bridge`): the address replicas reach published add-on ports at.
-    async fn gateway(&self) -> Result<String, String> {
-        for network in ["podman", "bridge"] {
-            if let Ok(info) = self.docker().inspect_network(network, None).await {
-                let gateway = info.ipam.and_then(|i| i.config).into_iter().flatten().find_map(|c| c.gateway);
-                if let Some(gateway) = gateway.filter(|g| !g.is_empty() && !g.contains(':')) {
-                    return Ok(gateway);
-                }
-            }
-        }
-        Err("the engine's default container network has no IPv4 gateway".to_owned())
-    }
-
     /// Creates and starts an add-on container on `volume`; answers its id and published port.
     async fn start_addon(
         &self,
@@ -107,7 +93,7 @@ impl EngineBuilder {
         volume: &str,
         password: &str,
     ) -> Result<(String, i32), String> {
-        let gateway = self.gateway().await?;
+        let network = self.network().await?;
         let port_key = format!("{}/tcp", port_of(kind));
         let (env, cmd) = match kind {
             AddonKind::Postgres => (
@@ -135,9 +121,10 @@ impl EngineBuilder {
             cmd,
             exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
+                // On loopback, for slipwayd's readiness probe; replicas use the network.
                 port_bindings: Some(HashMap::from([(
                     port_key.clone(),
-                    Some(vec![PortBinding { host_ip: Some(gateway), host_port: Some(String::new()) }]),
+                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(String::new()) }]),
                 )])),
                 mounts: Some(vec![Mount {
                     target: Some("/data".to_owned()),
@@ -145,12 +132,20 @@ impl EngineBuilder {
                     typ: Some(MountType::VOLUME),
                     ..Mount::default()
                 }]),
-                init: Some(true),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                ..HostConfig::default()
+                network_mode: network.clone(),
+                ..crate::isolation::confined(None, None)
+            }),
+            // The volume's name is the add-on's name on the network: it outlives a
+            // re-created container, so the URLs replicas hold stay right.
+            networking_config: network.map(|network| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings { aliases: Some(vec![volume.to_owned()]), ..EndpointSettings::default() },
+                )])),
             }),
             ..ContainerCreateBody::default()
         };
@@ -161,7 +156,7 @@ impl EngineBuilder {
             self.remove_container(&created.id).await;
             return Err(format!("starting {name}: {err}"));
         }
-        let info = self.docker().inspect_container(&created.id, None).await.map_err(|e| e.to_string())?;
+        let info = self.inspect_container(&created.id).await.map_err(|e| e.to_string())?;
         let port = info
             .network_settings
             .and_then(|n| n.ports)
@@ -185,16 +180,31 @@ impl EngineBuilder {
     }
 }
 
-/// Waits until `host:port` accepts connections (an add-on listens once it is ready).
-async fn wait_accepting(host: &str, port: i32, within: Duration) -> Result<(), String> {
+/// Waits until the add-on answers its own protocol on its published loopback port: a
+/// port the engine forwards accepts connections before anything listens behind it, so
+/// only an answer shows the server is up. Postgres answers an SSL request with one byte,
+/// Redis a PING with a line (`-NOAUTH`, before a password).
+async fn wait_answering(kind: AddonKind, port: i32, within: Duration) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = Instant::now();
-    let addr = format!("{host}:{port}");
+    let addr = format!("127.0.0.1:{port}");
+    let probe: &[u8] = match kind {
+        AddonKind::Postgres => &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f],
+        AddonKind::Redis => b"PING\r\n",
+    };
     loop {
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await {
+        let answered = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut conn = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            conn.write_all(probe).await.ok()?;
+            let mut answer = [0u8; 1];
+            (conn.read(&mut answer).await.ok()? == 1).then_some(())
+        })
+        .await;
+        if let Ok(Some(())) = answered {
             return Ok(());
         }
         if started.elapsed() > within {
-            return Err(format!("it did not accept connections on {addr} within {} s", within.as_secs()));
+            return Err(format!("it did not answer on {addr} within {} s", within.as_secs()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -279,10 +289,9 @@ impl Engine {
             // (a missing image may be pulled) is bounded: an add-on never hangs a deploy.
             let within = inner.config.addon_timeout;
             let started = tokio::time::timeout(within, async {
-                let (id, port) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
-                let host = inner.runtime.gateway().await?;
-                wait_accepting(&host, port, within).await?;
-                Ok::<_, String>((id, host, port))
+                let (id, published) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
+                wait_answering(kind, published, within).await?;
+                Ok::<_, String>((id, name.clone(), i32::from(port_of(kind))))
             })
             .await
             .unwrap_or_else(|_| Err(format!("it was not ready within {} s (--addon-timeout)", within.as_secs())));
@@ -359,7 +368,7 @@ impl Engine {
             ],
         )]);
         let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        for container in docker.list_containers(Some(options)).await.map_err(|e| e.to_string())? {
+        for container in self.inner.runtime.list_containers(options).await? {
             if let Some(id) = container.id {
                 self.inner.runtime.remove_container(&id).await;
             }
@@ -388,8 +397,8 @@ impl Engine {
     }
 
     /// Keeps an environment's add-ons running: starts a stopped one, and re-creates a
-    /// missing one on its volume with its password (same gateway, new port: replicas
-    /// started after that get the new URL).
+    /// missing one on its volume with its password and under the same name, so the URLs
+    /// replicas hold keep working (a row from before add-ons had names is moved to one).
     pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
         let inner = &self.inner;
         if env.runtime != crate::LOCAL_RUNTIME {
@@ -397,7 +406,7 @@ impl Engine {
         }
         for row in inner.store.addons_of(env.id).await.map_err(|e| e.to_string())? {
             let Some(kind) = kind_of(&row.kind) else { continue };
-            match inner.runtime.docker().inspect_container(&row.container, None).await {
+            match inner.runtime.inspect_container(&row.container).await {
                 Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {}
                 Ok(_) => {
                     if let Err(err) = inner.runtime.docker().start_container(&row.container, None).await {
@@ -409,11 +418,11 @@ impl Engine {
                     let image = self.addon_image(kind);
                     let name =
                         format!("{}-{}", row.volume, crate::random_node_id().chars().take(4).collect::<String>());
-                    let (id, port) = inner
+                    let (id, _) = inner
                         .runtime
                         .start_addon(labels(self, env, kind), &name, kind, image, &row.volume, &password)
                         .await?;
-                    let host = inner.runtime.gateway().await?;
+                    let (host, port) = (row.volume.clone(), i32::from(port_of(kind)));
                     inner.store.move_addon(env.id, &row.kind, &id, &host, port).await.map_err(|e| e.to_string())?;
                     tracing::warn!(addon = %row.kind, environment = %env.name, "re-created a missing add-on container");
                 }

@@ -43,7 +43,7 @@ impl Engine {
 
     /// Whether the local engine still has a container (in any state).
     pub(crate) async fn has_container(&self, id: &str) -> bool {
-        self.inner.runtime.docker().inspect_container(id, None).await.is_ok()
+        self.inner.runtime.inspect_container(id).await.is_ok()
     }
 
     /// Whether the local engine still has an image (a release older than the retention

@@ -14,6 +14,7 @@ pub mod context;
 mod deploy;
 pub mod hub;
 pub mod images;
+pub mod isolation;
 pub mod kubernetes;
 pub mod logger;
 mod reconcile;
@@ -111,6 +112,7 @@ pub(crate) struct Inner {
 
 impl Engine {
     pub fn new(store: Store, runtime: EngineBuilder, config: EngineConfig) -> Engine {
+        let runtime = runtime.on_network(format!("slipway-{}", config.secret_key.installation_id()));
         Engine {
             inner: Arc::new(Inner {
                 store,

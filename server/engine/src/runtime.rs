@@ -102,11 +102,9 @@ impl EngineBuilder {
             // reconcile loop starts a new one, so nothing exited piles up.
             host_config: Some(HostConfig {
                 port_bindings: bindings,
-                init: Some(true),
                 auto_remove: Some(true),
-                memory: spec.memory,
-                nano_cpus: spec.nano_cpus,
-                ..HostConfig::default()
+                network_mode: self.network().await?,
+                ..crate::isolation::confined(spec.memory, spec.nano_cpus)
             }),
             ..ContainerCreateBody::default()
         };
@@ -155,12 +153,11 @@ impl EngineBuilder {
         })
     }
 
-    /// The running replicas of an environment that this node started. (Only running ones:
-    /// Podman reports states, such as `stopped`, that the Docker API model lacks.)
+    /// The running replicas of an environment that this node started.
     pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, String> {
         let filters = HashMap::from([("label", environment_labels(node, service, environment))]);
         let options = ListContainersOptionsBuilder::new().all(false).filters(&filters).build();
-        let containers = self.docker().list_containers(Some(options)).await.map_err(|e| e.to_string())?;
+        let containers = self.list_containers(options).await?;
         Ok(containers
             .into_iter()
             .filter_map(|c| {
@@ -186,7 +183,7 @@ impl EngineBuilder {
         labels.push(format!("{LABEL_RUN}={run_id}"));
         let filters = HashMap::from([("label", labels)]);
         let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        match self.docker().list_containers(Some(options)).await {
+        match self.list_containers(options).await {
             Ok(found) => found.into_iter().filter_map(|c| c.id).collect(),
             Err(err) => {
                 tracing::warn!(%err, run_id, "listing a run's containers");
@@ -199,7 +196,7 @@ impl EngineBuilder {
     pub async fn wait_running(&self, id: &str, settle: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
-            let running = match self.docker().inspect_container(id, None).await {
+            let running = match self.inspect_container(id).await {
                 Ok(info) => info.state.and_then(|s| s.running).unwrap_or(false),
                 Err(_) => false,
             };
@@ -248,7 +245,11 @@ impl EngineBuilder {
             cmd: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()]),
             env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
-            host_config: Some(HostConfig { init: Some(true), ..HostConfig::default() }),
+            // On the network, so a migration reaches the add-ons.
+            host_config: Some(HostConfig {
+                network_mode: self.network().await?,
+                ..crate::isolation::confined(None, None)
+            }),
             ..ContainerCreateBody::default()
         };
         let name = format!("slipway-release-{}", crate::random_node_id());

@@ -384,31 +384,26 @@ const DATA_TEMPLATE: &str = "apiVersion: slipway.dev/v1\nkind: EnvironmentTempla
 metadata: {name: web-data, version: 1.0.0}\n\
 spec:\n  workloads:\n    web: {replicas: 1, port: 8080, health: /}\n  addons: [postgres, {type: redis}]\n";
 
+/// An app that serves the URLs it was given, and what Redis answered it over the
+/// container network (busybox's nc needs an address: nslookup asks the engine's DNS).
 fn data_app() -> Vec<(&'static str, Vec<u8>)> {
-    let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n\
-        CMD [\"sh\", \"-c\", \"echo $DATABASE_URL > /www/db.txt; echo $REDIS_URL > /www/redis.txt; \
-        exec httpd -f -p 8080 -h /www\"]\n";
-    vec![("Containerfile", containerfile.as_bytes().to_vec()), ("index.html", b"data\n".to_vec())]
-}
-
-/// Speaks enough RESP to authenticate and ping.
-async fn redis_ping(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("redis://:").expect("redis URL");
-    let (password, host) = rest.split_once('@').expect("password@host");
-    let host = host.trim_end_matches("/0");
-    let mut conn = tokio::net::TcpStream::connect(host).await.expect("redis reachable");
-    conn.write_all(format!("AUTH {password}\r\nPING\r\n").as_bytes()).await.expect("write");
-    let mut answer = vec![0u8; 64];
-    let mut got = String::new();
-    while !got.contains("PONG") && !got.contains("ERR") {
-        let n = conn.read(&mut answer).await.expect("read");
-        if n == 0 {
-            break;
-        }
-        got.push_str(&String::from_utf8_lossy(&answer[..n]));
-    }
-    got
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\nCOPY start.sh /start.sh\n\
+        CMD [\"sh\", \"/start.sh\"]\n";
+    let start = r#"echo "$DATABASE_URL" > /www/db.txt
+echo "$REDIS_URL" > /www/redis.txt
+rest=${REDIS_URL#redis://:}
+password=${rest%%@*}
+host=${rest#*@}
+host=${host%%:*}
+ip=$(nslookup "$host" | awk '/^Address/ { a = $NF } END { print a }')
+printf 'AUTH %s\r\nPING\r\nQUIT\r\n' "$password" | nc -w 5 "$ip" 6379 > /www/ping.txt
+exec httpd -f -p 8080 -h /www
+"#;
+    vec![
+        ("Containerfile", containerfile.as_bytes().to_vec()),
+        ("index.html", b"data\n".to_vec()),
+        ("start.sh", start.as_bytes().to_vec()),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,12 +420,25 @@ async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
     assert_eq!(status, 200);
     let db_url = db_url.trim().to_owned();
     assert!(db_url.starts_with("postgres://app:"), "{db_url}");
-    // The replica's DATABASE_URL reaches a real PostgreSQL with the generated password.
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db_url).await.expect("add-on database");
+    // The replica reached Redis by its name on the container network, with its password.
+    let (_, ping) = app.get_app("shop", "data", "/ping.txt").await;
+    assert!(ping.contains("+OK") && ping.contains("+PONG"), "{ping:?}");
+    let (_, redis_url) = app.get_app("shop", "data", "/redis.txt").await;
+    assert!(redis_url.contains("@slipway-shop-data-redis-"), "{redis_url}");
+    // The DATABASE_URL names the add-on and holds a password a real PostgreSQL takes
+    // (asked here through the loopback port slipwayd's readiness probe uses).
+    let host = db_url.split('@').nth(1).and_then(|h| h.split(':').next()).expect("host").to_owned();
+    assert!(host.starts_with("slipway-shop-data-postgres-"), "{db_url}");
+    let addon = slipway_e2e::engine::running(&[
+        format!("dev.slipway.node={}", app.node()),
+        "dev.slipway.addon=postgres".to_owned(),
+    ])
+    .await;
+    let port = addon[0]["Ports"][0]["PublicPort"].as_u64().expect("a loopback port");
+    let local_url = db_url.replace(&format!("@{host}:5432/"), &format!("@127.0.0.1:{port}/"));
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&local_url).await.expect("add-on database");
     let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.expect("query");
     assert_eq!(one, 1);
-    let (_, redis_url) = app.get_app("shop", "data", "/redis.txt").await;
-    assert!(redis_ping(redis_url.trim()).await.contains("+PONG"), "{redis_url}");
     // The password is masked in the run log like a secret.
     let password = db_url.split(':').nth(2).and_then(|p| p.split('@').next()).expect("password").to_owned();
     let (_, runs) = app.admin("GET", "/services/shop/runs", None).await;

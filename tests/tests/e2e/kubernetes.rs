@@ -266,12 +266,17 @@ async fn slipways_own_manifests_apply_and_keep_to_least_privilege() {
 async fn generated_deployments_play_on_podman() {
     use slipway_core::template::{Spec, Workload};
     let name = format!("play{}", &nonce().replace('-', "")[..8]);
+    // A memory limit plays only where the engine can apply one (kube play fails on it, on
+    // a rootless engine over cgroup v1, rather than ignore it as the Docker API does).
+    let engine =
+        slipway_engine::EngineBuilder::connect(&format!("unix://{}", slipway_e2e::engine::socket())).expect("engine");
+    let enforces_limits = engine.isolation().await.expect("isolation").enforces_limits;
     let workload = Workload {
         replicas: 3,
         port: None,
         health: None,
         cpu: None,
-        memory: Some("64Mi".into()),
+        memory: enforces_limits.then(|| "64Mi".into()),
         command: Some("exec httpd -f -p 8080 -h /".into()),
         process: None,
         env: Default::default(),
@@ -297,17 +302,8 @@ async fn generated_deployments_play_on_podman() {
     let file = dir.path().join("play.yaml");
     std::fs::write(&file, slipway_engine::kubernetes::playable(&objects)).expect("yaml");
 
-    // The podman CLI with the project's configuration (scripts/podman env).
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let exports =
-        std::process::Command::new("bash").arg(root.join("scripts/podman")).arg("env").output().expect("podman env");
-    // One line: `export A=x B=y …`.
-    let envs: Vec<(String, String)> = String::from_utf8_lossy(&exports.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-        .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.trim_matches(['"', '\'']).to_owned())))
-        .collect();
+    // The podman CLI in remote mode, through the engine's API (never behind its back).
+    let envs = [("CONTAINER_HOST".to_owned(), format!("unix://{}", slipway_e2e::engine::socket()))];
     let podman = |args: &[&str]| {
         let out = std::process::Command::new("podman").args(args).envs(envs.iter().cloned()).output().expect("podman");
         (

@@ -11,6 +11,7 @@ mod config;
 mod deploy;
 mod environments;
 mod git;
+mod isolation;
 mod kube_sim;
 mod kubernetes;
 mod load;

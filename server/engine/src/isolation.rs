@@ -1,0 +1,121 @@
+//! What stands between pushed code and this host: whether the container engine runs as
+//! host root, whether it can enforce cgroup limits, and the limits every container
+//! Slipway starts gets (replicas, release commands, add-ons).
+
+use bollard::models::{HostConfig, ResourcesUlimits};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::EngineBuilder;
+
+/// How the engine isolates containers from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// Containers run as an unprivileged host user (uid 0 inside maps to it).
+    pub rootless: bool,
+    /// Memory, CPU and pids limits take effect (a rootless engine on cgroup v1, or
+    /// without delegated controllers, accepts and ignores them).
+    pub enforces_limits: bool,
+    /// e.g. "Podman 4.3.1" or "Docker 27.0.1".
+    pub product: String,
+}
+
+/// Processes one container may run when its engine enforces cgroups.
+pub const PIDS_LIMIT: i64 = 1024;
+/// Memory a replica gets when its template sets none (512 MiB).
+pub const DEFAULT_MEMORY: i64 = 512 * 1024 * 1024;
+/// RLIMIT_NPROC asked for every container: a bound on a fork bomb that holds even where
+/// cgroup limits are ignored. Docker applies it; Podman's Docker-compatible API drops it,
+/// so `scripts/podman` bounds its rootless service (and so everything it runs, builds
+/// included) at [`ENGINE_NPROC_LIMIT`] tasks together.
+pub const NPROC_LIMIT: i64 = 4096;
+/// The RLIMIT_NPROC `scripts/podman start` gives the rootless engine.
+pub const ENGINE_NPROC_LIMIT: i64 = 16384;
+
+/// The confinement every container Slipway starts gets: limits, and no way to gain
+/// privileges inside (setuid binaries do not elevate). `memory` is the template's limit,
+/// if it set one. Never privileged, never a host path.
+pub(crate) fn confined(memory: Option<i64>, nano_cpus: Option<i64>) -> HostConfig {
+    HostConfig {
+        init: Some(true),
+        memory: Some(memory.unwrap_or(DEFAULT_MEMORY)),
+        nano_cpus,
+        pids_limit: Some(PIDS_LIMIT),
+        ulimits: Some(vec![ResourcesUlimits {
+            name: Some("nproc".to_owned()),
+            soft: Some(NPROC_LIMIT),
+            hard: Some(NPROC_LIMIT),
+        }]),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        privileged: Some(false),
+        ..HostConfig::default()
+    }
+}
+
+impl EngineBuilder {
+    /// Asks the engine how it isolates containers: Podman's own API answers for Podman
+    /// (its Docker-compatible `/info` does not say it is rootless), Docker's `/info` for
+    /// Docker (`name=rootless` among its security options).
+    pub async fn isolation(&self) -> Result<Isolation, String> {
+        if let Ok(info) = self.get_json("/v4.0.0/libpod/info").await {
+            let host = &info["host"];
+            let rootless = host["security"]["rootless"].as_bool().unwrap_or(false);
+            let v2 = host["cgroupVersion"].as_str() == Some("v2");
+            let controllers: Vec<&str> =
+                host["cgroupControllers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let delegated = ["memory", "pids"].iter().all(|c| controllers.contains(c));
+            let version = info["version"]["Version"].as_str().unwrap_or("?");
+            return Ok(Isolation {
+                rootless,
+                enforces_limits: !rootless || (v2 && delegated),
+                product: format!("Podman {version}"),
+            });
+        }
+        let info = self.docker().info().await.map_err(|e| e.to_string())?;
+        let rootless = info.security_options.unwrap_or_default().iter().any(|o| o.contains("name=rootless"));
+        let v2 = matches!(info.cgroup_version, Some(bollard::models::SystemInfoCgroupVersionEnum::_2));
+        let version = info.server_version.unwrap_or_else(|| "?".to_owned());
+        Ok(Isolation { rootless, enforces_limits: !rootless || v2, product: format!("Docker {version}") })
+    }
+
+    /// One GET to the engine's API outside the Docker model bollard speaks (Podman's
+    /// `libpod` routes); a missing route is an error.
+    async fn get_json(&self, path: &str) -> Result<Value, String> {
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, "engine")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let call = async {
+            let response = if let Some(socket) = self.url().strip_prefix("unix://") {
+                send(tokio::net::UnixStream::connect(socket).await.map_err(|e| e.to_string())?, request).await?
+            } else {
+                let addr = self.url().trim_start_matches("tcp://").trim_start_matches("http://");
+                let addr = addr.split('/').next().unwrap_or(addr);
+                send(tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?, request).await?
+            };
+            if !response.status().is_success() {
+                return Err(format!("{path}: {}", response.status()));
+            }
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            serde_json::from_slice(&body).map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), call)
+            .await
+            .unwrap_or_else(|_| Err(format!("{path}: no answer within 30 s")))
+    }
+}
+
+/// Sends one request on a new HTTP/1 connection.
+async fn send<S>(
+    stream: S,
+    request: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    sender.send_request(request).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,143 @@
+//! Pushed code never runs as host root: builds and replicas run on the rootless engine
+//! (uid 0 inside is an unprivileged host user), with no way to gain privileges and a
+//! bound on processes; slipwayd refuses an engine that runs containers as root unless
+//! told to accept the risk, and keeps its data dir private.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use slipway_e2e::{Db, TestApp, engine, git, local_repo, start_process};
+
+/// The first line of a `/proc/self/uid_map`: whom uid 0 inside is on the host.
+fn host_uid_of_root(uid_map: &str) -> u64 {
+    let line = uid_map.lines().next().unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"0"), "uid_map starts with uid 0: {uid_map:?}");
+    fields.get(1).and_then(|f| f.parse().ok()).expect("a host uid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_code_runs_as_an_unprivileged_host_user() {
+    let app = TestApp::start(Db::Sqlite).await;
+    app.team("payments").await;
+    app.service("shop", "payments").await;
+    let token = app.admin_api_token("git").await;
+    // The build records who its RUN step is on the host; the replica records who it is,
+    // whether it may gain privileges, and how many processes it may have.
+    let containerfile = "FROM localhost/slipway/busybox\nRUN mkdir -p /www && cat /proc/self/uid_map > /www/build.txt\n\
+        COPY start.sh /start.sh\nCMD [\"sh\", \"/start.sh\"]\n";
+    let start = "cat /proc/self/uid_map > /www/run.txt\ngrep NoNewPrivs /proc/self/status > /www/nnp.txt\n\
+        ulimit -u > /www/nproc.txt\nexec httpd -f -p 8080 -h /www\n";
+    let files = [("Containerfile", containerfile.as_bytes()), ("start.sh", start.as_bytes())];
+    let work = local_repo(&files).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let (status, build) = app.get_app("shop", "production", "/build.txt").await;
+    assert_eq!(status, 200, "{build}");
+    assert_ne!(host_uid_of_root(&build), 0, "a build's RUN step is not host root: {build}");
+    let (_, run) = app.get_app("shop", "production", "/run.txt").await;
+    assert_ne!(host_uid_of_root(&run), 0, "a replica is not host root: {run}");
+    let (_, nnp) = app.get_app("shop", "production", "/nnp.txt").await;
+    assert_eq!(nnp.split_whitespace().last(), Some("1"), "no-new-privileges: {nnp}");
+    let (_, nproc) = app.get_app("shop", "production", "/nproc.txt").await;
+    // A fork bomb stops at the engine's bound (the container's own, where the engine
+    // applies it), far below the host's.
+    let nproc: i64 = nproc.trim().parse().unwrap_or(i64::MAX);
+    assert!(nproc <= slipway_engine::isolation::ENGINE_NPROC_LIMIT, "the process limit is {nproc}");
+
+    // What the engine was asked for: no host paths, not privileged, limits.
+    let ids = app.replicas_of("shop", "production").await;
+    assert!(!ids.is_empty());
+    for id in ids {
+        let info = engine::inspect(&id).await;
+        let host = &info["HostConfig"];
+        assert_eq!(host["Privileged"], false, "{host}");
+        assert!(host["Binds"].as_array().is_none_or(Vec::is_empty), "no host mounts: {host}");
+        assert!(info["Mounts"].as_array().is_none_or(Vec::is_empty), "no mounts at all: {}", info["Mounts"]);
+        assert!(host["SecurityOpt"].to_string().contains("no-new-privileges"), "{host}");
+    }
+    let (status, _) = app.admin("GET", "/services/shop", None).await;
+    assert_eq!(status, 200, "the server keeps serving");
+}
+
+/// A rootful Podman service of its own (the kind `scripts/podman` no longer starts), on
+/// storage in `dir`; killed when dropped.
+async fn rootful_engine(dir: &std::path::Path) -> (tokio::process::Child, String) {
+    let socket = dir.join("engine.sock");
+    let d = |name: &str| dir.join(name).display().to_string();
+    let child = tokio::process::Command::new("podman")
+        .args(["--root", &d("graph"), "--runroot", &d("run"), "--tmpdir", &d("tmp")])
+        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file", "system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .env_remove("CONTAINER_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("podman");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "the rootful engine did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, format!("unix://{}", socket.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rootful_engine_is_refused_unless_allowed_and_the_data_dir_is_private() {
+    let engine_dir = tempfile::tempdir().expect("tempdir");
+    let (_engine, url) = rootful_engine(engine_dir.path()).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().to_str().expect("utf-8").to_owned();
+    let args = ["--listen", "127.0.0.1:0", "--apps-listen", "127.0.0.1:0", "--data-dir", &data_dir, "--engine", &url];
+
+    let mut refused = None;
+    // The socket appears a moment before the service answers: poll until it does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while refused.is_none() {
+        let output = tokio::process::Command::new(slipway_e2e::slipwayd_bin())
+            .args(args)
+            .env_remove("SLIPWAY_ADMIN_PASSWORD")
+            .output()
+            .await
+            .expect("slipwayd");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !stderr.contains("does not answer") || std::time::Instant::now() > deadline {
+            refused = Some((output.status.code(), stderr));
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (code, stderr) = refused.expect("an answer");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("runs containers as host root"), "{stderr}");
+    assert!(stderr.contains("--allow-rootful-engine"), "the message says how to accept the risk: {stderr}");
+    for chore in ["initial-admin-password", "secret.key", "node-id"] {
+        assert!(!data.path().join(chore).exists(), "a refused start does no first-start chore ({chore})");
+    }
+
+    // Accepted when asked for, with a warning; a data dir others could read is made private.
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-rootful-engine");
+    let mut started = start_process(&allowed, &[]).await;
+    let health = slipway_e2e::http_client().get(format!("{}/healthz", started.url)).send().await.expect("health");
+    assert_eq!(health.status(), 200);
+    let mode = std::fs::metadata(data.path()).expect("data dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the data dir is private: {mode:o}");
+    let _ = started.child.start_kill();
+    let _ = started.child.wait().await;
+    let _ = started.stderr_done.await;
+    let printed = started.stderr.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+    assert!(printed.contains("runs containers as host root (--allow-rootful-engine)"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_engine_is_rootless() {
+    // Everything else in this suite runs on what `scripts/podman start` started: it must
+    // be the rootless engine the README promises.
+    let (status, info) = engine::call_async("GET", "/v4.0.0/libpod/info", &[], None).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["host"]["security"]["rootless"], true, "{}", info["host"]["security"]);
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 /// The engine's API socket.
 pub fn socket() -> String {
     let engine =
-        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/podman.sock".to_owned());
+        std::env::var("SLIPWAY_ENGINE").unwrap_or_else(|_| "unix:///var/tmp/slipway-podman/run/podman.sock".to_owned());
     engine.strip_prefix("unix://").expect("tests talk to a unix-socket engine").to_owned()
 }
 

@@ -502,7 +502,7 @@ fn validate_public_url(url: String) -> Result<String, ConfigError> {
 /// The sockets tried, in order, when neither --engine nor DOCKER_HOST says where the
 /// container engine is. The last is where `scripts/podman start` puts Podman's service.
 pub const ENGINE_SOCKETS: &[&str] =
-    &["/run/podman/podman.sock", "/var/run/docker.sock", "/var/tmp/slipway-podman/podman.sock"];
+    &["/run/podman/podman.sock", "/var/run/docker.sock", "/var/tmp/slipway-podman/run/podman.sock"];
 
 impl Config {
     /// The container engine to use: --engine, else DOCKER_HOST, else the first socket

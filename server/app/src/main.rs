@@ -288,6 +288,21 @@ async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
         }
         tracing::warn!(%url, %product, "the container engine runs containers as host root (--allow-rootful-engine)");
     }
+    // A rootless engine running as slipwayd's own user shields nothing: an escaped build
+    // or app would be that user, and read the keys and the database.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let data_owner = std::fs::metadata(&config.data_dir)?.uid();
+        if isolation.rootless && isolation.host_uid == Some(data_owner) {
+            anyhow::bail!(
+                "the container engine at {url} ({product}) runs containers as uid {data_owner}, the owner of the data \
+                 directory {}: pushed code that escapes its container could read Slipway's keys and database\n  run \
+                 the engine as a user of its own (`scripts/podman start` uses slipway-engine)",
+                config.data_dir.display()
+            );
+        }
+    }
     if !isolation.enforces_limits {
         tracing::warn!(
             %url, %product,

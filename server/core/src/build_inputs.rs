@@ -1,6 +1,6 @@
 //! The one gate for what a pushed repository hands the builder: the paths `slipway.toml`
 //! names, the Containerfile's and the build context's git tree entries (modes and symlink
-//! targets), and the Containerfile's mount options. Pushed code is hostile: every rule
+//! targets), and the Containerfile's mount options and remote `ADD`s. Pushed code is hostile: every rule
 //! here stops a way a build could read the host (a JSON list where a path belongs is a
 //! list of host files to Podman's API; a symlinked Containerfile or context entry is
 //! followed on the host; a `RUN --mount` from a stage holding a symlink to `/` mounts the
@@ -32,6 +32,12 @@ pub enum BuildInputError {
         line.map(|n| format!(" line {n}")).unwrap_or_default()
     )]
     Mount { path: String, line: Option<usize> },
+    #[error(
+        "{path} line {line}: ADD of a URL (or of a variable) is refused: the engine fetches it from the build \
+         host's network, where loopback services and the cloud's metadata address answer; fetch it in a RUN step \
+         (curl, wget) or commit the file"
+    )]
+    RemoteAdd { path: String, line: usize },
     #[error(
         "slipway.toml: build.dockerfile = {0:?}: a name ending in .in is run through the C preprocessor on the \
          build host; rename the file"
@@ -159,6 +165,39 @@ pub fn containerfile_text(path: &str, text: &str) -> Result<(), BuildInputError>
     if squeeze(text).contains("--mount") {
         return Err(BuildInputError::Mount { path: path.to_owned(), line: None });
     }
+    remote_adds(path, text, squeeze)
+}
+
+/// Refuses an `ADD` (also under `ONBUILD`, however continued or quoted) whose sources
+/// name a URL or a git remote, or a variable that could hold one: buildah fetches those
+/// in the engine's own process, on the host's network, not in the build's sandbox.
+fn remote_adds(path: &str, text: &str, squeeze: impl Fn(&str) -> String) -> Result<(), BuildInputError> {
+    let remote = |logical: &str| {
+        let words = squeeze(logical);
+        let words = words.trim_start();
+        let words = words.strip_prefix("onbuild").map(str::trim_start).unwrap_or(words);
+        let is_add = words.strip_prefix("add").is_some_and(|rest| rest.starts_with(char::is_whitespace));
+        is_add && ["://", "$", "git@"].iter().any(|sign| words.contains(sign))
+    };
+    let mut logical = String::new();
+    let mut first_line = 0;
+    for (n, line) in text.lines().enumerate() {
+        if logical.is_empty() {
+            first_line = n + 1;
+        }
+        logical.push_str(line);
+        logical.push('\n');
+        if line.trim_end().ends_with('\\') {
+            continue;
+        }
+        if remote(&logical) {
+            return Err(BuildInputError::RemoteAdd { path: path.to_owned(), line: first_line });
+        }
+        logical.clear();
+    }
+    if remote(&logical) {
+        return Err(BuildInputError::RemoteAdd { path: path.to_owned(), line: first_line });
+    }
     Ok(())
 }
 
@@ -255,6 +294,27 @@ mod tests {
         }
         let err = containerfile_text("Containerfile", "RUN --mount=x\n").expect_err("mount");
         assert!(err.to_string().starts_with("Containerfile line 1: RUN --mount"), "{err}");
+    }
+
+    #[test]
+    fn adds_of_urls_are_refused() {
+        let ok = "FROM x\nADD app.tar.gz /srv/\nADD --chown=1:1 a b /c/\nCOPY http.conf /etc/\nRUN wget https://a/b\n";
+        assert!(containerfile_text("Containerfile", ok).is_ok());
+        for (text, line) in [
+            ("FROM x\nADD http://169.254.169.254/latest/meta-data/ /m\n", 2),
+            ("FROM x\nadd HTTPS://127.0.0.1:5000/v2/ /r\n", 2),
+            ("FROM x\nADD git@github.com:a/b.git /src\n", 2),
+            ("FROM x\nARG U=http://127.0.0.1:7700/\nADD ${U} /u\n", 3),
+            ("FROM x\nONBUILD ADD http://h/ /h\n", 2),
+            ("FROM x\nA\\\nDD \"http\"://h/ /h\n", 2),
+            ("FROM x\nADD --checksum=sha256:0 \\\n  http://h/f /f\n", 2),
+            ("FROM x\nADD http://h/f \\", 2),
+        ] {
+            match containerfile_text("Containerfile", text) {
+                Err(BuildInputError::RemoteAdd { line: found, .. }) => assert_eq!(found, line, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -105,12 +105,19 @@ impl EngineBuilder {
                 ],
                 None,
             ),
+            // The password reaches redis-server through a file the container writes, never
+            // its command line: every local user can read a process's arguments in `ps`.
             AddonKind::Redis => (
-                Vec::new(),
+                vec![format!("REDIS_PASSWORD={password}")],
                 Some(
-                    ["redis-server", "--requirepass", password, "--dir", "/data", "--appendonly", "yes"]
-                        .map(str::to_owned)
-                        .to_vec(),
+                    [
+                        "sh",
+                        "-c",
+                        "umask 077 && printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > /tmp/redis.conf && \
+                         exec redis-server /tmp/redis.conf --dir /data --appendonly yes",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
                 ),
             ),
         };

@@ -19,6 +19,9 @@ pub struct Isolation {
     pub enforces_limits: bool,
     /// e.g. "Podman 4.3.1" or "Docker 27.0.1".
     pub product: String,
+    /// The host user containers' uid 0 is (Podman's id mappings; else the owner of the
+    /// engine's socket), when known.
+    pub host_uid: Option<u32>,
 }
 
 /// Processes one container may run when its engine enforces cgroups.
@@ -66,17 +69,39 @@ impl EngineBuilder {
                 host["cgroupControllers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             let delegated = ["memory", "pids"].iter().all(|c| controllers.contains(c));
             let version = info["version"]["Version"].as_str().unwrap_or("?");
+            let root_maps_to = host["idMappings"]["uidmap"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["container_id"].as_u64() == Some(0))
+                .and_then(|m| m["host_id"].as_u64())
+                .and_then(|uid| u32::try_from(uid).ok());
             return Ok(Isolation {
                 rootless,
                 enforces_limits: !rootless || (v2 && delegated),
                 product: format!("Podman {version}"),
+                host_uid: if rootless { root_maps_to.or_else(|| self.socket_owner()) } else { Some(0) },
             });
         }
         let info = self.docker().info().await.map_err(|e| e.to_string())?;
-        let rootless = info.security_options.unwrap_or_default().iter().any(|o| o.contains("name=rootless"));
+        // Security options read `name=rootless` (with more `,key=value` after some).
+        let rootless =
+            info.security_options.unwrap_or_default().iter().any(|o| o.split(',').any(|part| part == "name=rootless"));
         let v2 = matches!(info.cgroup_version, Some(bollard::models::SystemInfoCgroupVersionEnum::_2));
         let version = info.server_version.unwrap_or_else(|| "?".to_owned());
-        Ok(Isolation { rootless, enforces_limits: !rootless || v2, product: format!("Docker {version}") })
+        Ok(Isolation {
+            rootless,
+            enforces_limits: !rootless || v2,
+            product: format!("Docker {version}"),
+            host_uid: if rootless { self.socket_owner() } else { Some(0) },
+        })
+    }
+
+    /// Who owns the engine's unix socket (a rootless engine makes it as its own user).
+    fn socket_owner(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.url().strip_prefix("unix://")?;
+        std::fs::metadata(path).ok().map(|m| m.uid())
     }
 
     /// One GET to the engine's API outside the Docker model bollard speaks (Podman's

@@ -425,6 +425,12 @@ async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
     assert!(ping.contains("+OK") && ping.contains("+PONG"), "{ping:?}");
     let (_, redis_url) = app.get_app("shop", "data", "/redis.txt").await;
     assert!(redis_url.contains("@slipway-shop-data-redis-"), "{redis_url}");
+    // Its password is not on a command line (every local user can read those in `ps`).
+    let redis_password = redis_url.trim().trim_start_matches("redis://:").split('@').next().expect("password");
+    let node = format!("dev.slipway.node={}", app.node());
+    let redis = slipway_e2e::engine::running(&[node.clone(), "dev.slipway.addon=redis".to_owned()]).await;
+    assert_eq!(redis.len(), 1);
+    assert!(!redis[0]["Command"].to_string().contains(redis_password), "{}", redis[0]["Command"]);
     // The DATABASE_URL names the add-on and holds a password a real PostgreSQL takes
     // (asked here through the loopback port slipwayd's readiness probe uses).
     let host = db_url.split('@').nth(1).and_then(|h| h.split(':').next()).expect("host").to_owned();

@@ -141,3 +141,29 @@ async fn the_test_engine_is_rootless() {
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["host"]["security"]["rootless"], true, "{}", info["host"]["security"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rootless_engine_running_as_the_data_dirs_owner_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    // The engine's user (uid 0 in its containers) owns this data dir: an escape would
+    // read the keys. (slipwayd itself runs as root here, so only the owner matters.)
+    let (_, info) = engine::call_async("GET", "/v4.0.0/libpod/info", &[], None).await;
+    let engine_uid = info["host"]["idMappings"]["uidmap"][0]["host_id"].as_u64().expect("engine uid") as u32;
+    let data = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::chown(data.path(), Some(engine_uid), None).expect("chown");
+    assert_eq!(std::fs::metadata(data.path()).expect("meta").uid(), engine_uid);
+    let dir = data.path().to_str().expect("utf-8");
+    let output = tokio::process::Command::new(slipway_e2e::slipwayd_bin())
+        .args(["--listen", "127.0.0.1:0", "--apps-listen", "127.0.0.1:0", "--data-dir", dir])
+        .env_remove("SLIPWAY_ADMIN_PASSWORD")
+        .output()
+        .await
+        .expect("slipwayd");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("runs containers as uid {engine_uid}, the owner of the data directory")),
+        "{stderr}"
+    );
+    assert!(!data.path().join("secret.key").exists(), "a refused start does no first-start chore");
+}

@@ -163,3 +163,21 @@ async fn the_archive_holds_the_files_the_gate_read_whatever_gitattributes_say() 
     assert!(!out.stderr.contains(&format!("subst-42-{marker}")), "the commit message ran as a build step: {out:?}");
     assert_ne!(out.code, 0, "the literal $Format line is no instruction: {out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_of_a_url_is_refused_and_nothing_on_the_host_is_fetched() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let (_dir, _path, secret) = host_secret();
+    // A service on the host's loopback (as slipwayd, a registry or a cloud's metadata
+    // address would be): the engine would fetch an ADD URL from the host's network.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/latest/meta-data/", listener.local_addr().expect("addr"));
+    let containerfile = format!("FROM localhost/slipway/busybox\nARG U={url}\nADD ${{U}} /m\n");
+    let work = local_repo(&[("Containerfile", containerfile.as_bytes())]).await;
+    let stderr = push_refused(&app, &token, work.path(), &secret).await;
+    assert!(stderr.contains("Containerfile line 3: ADD of a URL (or of a variable) is refused"), "{stderr}");
+    assert!(!stderr.contains("STEP 1/"), "nothing was built: {stderr}");
+    let fetched = tokio::time::timeout(std::time::Duration::from_millis(500), listener.accept()).await;
+    assert!(fetched.is_err(), "the host's loopback service was reached");
+}

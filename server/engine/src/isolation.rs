@@ -2,7 +2,7 @@
 //! host root, whether it can enforce cgroup limits, and the limits every container
 //! Slipway starts gets (replicas, release commands, add-ons).
 
-use bollard::models::{HostConfig, ResourcesUlimits};
+use bollard::models::HostConfig;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -28,12 +28,11 @@ pub struct Isolation {
 pub const PIDS_LIMIT: i64 = 1024;
 /// Memory a replica gets when its template sets none (512 MiB).
 pub const DEFAULT_MEMORY: i64 = 512 * 1024 * 1024;
-/// RLIMIT_NPROC asked for every container: a bound on a fork bomb that holds even where
-/// cgroup limits are ignored. Docker applies it; Podman's Docker-compatible API drops it,
-/// so `scripts/podman` bounds its rootless service (and so everything it runs, builds
-/// included) at [`ENGINE_NPROC_LIMIT`] tasks together.
-pub const NPROC_LIMIT: i64 = 4096;
-/// The RLIMIT_NPROC `scripts/podman start` gives the rootless engine.
+/// The RLIMIT_NPROC `scripts/podman start` gives the rootless engine: the bound on a fork
+/// bomb where cgroup limits are ignored. It is the engine's, inherited by every build
+/// step and container, since a container's own ulimits do not work on every engine
+/// (Podman's Docker-compatible API drops them rootless; rootful, asking for one makes
+/// the runtime set RLIMIT_NOFILE too, above what the host allows).
 pub const ENGINE_NPROC_LIMIT: i64 = 16384;
 
 /// The confinement every container Slipway starts gets: limits, and no way to gain
@@ -45,11 +44,6 @@ pub(crate) fn confined(memory: Option<i64>, nano_cpus: Option<i64>) -> HostConfi
         memory: Some(memory.unwrap_or(DEFAULT_MEMORY)),
         nano_cpus,
         pids_limit: Some(PIDS_LIMIT),
-        ulimits: Some(vec![ResourcesUlimits {
-            name: Some("nproc".to_owned()),
-            soft: Some(NPROC_LIMIT),
-            hard: Some(NPROC_LIMIT),
-        }]),
         security_opt: Some(vec!["no-new-privileges".to_owned()]),
         privileged: Some(false),
         ..HostConfig::default()

@@ -61,33 +61,34 @@ async fn pushed_code_runs_as_an_unprivileged_host_user() {
     assert_eq!(status, 200, "the server keeps serving");
 }
 
-/// A rootful Podman service of its own (the kind `scripts/podman` no longer starts), on
-/// storage in `dir`; killed when dropped.
-async fn rootful_engine(dir: &std::path::Path) -> (tokio::process::Child, String) {
-    let socket = dir.join("engine.sock");
-    let d = |name: &str| dir.join(name).display().to_string();
-    let child = tokio::process::Command::new("podman")
-        .args(["--root", &d("graph"), "--runroot", &d("run"), "--tmpdir", &d("tmp")])
-        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file", "system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .env_remove("CONTAINER_HOST")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("podman");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(std::time::Instant::now() < deadline, "the rootful engine did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A rootful Podman service of its own on storage in `dir`, as `scripts/podman rootful`
+/// starts it for benchmarks (the kind `scripts/podman start` no longer starts); stopped
+/// when dropped.
+struct RootfulEngine {
+    dir: std::path::PathBuf,
+}
+
+impl RootfulEngine {
+    fn start(dir: &std::path::Path) -> (RootfulEngine, String) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman");
+        let out = std::process::Command::new(&script).arg("rootful").arg(dir).output().expect("scripts/podman");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (RootfulEngine { dir: dir.to_owned() }, url)
     }
-    (child, format!("unix://{}", socket.display()))
+}
+
+impl Drop for RootfulEngine {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman");
+        let _ = std::process::Command::new(&script).arg("stop").arg(&self.dir).output();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rootful_engine_is_refused_unless_allowed_and_the_data_dir_is_private() {
     let engine_dir = tempfile::tempdir().expect("tempdir");
-    let (_engine, url) = rootful_engine(engine_dir.path()).await;
+    let (_engine, url) = RootfulEngine::start(engine_dir.path());
     let data = tempfile::tempdir().expect("tempdir");
     let data_dir = data.path().to_str().expect("utf-8").to_owned();
     let args = ["--listen", "127.0.0.1:0", "--apps-listen", "127.0.0.1:0", "--data-dir", &data_dir, "--engine", &url];
@@ -131,6 +132,22 @@ async fn a_rootful_engine_is_refused_unless_allowed_and_the_data_dir_is_private(
     let _ = started.stderr_done.await;
     let printed = started.stderr.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
     assert!(printed.contains("runs containers as host root (--allow-rootful-engine)"), "{printed}");
+
+    // And a push goes live on it (the confinement every container gets is one a rootful
+    // engine can start: a per-container ulimit once made runc fail there).
+    let podman = |host: &str, args: &[&str]| {
+        std::process::Command::new("podman").args(args).env("CONTAINER_HOST", host).output().expect("podman")
+    };
+    let app = TestApp::start_with(Db::Sqlite, &["--engine", &url, "--allow-rootful-engine"]).await;
+    app.team("payments").await;
+    app.service("shop", "payments").await;
+    let token = app.admin_api_token("git").await;
+    let work = local_repo(&slipway_e2e::borrowed(&slipway_e2e::fixture_app("on a rootful engine\n"))).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    let live = app.get_app("shop", "production", "/").await;
+    assert!(podman(&url, &["rm", "--all", "--force", "--time", "0"]).status.success());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(live, (200, "on a rootful engine\n".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

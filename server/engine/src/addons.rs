@@ -12,8 +12,7 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    CreateContainerOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use slipway_core::config::seal_context;
 use slipway_core::template::AddonKind;
@@ -374,8 +373,7 @@ impl Engine {
                 LABEL_ADDON.to_owned(),
             ],
         )]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        for container in self.inner.runtime.list_containers(options).await? {
+        for container in self.inner.runtime.list_containers(true, &filters["label"]).await? {
             if let Some(id) = container.id {
                 self.inner.runtime.remove_container(&id).await;
             }

@@ -10,10 +10,7 @@ use std::pin::Pin;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListContainersOptions, PushImageOptionsBuilder, TagImageOptionsBuilder,
-};
+use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use crate::logger::RunLog;
@@ -170,45 +167,6 @@ impl EngineBuilder {
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
-
-    /// Lists containers. Podman names states the Docker API model lacks (a container
-    /// between its stop and its cleanup is `stopped`), and bollard then refuses the whole
-    /// list; such a state lasts moments, so the list is asked again until it reads.
-    pub async fn list_containers(&self, options: ListContainersOptions) -> Result<Vec<ContainerSummary>, String> {
-        until_known_states(STATE_SETTLE, || self.docker.list_containers(Some(options.clone())))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Inspects a container, reading past a passing state the model lacks (see
-    /// [`EngineBuilder::list_containers`]).
-    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, bollard::errors::Error> {
-        until_known_states(STATE_SETTLE, || self.docker.inspect_container(id, None)).await
-    }
-}
-
-/// How long a list may keep naming a state the API model lacks before that is an error.
-const STATE_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Calls `list` again (every 100 ms, for up to `settle`) while its answer fails to read
-/// because of a state name the model does not know.
-async fn until_known_states<T, F, Fut>(settle: std::time::Duration, mut list: F) -> Result<T, bollard::errors::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
-{
-    let deadline = tokio::time::Instant::now() + settle;
-    loop {
-        match list().await {
-            Err(bollard::errors::Error::JsonSerdeError { err })
-                if err.to_string().contains("unknown variant") && tokio::time::Instant::now() < deadline =>
-            {
-                tracing::debug!(%err, "the engine named a passing container state; listing again");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            done => return done,
-        }
-    }
 }
 
 impl Builder for EngineBuilder {
@@ -295,46 +253,5 @@ impl Builder for EngineBuilder {
             }
             digest.ok_or_else(|| BuildError::Failed(format!("the registry {server} reported no digest")))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    /// The error bollard gives for Podman's `stopped`.
-    fn unknown_state() -> bollard::errors::Error {
-        let err = serde_json::from_str::<bollard::models::ContainerSummaryStateEnum>("\"stopped\"").unwrap_err();
-        bollard::errors::Error::JsonSerdeError { err }
-    }
-
-    #[tokio::test]
-    async fn a_passing_unknown_state_is_listed_again() {
-        let calls = AtomicUsize::new(0);
-        let listed = until_known_states(STATE_SETTLE, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(unknown_state()) } else { Ok(vec!["c1"]) }
-        })
-        .await;
-        assert_eq!(listed.unwrap(), vec!["c1"]);
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn other_errors_and_a_lasting_unknown_state_are_returned() {
-        let calls = AtomicUsize::new(0);
-        let other = until_known_states(STATE_SETTLE, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(bollard::errors::Error::RequestTimeoutError)
-        })
-        .await;
-        assert!(matches!(other, Err(bollard::errors::Error::RequestTimeoutError)));
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "a timeout is not asked again");
-
-        let settle = std::time::Duration::from_millis(300);
-        let lasting = until_known_states(settle, || async { Err::<(), _>(unknown_state()) }).await;
-        let err = lasting.unwrap_err().to_string();
-        assert!(err.contains("unknown variant `stopped`"), "{err}");
     }
 }

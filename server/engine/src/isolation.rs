@@ -3,8 +3,6 @@
 //! Slipway starts gets (replicas, release commands, add-ons).
 
 use bollard::models::HostConfig;
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::EngineBuilder;
@@ -97,44 +95,4 @@ impl EngineBuilder {
         let path = self.url().strip_prefix("unix://")?;
         std::fs::metadata(path).ok().map(|m| m.uid())
     }
-
-    /// One GET to the engine's API outside the Docker model bollard speaks (Podman's
-    /// `libpod` routes); a missing route is an error.
-    async fn get_json(&self, path: &str) -> Result<Value, String> {
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, "engine")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let call = async {
-            let response = if let Some(socket) = self.url().strip_prefix("unix://") {
-                send(tokio::net::UnixStream::connect(socket).await.map_err(|e| e.to_string())?, request).await?
-            } else {
-                let addr = self.url().trim_start_matches("tcp://").trim_start_matches("http://");
-                let addr = addr.split('/').next().unwrap_or(addr);
-                send(tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?, request).await?
-            };
-            if !response.status().is_success() {
-                return Err(format!("{path}: {}", response.status()));
-            }
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            serde_json::from_slice(&body).map_err(|e| e.to_string())
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(30), call)
-            .await
-            .unwrap_or_else(|_| Err(format!("{path}: no answer within 30 s")))
-    }
-}
-
-/// Sends one request on a new HTTP/1 connection.
-async fn send<S>(
-    stream: S,
-    request: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    sender.send_request(request).await.map_err(|e| e.to_string())
 }

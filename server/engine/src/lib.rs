@@ -10,6 +10,7 @@
 pub mod addons;
 pub mod build;
 pub mod config_vars;
+pub mod containers;
 pub mod context;
 mod deploy;
 pub mod hub;

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 
 use crate::EngineBuilder;
@@ -155,9 +154,7 @@ impl EngineBuilder {
 
     /// The running replicas of an environment that this node started.
     pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, String> {
-        let filters = HashMap::from([("label", environment_labels(node, service, environment))]);
-        let options = ListContainersOptionsBuilder::new().all(false).filters(&filters).build();
-        let containers = self.list_containers(options).await?;
+        let containers = self.list_containers(false, &environment_labels(node, service, environment)).await?;
         Ok(containers
             .into_iter()
             .filter_map(|c| {
@@ -181,9 +178,7 @@ impl EngineBuilder {
     pub async fn containers_of_run(&self, node: &str, service: &str, environment: &str, run_id: i64) -> Vec<String> {
         let mut labels = environment_labels(node, service, environment);
         labels.push(format!("{LABEL_RUN}={run_id}"));
-        let filters = HashMap::from([("label", labels)]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        match self.list_containers(options).await {
+        match self.list_containers(true, &labels).await {
             Ok(found) => found.into_iter().filter_map(|c| c.id).collect(),
             Err(err) => {
                 tracing::warn!(%err, run_id, "listing a run's containers");

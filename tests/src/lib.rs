@@ -477,10 +477,16 @@ pub async fn run_cli(mut cmd: Command, args: &[&str], stdin: &str) -> CliOutput 
         .await
         .expect("slipway finishes in time")
         .expect("slipway output");
-    CliOutput {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    output.into()
+}
+
+impl From<std::process::Output> for CliOutput {
+    fn from(output: std::process::Output) -> CliOutput {
+        CliOutput {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 

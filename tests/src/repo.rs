@@ -32,11 +32,7 @@ pub async fn git(dir: &Path, config: &[(&str, &str)], args: &[&str]) -> CliOutpu
         .await
         .expect("git finishes in time")
         .expect("run git");
-    CliOutput {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 /// A new local repository in a fresh directory with one commit of `files`.

@@ -162,7 +162,7 @@ impl EngineBuilder {
             self.remove_container(&created.id).await;
             return Err(format!("starting {name}: {err}"));
         }
-        let info = self.inspect_container(&created.id).await.map_err(|e| e.to_string())?;
+        let info = self.inspect_container(&created.id).await?;
         let port = info
             .network_settings
             .and_then(|n| n.ports)
@@ -402,8 +402,8 @@ impl Engine {
     }
 
     /// Keeps an environment's add-ons running: starts a stopped one, and re-creates a
-    /// missing one on its volume with its password and under the same name, so the URLs
-    /// replicas hold keep working (a row from before add-ons had names is moved to one).
+    /// missing one on its volume with its password and under the same name (its volume's),
+    /// so the URLs replicas hold keep working.
     pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
         let inner = &self.inner;
         if env.runtime != crate::LOCAL_RUNTIME {

@@ -51,9 +51,13 @@ pub(crate) fn confined(memory: Option<i64>, nano_cpus: Option<i64>) -> HostConfi
 impl EngineBuilder {
     /// Asks the engine how it isolates containers: Podman's own API answers for Podman
     /// (its Docker-compatible `/info` does not say it is rootless), Docker's `/info` for
-    /// Docker (`name=rootless` among its security options).
+    /// Docker (`name=rootless` among its security options). Which engine it is comes from
+    /// `/version`, so a failed Podman call is an error, never a reading of "rootful".
     pub async fn isolation(&self) -> Result<Isolation, String> {
-        if let Ok(info) = self.get_json("/v4.0.0/libpod/info").await {
+        let version = self.docker().version().await.map_err(|e| e.to_string())?;
+        let podman = version.components.unwrap_or_default().iter().any(|c| c.name.contains("Podman"));
+        if podman {
+            let info = self.get_json("/v4.0.0/libpod/info").await?;
             let host = &info["host"];
             let rootless = host["security"]["rootless"].as_bool().unwrap_or(false);
             let v2 = host["cgroupVersion"].as_str() == Some("v2");

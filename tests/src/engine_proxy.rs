@@ -1,6 +1,7 @@
 //! A pass-through proxy in front of the container engine's API socket that can be told
 //! to stall one kind of request: how a test makes the real engine hang on demand (a hung
-//! engine is what a deploy must survive), with everything else still real.
+//! engine, or a followed output that never ends, is what a deploy must survive), with
+//! everything else still real.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 #[derive(Debug)]
 pub struct EngineProxy {
     pub url: String,
-    stall_creates: Arc<AtomicBool>,
+    stalls: Arc<Stalls>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -28,8 +29,8 @@ impl EngineProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("engine.sock");
         let listener = UnixListener::bind(&path).expect("bind the proxy socket");
-        let stall_creates = Arc::new(AtomicBool::new(false));
-        let stall = stall_creates.clone();
+        let stalls = Arc::new(Stalls::default());
+        let stall = stalls.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let stall = stall.clone();
@@ -40,13 +41,36 @@ impl EngineProxy {
                 });
             }
         });
-        EngineProxy { url: format!("unix://{}", path.display()), stall_creates, task, _dir: dir }
+        EngineProxy { url: format!("unix://{}", path.display()), stalls, task, _dir: dir }
     }
 
     /// From now on, container creation requests are held forever without an answer
     /// (until `false`), as a hung engine would.
     pub fn stall_container_creates(&self, stall: bool) {
-        self.stall_creates.store(stall, Ordering::SeqCst);
+        self.stalls.creates.store(stall, Ordering::SeqCst);
+    }
+
+    /// From now on, requests to follow a container's output are held forever without an
+    /// answer (until `false`), as Podman's followed output that misses the container's
+    /// end stays open.
+    pub fn stall_followed_output(&self, stall: bool) {
+        self.stalls.followed_output.store(stall, Ordering::SeqCst);
+    }
+}
+
+/// Which requests are held.
+#[derive(Debug, Default)]
+struct Stalls {
+    creates: AtomicBool,
+    followed_output: AtomicBool,
+}
+
+impl Stalls {
+    fn holds(&self, request: &[u8]) -> bool {
+        let creating = request.starts_with(b"POST ") && contains(request, b"/containers/create");
+        let following =
+            request.starts_with(b"GET ") && contains(request, b"/logs?") && contains(request, b"follow=true");
+        (creating && self.creates.load(Ordering::SeqCst)) || (following && self.followed_output.load(Ordering::SeqCst))
     }
 }
 
@@ -56,9 +80,9 @@ impl Drop for EngineProxy {
     }
 }
 
-/// Copies bytes both ways; a request chunk that opens a container creation while the
-/// stall is on stops the client-to-engine direction (the request never arrives).
-async fn relay(client: UnixStream, server: UnixStream, stall: Arc<AtomicBool>) {
+/// Copies bytes both ways; a request chunk that opens a held kind of request stops the
+/// client-to-engine direction (the request never arrives).
+async fn relay(client: UnixStream, server: UnixStream, stall: Arc<Stalls>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async move {
@@ -69,8 +93,7 @@ async fn relay(client: UnixStream, server: UnixStream, stall: Arc<AtomicBool>) {
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let creating = chunk.starts_with(b"POST ") && contains(chunk, b"/containers/create");
-            if creating && stall.load(Ordering::SeqCst) {
+            if stall.holds(chunk) {
                 // Never forward it and never answer, as a hung engine does, until the
                 // client gives up and closes.
                 while let Ok(n) = client_read.read(&mut buf).await {

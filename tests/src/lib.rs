@@ -10,6 +10,7 @@ pub mod engine;
 pub mod engine_proxy;
 pub mod kube_sim;
 pub mod portal;
+pub mod process;
 pub mod repo;
 
 pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes, volumes_named};
@@ -450,6 +451,13 @@ impl Drop for TestApp {
     /// replicas survive a server restart).
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            // The test failed: what the server logged says why more often than the
+            // assertion does.
+            let logs = self.output[1].lock().unwrap_or_else(|e| e.into_inner());
+            let from = logs.len().saturating_sub(200);
+            eprintln!("slipwayd's last log lines:\n{}", logs[from..].join("\n"));
+        }
         if let Ok(node) = std::fs::read_to_string(self.data_dir.path().join("node-id")) {
             remove_containers_of(node.trim());
         }
@@ -473,11 +481,7 @@ pub async fn run_cli(mut cmd: Command, args: &[&str], stdin: &str) -> CliOutput 
     // A command that fails before reading its input closes the pipe early; that is fine.
     let _ = input.write_all(stdin.as_bytes()).await;
     drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("slipway finishes in time")
-        .expect("slipway output");
-    output.into()
+    process::finish_within(child, Duration::from_secs(60), &format!("slipway {}", args.join(" "))).await
 }
 
 impl From<std::process::Output> for CliOutput {

@@ -27,12 +27,11 @@ pub async fn git(dir: &Path, config: &[(&str, &str)], args: &[&str]) -> CliOutpu
         .env("GIT_COMMITTER_NAME", "Test")
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("git finishes in time")
-        .expect("run git");
-    output.into()
+    let child = cmd.spawn().expect("run git");
+    crate::process::finish_within(child, Duration::from_secs(120), &format!("git {}", args.join(" "))).await
 }
 
 /// A new local repository in a fresh directory with one commit of `files`.

@@ -18,6 +18,7 @@ pub mod images;
 pub mod isolation;
 pub mod kubernetes;
 pub mod logger;
+mod one_off;
 mod reconcile;
 pub mod router;
 pub mod runtime;

@@ -245,31 +245,6 @@ async fn wait_healthy_replicas(app: &TestApp, want: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_release_command_runs_before_traffic_moves() {
-    let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
-    let url = app.git_url("shop", &token);
-    let v1 = format!("v1 {}\n", nonce());
-    let mut files = fixture_app(&v1);
-    files.retain(|(name, _)| *name != "slipway.toml");
-    files
-        .push(("slipway.toml", b"[web]\nport = 8080\n[release]\ncommand = \"echo migrating the database\"\n".to_vec()));
-    let work = local_repo(&borrowed(&files)).await;
-    let out = git(work.path(), &[], &["push", &url, "main"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("migrating the database"), "the release command's output reaches the pusher: {out:?}");
-    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1.clone()));
-
-    let failing = b"[web]\nport = 8080\n[release]\ncommand = \"echo cannot migrate; exit 7\"\n";
-    commit(work.path(), &[("slipway.toml", &failing[..]), ("index.html", b"v2\n")], "bad migration").await;
-    let out = git(work.path(), &[], &["push", &url, "main"]).await;
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("the release command exited with status 7"), "{out:?}");
-    assert!(out.stderr.contains("cannot migrate"), "{out:?}");
-    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1), "the old release keeps serving");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_logs_show_the_replicas_output_to_the_owners() {
     let app = TestApp::start(Db::Sqlite).await;
     let token = setup(&app).await;
@@ -462,35 +437,6 @@ async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_s
     let out = git(work.path(), &[], &["push", &url, "main"]).await;
     assert_eq!(out.code, 0, "the server keeps working once the engine answers: {out:?}");
     assert_eq!(app.get_app("shop", "production", "/").await, (200, v3));
-}
-
-/// A release command that never ends is killed at `--release-timeout`; nothing moves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_release_command_that_never_ends_times_out() {
-    let app = TestApp::start_with(Db::Sqlite, &["--release-timeout", "2"]).await;
-    let token = setup(&app).await;
-    let url = app.git_url("shop", &token);
-    let v1 = format!("v1 {}\n", nonce());
-    let work = local_repo(&borrowed(&fixture_app(&v1))).await;
-    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
-
-    let hanging = b"[web]\nport = 8080\n[release]\ncommand = \"echo migrating forever; sleep 600\"\n";
-    commit(work.path(), &[("slipway.toml", &hanging[..]), ("index.html", b"v2\n")], "slow migration").await;
-    let started = Instant::now();
-    let out = git(work.path(), &[], &["push", &url, "main"]).await;
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("migrating forever"), "{out:?}");
-    assert!(
-        out.stderr.contains("the release command failed: it did not finish within 2 s (--release-timeout)"),
-        "{out:?}"
-    );
-    assert!(out.stderr.contains("the previous release keeps serving"), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(60), "the push ended at the deadline, not after the sleep");
-    assert_eq!(app.get_app("shop", "production", "/").await, (200, v1));
-    // The release container was removed, not left sleeping.
-    let node = std::fs::read_to_string(app.data_dir.path().join("node-id")).expect("node id");
-    let left = slipway_e2e::running_containers(&[format!("dev.slipway.node={}", node.trim())]).await;
-    assert_eq!(left.len(), 2, "only v1's two replicas run: {left:?}");
 }
 
 /// Two installations on one engine that build the same commit of a same-named service

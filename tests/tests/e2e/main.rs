@@ -18,6 +18,7 @@ mod load;
 mod ownership;
 mod pipeline;
 mod portal;
+mod release;
 mod replicas;
 mod server;
 mod untrusted;

@@ -288,7 +288,7 @@ pub struct LogLine {
 }
 
 /// Log lines after a sequence number; pass `next_after` back as `?after=`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct LogPage {
     pub lines: Vec<LogLine>,

@@ -126,6 +126,9 @@ pub struct Args {
     /// Largest size a repository may grow to by a push, in MiB [default: 2048].
     #[arg(long, env = "SLIPWAY_MAX_REPO_MB", value_name = "MIB")]
     pub max_repo_mb: Option<u64>,
+    /// Largest build context (the files a build is sent), in MiB [default: 512].
+    #[arg(long, env = "SLIPWAY_MAX_CONTEXT_MB", value_name = "MIB")]
+    pub max_context_mb: Option<u64>,
     /// How many pipeline runs execute at once [default: 2].
     #[arg(long, env = "SLIPWAY_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
@@ -183,6 +186,7 @@ struct FileConfig {
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
     max_repo_mb: Option<u64>,
+    max_context_mb: Option<u64>,
     workers: Option<usize>,
     build_timeout: Option<u64>,
     base_domain: Option<String>,
@@ -220,6 +224,7 @@ pub struct Config {
     pub session_hours: u32,
     pub max_push_mb: u64,
     pub max_repo_mb: u64,
+    pub max_context_mb: u64,
     pub workers: usize,
     pub build_timeout: u64,
     pub base_domain: String,
@@ -256,6 +261,7 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("max_push_mb", &self.max_push_mb)
             .field("max_repo_mb", &self.max_repo_mb)
+            .field("max_context_mb", &self.max_context_mb)
             .field("workers", &self.workers)
             .field("build_timeout", &self.build_timeout)
             .field("base_domain", &self.base_domain)
@@ -371,7 +377,10 @@ impl Config {
         in_range("--session-hours", session_hours, 1..=24 * 90, "")?;
         let max_push_mb = args.max_push_mb.or(file.max_push_mb).unwrap_or(512);
         let max_repo_mb = args.max_repo_mb.or(file.max_repo_mb).unwrap_or(2048);
-        for (flag, value) in [("--max-push-mb", max_push_mb), ("--max-repo-mb", max_repo_mb)] {
+        let max_context_mb = args.max_context_mb.or(file.max_context_mb).unwrap_or(512);
+        for (flag, value) in
+            [("--max-push-mb", max_push_mb), ("--max-repo-mb", max_repo_mb), ("--max-context-mb", max_context_mb)]
+        {
             in_range(flag, value, 1..=1024 * 1024, "(MiB)")?;
         }
         let workers = args.workers.or(file.workers).unwrap_or(2);
@@ -428,6 +437,7 @@ impl Config {
             session_hours,
             max_push_mb,
             max_repo_mb,
+            max_context_mb,
             workers,
             build_timeout,
             base_domain: base_domain.to_ascii_lowercase(),

@@ -152,6 +152,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             apps_domain: config.base_domain.clone(),
             apps_port: apps_bound.port(),
             default_runtime: config.default_runtime.clone(),
+            max_context_bytes: config.max_context_mb * 1024 * 1024,
         },
         engine,
     );
@@ -191,7 +192,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             tracing::warn!(%err, "setting TCP_NODELAY");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    // With the peer address, which login throttles by.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())

@@ -31,11 +31,29 @@ pub fn init_metrics() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// The standard methods by name; any other (hyper accepts invented ones) is `other`,
+/// so a client cannot mint a series per request.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|known| *known == method).map_or("other", |known| known.as_str())
+}
+
 /// Counts and times each request by its route template (never the raw path, which would
 /// give every service its own series).
 pub async fn record_http_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();

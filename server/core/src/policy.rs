@@ -36,6 +36,9 @@ pub enum Action {
     CreateService,
     /// Change a service the team owns: metadata, push, deploy, configure, delete.
     ChangeService,
+    /// Read a service's build, release and app logs (they carry the team's code's output,
+    /// which may hold anything the code printed).
+    ReadLogs,
     /// Read the audit log.
     ReadAudit,
     /// Register clusters, publish templates, set quotas.
@@ -65,6 +68,9 @@ pub fn authorize(subject: Subject, action: Action) -> Result<(), Denied> {
         Action::ChangeService => {
             (admin || member, "only members of the owning team and platform admins may change this service")
         }
+        Action::ReadLogs => {
+            (admin || member, "only members of the owning team and platform admins may read this service's logs")
+        }
         Action::ReadAudit => (admin, "only platform admins may read the audit log"),
         Action::AdministerPlatform => (admin, "only platform admins may do this"),
     };
@@ -89,6 +95,7 @@ mod tests {
         (ManageTeamMembers, [true, true, false, false]),
         (CreateService, [true, true, true, false]),
         (ChangeService, [true, true, true, false]),
+        (ReadLogs, [true, true, true, false]),
         (ReadAudit, [true, false, false, false]),
         (AdministerPlatform, [true, false, false, false]),
     ];
@@ -116,9 +123,10 @@ mod tests {
             ChangeService => 5,
             ReadAudit => 6,
             AdministerPlatform => 7,
+            ReadLogs => 8,
         }
     }
-    const ACTIONS: usize = 8;
+    const ACTIONS: usize = 9;
 
     #[test]
     fn the_table_covers_every_action() {

@@ -169,10 +169,19 @@ impl EngineBuilder {
     }
 }
 
+/// Whether a build output line names another image's tag: when every layer comes from
+/// the cache, the engine reports the resulting image's other names too ("Successfully
+/// tagged localhost/slipway/<other service>:<commit>"), which are not this run's to see.
+fn names_another_image(line: &str, own_tag: &str) -> bool {
+    line.trim().strip_prefix("Successfully tagged ").is_some_and(|tag| tag.trim() != own_tag)
+}
+
 impl Builder for EngineBuilder {
     fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>> {
         Box::pin(async move {
-            let tar = tokio::fs::read(&req.context_tar).await.map_err(BuildError::Context)?;
+            // Streamed from the file: a context may be hundreds of MiB (`--max-context-mb`),
+            // which must not sit in memory once per concurrent build.
+            let tar = tokio::fs::File::open(&req.context_tar).await.map_err(BuildError::Context)?;
             let options = BuildImageOptionsBuilder::new()
                 .dockerfile(&req.dockerfile)
                 .t(&req.tag)
@@ -180,7 +189,11 @@ impl Builder for EngineBuilder {
                 .forcerm(true)
                 .buildargs(&req.args)
                 .build();
-            let mut stream = self.streaming.build_image(options, None, Some(bollard::body_full(tar.into())));
+            let mut stream = self.streaming.build_image(
+                options,
+                None,
+                Some(bollard::body_try_stream(tokio_util::io::ReaderStream::new(tar))),
+            );
             let mut image_id = None;
             let mut last_lines: Vec<String> = Vec::new();
             while let Some(item) = stream.next().await {
@@ -192,7 +205,7 @@ impl Builder for EngineBuilder {
                     Err(err) => return Err(BuildError::Engine(err.to_string())),
                 };
                 if let Some(text) = info.stream.as_deref() {
-                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    for line in text.lines().filter(|l| !l.trim().is_empty() && !names_another_image(l, &req.tag)) {
                         log.line("build", line);
                         last_lines.push(line.to_owned());
                         if last_lines.len() > 5 {
@@ -253,5 +266,18 @@ impl Builder for EngineBuilder {
             }
             digest.ok_or_else(|| BuildError::Failed(format!("the registry {server} reported no digest")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_another_image;
+
+    #[test]
+    fn only_this_builds_own_tag_is_reported() {
+        let own = "localhost/slipway/abc/shop:1234";
+        assert!(!names_another_image("Successfully tagged localhost/slipway/abc/shop:1234", own));
+        assert!(names_another_image("Successfully tagged localhost/slipway/abc/billing:99aa", own));
+        assert!(!names_another_image("STEP 1/3: FROM localhost/slipway/busybox", own));
     }
 }

@@ -480,7 +480,7 @@ pub(crate) async fn tear_down(
     if !runtime.is_empty() && runtime != crate::LOCAL_RUNTIME {
         let (client, _) = engine.cluster_client(&runtime).await?;
         let ns = crate::kubernetes::namespace_of(service, environment);
-        return crate::kubernetes::delete_namespace(&client, &ns, Duration::from_secs(120)).await;
+        return crate::kubernetes::delete_namespace(&client, &ns, service, environment, Duration::from_secs(120)).await;
     }
     inner.routes.remove(&route_key(service, environment));
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {

@@ -23,10 +23,20 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Subscribes to a run's events from now on.
+    /// Subscribes to a run's events from now on. Channels nobody listens to any more are
+    /// dropped first: a watcher of a run that had already ended (its `Finished` was
+    /// published before it came) would otherwise leave its channel behind for good.
     pub fn subscribe(&self, run_id: i64) -> broadcast::Receiver<RunEvent> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels.entry(run_id).or_insert_with(|| broadcast::channel(4096).0).subscribe()
+        channels.retain(|_, sender| sender.receiver_count() > 0);
+        let receiver = channels.entry(run_id).or_insert_with(|| broadcast::channel(4096).0).subscribe();
+        metrics::gauge!("slipway_run_event_channels").set(channels.len() as f64);
+        receiver
+    }
+
+    /// How many runs have a channel (for tests and the metrics gauge).
+    pub fn channels(&self) -> usize {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn publish(&self, run_id: i64, event: RunEvent) {
@@ -37,6 +47,27 @@ impl Hub {
         }
         if finished {
             channels.remove(&run_id);
+            metrics::gauge!("slipway_run_event_channels").set(channels.len() as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchers_of_ended_runs_leave_no_channel_behind() {
+        let hub = Hub::default();
+        for run in 0..600 {
+            drop(hub.subscribe(run));
+        }
+        assert!(hub.channels() <= 1, "{} channels left", hub.channels());
+        let mut live = hub.subscribe(1000);
+        drop(hub.subscribe(1001));
+        drop(hub.subscribe(1002));
+        assert_eq!(hub.channels(), 2, "the watched run's channel stays, the left one goes");
+        hub.publish(1000, RunEvent::Finished { status: "succeeded".into(), reason: String::new() });
+        assert!(matches!(live.try_recv(), Ok(RunEvent::Finished { .. })));
     }
 }

@@ -1,9 +1,11 @@
 //! A run's log: every line is published live at once and written to the database in
 //! batches (one INSERT per batch), so a chatty build costs few writes and nothing is
-//! lost: `close` waits until every line is stored.
+//! lost: `close` waits until every line is stored. Each stage's output is capped (lines
+//! and bytes), so one run cannot fill the database or the writer's queue.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use slipway_core::secrets::Masker;
 use slipway_store::Store;
@@ -19,6 +21,15 @@ const BATCH: usize = 200;
 /// Longer lines are cut (a minified file echoed by a build must not bloat the log).
 const MAX_LINE_CHARS: usize = 4096;
 
+/// Lines and bytes one stage of a run may log; past either, one marker line says so and
+/// the stage's later lines are dropped. Per stage, so that a build that prints without
+/// end still leaves room for the deploy's lines that say what happened.
+pub const MAX_STAGE_LINES: u64 = 10_000;
+pub const MAX_STAGE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What each stage has logged so far: (lines, bytes, cut).
+type Budget = Arc<Mutex<HashMap<String, (u64, u64, bool)>>>;
+
 #[derive(Debug, Clone)]
 pub struct RunLog {
     run_id: i64,
@@ -27,6 +38,7 @@ pub struct RunLog {
     engine: crate::Engine,
     /// Hides the secrets of the run's environment in every line.
     masker: Masker,
+    budget: Budget,
 }
 
 /// Waits for the writer to store every line.
@@ -65,7 +77,14 @@ impl RunLog {
                 batch.clear();
             }
         });
-        let log = RunLog { run_id, seq: Arc::new(AtomicI64::new(first_seq)), tx, engine: engine.clone(), masker };
+        let log = RunLog {
+            run_id,
+            seq: Arc::new(AtomicI64::new(first_seq)),
+            tx,
+            engine: engine.clone(),
+            masker,
+            budget: Budget::default(),
+        };
         (log, LogWriter(writer))
     }
 
@@ -73,6 +92,36 @@ impl RunLog {
     /// tab are dropped so logs cannot repaint a terminal; secrets are masked).
     pub fn line(&self, stage: &str, text: &str) {
         let clean = self.masker.mask(&clean_line(text)).into_owned();
+        match self.spend(stage, clean.len() as u64) {
+            Spend::Within => self.emit(stage, clean),
+            Spend::JustOver => self.emit(
+                stage,
+                format!(
+                    "[log cut: the {stage} stage printed more than {MAX_STAGE_LINES} lines or {} MiB; its later lines are dropped]",
+                    MAX_STAGE_BYTES / (1024 * 1024)
+                ),
+            ),
+            Spend::Over => {}
+        }
+    }
+
+    /// Counts a line of `bytes` against its stage's budget.
+    fn spend(&self, stage: &str, bytes: u64) -> Spend {
+        let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        let (lines, used, cut) = budget.entry(stage.to_owned()).or_default();
+        if *cut {
+            return Spend::Over;
+        }
+        if *lines + 1 > MAX_STAGE_LINES || *used + bytes > MAX_STAGE_BYTES {
+            *cut = true;
+            return Spend::JustOver;
+        }
+        *lines += 1;
+        *used += bytes;
+        Spend::Within
+    }
+
+    fn emit(&self, stage: &str, clean: String) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let row = LogRow { seq, at: now_ms(), stage: stage.to_owned(), line: clean.clone() };
         let _ = self.tx.send(row);
@@ -82,6 +131,13 @@ impl RunLog {
     pub(crate) fn hub(&self) -> &Hub {
         &self.engine.inner.hub
     }
+}
+
+enum Spend {
+    Within,
+    /// This line is the first past the budget: the marker goes in its place.
+    JustOver,
+    Over,
 }
 
 /// A log line as stored: no trailing newline, no control characters but tab, at most

@@ -125,6 +125,7 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let headers = &mut parts.headers;
+    strip_hop_by_hop(headers, client_upgrade.is_some());
     if let Some(peer) = peer {
         let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prior) => format!("{prior}, {peer}"),
@@ -154,6 +155,8 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
                 {
                     let backend_upgrade = hyper::upgrade::on(&mut response);
                     tokio::spawn(splice(client_upgrade, backend_upgrade));
+                } else {
+                    strip_hop_by_hop(response.headers_mut(), false);
                 }
                 return response.into_response();
             }
@@ -168,6 +171,45 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
         }
     }
     unavailable(&key)
+}
+
+/// Removes the headers that describe one connection rather than the message (RFC 9110
+/// 7.6.1): the standard ones and any the `Connection` header names, which a proxy must
+/// not pass on (a client could otherwise make the router drop `X-Forwarded-For` by
+/// naming it, or pass `Keep-Alive`/`TE` meant for the router to the app). An upgrade
+/// keeps `Connection: upgrade` and `Upgrade`, which the replica needs to answer 101.
+/// Written here because hyper leaves this to the proxy and no maintained crate does
+/// only this.
+fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap, upgrade: bool) {
+    const HOP_BY_HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ];
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
+        if upgrade && name == "upgrade" {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
 }
 
 /// Copies bytes both ways between an upgraded client connection and the replica's.
@@ -206,6 +248,27 @@ mod tests {
         assert_eq!(route_key("localhost:7780", "localhost"), None);
         assert_eq!(route_key("a.b.localhost", "localhost"), None);
         assert_eq!(route_key("shop-production.example.org", "localhost"), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_with_their_connection() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret, x-forwarded-for"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers, false);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+
+        let mut upgrade = axum::http::HeaderMap::new();
+        upgrade.insert(header::CONNECTION, HeaderValue::from_static("Upgrade, keep-alive"));
+        upgrade.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut upgrade, true);
+        assert_eq!(upgrade.get(header::CONNECTION).map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+        assert_eq!(upgrade.get(header::UPGRADE).map(|v| v.as_bytes()), Some(&b"websocket"[..]));
     }
 
     #[test]

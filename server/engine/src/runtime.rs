@@ -260,8 +260,9 @@ impl EngineBuilder {
     }
 }
 
-/// Polls `http://addr{path}` until it answers below 500, or fails at the deadline with
-/// the last reason.
+/// Polls `http://addr{path}` until it answers 2xx or 3xx (as Kubernetes' HTTP probes
+/// count), or fails at the deadline with the last reason: a 404 is a wrong health path
+/// or an app that is not there, never a healthy one.
 pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, String> {
     let started = Instant::now();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -270,7 +271,9 @@ pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Res
     let mut last = "no answer yet".to_owned();
     while started.elapsed() < within {
         match tokio::time::timeout(Duration::from_secs(2), client.get(uri.clone())).await {
-            Ok(Ok(response)) if response.status().as_u16() < 500 => return Ok(started.elapsed()),
+            Ok(Ok(response)) if response.status().is_success() || response.status().is_redirection() => {
+                return Ok(started.elapsed());
+            }
             Ok(Ok(response)) => last = format!("answered {}", response.status()),
             Ok(Err(err)) => last = format!("{err}"),
             Err(_) => last = "timed out".to_owned(),

@@ -48,6 +48,8 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("git {command} failed: {stderr}")]
     Git { command: &'static str, stderr: String },
+    #[error("{path} is {size} bytes; at most {max} are read")]
+    TooLarge { path: String, size: u64, max: u64 },
 }
 
 fn git(git: &Path, repo: &Path, env: &ObjectEnv) -> Command {
@@ -98,16 +100,23 @@ pub async fn object_type(
     Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()))
 }
 
-/// The contents of the file at `commit:path`, or `None` when there is none.
+/// The contents of the file at `commit:path`, or `None` when there is none; a file over
+/// `max` bytes is refused from its object header, before any of it is read (a small push
+/// can carry a huge file that compresses well).
 pub async fn read_file(
     git_bin: &Path,
     repo: &Path,
     commit: &str,
     path: &str,
+    max: u64,
     env: &ObjectEnv,
 ) -> Result<Option<Vec<u8>>, ArchiveError> {
     if object_type(git_bin, repo, commit, path, env).await?.as_deref() != Some("blob") {
         return Ok(None);
+    }
+    let size = object_size(git_bin, repo, &format!("{commit}:{path}"), env).await?;
+    if size > max {
+        return Err(ArchiveError::TooLarge { path: path.to_owned(), size, max });
     }
     let output = git(git_bin, repo, env).args(["cat-file", "blob"]).arg(format!("{commit}:{path}")).output().await?;
     if !output.status.success() {
@@ -176,6 +185,35 @@ pub async fn tree_entries(
 ) -> Result<Vec<TreeEntry>, ArchiveError> {
     let tree = if dir == "." { commit.to_owned() } else { format!("{commit}:{dir}") };
     ls_tree(git_bin, repo, env, &["-r", &tree]).await
+}
+
+/// The total size of the files under `commit:dir` (all of its tree, recursively), from
+/// the object headers: what a build context of it would hold.
+pub async fn tree_size(
+    git_bin: &Path,
+    repo: &Path,
+    commit: &str,
+    dir: &str,
+    env: &ObjectEnv,
+) -> Result<u64, ArchiveError> {
+    let tree = if dir == "." { commit.to_owned() } else { format!("{commit}:{dir}") };
+    let output = git(git_bin, repo, env).args(["ls-tree", "-r", "-l", "-z"]).arg(&tree).output().await?;
+    if !output.status.success() {
+        return Err(ArchiveError::Git {
+            command: "ls-tree",
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    // `<mode> <type> <object> <size>\t<path>\0`; submodules (commits) have size `-`.
+    Ok(output
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|record| {
+            let text = String::from_utf8_lossy(record);
+            let meta = text.split_once('\t')?.0.to_owned();
+            meta.split_whitespace().nth(3)?.parse::<u64>().ok()
+        })
+        .sum())
 }
 
 /// The size of an object, from its header (nothing of it is read).

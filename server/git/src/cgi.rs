@@ -29,6 +29,8 @@ pub enum CgiError {
     Spawn(std::io::Error),
     #[error("git http-backend answered a malformed head: {0}")]
     Head(String),
+    #[error("the request body's encoding {0:?} is not gzip")]
+    Encoding(String),
 }
 
 pub struct CgiRequest<'a> {
@@ -74,8 +76,55 @@ async fn spool(dir: &Path, body: Body, limit: u64) -> Result<(std::fs::File, u64
     Ok((std_file, total))
 }
 
+/// A gzip body (git compresses large requests) inflated into a second spool file, its
+/// inflated bytes counted against `limit`: a 127 KB body of zeros inflates to 120 MB,
+/// so the limit must hold after inflating, not before.
+async fn inflate(dir: &Path, compressed: std::fs::File, limit: u64) -> Result<(std::fs::File, u64), CgiError> {
+    let named = tempfile::NamedTempFile::new_in(dir).map_err(CgiError::Spool)?;
+    let out = named.into_file();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek, Write};
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(compressed));
+        let mut writer = std::io::BufWriter::new(out);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut total: u64 = 0;
+        loop {
+            let n =
+                decoder.read(&mut chunk).map_err(|e| CgiError::Body(format!("the gzip body does not inflate: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limit {
+                return Err(CgiError::TooLarge { limit, what: "push" });
+            }
+            writer.write_all(&chunk[..n]).map_err(CgiError::Spool)?;
+        }
+        let mut out = writer.into_inner().map_err(|e| CgiError::Spool(e.into_error()))?;
+        out.seek(std::io::SeekFrom::Start(0)).map_err(CgiError::Spool)?;
+        Ok((out, total))
+    })
+    .await
+    .map_err(|e| CgiError::Body(e.to_string()))?
+}
+
+/// How the request body is encoded: git sends plain bodies or gzip; anything else is
+/// refused rather than passed to git unread.
+fn gzipped(headers: &HeaderMap) -> Result<bool, CgiError> {
+    match headers.get("content-encoding").map(|v| v.to_str().unwrap_or_default().trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(encoding) if encoding.is_empty() || encoding == "identity" => Ok(false),
+        Some(encoding) if encoding == "gzip" || encoding == "x-gzip" => Ok(true),
+        Some(encoding) => Err(CgiError::Encoding(encoding)),
+    }
+}
+
 pub async fn run(config: &GitConfig, req: CgiRequest<'_>, grant: Grant, body: Body) -> Result<Response, CgiError> {
-    let (input, length) = spool(&config.spool, body, config.max_push_bytes).await?;
+    let gzip = gzipped(req.headers)?;
+    let (mut input, mut length) = spool(&config.spool, body, config.max_push_bytes).await?;
+    if gzip {
+        (input, length) = inflate(&config.spool, input, config.max_push_bytes).await?;
+    }
     if req.op == GitOp::Push && length > 0 {
         let size = repos::disk_size(&config.root.join(format!("{}.git", req.name))).await;
         if size + length > config.max_repo_bytes {
@@ -99,11 +148,8 @@ pub async fn run(config: &GitConfig, req: CgiRequest<'_>, grant: Grant, body: Bo
         .stdin(Stdio::from(input))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (header, var) in [
-        ("content-type", "CONTENT_TYPE"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-        ("git-protocol", "GIT_PROTOCOL"),
-    ] {
+    // No HTTP_CONTENT_ENCODING: the body git reads is the inflated one.
+    for (header, var) in [("content-type", "CONTENT_TYPE"), ("git-protocol", "GIT_PROTOCOL")] {
         if let Some(value) = req.headers.get(header).and_then(|v| v.to_str().ok()) {
             cmd.env(var, value);
         }

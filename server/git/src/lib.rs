@@ -152,6 +152,11 @@ async fn handle<A: GitAccess>(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("push refused: the {what} would exceed the limit of {} MiB", limit / (1024 * 1024)),
         ),
+        Err(err @ cgi::CgiError::Encoding(_)) => text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("{err}: send the body plain or gzip-compressed, as git does"),
+        ),
+        Err(err @ cgi::CgiError::Body(_)) => text(StatusCode::BAD_REQUEST, &format!("{err}")),
         Err(err) => {
             tracing::error!(%err, repo = name, "git http-backend failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "the git server failed; try again (the error has been logged)")

@@ -112,9 +112,17 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         }
     };
     let repo = slipway_git::repos::path(&state.settings.repos_dir, &service.name);
-    let bytes = match archive::read_file(&state.settings.git, &repo, commit, catalog_info::FILE, env).await {
+    let max = crate::pipeline::MAX_DESCRIPTOR_BYTES;
+    let bytes = match archive::read_file(&state.settings.git, &repo, commit, catalog_info::FILE, max, env).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Vec::new(),
+        Err(archive::ArchiveError::TooLarge { size, max, .. }) => {
+            return vec![format!(
+                "warning: {} is {size} bytes; at most {} KiB is read; the catalog is unchanged",
+                catalog_info::FILE,
+                max / 1024
+            )];
+        }
         Err(err) => {
             tracing::warn!(%err, service = %service.name, "reading catalog-info.yaml");
             return vec![format!("warning: {} could not be read; the catalog is unchanged", catalog_info::FILE)];

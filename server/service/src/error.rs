@@ -39,6 +39,10 @@ pub enum ServiceError {
     /// Too many attempts; retry after the given number of seconds.
     #[error("too many attempts; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+    /// The server is at a bound it keeps (e.g. password hashes at once); retry after the
+    /// given number of seconds.
+    #[error("the server is busy; try again in {retry_after_secs} seconds")]
+    Busy { retry_after_secs: u64 },
     /// Something the server depends on (the container engine, an add-on image) failed;
     /// the message says what, and nothing was left half-done.
     #[error("{0}")]
@@ -73,7 +77,7 @@ impl ServiceError {
             ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Unavailable(_) | ServiceError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,8 +116,37 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Quota(over) => ServiceError::QuotaExceeded(quota_message(&over)),
+            StoreError::HostTaken { host, service, environment } => {
+                ServiceError::Conflict(host_taken_message(&host, &service, &environment))
+            }
             err => ServiceError::Internal(err.to_string()),
         }
+    }
+}
+
+/// Why a service or environment cannot have the host name `<service>-<environment>`.
+pub fn host_taken_message(host: &str, service: &str, environment: &str) -> String {
+    format!(
+        "the name {host} (its URL {host}.<domain> and its namespace slipway-{host}) is taken by environment \
+         {environment:?} of service {service:?}; choose another name"
+    )
+}
+
+/// A unique-constraint refusal of a new environment `environment` of `service`: another
+/// environment took its host name at the same moment (the index decided), or the
+/// service already has one of that name (`otherwise`).
+pub async fn environment_clash(
+    store: &slipway_store::Store,
+    service: &str,
+    environment: &str,
+    otherwise: String,
+) -> ServiceError {
+    let host = format!("{service}-{environment}");
+    match store.host_owner(&host).await {
+        Ok(Some((s, e))) if (s.as_str(), e.as_str()) != (service, environment) => {
+            ServiceError::Conflict(host_taken_message(&host, &s, &e))
+        }
+        _ => ServiceError::Conflict(otherwise),
     }
 }
 
@@ -141,7 +174,7 @@ impl IntoResponse for ServiceError {
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status(), [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
-        if let ServiceError::RateLimited { retry_after_secs } = &self {
+        if let ServiceError::RateLimited { retry_after_secs } | ServiceError::Busy { retry_after_secs } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
         }
         if matches!(self, ServiceError::Unauthenticated(_)) {

@@ -300,6 +300,10 @@ pub(crate) struct Prepared {
     build: BuildSettings,
 }
 
+/// The most of `slipway.toml` or `catalog-info.yaml` that is read: descriptors are small,
+/// and a push of a few KiB can carry gigabytes of one compressible file.
+pub const MAX_DESCRIPTOR_BYTES: u64 = 1024 * 1024;
+
 /// Reads `slipway.toml` (optional) and finds the Containerfile or Dockerfile.
 pub(crate) async fn prepare_build(
     state: &AppState,
@@ -308,10 +312,16 @@ pub(crate) async fn prepare_build(
     env: &ObjectEnv,
 ) -> Result<Prepared, PrepareError> {
     let git = &state.settings.git;
-    let config = match archive::read_file(git, repo, commit, "slipway.toml", env).await {
+    let config = match archive::read_file(git, repo, commit, "slipway.toml", MAX_DESCRIPTOR_BYTES, env).await {
         Ok(None) => RepoConfig::default(),
         Ok(Some(bytes)) => {
             RepoConfig::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| PrepareError::Refused(e.to_string()))?
+        }
+        Err(archive::ArchiveError::TooLarge { size, max, .. }) => {
+            return Err(PrepareError::Refused(format!(
+                "slipway.toml is {size} bytes; it may be at most {} KiB",
+                max / 1024
+            )));
         }
         Err(err) => return Err(PrepareError::Internal(format!("reading slipway.toml: {err}"))),
     };
@@ -375,9 +385,23 @@ async fn check_build_inputs(
     if archive::object_size(git, repo, &object, env).await.map_err(internal)? > MAX_CONTAINERFILE_BYTES {
         return Err(refused(gate::BuildInputError::TooLarge { path, limit: MAX_CONTAINERFILE_BYTES }));
     }
-    let text = archive::read_file(git, repo, commit, &path, env).await.map_err(internal)?.unwrap_or_default();
+    let text = archive::read_file(git, repo, commit, &path, MAX_CONTAINERFILE_BYTES, env)
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
     gate::containerfile_text(&path, &String::from_utf8_lossy(&text)).map_err(refused)?;
 
+    // Measured from the object headers before anything is archived or sent.
+    let size = archive::tree_size(git, repo, commit, context_dir, env).await.map_err(internal)?;
+    let max = state.settings.max_context_bytes;
+    if size > max {
+        return Err(PrepareError::Refused(format!(
+            "the build context {context_dir} holds {} MiB of files; at most {} MiB is built (--max-context-mb); \
+             leave large files out of the context (set [build] context in slipway.toml)",
+            size.div_ceil(1024 * 1024),
+            max / (1024 * 1024)
+        )));
+    }
     let links: Vec<archive::TreeEntry> = archive::tree_entries(git, repo, commit, context_dir, env)
         .await
         .map_err(internal)?

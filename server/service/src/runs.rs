@@ -110,9 +110,9 @@ pub async fn get_run(state: &AppState, _actor: &Actor, id: i64) -> Result<Run> {
     Ok(to_api(run, stages))
 }
 
-pub async fn run_log(state: &AppState, _actor: &Actor, id: i64, after: i64) -> Result<LogPage> {
+pub async fn run_log(state: &AppState, actor: &Actor, id: i64, after: i64) -> Result<LogPage> {
     // Read the status first: if it is final, every line was stored before it was set.
-    let run = find_run(state, id).await?;
+    let run = readable_run(state, actor, id).await?;
     let rows = state.store.logs(id, after.max(0), MAX_LOG_PAGE).await?;
     let next_after = rows.last().map_or(after.max(0), |r| r.seq);
     let full_page = rows.len() as i64 == MAX_LOG_PAGE;
@@ -120,6 +120,21 @@ pub async fn run_log(state: &AppState, _actor: &Actor, id: i64, after: i64) -> R
     let lines =
         rows.into_iter().map(|r| LogLine { seq: r.seq, at: rfc3339(r.at), stage: r.stage, line: r.line }).collect();
     Ok(LogPage { lines, next_after, status: run.status, finished })
+}
+
+/// A run whose log `actor` may read: the owning team's members and admins only, as for
+/// app logs (a build prints whatever the team's code prints).
+async fn readable_run(state: &AppState, actor: &Actor, id: i64) -> Result<RunRow> {
+    let run = find_run(state, id).await?;
+    let service = state.store.service_by_name(&run.service).await?;
+    require_in_team(state, actor, service.team_id, Action::ReadLogs).await?;
+    Ok(run)
+}
+
+/// [`follow`] for a caller, once they may read the run's log.
+pub async fn follow_as(state: AppState, actor: &Actor, id: i64) -> Result<tokio::sync::mpsc::Receiver<FollowEvent>> {
+    readable_run(&state, actor, id).await?;
+    Ok(follow(state, id))
 }
 
 pub async fn cancel_run(state: &AppState, actor: &Actor, id: i64) -> Result<Run> {

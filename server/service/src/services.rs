@@ -131,7 +131,12 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
     };
     let row = match state.store.create_service(name.as_str(), team.id, &fields, Some(&first), now_ms()).await {
         Ok(row) => row,
-        Err(StoreError::Conflict) => return Err(ServiceError::Conflict(format!("service {name:?} already exists"))),
+        Err(StoreError::Conflict) => {
+            let otherwise = format!("service {name:?} already exists");
+            return Err(
+                crate::error::environment_clash(&state.store, name.as_str(), DEFAULT_ENVIRONMENT, otherwise).await
+            );
+        }
         Err(err) => return Err(err.into()),
     };
     let settings = &state.settings;

@@ -26,6 +26,8 @@ pub struct Settings {
     pub apps_port: u16,
     /// Where environments run when none is named: `local` or a registered cluster.
     pub default_runtime: String,
+    /// Largest build context, in bytes of committed files (`--max-context-mb`).
+    pub max_context_bytes: u64,
 }
 
 impl Settings {

@@ -17,9 +17,9 @@ pub(crate) fn to_api(row: UserRow) -> User {
 }
 
 /// Checks a username and password; answers a session token.
-pub async fn login(state: &AppState, req: LoginRequest) -> Result<LoginResponse> {
+pub async fn login(state: &AppState, req: LoginRequest, from: std::net::IpAddr) -> Result<LoginResponse> {
     let wrong = || ServiceError::Unauthenticated("wrong username or password".to_owned());
-    state.login_throttle.check(&req.username)?;
+    state.login_throttle.check(&req.username, from)?;
     let user = match state.store.user_by_name(&req.username).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,
@@ -27,7 +27,7 @@ pub async fn login(state: &AppState, req: LoginRequest) -> Result<LoginResponse>
     };
     // Verify against a dummy hash for unknown users so timing does not reveal who exists.
     let stored = user.as_ref().map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
-    let matches = verify_password(req.password, stored).await;
+    let matches = verify_password(req.password, stored).await?;
     let user = user.filter(|_| matches).ok_or_else(wrong)?;
     let (token, exp) = state
         .jwt

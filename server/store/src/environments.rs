@@ -102,18 +102,55 @@ pub struct QuotaExceeded {
     pub requested: i64,
 }
 
-/// Inserts an environment inside an open transaction `$tx` and checks the team's quotas;
-/// evaluates to `Result<Result<i64, QuotaExceeded>, sqlx::Error>`. A macro because the
-/// SQLite and PostgreSQL transactions are different types.
+/// Why an environment was not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Quota(QuotaExceeded),
+    /// Its host name `<service>-<environment>` is another environment's.
+    HostTaken {
+        host: String,
+        service: String,
+        environment: String,
+    },
+}
+
+impl From<Refused> for crate::StoreError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Quota(over) => crate::StoreError::Quota(over),
+            Refused::HostTaken { host, service, environment } => {
+                crate::StoreError::HostTaken { host, service, environment }
+            }
+        }
+    }
+}
+
+/// Inserts an environment inside an open transaction `$tx`, claiming its host name and
+/// checking the team's quotas; evaluates to `Result<Result<i64, Refused>, sqlx::Error>`.
+/// A macro because the SQLite and PostgreSQL transactions are different types.
 macro_rules! insert_environment {
     ($tx:expr, $service_id:expr, $team_id:expr, $new:expr, $now:expr) => {
         async {
             let new: &$crate::environments::NewEnvironment<'_> = $new;
             let s = &new.shape;
+            let service: String =
+                sqlx::query_scalar("SELECT name FROM services WHERE id = $1").bind($service_id).fetch_one(&mut *$tx).await?;
+            let host = format!("{service}-{}", new.name);
+            // Checked here for the message; the unique index decides under concurrency.
+            let owner: Option<(String, String)> = sqlx::query_as(
+                "SELECT s.name, e.name FROM environments e JOIN services s ON s.id = e.service_id WHERE e.host = $1",
+            )
+            .bind(&host)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            if let Some((service, environment)) = owner {
+                return Ok(Err($crate::environments::Refused::HostTaken { host, service, environment }));
+            }
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO environments (service_id, name, branch, created_at, replicas, template, template_version, \
                  parameters, spec, preview, expires_at, idle_ttl_ms, created_by, total_replicas, total_memory_mb, \
-                 runtime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                 runtime, host) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 RETURNING id",
             )
             .bind($service_id)
             .bind(new.name)
@@ -131,6 +168,7 @@ macro_rules! insert_environment {
             .bind(s.total_replicas)
             .bind(s.total_memory_mb)
             .bind(new.runtime)
+            .bind(&host)
             .fetch_one(&mut *$tx)
             .await?;
             let delta = $crate::environments::Usage {
@@ -149,7 +187,7 @@ macro_rules! insert_environment {
                 let usage: $crate::environments::Usage =
                     sqlx::query_as($crate::environments::USAGE_SQL).bind($team_id).fetch_one(&mut *$tx).await?;
                 if let Some(over) = $crate::environments::exceeded(&quota, &usage, &delta) {
-                    return Ok::<_, sqlx::Error>(Err(over));
+                    return Ok::<_, sqlx::Error>(Err($crate::environments::Refused::Quota(over)));
                 }
             }
             Ok(Ok(id))
@@ -219,8 +257,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Creates an environment, refusing it (and writing nothing) if it would break a
-    /// quota of `team_id`.
+    /// Creates an environment, refusing it (and writing nothing) if its host name is
+    /// another environment's or it would break a quota of `team_id`.
     pub async fn create_environment(
         &self,
         service_id: i64,
@@ -235,15 +273,15 @@ impl Store {
             sqlx::query("UPDATE quotas SET team_id = team_id WHERE team_id = $1").bind(team_id).execute(&mut *tx).await?;
             let id = match insert_environment!(tx, service_id, team_id, new, now).await? {
                 Ok(id) => id,
-                Err(over) => {
+                Err(refused) => {
                     tx.rollback().await?;
-                    return Ok(Err(over));
+                    return Ok(Err(refused));
                 }
             };
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Ok(id))
         }.await)?;
-        id.map_err(StoreError::Quota)
+        id.map_err(StoreError::from)
     }
 
     /// Changes what an environment runs or how big it is (an upgrade, a scale, a
@@ -344,6 +382,14 @@ impl Store {
             let limit = limit?;
             (used > limit).then_some(QuotaExceeded { quota: name, limit, used, requested: 0 })
         }))
+    }
+}
+
+impl Store {
+    /// The service and environment whose host name is `host`, if any.
+    pub async fn host_owner(&self, host: &str) -> Result<Option<(String, String)>> {
+        let sql = "SELECT s.name, e.name FROM environments e JOIN services s ON s.id = e.service_id WHERE e.host = $1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(host).fetch_optional(pool).await)?)
     }
 }
 

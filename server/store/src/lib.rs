@@ -67,6 +67,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("quota {} exceeded", .0.quota)]
     Quota(environments::QuotaExceeded),
+    #[error("host name {host} is taken by environment {environment} of service {service}")]
+    HostTaken { host: String, service: String, environment: String },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -95,6 +97,35 @@ pub struct Store {
     pub(crate) db: Db,
 }
 
+/// The SQLite file (and its WAL and shared-memory files, which SQLite creates with the
+/// database file's mode) is readable by slipwayd's user only: it holds password hashes
+/// and sealed secrets. Created 0600 when missing; an existing one open to others is
+/// made private, with a warning.
+fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => return Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(file = %file.display(), was = format!("{:o}", mode & 0o777), "made the database file private (0600)");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Hides the password of a database URL so it can be logged and shown in errors.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -119,6 +150,8 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            private_database_file(options.get_filename())
+                .map_err(|e| StoreError::BadUrl { url: shown.clone(), reason: e.to_string() })?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .connect_with(options)

@@ -149,15 +149,15 @@ impl Store {
                 .bind(&fields.preview_template).bind(now)
                 .fetch_one(&mut *tx).await?;
             if let Some(env) = first_environment
-                && let Err(over) = crate::environments::insert_environment!(tx, id, team_id, env, now).await?
+                && let Err(refused) = crate::environments::insert_environment!(tx, id, team_id, env, now).await?
             {
                 tx.rollback().await?;
-                return Ok(Err(over));
+                return Ok(Err(refused));
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Ok(()))
         }.await)?;
-        created.map_err(crate::StoreError::Quota)?;
+        created.map_err(crate::StoreError::from)?;
         self.service_by_name(name).await
     }
 

@@ -163,3 +163,39 @@ async fn a_push_that_would_outgrow_the_repository_limit_is_refused() {
     assert!(out.stderr.contains("413"), "{out:?}");
     assert_eq!(server_refs(&app, &format!("{}/git/shop.git", app.url)).await, first, "nothing moved");
 }
+
+/// A gzip body is measured after inflating: 4 MiB of zeros gzip to a few KiB, and must
+/// still meet `--max-push-mb 1`. An encoding git never sends is refused unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_push_is_measured_inflated() {
+    use std::io::Write;
+    let app = TestApp::start_with(Db::Sqlite, &["--max-push-mb", "1"]).await;
+    let token = setup(&app).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 4 * 1024 * 1024]).expect("gzip");
+    let body = gz.finish().expect("gzip");
+    assert!(body.len() < 64 * 1024, "{} bytes compressed", body.len());
+    let post = |encoding: &'static str, body: Vec<u8>| {
+        app.http
+            .post(format!("{}/git/shop.git/git-receive-pack", app.url))
+            .basic_auth("ana", Some(&token))
+            .header("content-type", "application/x-git-receive-pack-request")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    let response = post("gzip", body.clone()).await.expect("send");
+    assert_eq!(response.status(), 413);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("the push would exceed the limit of 1 MiB"), "{text}");
+
+    let response = post("br", body).await.expect("send");
+    assert_eq!(response.status(), 415);
+    assert!(response.text().await.expect("text").contains("\"br\" is not gzip"));
+
+    // Nothing was kept, and a real push still lands.
+    let remote = format!("{}/git/shop.git", app.url).replacen("http://", &format!("http://ana:{token}@"), 1);
+    let small = local_repo(&borrowed(&fixture_app("small\n"))).await;
+    let out = git(small.path(), &[], &["push", &remote, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+}

@@ -25,7 +25,7 @@ async fn pushed_code_runs_as_an_unprivileged_host_user() {
     // whether it may gain privileges, and how many processes it may have.
     let containerfile = "FROM localhost/slipway/busybox\nRUN mkdir -p /www && cat /proc/self/uid_map > /www/build.txt\n\
         COPY start.sh /start.sh\nCMD [\"sh\", \"/start.sh\"]\n";
-    let start = "cat /proc/self/uid_map > /www/run.txt\ngrep NoNewPrivs /proc/self/status > /www/nnp.txt\n\
+    let start = "echo ok > /www/index.html\ncat /proc/self/uid_map > /www/run.txt\ngrep NoNewPrivs /proc/self/status > /www/nnp.txt\n\
         ulimit -u > /www/nproc.txt\nexec httpd -f -p 8080 -h /www\n";
     let files = [("Containerfile", containerfile.as_bytes()), ("start.sh", start.as_bytes())];
     let work = local_repo(&files).await;

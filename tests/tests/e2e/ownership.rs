@@ -129,6 +129,15 @@ async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {
     }
     assert_eq!(app.snapshot().await, before, "a refused request changed the database");
 
+    // Logs carry whatever the team's code printed: another team's member reads none.
+    for path in ["/runs/{id}/log", "/runs/{id}/events", "/services/{service}/environments/{env}/logs"] {
+        let (status, problem) = app.call("GET", &fill(path, run), Some(&mallory), None).await;
+        assert_eq!(status, 403, "GET {path} as another team's member: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("may read this service's logs"), "{problem}");
+    }
+    let (status, log) = app.call("GET", &fill("/runs/{id}/log", run), Some(&bob), None).await;
+    assert_eq!(status, 200, "the owners read their own build log: {log}");
+
     // Own-only routes: mallory revoking "shared-name" touches only her own tokens.
     let (status, _) = app.call("DELETE", "/tokens/shared-name", Some(&mallory), None).await;
     assert_eq!(status, 404);

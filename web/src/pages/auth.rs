@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
 use slipway_api::LoginRequest;
-use slipway_service::actor::{SESSION_COOKIE, cookie};
+use slipway_service::actor::{ClientAddress, SESSION_COOKIE, cookie};
 use slipway_service::{AppState, ServiceError, audit, users};
 
 use super::render_with;
@@ -34,10 +34,11 @@ pub struct LoginQuery {
 }
 
 /// Only a path on this site is a place to return to: `//evil.example` and `https://…`
-/// would send the user elsewhere after signing in.
+/// would send the user elsewhere after signing in. Browsers drop tabs and newlines from
+/// a URL and read `\\` as `/`, so `/\t/evil.example` or `/\\evil.example` is `//evil.example`
+/// to them: no control character or backslash may appear anywhere.
 fn safe_next(next: &str) -> String {
-    let ok =
-        next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains(['\r', '\n']);
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.chars().any(|c| c.is_control() || c == '\\');
     if ok { next.to_owned() } else { "/".to_owned() }
 }
 
@@ -78,6 +79,7 @@ pub async fn login_page(
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     headers: HeaderMap,
     Form(fields): Form,
 ) -> Result<Response, PageError> {
@@ -89,7 +91,7 @@ pub async fn login(
         return Err(PageError::Csrf);
     }
     let request = LoginRequest { username: username.clone(), password: fields.get("password").to_owned() };
-    match users::login(&state, request).await {
+    match users::login(&state, request, from).await {
         Ok(session) => {
             audit::record(&state, &username, "POST /login", "/login", StatusCode::SEE_OTHER).await;
             let secure = secure(&state, &headers);
@@ -99,7 +101,9 @@ pub async fn login(
             cookies.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, String::new(), 0, secure));
             Ok(response)
         }
-        Err(err @ (ServiceError::Unauthenticated(_) | ServiceError::RateLimited { .. })) => {
+        Err(
+            err @ (ServiceError::Unauthenticated(_) | ServiceError::RateLimited { .. } | ServiceError::Busy { .. }),
+        ) => {
             audit::record(&state, &username, "POST /login", "/login", err.status()).await;
             let page = LoginPage {
                 csrf: state.jwt.csrf_token("login", &nonce),

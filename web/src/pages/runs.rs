@@ -38,6 +38,8 @@ struct RunPage {
     finished: bool,
     can_cancel: bool,
     truncated: bool,
+    /// Whether the viewer may read the log (the owning team and admins).
+    log_readable: bool,
 }
 
 /// A run id from the path; anything else names no run.
@@ -49,7 +51,14 @@ pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
     let id = run_id(&id)?;
     let actor = &viewer.actor;
     let run = runs::get_run(&state, actor, id).await?;
-    let log = runs::run_log(&state, actor, id, 0).await?;
+    // Everyone sees a run's stages; its log only the owning team and admins.
+    let log = match runs::run_log(&state, actor, id, 0).await {
+        Ok(log) => Some(log),
+        Err(ServiceError::Forbidden(_)) => None,
+        Err(err) => return Err(err.into()),
+    };
+    let log_readable = log.is_some();
+    let log = log.unwrap_or_default();
     let service = services::get_service(&state, actor, &run.service).await?;
     let finished = slipway_service::runs::is_final(&run.status);
     let can_cancel = !finished && services::may_change(&state, actor, &service).await?;
@@ -80,6 +89,7 @@ pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
         finished,
         can_cancel,
         truncated,
+        log_readable,
     })
 }
 

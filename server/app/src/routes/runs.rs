@@ -54,10 +54,11 @@ pub struct LogQuery {
     pub after: Option<i64>,
 }
 
-/// Log lines after a sequence number (all of them by default).
+/// Log lines after a sequence number (all of them by default); the owning team and
+/// admins only.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/log", tag = "runs", security(("bearer" = [])),
     params(("id" = i64, Path), ("after" = Option<i64>, Query)),
-    responses((status = 200, body = LogPage), (status = 404, body = Problem)))]
+    responses((status = 200, body = LogPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn run_log(
     State(state): State<AppState>,
     actor: Actor,
@@ -68,17 +69,17 @@ pub async fn run_log(
 }
 
 /// The run's log and stage changes as server-sent events (`log`, `stage`, `finished`),
-/// from the first line, live until the run ends.
+/// from the first line, live until the run ends; the owning team and admins only.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn run_events(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<i64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ServiceError> {
-    runs::get_run(&state, &actor, id).await?;
-    let rx = runs::follow(state, id);
+    let rx = runs::follow_as(state, &actor, id).await?;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
         let name = match &event {

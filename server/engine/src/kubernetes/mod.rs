@@ -284,9 +284,30 @@ async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, lo
 }
 
 /// Deletes an environment's namespace and waits until the cluster has finalized it.
-pub async fn delete_namespace(client: &kube::Client, ns: &str, within: Duration) -> Result<(), String> {
+/// Only a namespace labelled as this service's environment is deleted (and only the very
+/// object that was checked: the delete carries its uid as a precondition); one that
+/// carries other labels belongs to someone else and is left alone.
+pub async fn delete_namespace(
+    client: &kube::Client,
+    ns: &str,
+    service: &str,
+    environment: &str,
+    within: Duration,
+) -> Result<(), String> {
     let api: Api<Namespace> = Api::all(client.clone());
-    match api.delete(ns, &DeleteParams::default()).await {
+    let Some(found) = api.get_opt(ns).await.map_err(|e| format!("reading namespace {ns}: {e}"))? else {
+        return Ok(());
+    };
+    let labels = found.metadata.labels.clone().unwrap_or_default();
+    let label = |key: &str| labels.get(key).map(String::as_str);
+    if label("slipway.dev/service") != Some(service) || label("slipway.dev/env") != Some(environment) {
+        return Err(format!(
+            "namespace {ns} is not labelled as environment {environment} of service {service}; it was left alone"
+        ));
+    }
+    let precondition = kube::api::Preconditions { uid: found.metadata.uid.clone(), resource_version: None };
+    let params = DeleteParams { preconditions: Some(precondition), ..DeleteParams::default() };
+    match api.delete(ns, &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
         Err(e) => return Err(format!("deleting namespace {ns}: {e}")),

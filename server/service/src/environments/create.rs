@@ -188,7 +188,8 @@ async fn provision(
     let id = match state.store.create_environment(service.id, service.team_id, &new, now_ms()).await {
         Ok(id) => id,
         Err(StoreError::Conflict) => {
-            return Err(ServiceError::Conflict(format!("{} already has an environment {name}", service.name)));
+            let otherwise = format!("{} already has an environment {name}", service.name);
+            return Err(crate::error::environment_clash(&state.store, &service.name, name, otherwise).await);
         }
         Err(err) => return Err(err.into()),
     };
@@ -385,10 +386,8 @@ pub(crate) async fn create_preview(
     let id = match state.store.create_environment(service.id, service.team_id, &new, now_ms()).await {
         Ok(id) => id,
         Err(StoreError::Conflict) => {
-            return Err(ServiceError::Conflict(format!(
-                "{} already has an environment {name} on another branch",
-                service.name
-            )));
+            let otherwise = format!("{} already has an environment {name} on another branch", service.name);
+            return Err(crate::error::environment_clash(&state.store, &service.name, &name, otherwise).await);
         }
         Err(err) => return Err(err.into()),
     };

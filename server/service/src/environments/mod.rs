@@ -344,7 +344,7 @@ pub async fn app_logs(
     tail: u32,
 ) -> Result<tokio::sync::mpsc::Receiver<String>> {
     let service = find_service(state, service).await?;
-    require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
+    require_in_team(state, actor, service.team_id, Action::ReadLogs).await?;
     let env = find_environment(state, &service, env).await?;
     if tail > MAX_LOG_TAIL {
         return Err(ServiceError::invalid("tail", format!("tail must be at most {MAX_LOG_TAIL}, not {tail}")));

@@ -43,6 +43,13 @@ enum Command {
     },
     /// Revoke this machine's token and forget the stored login.
     Logout,
+    /// Change your password (every session of yours signed in with the old one ends;
+    /// API tokens, like this machine's, keep working).
+    Passwd {
+        /// Read the current and the new password from the first two lines of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Show who you are signed in as, and your teams.
     Whoami {
         #[arg(long)]
@@ -193,6 +200,7 @@ async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Login { server, username, password_stdin } => auth::login(server, username, password_stdin).await,
         Command::Logout => auth::logout().await,
+        Command::Passwd { password_stdin } => auth::passwd(password_stdin).await,
         Command::Whoami { json } => auth::whoami(json).await,
         Command::Tokens(cmd) => match cmd {
             TokensCommand::Create { name, expires_in_days, json } => tokens::create(name, expires_in_days, json).await,

@@ -1,6 +1,6 @@
-//! `login`, `logout`, `whoami`.
+//! `login`, `logout`, `passwd`, `whoami`.
 
-use slipway_api::{CreateToken, CreatedToken, CurrentUser, LoginRequest, LoginResponse};
+use slipway_api::{ChangePassword, CreateToken, CreatedToken, CurrentUser, LoginRequest, LoginResponse};
 
 use super::{read_password, signed_in_client};
 use crate::client::{Client, encode};
@@ -49,6 +49,20 @@ pub async fn logout() -> Result<(), CliError> {
     }
     config::remove()?;
     println!("Logged out of {}", stored.server);
+    Ok(())
+}
+
+/// Changes the signed-in user's password.
+pub async fn passwd(password_stdin: bool) -> Result<(), CliError> {
+    let client = signed_in_client()?;
+    let current_password = read_password(password_stdin, "Current password: ")?;
+    let new_password = read_password(password_stdin, "New password: ")?;
+    if !password_stdin && read_password(false, "New password again: ")? != new_password {
+        return Err(CliError::usage("the two new passwords differ; nothing was changed"));
+    }
+    let session: LoginResponse =
+        client.post("/user/password", &ChangePassword { current_password, new_password }).await?;
+    println!("Changed the password of {}; its other sessions have ended", session.user.username);
     Ok(())
 }
 

@@ -146,6 +146,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         JwtKeys::new(&signing_key, i64::from(config.session_hours) * 3600),
         Settings {
             public_url: public_url.clone(),
+            data_dir: config.data_dir.clone(),
             repos_dir: config.data_dir.join("repos"),
             git: "git".into(),
             hook_url: format!("http://{}", reachable(bound)),

@@ -158,8 +158,8 @@ async fn authenticate_api_token(state: &AppState, presented: &str) -> Authentica
 }
 
 async fn authenticate_jwt(state: &AppState, presented: &str) -> Authentication {
-    let user_id = match state.jwt.verify(presented) {
-        Ok(id) => id,
+    let session = match state.jwt.verify(presented) {
+        Ok(session) => session,
         Err(err) => {
             use jsonwebtoken::errors::ErrorKind;
             let why = match err.kind() {
@@ -172,25 +172,37 @@ async fn authenticate_jwt(state: &AppState, presented: &str) -> Authentication {
             return Authentication::Invalid(why.to_owned());
         }
     };
-    let key = CacheKey::SessionUser(user_id);
+    let key = CacheKey::Session(session.jti.clone());
     if let Some(hit) = state.auth_cache.get(&key) {
         return Authentication::Authenticated(hit.actor);
     }
-    // The token names the user; their current role comes from the database (or the
-    // short-lived cache that user changes evict), so a demoted or deleted user loses
-    // rights at once.
-    match state.store.user_by_id(user_id).await {
-        Ok(user) => {
-            let actor = Actor { user_id: user.id, username: user.username, is_admin: user.is_admin };
-            state.auth_cache.insert(key, actor.clone(), None);
-            Authentication::Authenticated(actor)
+    // The token names the user; their current role, and whether the session still
+    // stands (not signed out, not from before a password change), come from the
+    // database (or the short-lived cache that such changes evict on every replica).
+    let user = match state.store.user_by_id(session.user_id).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => {
+            return Authentication::Invalid("the session token's user no longer exists".to_owned());
         }
-        Err(StoreError::NotFound) => Authentication::Invalid("the session token's user no longer exists".to_owned()),
         Err(err) => {
             tracing::error!(%err, "loading the user of a session token");
-            Authentication::Invalid("credentials could not be checked; try again".to_owned())
+            return Authentication::Invalid("credentials could not be checked; try again".to_owned());
+        }
+    };
+    if session.issued_ms <= user.sessions_after {
+        return Authentication::Invalid("the session ended when the password changed; sign in again".to_owned());
+    }
+    match state.store.session_revoked(&session.jti).await {
+        Ok(false) => {}
+        Ok(true) => return Authentication::Invalid("the session was signed out; sign in again".to_owned()),
+        Err(err) => {
+            tracing::error!(%err, "checking a session's revocation");
+            return Authentication::Invalid("credentials could not be checked; try again".to_owned());
         }
     }
+    let actor = Actor { user_id: user.id, username: user.username, is_admin: user.is_admin };
+    state.auth_cache.insert(key, actor.clone(), None);
+    Authentication::Authenticated(actor)
 }
 
 impl<S> FromRequestParts<S> for Actor

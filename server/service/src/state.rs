@@ -15,6 +15,8 @@ pub struct Settings {
     /// The URL users reach this server at, e.g. `http://127.0.0.1:7700`; used to show
     /// git remotes.
     pub public_url: String,
+    /// The data directory (keys, the first admin's password file).
+    pub data_dir: std::path::PathBuf,
     /// Where the services' bare git repositories live.
     pub repos_dir: std::path::PathBuf,
     /// The `git` program.

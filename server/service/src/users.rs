@@ -1,6 +1,6 @@
 //! Signing in, the current user, and user accounts (created by admins).
 
-use slipway_api::{CreateUser, CurrentUser, LoginRequest, LoginResponse, Membership, Page, User};
+use slipway_api::{ChangePassword, CreateUser, CurrentUser, LoginRequest, LoginResponse, Membership, Page, User};
 use slipway_core::Username;
 use slipway_core::policy::Action;
 use slipway_store::StoreError;
@@ -29,11 +29,65 @@ pub async fn login(state: &AppState, req: LoginRequest, from: std::net::IpAddr) 
     let stored = user.as_ref().map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
     let matches = verify_password(req.password, stored).await?;
     let user = user.filter(|_| matches).ok_or_else(wrong)?;
-    let (token, exp) = state
-        .jwt
-        .issue(user.id, now_ms() / 1000)
-        .map_err(|e| ServiceError::Internal(format!("signing a session token: {e}")))?;
+    new_session(state, user, now_ms())
+}
+
+fn new_session(state: &AppState, user: UserRow, at_ms: i64) -> Result<LoginResponse> {
+    let (token, exp) =
+        state.jwt.issue(user.id, at_ms).map_err(|e| ServiceError::Internal(format!("signing a session token: {e}")))?;
     Ok(LoginResponse { token, expires_at: rfc3339(exp * 1000), user: to_api(user) })
+}
+
+/// Ends the session of `presented` (a session token) on every replica: its id is
+/// revoked in the database until the token would have expired anyway.
+pub async fn sign_out(state: &AppState, presented: &str) -> Result<()> {
+    use crate::auth::cache::session_notice;
+    let session = state
+        .jwt
+        .verify(presented)
+        .map_err(|_| ServiceError::Unauthenticated("sign out takes a valid session token".to_owned()))?;
+    state.store.revoke_session(&session.jti, session.exp, now_ms() / 1000).await?;
+    state.auth_cache.apply(&session_notice(&session.jti));
+    if let Err(err) = state.store.publish_auth_change(&session_notice(&session.jti)).await {
+        tracing::warn!(%err, "telling other replicas of a sign-out");
+    }
+    Ok(())
+}
+
+/// Changes the caller's own password after checking the current one. Every session of
+/// theirs issued before ends (API tokens stay: revoke those with `slipway tokens`);
+/// the answer is a new session. The admin's first password file goes once it is stale.
+pub async fn change_password(
+    state: &AppState,
+    actor: &Actor,
+    req: ChangePassword,
+    from: std::net::IpAddr,
+) -> Result<LoginResponse> {
+    use crate::auth::cache::user_notice;
+    state.login_throttle.check(&actor.username, from)?;
+    let user = state.store.user_by_id(actor.user_id).await?;
+    if !verify_password(req.current_password, user.password_hash.clone()).await? {
+        return Err(ServiceError::invalid("current_password", "the current password is wrong"));
+    }
+    validate_password(&req.new_password)?;
+    let hash = hash_password(req.new_password).await?;
+    let changed_at = now_ms();
+    state.store.set_password(user.id, &hash, changed_at).await?;
+    state.auth_cache.apply(&user_notice(user.id));
+    if let Err(err) = state.store.publish_auth_change(&user_notice(user.id)).await {
+        tracing::warn!(%err, "telling other replicas of a password change");
+    }
+    if user.username == crate::bootstrap::INITIAL_ADMIN {
+        let file = state.settings.data_dir.join(crate::bootstrap::INITIAL_PASSWORD_FILE);
+        match std::fs::remove_file(&file) {
+            Ok(()) => tracing::info!(file = %file.display(), "removed the first admin password, now changed"),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(%err, file = %file.display(), "removing the first admin password"),
+        }
+    }
+    let user = state.store.user_by_id(user.id).await?;
+    // Strictly after the change, even within the same millisecond.
+    new_session(state, user, now_ms().max(changed_at + 1))
 }
 
 pub async fn current_user(state: &AppState, actor: &Actor) -> Result<CurrentUser> {

@@ -9,13 +9,15 @@ pub struct UserRow {
     pub password_hash: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// Sessions issued at or before this moment (Unix ms) have ended.
+    pub sessions_after: i64,
 }
 
 /// The columns of [`UserRow`], as a macro so queries stay `&'static str` (sqlx refuses
 /// run-time-built SQL without an explicit audit).
 macro_rules! columns {
     () => {
-        "id, username, password_hash, is_admin, created_at"
+        "id, username, password_hash, is_admin, created_at, sessions_after"
     };
 }
 
@@ -71,12 +73,30 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
-        let done = on_pool!(self, pool => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
+    /// Sets a new password and ends every session issued until `now` (Unix ms).
+    pub async fn set_password(&self, user_id: i64, password_hash: &str, now: i64) -> Result<()> {
+        let done = on_pool!(self, pool => sqlx::query("UPDATE users SET password_hash = $1, sessions_after = $2 WHERE id = $3")
+            .bind(password_hash).bind(now).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
         if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    /// Revokes a session token by its id until it would have expired (Unix seconds);
+    /// revoking twice is fine. Expired revocations are swept at the same time.
+    pub async fn revoke_session(&self, jti: &str, expires_at: i64, now_secs: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
+            .bind(now_secs).execute(pool).await.map(|_| ()))?;
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO revoked_sessions (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti).bind(expires_at).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn session_revoked(&self, jti: &str) -> Result<bool> {
+        let found: Option<i64> = on_pool!(self, pool =>
+            sqlx::query_scalar("SELECT expires_at FROM revoked_sessions WHERE jti = $1").bind(jti).fetch_optional(pool).await)?;
+        Ok(found.is_some())
     }
 }

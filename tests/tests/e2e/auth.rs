@@ -93,7 +93,7 @@ fn sign(app: &TestApp, claims: serde_json::Value) -> String {
 
 async fn session_tokens_are_verified_strictly(app: TestApp) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    let claims = |sub: &str, aud: &str, iat: i64, exp: i64| json!({"sub": sub, "aud": aud, "iss": "slipwayd", "iat": iat, "exp": exp});
+    let claims = |sub: &str, aud: &str, iat: i64, exp: i64| json!({"sub": sub, "aud": aud, "iss": "slipwayd", "iat": iat, "exp": exp, "jti": format!("test-{sub}-{iat}")});
 
     // A token made exactly as the server makes them is accepted: the refusals below are
     // about the one thing each changes.

@@ -23,6 +23,7 @@ mod portal;
 mod release;
 mod replicas;
 mod server;
+mod sessions;
 mod untrusted;
 mod validation;
 

@@ -23,6 +23,8 @@ fn table() -> Vec<(&'static str, Expect)> {
     use Expect::*;
     vec![
         ("POST /api/v1/login", Public("signing in is how credentials are obtained")),
+        ("POST /api/v1/logout", OwnOnly("ends only the session that calls it")),
+        ("POST /api/v1/user/password", OwnOnly("changes only the caller's password, after checking it")),
         ("POST /api/v1/tokens", OwnOnly("creates a token for the caller")),
         ("DELETE /api/v1/tokens/{name}", OwnOnly("revokes only the caller's token of that name")),
         ("POST /api/v1/users", Forbidden(json!({"username": "newbie", "password": "long-enough-pw"}))),

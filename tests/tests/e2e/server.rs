@@ -79,6 +79,19 @@ async fn first_start_creates_admin_with_a_password_shown_once() {
         .await
         .expect("login");
     assert_eq!(response.status(), 200);
+    let session: serde_json::Value = response.json().await.expect("json");
+    let token = session["token"].as_str().expect("token");
+
+    // Once the admin has chosen a password, the first one's file goes.
+    let changed = http
+        .post(format!("{}/api/v1/user/password", started.url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"current_password": password, "new_password": "a password of my own"}))
+        .send()
+        .await
+        .expect("change");
+    assert_eq!(changed.status(), 200);
+    assert!(!file.exists(), "the stale first password is deleted");
     drop(started);
 
     // A second start on the same data keeps the account and prints nothing about it.

@@ -118,7 +118,8 @@ pub async fn login(
     }
 }
 
-/// Signs out: the cookie is cleared (session tokens end by themselves at their expiry).
+/// Signs out: the session is revoked on the server (a copied cookie stops working too)
+/// and the cookie cleared.
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -126,6 +127,9 @@ pub async fn logout(
     Form(fields): Form,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&state, fields.get("csrf_token"))?;
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        users::sign_out(&state, &session).await?;
+    }
     audit::record(&state, viewer.username(), "POST /logout", "/logout", StatusCode::SEE_OTHER).await;
     let mut response = Redirect::to("/login").into_response();
     response

@@ -61,6 +61,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(session::login))
         .routes(routes!(session::current_user))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::change_password))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user))
         .routes(routes!(teams::list_teams, teams::create_team))

@@ -1,8 +1,10 @@
-//! `POST /api/v1/login` and `GET /api/v1/user`.
+//! `POST /api/v1/login`, `POST /api/v1/logout`, `GET /api/v1/user` and
+//! `POST /api/v1/user/password`.
 
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use slipway_api::{CurrentUser, LoginRequest, LoginResponse, Problem};
+use slipway_api::{ChangePassword, CurrentUser, LoginRequest, LoginResponse, Problem};
 use slipway_service::actor::ClientAddress;
 use slipway_service::audit::AuditActor;
 use slipway_service::{Actor, ApiJson, AppState, ServiceError, users};
@@ -31,4 +33,45 @@ pub async fn login(
     responses((status = 200, body = CurrentUser), (status = 401, body = Problem)))]
 pub async fn current_user(State(state): State<AppState>, actor: Actor) -> Result<ApiJson<CurrentUser>, ServiceError> {
     users::current_user(&state, &actor).await.map(ApiJson)
+}
+
+/// Signs out: the presented session token stops working at once, on every replica
+/// (API tokens are revoked with `DELETE /api/v1/tokens/{name}` instead).
+#[utoipa::path(post, path = "/api/v1/logout", tag = "session", security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    // Signed in with a valid, unrevoked credential: what there is to end.
+    _actor: Actor,
+    headers: HeaderMap,
+) -> Result<StatusCode, ServiceError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or_default()
+        .trim();
+    if presented.starts_with(slipway_service::auth::token::PREFIX) {
+        return Err(ServiceError::invalid(
+            "authorization",
+            "signing out ends a session; an API token is revoked with `slipway tokens revoke NAME`",
+        ));
+    }
+    users::sign_out(&state, presented).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password; every earlier session of theirs ends, and the answer
+/// is a new session token.
+#[utoipa::path(post, path = "/api/v1/user/password", tag = "session", security(("bearer" = [])),
+    request_body = ChangePassword,
+    responses((status = 200, body = LoginResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 429, body = Problem), (status = 503, body = Problem)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    ClientAddress(from): ClientAddress,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> Result<ApiJson<LoginResponse>, ServiceError> {
+    users::change_password(&state, &actor, req, from).await.map(ApiJson)
 }

@@ -21,8 +21,8 @@ const MAX_ENTRIES: usize = 10_000;
 pub enum CacheKey {
     /// An API token, by digest.
     Token(String),
-    /// The user behind a verified session token.
-    SessionUser(i64),
+    /// A verified, unrevoked session token, by its id (`jti`).
+    Session(String),
 }
 
 /// A verified credential.
@@ -79,11 +79,14 @@ impl AuthCache {
         }
     }
 
-    /// Applies a change notice: `token:<digest>` or `user:<id>`.
+    /// Applies a change notice: `token:<digest>`, `session:<jti>` or `user:<id>`.
     pub fn apply(&self, notice: &str) {
         match notice.split_once(':') {
             Some(("token", digest)) => {
                 self.entries.remove(&CacheKey::Token(digest.to_owned()));
+            }
+            Some(("session", jti)) => {
+                self.entries.remove(&CacheKey::Session(jti.to_owned()));
             }
             Some(("user", id)) => match id.parse::<i64>() {
                 Ok(id) => self.entries.retain(|_, e| e.actor.user_id != id),
@@ -112,6 +115,16 @@ impl AuthCache {
     }
 }
 
+/// The notice that evicts a signed-out session everywhere.
+pub fn session_notice(jti: &str) -> String {
+    format!("session:{jti}")
+}
+
+/// The notice that evicts everything cached for a user (a password change).
+pub fn user_notice(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
 /// The notice that evicts a token everywhere.
 pub fn token_notice(digest: &str) -> String {
     format!("token:{digest}")
@@ -130,17 +143,20 @@ mod tests {
         let cache = AuthCache::default();
         cache.insert(CacheKey::Token("aa".into()), actor(1), None);
         cache.insert(CacheKey::Token("bb".into()), actor(2), None);
-        cache.insert(CacheKey::SessionUser(2), actor(2), None);
+        cache.insert(CacheKey::Session("s2".into()), actor(2), None);
+        cache.insert(CacheKey::Session("s2b".into()), actor(2), None);
+        cache.apply(&session_notice("s2b"));
+        assert!(cache.get(&CacheKey::Session("s2b".into())).is_none());
         assert!(cache.get(&CacheKey::Token("aa".into())).is_some());
 
         cache.apply(&token_notice("aa"));
         assert!(cache.get(&CacheKey::Token("aa".into())).is_none());
         assert_eq!(cache.len(), 2);
 
-        cache.apply("user:2");
+        cache.apply(&user_notice(2));
         assert!(cache.is_empty());
 
-        cache.insert(CacheKey::SessionUser(3), actor(3), None);
+        cache.insert(CacheKey::Session("s3".into()), actor(3), None);
         cache.apply("garbage");
         assert!(cache.is_empty(), "an unknown notice clears everything, to be safe");
     }

@@ -19,6 +19,22 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// The session's id: what signing out revokes.
+    pub jti: String,
+    /// When it was issued, in Unix ms (`iat` is whole seconds): compared with the
+    /// user's `sessions_after`, which a password change moves.
+    #[serde(default)]
+    pub iat_ms: i64,
+}
+
+/// What a verified session token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    pub jti: String,
+    pub issued_ms: i64,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
 }
 
 /// The signing key and the rules a token must pass. `Debug` hides the key.
@@ -43,7 +59,7 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub", "jti"]);
         validation.leeway = 5;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -77,18 +93,34 @@ impl JwtKeys {
         }
     }
 
-    /// Issues a token for the user; returns it with its expiry (Unix seconds).
-    pub fn issue(&self, user_id: i64, now_secs: i64) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+    /// Issues a token for the user at `now_ms`; returns it with its expiry (Unix seconds).
+    pub fn issue(&self, user_id: i64, now_ms: i64) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+        use rand::RngCore;
+        let now_secs = now_ms / 1000;
         let exp = now_secs + self.ttl_secs;
-        let claims = Claims { sub: user_id.to_string(), aud: AUDIENCE.into(), iss: ISSUER.into(), iat: now_secs, exp };
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        let claims = Claims {
+            sub: user_id.to_string(),
+            aud: AUDIENCE.into(),
+            iss: ISSUER.into(),
+            iat: now_secs,
+            exp,
+            jti: URL_SAFE_NO_PAD.encode(id),
+            iat_ms: now_ms,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, exp))
     }
 
-    /// Verifies signature, algorithm, audience, issuer and expiry; returns the user id.
-    pub fn verify(&self, token: &str) -> Result<i64, jsonwebtoken::errors::Error> {
+    /// Verifies signature, algorithm, audience, issuer and expiry; answers the session.
+    /// (Whether it was revoked since is the database's to say.)
+    pub fn verify(&self, token: &str) -> Result<Session, jsonwebtoken::errors::Error> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
-        data.claims.sub.parse().map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidSubject.into())
+        let claims = data.claims;
+        let user_id = claims.sub.parse().map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidSubject)?;
+        let issued_ms = if claims.iat_ms > 0 { claims.iat_ms } else { claims.iat * 1000 };
+        Ok(Session { user_id, jti: claims.jti, issued_ms, exp: claims.exp })
     }
 }
 
@@ -99,7 +131,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn now() -> i64 {
-        crate::clock::now_ms() / 1000
+        crate::clock::now_ms()
     }
 
     #[test]
@@ -119,8 +151,11 @@ mod tests {
     fn issues_and_verifies() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 3600);
         let (token, exp) = keys.issue(42, now()).expect("issue");
-        assert!(exp > now());
-        assert_eq!(keys.verify(&token).expect("valid"), 42);
+        assert!(exp > now() / 1000);
+        let session = keys.verify(&token).expect("valid");
+        assert_eq!(session.user_id, 42);
+        let (again, _) = keys.issue(42, now()).expect("issue");
+        assert_ne!(keys.verify(&again).expect("valid").jti, session.jti, "each session has its own id");
     }
 
     #[test]
@@ -130,10 +165,19 @@ mod tests {
         let (foreign, _) = other.issue(1, now()).expect("issue");
         assert!(keys.verify(&foreign).is_err(), "bad signature");
 
-        let (expired, _) = keys.issue(1, now() - 7200).expect("issue");
+        let (expired, _) = keys.issue(1, now() - 7_200_000).expect("issue");
         assert!(keys.verify(&expired).is_err(), "expired");
 
-        let claims = Claims { sub: "1".into(), aud: "other".into(), iss: ISSUER.into(), iat: now(), exp: now() + 60 };
+        let secs = now() / 1000;
+        let claims = Claims {
+            sub: "1".into(),
+            aud: "other".into(),
+            iss: ISSUER.into(),
+            iat: secs,
+            exp: secs + 60,
+            jti: "x".into(),
+            iat_ms: 0,
+        };
         let wrong_aud = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).expect("encode");
         assert!(keys.verify(&wrong_aud).is_err(), "wrong audience");
 

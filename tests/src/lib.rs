@@ -504,6 +504,11 @@ pub fn nonce() -> String {
 
 impl TestApp {
     /// This slipwayd's node id (labels its containers).
+    /// slipwayd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("slipwayd is running")
+    }
+
     pub fn node(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("node-id")).expect("node id").trim().to_owned()
     }

@@ -66,3 +66,89 @@ async fn a_context_over_the_limit_is_refused_before_it_is_archived() {
     let left = std::fs::read_dir(&contexts).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "no context left in {}", contexts.display());
 }
+
+/// A client whose requests come from `address` (a loopback address of its own).
+fn client_from(address: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().expect("address"))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// slipwayd's peak resident memory so far, in MiB.
+fn peak_mib(app: &TestApp) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+async fn login_from(client: &reqwest::Client, app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    client
+        .post(format!("{}/api/v1/login", app.url))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login")
+}
+
+/// Logins flooding in from many addresses at once are hashed a few at a time: the rest
+/// are told to come back (503, Retry-After) instead of each taking 19 MiB; one address
+/// trying many usernames is cut off; wrong passwords from one place never lock the
+/// account's owner out elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_flood_is_bounded_and_locks_nobody_out() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let before = peak_mib(&app);
+    let flood: Vec<_> = (0..240)
+        .map(|n| {
+            let client = client_from(&format!("127.0.{}.{}", 10 + n / 200, n % 200 + 1));
+            let url = app.url.clone();
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{url}/api/v1/login"))
+                    .json(&serde_json::json!({"username": format!("nobody-{n}"), "password": "wrong password"}))
+                    .send()
+                    .await
+                    .expect("login");
+                (response.status().as_u16(), response.headers().contains_key("retry-after"))
+            })
+        })
+        .collect();
+    let mut answers = std::collections::BTreeMap::new();
+    for task in flood {
+        let (status, retry_after) = task.await.expect("task");
+        assert!(status == 401 || (status == 503 && retry_after), "a flood login answered {status}");
+        *answers.entry(status).or_insert(0) += 1;
+    }
+    assert!(answers.get(&503).copied().unwrap_or(0) > 0, "some were told to come back: {answers:?}");
+    let grown = peak_mib(&app).saturating_sub(before);
+    assert!(grown < 200, "the flood grew the peak by {grown} MiB ({answers:?})");
+
+    // One address, many usernames: cut off after its budget.
+    let one = client_from("127.0.20.1");
+    let mut limited = 0;
+    for n in 0..40 {
+        if login_from(&one, &app, &format!("guess-{n}"), "wrong password").await.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 5, "{limited} of 40 were throttled");
+
+    // Someone guessing the admin's password from one place...
+    let guesser = client_from("127.0.21.1");
+    let mut last = 0;
+    for _ in 0..12 {
+        last = login_from(&guesser, &app, "admin", "not the password").await.status().as_u16();
+    }
+    assert_eq!(last, 429, "the guesser is throttled");
+    // ...does not keep the admin out from another.
+    let admin = client_from("127.0.22.1");
+    let response = login_from(&admin, &app, "admin", slipway_e2e::ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), 200);
+}

@@ -195,7 +195,7 @@ impl Builder for EngineBuilder {
                 Some(bollard::body_try_stream(tokio_util::io::ReaderStream::new(tar))),
             );
             let mut image_id = None;
-            let mut last_lines: Vec<String> = Vec::new();
+            let mut line_count = 0usize;
             while let Some(item) = stream.next().await {
                 let info = match item {
                     Ok(info) => info,
@@ -207,10 +207,7 @@ impl Builder for EngineBuilder {
                 if let Some(text) = info.stream.as_deref() {
                     for line in text.lines().filter(|l| !l.trim().is_empty() && !names_another_image(l, &req.tag)) {
                         log.line("build", line);
-                        last_lines.push(line.to_owned());
-                        if last_lines.len() > 5 {
-                            last_lines.remove(0);
-                        }
+                        line_count += 1;
                     }
                 }
                 if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -222,9 +219,11 @@ impl Builder for EngineBuilder {
             }
             match image_id {
                 Some(id) => Ok(BuiltImage { id, tag: req.tag.clone() }),
+                // The build's own output is in the run's log (team-only, masked); a run's
+                // reason is seen by everyone, so it names no output.
                 None => Err(BuildError::Failed(format!(
-                    "the engine reported no image; last output: {}",
-                    last_lines.join(" | ")
+                    "the engine reported no image after {} lines of output; see the run's log",
+                    line_count
                 ))),
             }
         })

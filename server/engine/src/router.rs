@@ -149,7 +149,10 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
         *outgoing.uri_mut() = uri;
         match state.client.request(outgoing).await {
             Ok(mut response) => {
-                metrics::counter!("slipway_router_requests_total", "environment" => key.clone(), "status" => response.status().as_u16().to_string()).increment(1);
+                // By class (2xx…5xx): an app chooses its status codes, and each would be a series.
+                let class = format!("{}xx", response.status().as_u16() / 100);
+                metrics::counter!("slipway_router_requests_total", "environment" => key.clone(), "status" => class)
+                    .increment(1);
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                 {
@@ -229,7 +232,7 @@ async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
 }
 
 fn unavailable(key: &str) -> Response {
-    metrics::counter!("slipway_router_requests_total", "environment" => key.to_owned(), "status" => "503").increment(1);
+    metrics::counter!("slipway_router_requests_total", "environment" => key.to_owned(), "status" => "5xx").increment(1);
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "App unavailable",

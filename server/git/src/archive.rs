@@ -187,33 +187,73 @@ pub async fn tree_entries(
     ls_tree(git_bin, repo, env, &["-r", &tree]).await
 }
 
-/// The total size of the files under `commit:dir` (all of its tree, recursively), from
-/// the object headers: what a build context of it would hold.
-pub async fn tree_size(
+/// What a build context of `commit:dir` would cost: its entries (files, links,
+/// directories, submodules) and the bytes of the archive (each entry's tar header and
+/// padding, plus the files' sizes from their object headers). Read as a stream and
+/// stopped as soon as either passes its bound, so a tiny push whose trees reuse one
+/// another ("a tree bomb", millions of entries in a few objects) is never listed whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeCost {
+    pub entries: u64,
+    pub bytes: u64,
+    /// A bound was passed and the listing stopped there.
+    pub over: bool,
+}
+
+/// What one entry adds to an archive besides its contents: a 512-byte header, padding
+/// up to 512 bytes, and a long-name record for a deep path.
+pub const TAR_BYTES_PER_ENTRY: u64 = 1024;
+
+pub async fn tree_cost(
     git_bin: &Path,
     repo: &Path,
     commit: &str,
     dir: &str,
     env: &ObjectEnv,
-) -> Result<u64, ArchiveError> {
+    max_entries: u64,
+    max_bytes: u64,
+) -> Result<TreeCost, ArchiveError> {
+    use tokio::io::AsyncBufReadExt;
     let tree = if dir == "." { commit.to_owned() } else { format!("{commit}:{dir}") };
-    let output = git(git_bin, repo, env).args(["ls-tree", "-r", "-l", "-z"]).arg(&tree).output().await?;
+    // -t lists the directories too (each is an archive entry).
+    let mut child = git(git_bin, repo, env)
+        .args(["ls-tree", "-r", "-t", "-l", "-z"])
+        .arg(&tree)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut reader = tokio::io::BufReader::new(stdout);
+    let mut cost = TreeCost { entries: 0, bytes: 0, over: false };
+    let mut record = Vec::with_capacity(256);
+    loop {
+        record.clear();
+        // A record is `<mode> <type> <object> <size>\t<path>\0`; a path is at most
+        // PATH_MAX-ish in practice, and a longer one is cut off by this bound.
+        let n = tokio::io::AsyncReadExt::take(&mut reader, 64 * 1024).read_until(0, &mut record).await?;
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&record);
+        let size = text.split_once('\t').and_then(|(meta, _)| meta.split_whitespace().nth(3)?.parse::<u64>().ok());
+        cost.entries += 1;
+        cost.bytes += TAR_BYTES_PER_ENTRY + size.unwrap_or(0);
+        if cost.entries > max_entries || cost.bytes > max_bytes {
+            cost.over = true;
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Ok(cost);
+        }
+    }
+    let output = child.wait_with_output().await?;
     if !output.status.success() {
         return Err(ArchiveError::Git {
             command: "ls-tree",
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         });
     }
-    // `<mode> <type> <object> <size>\t<path>\0`; submodules (commits) have size `-`.
-    Ok(output
-        .stdout
-        .split(|b| *b == 0)
-        .filter_map(|record| {
-            let text = String::from_utf8_lossy(record);
-            let meta = text.split_once('\t')?.0.to_owned();
-            meta.split_whitespace().nth(3)?.parse::<u64>().ok()
-        })
-        .sum())
+    Ok(cost)
 }
 
 /// The size of an object, from its header (nothing of it is read).

@@ -119,11 +119,21 @@ fn gzipped(headers: &HeaderMap) -> Result<bool, CgiError> {
     }
 }
 
+/// The largest request body of a fetch (`git-upload-pack`: the refs it wants and has);
+/// a fetch of a repository with a hundred thousand refs sends a few MiB.
+pub const MAX_FETCH_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Request bodies spooled to disk at once; more wait their turn, so concurrent requests
+/// cannot fill the disk with N times the push limit.
+static SPOOLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+
 pub async fn run(config: &GitConfig, req: CgiRequest<'_>, grant: Grant, body: Body) -> Result<Response, CgiError> {
     let gzip = gzipped(req.headers)?;
-    let (mut input, mut length) = spool(&config.spool, body, config.max_push_bytes).await?;
+    let limit = if req.op == GitOp::Push { config.max_push_bytes } else { MAX_FETCH_REQUEST_BYTES };
+    let _turn = SPOOLING.acquire().await.map_err(|e| CgiError::Body(e.to_string()))?;
+    let (mut input, mut length) = spool(&config.spool, body, limit).await?;
     if gzip {
-        (input, length) = inflate(&config.spool, input, config.max_push_bytes).await?;
+        (input, length) = inflate(&config.spool, input, limit).await?;
     }
     if req.op == GitOp::Push && length > 0 {
         let size = repos::disk_size(&config.root.join(format!("{}.git", req.name))).await;

@@ -20,6 +20,9 @@ use crate::{Actor, AppState, Result};
 #[derive(Debug, Clone)]
 pub struct AuditActor(pub String);
 
+/// The longest target recorded (a path can be as long as the server accepts).
+const MAX_TARGET_CHARS: usize = 256;
+
 /// Authenticates every API request once and records the state-changing ones.
 pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -33,24 +36,25 @@ pub async fn authenticate_and_audit(State(state): State<AppState>, mut req: Requ
     {
         auth = crate::actor::authenticate_session(&state, &token).await;
     }
-    let audit = mutating.then(|| {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-        (format!("{} {route}", req.method()), req.uri().path().to_owned())
+    // Only requests to a route: an outsider's requests to made-up paths change nothing
+    // and must not grow the log. The target is the path, cut to a bounded length.
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let audit = route.filter(|_| mutating).map(|route| {
+        let target: String = req.uri().path().chars().take(MAX_TARGET_CHARS).collect();
+        (format!("{} {route}", req.method()), target)
     });
     let actor = auth.actor().map(|a| a.username.clone());
     req.extensions_mut().insert(auth);
     let response = next.run(req).await;
 
-    if let Some((action, target)) = audit {
-        let actor = response
-            .extensions()
-            .get::<AuditActor>()
-            .map(|a| a.0.clone())
-            .or(actor)
-            .unwrap_or_else(|| "anonymous".to_owned());
+    // Requests turned away before anything was tried (throttled, the server busy, or
+    // nobody signed in on a route that needs it) are not entries: an outsider could
+    // otherwise write one row per request. Failed logins are (they name who tried).
+    let status = response.status().as_u16();
+    let named = response.extensions().get::<AuditActor>().map(|a| a.0.clone());
+    let turned_away = matches!(status, 429 | 503) || (status == 401 && actor.is_none() && named.is_none());
+    if let Some((action, target)) = audit.filter(|_| !turned_away) {
+        let actor = named.or(actor).unwrap_or_else(|| "anonymous".to_owned());
         record(&state, &actor, &action, &target, response.status()).await;
     }
     response

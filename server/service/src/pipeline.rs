@@ -304,6 +304,9 @@ pub(crate) struct Prepared {
 /// and a push of a few KiB can carry gigabytes of one compressible file.
 pub const MAX_DESCRIPTOR_BYTES: u64 = 1024 * 1024;
 
+/// The most files and directories a build context may hold.
+pub const MAX_CONTEXT_ENTRIES: u64 = 100_000;
+
 /// Reads `slipway.toml` (optional) and finds the Containerfile or Dockerfile.
 pub(crate) async fn prepare_build(
     state: &AppState,
@@ -391,14 +394,23 @@ async fn check_build_inputs(
         .unwrap_or_default();
     gate::containerfile_text(&path, &String::from_utf8_lossy(&text)).map_err(refused)?;
 
-    // Measured from the object headers before anything is archived or sent.
-    let size = archive::tree_size(git, repo, commit, context_dir, env).await.map_err(internal)?;
+    // Measured from the object headers before anything is archived or sent, counting
+    // every entry's share of the archive, so neither a huge file nor millions of tiny
+    // ones get through.
     let max = state.settings.max_context_bytes;
-    if size > max {
+    let cost =
+        archive::tree_cost(git, repo, commit, context_dir, env, MAX_CONTEXT_ENTRIES, max).await.map_err(internal)?;
+    if cost.over && cost.entries > MAX_CONTEXT_ENTRIES {
         return Err(PrepareError::Refused(format!(
-            "the build context {context_dir} holds {} MiB of files; at most {} MiB is built (--max-context-mb); \
-             leave large files out of the context (set [build] context in slipway.toml)",
-            size.div_ceil(1024 * 1024),
+            "the build context {context_dir} holds more than {MAX_CONTEXT_ENTRIES} files and directories; \
+             leave them out of the context (set [build] context in slipway.toml)"
+        )));
+    }
+    if cost.over {
+        return Err(PrepareError::Refused(format!(
+            "the build context {context_dir} holds more than {} MiB of files; at most {} MiB is built \
+             (--max-context-mb); leave large files out of the context (set [build] context in slipway.toml)",
+            max / (1024 * 1024),
             max / (1024 * 1024)
         )));
     }

@@ -166,6 +166,25 @@ async fn audit_records_every_change(app: TestApp) {
     assert!(entries.iter().all(|e| !e["action"].as_str().unwrap_or_default().starts_with("GET ")));
     let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+
+    // What an outsider sends without getting anywhere writes nothing: made-up paths,
+    // anonymous requests to routes that need sign-in, throttled logins.
+    let count = |page: &serde_json::Value| page["items"].as_array().map_or(0, Vec::len);
+    let before = count(&app.admin("GET", "/audit?limit=200", None).await.1);
+    let long = "x".repeat(5000);
+    for _ in 0..20 {
+        assert_eq!(app.call("POST", &format!("/nothing/{long}"), None, None).await.0, 404);
+        assert_eq!(app.call("POST", &format!("/teams/{long}/members"), None, Some(json!({}))).await.0, 401);
+    }
+    let mut throttled = 0;
+    for _ in 0..20 {
+        let (status, _) =
+            app.call("POST", "/login", None, Some(json!({"username": "eve", "password": "wrong-password"}))).await;
+        throttled += usize::from(status == 429);
+    }
+    assert!(throttled >= 9, "{throttled}");
+    let after = count(&app.admin("GET", "/audit?limit=200", None).await.1);
+    assert_eq!(after - before, 20 - throttled, "only the logins that were tried are entries");
 }
 
 async fn current_user_lists_teams(app: TestApp) {

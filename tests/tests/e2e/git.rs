@@ -189,6 +189,22 @@ async fn a_compressed_push_is_measured_inflated() {
     let text = response.text().await.expect("text");
     assert!(text.contains("the push would exceed the limit of 1 MiB"), "{text}");
 
+    // A fetch's request is refs, a few MiB at most, whatever the push limit.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 20 * 1024 * 1024]).expect("gzip");
+    let fetch_bomb = gz.finish().expect("gzip");
+    let response = app
+        .http
+        .post(format!("{}/git/shop.git/git-upload-pack", app.url))
+        .basic_auth("ana", Some(&token))
+        .header("content-type", "application/x-git-upload-pack-request")
+        .header("content-encoding", "gzip")
+        .body(fetch_bomb)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 413, "a fetch request is bounded at 16 MiB inflated");
+
     let response = post("br", body).await.expect("send");
     assert_eq!(response.status(), 415);
     assert!(response.text().await.expect("text").contains("\"br\" is not gzip"));

@@ -58,13 +58,66 @@ async fn a_context_over_the_limit_is_refused_before_it_is_archived() {
     let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
     assert_ne!(out.code, 0, "{out:?}");
     assert!(
-        out.stderr.contains("the build context . holds 4 MiB of files; at most 1 MiB is built (--max-context-mb)"),
+        out.stderr
+            .contains("the build context . holds more than 1 MiB of files; at most 1 MiB is built (--max-context-mb)"),
         "{out:?}"
     );
     // Nothing was archived for it.
     let contexts = app.data_dir.path().join("contexts");
     let left = std::fs::read_dir(&contexts).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "no context left in {}", contexts.display());
+}
+
+/// Runs git in `dir` with `input` on its standard input; answers its trimmed output.
+async fn git_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("git");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A push of a few objects whose trees reuse one another describes a million files (a
+/// "tree bomb"): it is refused by counting entries, without listing them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_bomb_is_refused_by_its_entry_count() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let token = setup(&app).await;
+    let work = local_repo(&borrowed(&fixture_app("bomb\n"))).await;
+    let dir = work.path();
+    let empty = git_with_input(dir, &["hash-object", "-w", "--stdin"], "").await;
+    let mut tree =
+        git_with_input(dir, &["mktree"], &(0..10).map(|i| format!("100644 blob {empty}\tf{i}\n")).collect::<String>())
+            .await;
+    for _ in 0..5 {
+        let listing: String = (0..10).map(|i| format!("040000 tree {tree}\td{i}\n")).collect();
+        tree = git_with_input(dir, &["mktree"], &listing).await;
+    }
+    // The fixture's files at the top, the million-file tree beside them.
+    let top = git_with_input(dir, &["ls-tree", "HEAD"], "").await;
+    let listing = format!("{top}\n040000 tree {tree}\tbomb\n");
+    let root = git_with_input(dir, &["mktree"], &listing).await;
+    let commit = git_with_input(dir, &["commit-tree", &root, "-m", "bomb"], "").await;
+    let out = git(dir, &[], &["push", &app.git_url("shop", &token), &format!("{commit}:refs/heads/main")]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("the build context . holds more than 100000 files and directories"), "{out:?}");
+    let (status, _) = app.admin("GET", "/services/shop", None).await;
+    assert_eq!(status, 200, "the server keeps serving");
 }
 
 /// A client whose requests come from `address` (a loopback address of its own).

@@ -48,9 +48,9 @@ pub async fn logout(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .unwrap_or_default()
-        .trim();
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if presented.starts_with(slipway_service::auth::token::PREFIX) {
         return Err(ServiceError::invalid(
             "authorization",

@@ -61,9 +61,25 @@ impl LoginThrottle {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ServiceError::RateLimited { retry_after_secs: wait.as_secs().max(1) }
         };
+        let address = network_of(address);
         self.per_address.check_key(&address).map_err(refused)?;
         let key: String = username.chars().take(64).collect();
         self.per_account.check_key(&(key, address)).map_err(refused)
+    }
+}
+
+/// The key for a client address: an IPv6 client is its /64 (one host is usually given a
+/// whole /64, and would otherwise have 2^64 budgets).
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(segments[0], segments[1], segments[2], segments[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -92,5 +108,8 @@ mod tests {
         let here: IpAddr = "10.0.0.3".parse().unwrap();
         let allowed = (0..100).filter(|n| throttle.check(&format!("user{n}"), here).is_ok()).count();
         assert_eq!(allowed, ADDRESS_BURST as usize);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b), "one /64 is one client");
     }
 }

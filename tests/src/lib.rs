@@ -425,6 +425,14 @@ impl TestApp {
         }
     }
 
+    /// Team `payments` with its service `shop`, and an admin API token to push with:
+    /// what most pushing tests start from.
+    pub async fn shop_to_push(&self) -> String {
+        self.team("payments").await;
+        self.service("shop", "payments").await;
+        self.admin_api_token("git").await
+    }
+
     /// An API token for the admin, for git URLs.
     pub async fn admin_api_token(&self, name: &str) -> String {
         let (status, created) = self.admin("POST", "/tokens", Some(json!({"name": name}))).await;

@@ -83,6 +83,12 @@ pub async fn authenticate_session(state: &AppState, token: &str) -> Authenticati
     authenticate_jwt(state, token).await
 }
 
+/// The credentials of a `Bearer` Authorization header (scheme in any case), if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, credentials) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
+}
+
 /// Reads and verifies the credentials of a request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Authentication {
     let Some(value) = headers.get(AUTHORIZATION) else {

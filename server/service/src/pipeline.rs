@@ -384,14 +384,13 @@ async fn check_build_inputs(
     gate::containerfile_name(&path).map_err(refused)?;
     let entry = archive::tree_entry(git, repo, commit, &path, env).await.map_err(internal)?;
     gate::containerfile_entry(&path, entry.as_ref().map(|e| e.mode)).map_err(refused)?;
-    let object = entry.map(|e| e.object).unwrap_or_default();
-    if archive::object_size(git, repo, &object, env).await.map_err(internal)? > MAX_CONTAINERFILE_BYTES {
-        return Err(refused(gate::BuildInputError::TooLarge { path, limit: MAX_CONTAINERFILE_BYTES }));
-    }
-    let text = archive::read_file(git, repo, commit, &path, MAX_CONTAINERFILE_BYTES, env)
-        .await
-        .map_err(internal)?
-        .unwrap_or_default();
+    let text = match archive::read_file(git, repo, commit, &path, MAX_CONTAINERFILE_BYTES, env).await {
+        Ok(text) => text.unwrap_or_default(),
+        Err(archive::ArchiveError::TooLarge { .. }) => {
+            return Err(refused(gate::BuildInputError::TooLarge { path, limit: MAX_CONTAINERFILE_BYTES }));
+        }
+        Err(err) => return Err(internal(err)),
+    };
     gate::containerfile_text(&path, &String::from_utf8_lossy(&text)).map_err(refused)?;
 
     // Measured from the object headers before anything is archived or sent, counting

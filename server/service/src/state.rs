@@ -75,6 +75,15 @@ impl AppState {
         }
     }
 
+    /// A credential changed (a notice of `auth::cache`): forgotten here at once, and on
+    /// the other replicas through the store's notifications.
+    pub async fn credentials_changed(&self, notice: &str) {
+        self.auth_cache.apply(notice);
+        if let Err(err) = self.store.publish_auth_change(notice).await {
+            tracing::warn!(%err, %notice, "telling other replicas of a credential change");
+        }
+    }
+
     /// Keeps the credential cache in step with other replicas until the process ends.
     /// Spawned once at start; returns at once on SQLite.
     pub async fn follow_auth_changes(self) {

@@ -42,15 +42,18 @@ fn new_session(state: &AppState, user: UserRow, at_ms: i64) -> Result<LoginRespo
 /// revoked in the database until the token would have expired anyway.
 pub async fn sign_out(state: &AppState, presented: &str) -> Result<()> {
     use crate::auth::cache::session_notice;
+    if presented.starts_with(crate::auth::token::PREFIX) {
+        return Err(ServiceError::invalid(
+            "authorization",
+            "signing out ends a session; an API token is revoked with `slipway tokens revoke NAME`",
+        ));
+    }
     let session = state
         .jwt
         .verify(presented)
         .map_err(|_| ServiceError::Unauthenticated("sign out takes a valid session token".to_owned()))?;
     state.store.revoke_session(&session.jti, session.exp, now_ms() / 1000).await?;
-    state.auth_cache.apply(&session_notice(&session.jti));
-    if let Err(err) = state.store.publish_auth_change(&session_notice(&session.jti)).await {
-        tracing::warn!(%err, "telling other replicas of a sign-out");
-    }
+    state.credentials_changed(&session_notice(&session.jti)).await;
     Ok(())
 }
 
@@ -73,10 +76,7 @@ pub async fn change_password(
     let hash = hash_password(req.new_password).await?;
     let changed_at = now_ms();
     state.store.set_password(user.id, &hash, changed_at).await?;
-    state.auth_cache.apply(&user_notice(user.id));
-    if let Err(err) = state.store.publish_auth_change(&user_notice(user.id)).await {
-        tracing::warn!(%err, "telling other replicas of a password change");
-    }
+    state.credentials_changed(&user_notice(user.id)).await;
     if user.username == crate::bootstrap::INITIAL_ADMIN {
         let file = state.settings.data_dir.join(crate::bootstrap::INITIAL_PASSWORD_FILE);
         match std::fs::remove_file(&file) {
@@ -85,7 +85,6 @@ pub async fn change_password(
             Err(err) => tracing::warn!(%err, file = %file.display(), "removing the first admin password"),
         }
     }
-    let user = state.store.user_by_id(user.id).await?;
     // Strictly after the change, even within the same millisecond.
     new_session(state, user, now_ms().max(changed_at + 1))
 }

@@ -6,16 +6,10 @@ use std::time::{Duration, Instant};
 
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 
-async fn setup(app: &TestApp) -> String {
-    app.team("payments").await;
-    app.service("shop", "payments").await;
-    app.admin_api_token("git").await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_ends_live_and_the_next_push_replaces_it() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let (status, _) = app.get_app("shop", "production", "/").await;
     assert_eq!(status, 404, "nothing is deployed yet");
@@ -48,7 +42,7 @@ async fn a_push_ends_live_and_the_next_push_replaces_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_release_leaves_the_old_one_serving() {
     let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let good = format!("good {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&good))).await;
@@ -67,7 +61,7 @@ async fn an_unhealthy_release_leaves_the_old_one_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_replaced() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let body = format!("resilient {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&body))).await;
     assert_eq!(git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await.code, 0);
@@ -102,7 +96,7 @@ async fn kill(id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollouts_under_load_fail_no_request() {
     let app = std::sync::Arc::new(TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await);
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&v1))).await;
@@ -155,7 +149,7 @@ async fn rollouts_under_load_fail_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let cli = |args: &'static [&'static str]| {
         let mut cmd = app.cli(&app.data_dir.path().join("cli.toml"));
@@ -247,7 +241,7 @@ async fn wait_healthy_replicas(app: &TestApp, want: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_logs_show_the_replicas_output_to_the_owners() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let marker = nonce();
     let containerfile = format!(
         "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n\
@@ -274,7 +268,7 @@ async fn app_logs_show_the_replicas_output_to_the_owners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_replica_left_the_router_answers_503_until_they_are_back() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let body = format!("back {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&body))).await;
     assert_eq!(git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await.code, 0);
@@ -323,7 +317,7 @@ printf 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n'
 async fn upgraded_connections_pass_through_the_router() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let containerfile = "FROM localhost/slipway/busybox\nCOPY serve.sh /serve.sh\n\
                          CMD [\"nc\", \"-ll\", \"-p\", \"8080\", \"-e\", \"/bin/sh\", \"/serve.sh\"]\n";
     let work =
@@ -371,7 +365,7 @@ async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
         &[("SLIPWAY_LOG", "warn,slipway_engine=debug")],
     )
     .await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let work = local_repo(&borrowed(&fixture_app(&format!("gc v1 {}\n", nonce())))).await;
     let mut tags = Vec::new();
@@ -410,7 +404,7 @@ async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_s
         &[("SLIPWAY_ENGINE", proxy.url.as_str())],
     )
     .await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&v1))).await;
@@ -447,7 +441,7 @@ async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_s
 async fn installations_sharing_an_engine_never_share_or_collect_each_others_images() {
     let a = TestApp::start_with(Db::Sqlite, &["--image-retention", "1"]).await;
     let b = TestApp::start_with(Db::Sqlite, &["--image-retention", "1"]).await;
-    let (token_a, token_b) = (setup(&a).await, setup(&b).await);
+    let (token_a, token_b) = (a.shop_to_push().await, b.shop_to_push().await);
     // One repository pushed to both: the very same commit.
     let work = local_repo(&borrowed(&fixture_app(&format!("shared {}\n", nonce())))).await;
     assert_eq!(git(work.path(), &[], &["push", &a.git_url("shop", &token_a), "main"]).await.code, 0);
@@ -492,7 +486,7 @@ async fn image_of_run(app: &TestApp, run: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_does_not_wait_behind_a_slow_replacement() {
     let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "90"]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     // Replicas started after `slow-after` (a Unix time) take ten minutes to listen: the
     // first deploy's are quick, a replacement started later is not.

@@ -7,11 +7,11 @@ use serde_json::json;
 use slipway_e2e::portal::Portal;
 use slipway_e2e::{Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
 
-crate::both_databases!(one_name_is_one_environments_across_all_services);
+crate::both_databases!(one_name_is_one_environment_across_all_services);
 
 /// `<service>-<environment>` is the router host and the namespace: another team's
 /// service may not claim it by splitting the name differently.
-async fn one_name_is_one_environments_across_all_services(app: TestApp) {
+async fn one_name_is_one_environment_across_all_services(app: TestApp) {
     app.team("alpha").await;
     app.team("beta").await;
     app.service("shop-api", "alpha").await;
@@ -84,18 +84,12 @@ async fn signing_in_never_sends_the_browser_to_another_site() {
     );
 }
 
-async fn setup(app: &TestApp) -> String {
-    app.team("payments").await;
-    app.service("shop", "payments").await;
-    app.admin_api_token("git").await
-}
-
 /// A health path that answers 404 is not a healthy release (Kubernetes' probes count
 /// 2xx and 3xx only); the previous release keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_whose_health_path_answers_404_never_goes_live() {
     let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&v1))).await;
@@ -132,7 +126,7 @@ async fn invented_methods_share_one_metrics_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_headers_stay_with_the_router() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     // busybox httpd runs /cgi-bin scripts with the request headers as HTTP_* variables.
     let files: &[(&str, &[u8])] = &[
         (
@@ -193,7 +187,7 @@ async fn the_database_file_is_readable_by_slipwayd_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_that_prints_without_end_is_cut_and_watching_it_costs_nothing_after() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let containerfile = format!(
         "FROM localhost/slipway/busybox\nRUN echo {} && seq 1 12000\nCOPY index.html /www/index.html\n\
          CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",

@@ -4,12 +4,6 @@
 
 use slipway_e2e::{Db, TestApp, borrowed, fixture_app, git, local_repo};
 
-async fn setup(app: &TestApp) -> String {
-    app.team("payments").await;
-    app.service("shop", "payments").await;
-    app.admin_api_token("git").await
-}
-
 /// A few KiB on the wire, megabytes once unpacked.
 fn compressible(bytes: usize) -> Vec<u8> {
     b"# padding line that compresses very well\n".iter().copied().cycle().take(bytes).collect()
@@ -18,7 +12,7 @@ fn compressible(bytes: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_descriptors_are_refused_unread() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
 
     // A huge catalog-info.yaml: the push goes live, the catalog is left alone.
@@ -51,7 +45,7 @@ async fn oversized_descriptors_are_refused_unread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_over_the_limit_is_refused_before_it_is_archived() {
     let app = TestApp::start_with(Db::Sqlite, &["--max-context-mb", "1"]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let mut files = fixture_app("heavy\n");
     files.push(("data.txt", compressible(3 * 1024 * 1024)));
     let work = local_repo(&borrowed(&files)).await;
@@ -97,7 +91,7 @@ async fn git_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_bomb_is_refused_by_its_entry_count() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let work = local_repo(&borrowed(&fixture_app("bomb\n"))).await;
     let dir = work.path();
     let empty = git_with_input(dir, &["hash-object", "-w", "--stdin"], "").await;

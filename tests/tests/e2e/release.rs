@@ -6,12 +6,6 @@ use std::time::{Duration, Instant};
 
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 
-async fn setup(app: &TestApp) -> String {
-    app.team("payments").await;
-    app.service("shop", "payments").await;
-    app.admin_api_token("git").await
-}
-
 /// The fixture app with a release command.
 fn with_release(body: &str, command: &str) -> Vec<(&'static str, Vec<u8>)> {
     let mut files = fixture_app(body);
@@ -23,7 +17,7 @@ fn with_release(body: &str, command: &str) -> Vec<(&'static str, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_release_command_runs_before_traffic_moves() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&with_release(&v1, "echo migrating the database"))).await;
@@ -45,7 +39,7 @@ async fn the_release_command_runs_before_traffic_moves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_command_that_never_ends_times_out() {
     let app = TestApp::start_with(Db::Sqlite, &["--release-timeout", "2"]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&fixture_app(&v1))).await;
@@ -77,7 +71,7 @@ async fn a_release_command_that_never_ends_times_out() {
 async fn a_followed_output_that_never_ends_does_not_hold_the_release() {
     let proxy = slipway_e2e::engine_proxy::EngineProxy::start().await;
     let app = TestApp::start_with_env(Db::Sqlite, &[], &[("SLIPWAY_ENGINE", proxy.url.as_str())]).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     proxy.stall_followed_output(true);
     let v1 = format!("v1 {}\n", nonce());
     let work = local_repo(&borrowed(&with_release(&v1, "echo step one; echo step two"))).await;

@@ -6,12 +6,6 @@
 
 use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 
-async fn setup(app: &TestApp) -> String {
-    app.team("payments").await;
-    app.service("shop", "payments").await;
-    app.admin_api_token("git").await
-}
-
 /// A file on the host only the server's user could read, with a unique secret in it.
 fn host_secret() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -37,7 +31,7 @@ async fn push_refused(app: &TestApp, token: &str, work: &std::path::Path, secret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_list_as_the_dockerfile_is_refused_before_any_build() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, path, secret) = host_secret();
     let toml = format!(
         "[build]\ndockerfile = '[\"Containerfile\",\"{}\",\"{}\"]'\n",
@@ -57,7 +51,7 @@ async fn a_json_list_as_the_dockerfile_is_refused_before_any_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlinked_containerfile_is_refused() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, path, secret) = host_secret();
     let work = local_repo(&[("index.html", b"hi\n")]).await;
     std::os::unix::fs::symlink(&path, work.path().join("Containerfile")).expect("symlink");
@@ -72,7 +66,7 @@ async fn a_symlinked_containerfile_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_link_outside_the_context_is_refused_and_one_inside_builds() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, _path, secret) = host_secret();
     let containerfile =
         "FROM localhost/slipway/busybox\nCOPY . /www/\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
@@ -95,7 +89,7 @@ async fn a_context_link_outside_the_context_is_refused_and_one_inside_builds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_mounts_from_a_stage_are_refused() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, path, secret) = host_secret();
     // CVE-2024-1753 on buildah 1.28: a bind mount whose source is a symlink to / made in
     // an earlier stage mounts the host's root, read-write, as root.
@@ -113,7 +107,7 @@ async fn run_mounts_from_a_stage_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_add_of_absolute_paths_read_the_context_not_the_host() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, path, secret) = host_secret();
     for instruction in ["COPY", "ADD"] {
         let containerfile =
@@ -127,7 +121,7 @@ async fn copy_and_add_of_absolute_paths_read_the_context_not_the_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_links_that_climbs_out_is_refused() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, _path, secret) = host_secret();
     let work = local_repo(&borrowed(&fixture_app("hi\n"))).await;
     // Each link's text stays inside, but `s` is the context itself, so on disk
@@ -145,7 +139,7 @@ async fn a_chain_of_links_that_climbs_out_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_holds_the_files_the_gate_read_whatever_gitattributes_say() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let marker = nonce();
     // export-subst would put the commit message (a RUN line) into the Containerfile.
     let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\n$Format:%b$\n\
@@ -167,7 +161,7 @@ async fn the_archive_holds_the_files_the_gate_read_whatever_gitattributes_say() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_add_of_a_url_is_refused_and_nothing_on_the_host_is_fetched() {
     let app = TestApp::start(Db::Sqlite).await;
-    let token = setup(&app).await;
+    let token = app.shop_to_push().await;
     let (_dir, _path, secret) = host_secret();
     // A service on the host's loopback (as slipwayd, a registry or a cloud's metadata
     // address would be): the engine would fetch an ADD URL from the host's network.

@@ -2,7 +2,7 @@
 //! `POST /api/v1/user/password`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use slipway_api::{ChangePassword, CurrentUser, LoginRequest, LoginResponse, Problem};
 use slipway_service::actor::ClientAddress;
@@ -45,18 +45,7 @@ pub async fn logout(
     _actor: Actor,
     headers: HeaderMap,
 ) -> Result<StatusCode, ServiceError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
-    if presented.starts_with(slipway_service::auth::token::PREFIX) {
-        return Err(ServiceError::invalid(
-            "authorization",
-            "signing out ends a session; an API token is revoked with `slipway tokens revoke NAME`",
-        ));
-    }
+    let presented = slipway_service::actor::bearer(&headers).unwrap_or_default();
     users::sign_out(&state, presented).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,9 +14,15 @@
 //!   bumped only when `spec` changes, `uid` and `creationTimestamp`;
 //! - watch (a stream of JSON watch events after a list's resourceVersion);
 //! - namespace deletion with finalization (Terminating, contents deleted, then gone);
-//! - a deployment controller: pods per replica, ready shortly after, or failing on
+//! - a deployment controller: a rolling update within `maxSurge`/`maxUnavailable` (old
+//!   pods stay while new ones are not ready), pods ready shortly after, or failing on
 //!   command ([`KubeSim::fail_image`]: `ImagePullBackOff` or `CrashLoopBackOff`), with
-//!   the Deployment's status (observedGeneration, replica counts, conditions).
+//!   the Deployment's status (observedGeneration, replica counts, conditions);
+//! - an autoscaler controller that sets its target's `replicas` within its bounds;
+//! - what a real server does to what it stores and refuses (`kube_sim/normalize.rs`): canonical
+//!   quantities, empty `omitempty` fields dropped, `replicas` defaulted, unknown fields
+//!   at any depth, invalid names and labels, a changed workload selector;
+//! - `dryRun=All` on writes: the result answered, nothing stored.
 //!
 //! Arrays are applied atomically (a real server merges keyed lists such as containers
 //! by name); Slipway always applies whole objects, so this does not change outcomes.
@@ -32,6 +38,9 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
+
+mod normalize;
+pub use normalize::canonical_quantity;
 
 /// How a pod of an image fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,20 +339,6 @@ fn managed_fields(owners: &BTreeMap<String, BTreeSet<Vec<String>>>, api_version:
     Value::Array(entries)
 }
 
-/// Whether `fields` of the input survived the typed round trip (an unknown or misplaced
-/// field is dropped by the type and so is missing).
-fn unknown_field(input: &Value, typed: &Value) -> Option<String> {
-    let mut fields = BTreeMap::new();
-    leaves(input, &mut Vec::new(), &mut fields);
-    fields.into_iter().find_map(|(path, value)| {
-        // Empty objects and nulls may legitimately vanish on serialization.
-        if value.is_null() || value == json!({}) || value == json!([]) {
-            return None;
-        }
-        (get_path(typed, &path).is_none()).then(|| path.join("."))
-    })
-}
-
 impl KubeSim {
     pub fn new() -> KubeSim {
         let (events, _) = broadcast::channel(4096);
@@ -443,13 +438,15 @@ impl KubeSim {
     }
 
     /// Stores `object` under `key` as the outcome of a write; answers the stored object
-    /// and whether anything changed.
+    /// and whether anything changed. A dry run (`dryRun=All`) answers the same and
+    /// stores nothing.
     fn commit(
         &self,
         key: &Key,
         kind: &Kind,
         mut object: Value,
         owners: BTreeMap<String, BTreeSet<Vec<String>>>,
+        dry_run: bool,
     ) -> (Value, bool) {
         let mut objects = self.inner.objects.lock().expect("lock");
         let old = objects.get(key).cloned();
@@ -475,6 +472,10 @@ impl KubeSim {
             {
                 object["status"] = status.clone();
             }
+        } else if dry_run {
+            object["metadata"]["uid"] = json!("uid-dry-run");
+            object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+            object["metadata"]["generation"] = json!(1);
         } else {
             object["metadata"]["uid"] = json!(format!("uid-{}", self.next_rv()));
             object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
@@ -504,6 +505,9 @@ impl KubeSim {
             let generation = old.object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             object["metadata"]["generation"] = json!(generation);
         }
+        if dry_run {
+            return (object, true);
+        }
         object["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
         objects.insert(key.clone(), Stored { object: object.clone(), owners });
         let _ = self.events.send(Event {
@@ -518,6 +522,115 @@ impl KubeSim {
         let removed = self.inner.objects.lock().expect("lock").remove(key)?;
         let _ = self.events.send(Event { key: key.clone(), kind: "DELETED", object: removed.object.clone() });
         Some(removed.object)
+    }
+
+    /// The autoscaler controller: a Deployment an HPA targets gets a count within the
+    /// HPA's bounds (with no metrics here, the current count clamped), written to its
+    /// `spec.replicas` as the scale subresource would (a new generation, no field owner
+    /// of the applier's).
+    fn autoscale(&self, namespace: &str, name: &str) {
+        let hpa = {
+            let objects = self.inner.objects.lock().expect("lock");
+            objects
+                .iter()
+                .find(|(k, s)| {
+                    k.plural == "horizontalpodautoscalers"
+                        && k.namespace == namespace
+                        && s.object["spec"]["scaleTargetRef"]["name"] == json!(name)
+                })
+                .map(|(_, s)| s.object.clone())
+        };
+        let Some(hpa) = hpa else { return };
+        let Some(current) = self.get("apps/v1", "deployments", namespace, name) else { return };
+        let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
+        let max = hpa["spec"]["maxReplicas"].as_i64().unwrap_or(min).max(min);
+        let count = current["spec"]["replicas"].as_i64().unwrap_or(1);
+        if count < min || count > max {
+            self.tamper("apps/v1", "deployments", namespace, name, |d| {
+                d["spec"]["replicas"] = json!(count.clamp(min, max))
+            });
+        }
+    }
+
+    /// A deployment's pods of the template `hash` and of other templates, each with
+    /// whether it is ready.
+    #[allow(clippy::type_complexity)]
+    fn pods_of(&self, namespace: &str, name: &str, hash: &str) -> (Vec<(Key, bool)>, Vec<(Key, bool)>) {
+        let objects = self.inner.objects.lock().expect("lock");
+        objects
+            .iter()
+            .filter(|(k, s)| {
+                k.plural == "pods"
+                    && k.namespace == namespace
+                    && s.object["metadata"]["labels"]["slipway-sim/deployment"] == json!(name)
+            })
+            .map(|(k, s)| {
+                let ready = s.object["status"]["conditions"][0]["status"] == json!("True");
+                let new = s.object["metadata"]["labels"]["pod-template-hash"] == json!(hash);
+                (k.clone(), ready, new)
+            })
+            .fold((Vec::new(), Vec::new()), |(mut new, mut old), (k, ready, is_new)| {
+                if is_new {
+                    new.push((k, ready))
+                } else {
+                    old.push((k, ready))
+                }
+                (new, old)
+            })
+    }
+
+    /// Starts pod `i` of a deployment's template: ready, or failing as told.
+    #[allow(clippy::too_many_arguments)]
+    fn start_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        deployment: &Value,
+        template: &Value,
+        hash: &str,
+        failure: Option<PodFailure>,
+        i: usize,
+    ) {
+        let pod_kind = kind_of("v1", "pods").expect("pods");
+        let ready = failure.is_none();
+        let mut labels = template["metadata"]["labels"].clone();
+        if !labels.is_object() {
+            labels = json!({});
+        }
+        labels["pod-template-hash"] = json!(hash);
+        labels["slipway-sim/deployment"] = json!(name);
+        let container_status: Vec<Value> = template["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let state = match failure {
+                    None => json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+                    Some(PodFailure::ImagePullBackOff) => json!({"waiting": {"reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{}\"", c["image"].as_str().unwrap_or_default())}}),
+                    Some(PodFailure::CrashLoopBackOff) => json!({"waiting": {"reason": "CrashLoopBackOff",
+                        "message": "back-off 10s restarting failed container"}}),
+                };
+                json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount":
+                    if failure == Some(PodFailure::CrashLoopBackOff) { 3 } else { 0 }, "state": state})
+            })
+            .collect();
+        let pod = json!({
+            "metadata": {"name": format!("{name}-{hash}-{i}"), "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                    "uid": deployment["metadata"]["uid"], "controller": true}]},
+            "spec": template["spec"],
+            "status": {"phase": if failure == Some(PodFailure::ImagePullBackOff) { "Pending" } else { "Running" },
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": container_status},
+        });
+        let key = Key {
+            group_version: "v1",
+            plural: "pods",
+            namespace: namespace.to_owned(),
+            name: format!("{name}-{hash}-{i}"),
+        };
+        self.commit(&key, pod_kind, pod, BTreeMap::new(), false);
     }
 
     /// Runs a deployment: pods per replica, then its status.
@@ -536,76 +649,38 @@ impl KubeSim {
             let failures = self.inner.failures.lock().expect("lock");
             failures.iter().find(|(part, _)| images.iter().any(|i| i.contains(part.as_str()))).map(|(_, f)| *f)
         };
-        // Pods of other template versions go; this version's are made up to the count.
-        let pod_kind = kind_of("v1", "pods").expect("pods");
-        let mine: Vec<Key> = {
-            let objects = self.inner.objects.lock().expect("lock");
-            objects
-                .iter()
-                .filter(|(k, s)| {
-                    k.plural == "pods"
-                        && k.namespace == namespace
-                        && s.object["metadata"]["labels"]["slipway-sim/deployment"] == json!(name)
-                })
-                .map(|(k, _)| k.clone())
-                .collect()
-        };
-        let mut current = 0;
-        for key in &mine {
-            let pod_hash = self
-                .inner
-                .objects
-                .lock()
-                .expect("lock")
-                .get(key)
-                .map(|s| s.object["metadata"]["labels"]["pod-template-hash"].clone());
-            if pod_hash == Some(json!(hash)) && current < replicas {
-                current += 1;
-            } else {
-                self.delete_key(key);
-            }
-        }
+        // A rolling update as the controller runs one: pods of the new template are added
+        // while the total stays within replicas + maxSurge, and an old pod goes only while
+        // the ready pods stay at least replicas - maxUnavailable. Under maxUnavailable: 0 a
+        // template whose pods never get ready leaves the old ones serving.
+        let strategy = &deployment["spec"]["strategy"]["rollingUpdate"];
+        // (Percentages, the server's default of 25 %, count as one pod here.)
+        let unavailable = strategy["maxUnavailable"].as_i64().unwrap_or(0).max(0);
+        let surge = strategy["maxSurge"].as_i64().unwrap_or(1).max(if unavailable == 0 { 1 } else { 0 });
         let ready = failure.is_none();
-        for i in current..replicas {
-            let mut labels = template["metadata"]["labels"].clone();
-            if !labels.is_object() {
-                labels = json!({});
+        let (new, old) = loop {
+            let (new, old) = self.pods_of(namespace, name, &hash);
+            let ready_now = new.iter().chain(&old).filter(|(_, r)| *r).count() as i64;
+            let (new_count, total) = (new.len() as i64, (new.len() + old.len()) as i64);
+            if new_count > replicas {
+                self.delete_key(&new[new.len() - 1].0);
+                continue;
             }
-            labels["pod-template-hash"] = json!(hash);
-            labels["slipway-sim/deployment"] = json!(name);
-            let container_status: Vec<Value> = template["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    let state = match failure {
-                        None => json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
-                        Some(PodFailure::ImagePullBackOff) => json!({"waiting": {"reason": "ImagePullBackOff",
-                            "message": format!("Back-off pulling image \"{}\"", c["image"].as_str().unwrap_or_default())}}),
-                        Some(PodFailure::CrashLoopBackOff) => json!({"waiting": {"reason": "CrashLoopBackOff",
-                            "message": "back-off 10s restarting failed container"}}),
-                    };
-                    json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount":
-                        if failure == Some(PodFailure::CrashLoopBackOff) { 3 } else { 0 }, "state": state})
-                })
-                .collect();
-            let pod = json!({
-                "metadata": {"name": format!("{name}-{hash}-{i}"), "labels": labels,
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                        "uid": deployment["metadata"]["uid"], "controller": true}]},
-                "spec": template["spec"],
-                "status": {"phase": if failure == Some(PodFailure::ImagePullBackOff) { "Pending" } else { "Running" },
-                    "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
-                    "containerStatuses": container_status},
-            });
-            let key = Key {
-                group_version: "v1",
-                plural: "pods",
-                namespace: namespace.to_owned(),
-                name: format!("{name}-{hash}-{i}"),
-            };
-            self.commit(&key, pod_kind, pod, BTreeMap::new());
-        }
+            if new_count < replicas && total < replicas + surge {
+                let taken: BTreeSet<String> = new.iter().map(|(k, _)| k.name.clone()).collect();
+                let i = (0..).find(|i| !taken.contains(&format!("{name}-{hash}-{i}"))).unwrap_or(0);
+                self.start_pod(namespace, name, &deployment, &template, &hash, failure, i);
+                continue;
+            }
+            let retire = old.iter().find(|(_, r)| !r).or(old.first());
+            if let Some((key, was_ready)) = retire
+                && (!was_ready || ready_now > replicas - unavailable)
+            {
+                self.delete_key(key);
+                continue;
+            }
+            break (new, old);
+        };
         if let Some(failure) = failure {
             // What the kubelet would report.
             let (reason, message) = match failure {
@@ -616,10 +691,11 @@ impl KubeSim {
             let event = json!({"metadata": {"name": event_name}, "type": "Warning", "reason": reason, "message": message,
                 "involvedObject": {"kind": "Pod", "name": format!("{name}-{hash}-0"), "namespace": namespace}});
             let key = Key { group_version: "v1", plural: "events", namespace: namespace.to_owned(), name: event_name };
-            self.commit(&key, kind_of("v1", "events").expect("events"), event, BTreeMap::new());
+            self.commit(&key, kind_of("v1", "events").expect("events"), event, BTreeMap::new(), false);
         }
         let generation = deployment["metadata"]["generation"].clone();
-        let ready_count = if ready { replicas } else { 0 };
+        let ready_count = new.iter().chain(&old).filter(|(_, r)| *r).count() as i64;
+        let (updated, total) = (new.len() as i64, (new.len() + old.len()) as i64);
         let progressing = if ready {
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"})
         } else {
@@ -627,11 +703,11 @@ impl KubeSim {
                 "message": format!("ReplicaSet \"{name}-{hash}\" has timed out progressing.")})
         };
         let status = json!({
-            "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": generation, "replicas": total, "updatedReplicas": updated,
             "readyReplicas": ready_count, "availableReplicas": ready_count,
-            "unavailableReplicas": replicas - ready_count,
+            "unavailableReplicas": (replicas - ready_count).max(0),
             "conditions": [
-                {"type": "Available", "status": if ready { "True" } else { "False" }},
+                {"type": "Available", "status": if ready_count >= replicas - unavailable { "True" } else { "False" }},
                 progressing,
             ],
         });
@@ -869,6 +945,18 @@ fn write(
         Some(n) => n,
         None => return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required value"),
     };
+    let invalid = |problem: String| {
+        status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("{} \"{name}\" is invalid: {problem}", kind.kind))
+    };
+    if let Some(problem) = normalize::invalid_name(kind.kind, &name) {
+        return invalid(problem);
+    }
+    let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
+    // The server decodes what it is sent into its types first: quantities canonical,
+    // empty lists and maps gone. (The unknown-field check below reads the raw body.)
+    let raw = input;
+    let mut input = raw.clone();
+    normalize::normalize(kind.kind, &mut input);
     if kind.namespaced && namespace.is_empty() {
         return status(StatusCode::NOT_FOUND, "NotFound", "a namespaced resource needs a namespace in its path");
     }
@@ -940,7 +1028,8 @@ fn write(
             return status(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", kind.plural));
         };
         let mut object = existing.object.clone();
-        merge_patch(&mut object, &input);
+        merge_patch(&mut object, &raw);
+        normalize::normalize(kind.kind, &mut object);
         (object, existing.owners.clone(), false)
     } else {
         if method == Method::POST && existing.is_some() {
@@ -959,39 +1048,49 @@ fn write(
                 );
             }
         }
-        (input.clone(), existing.map(|e| e.owners).unwrap_or_default(), method == Method::POST)
+        (input.clone(), existing.as_ref().map(|e| e.owners.clone()).unwrap_or_default(), method == Method::POST)
     };
     // Validate against the kind's type: wrong types fail to deserialize, unknown fields
     // are dropped by the type and found missing.
     if let Err(e) = (kind.roundtrip)(object.clone()) {
-        return status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid",
-            format!("{} \"{name}\" is invalid: {e}", kind.kind),
-        );
+        return invalid(e);
     }
-    // A whole object sent (apply, create, replace) must not carry fields its type lacks.
+    // A whole object sent (apply, create, replace) must not carry fields its type lacks,
+    // at any depth (inside `containers[]`, `ports[]`, Ingress rules, HPA metrics…).
     let partial = method == Method::PATCH && !content_type.starts_with("application/apply-patch");
     if !partial {
-        let typed = match (kind.roundtrip)(input.clone()) {
+        let typed = match (kind.roundtrip)(raw.clone()) {
             Ok(typed) => typed,
-            Err(e) => {
-                return status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Invalid",
-                    format!("{} \"{name}\" is invalid: {e}", kind.kind),
-                );
-            }
+            Err(e) => return invalid(e),
         };
-        if let Some(field) = unknown_field(&input, &typed) {
-            return status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid",
-                format!("{} \"{name}\" is invalid: unknown field \"{field}\"", kind.kind),
-            );
+        if let Some(field) = normalize::unknown_field(&raw, &typed) {
+            return invalid(format!("unknown field \"{field}\""));
         }
     }
-    let (stored, _) = sim.commit(&key, kind, object, owners);
+    let labels = object["metadata"]["labels"].as_object().into_iter().flatten();
+    for (key, value) in labels.chain(object["spec"]["template"]["metadata"]["labels"].as_object().into_iter().flatten())
+    {
+        if let Some(problem) = normalize::invalid_label(key, value.as_str().unwrap_or_default()) {
+            return invalid(problem);
+        }
+    }
+    // A workload's selector is fixed at creation.
+    if let Some(existing) = &existing
+        && matches!(kind.kind, "Deployment" | "StatefulSet")
+        && existing.object["spec"]["selector"] != object["spec"]["selector"]
+    {
+        return invalid(format!("spec.selector: Invalid value: {}: field is immutable", object["spec"]["selector"]));
+    }
+    // Defaulting: a Deployment without a count has one replica.
+    let mut object = object;
+    if kind.kind == "Deployment" && object["spec"].get("replicas").is_none() {
+        object["spec"]["replicas"] = json!(1);
+    }
+    if dry_run {
+        let (preview, _) = sim.commit(&key, kind, object, owners, true);
+        return ok_json(if created { StatusCode::CREATED } else { StatusCode::OK }, &preview);
+    }
+    let (stored, _) = sim.commit(&key, kind, object, owners, false);
     if kind.plural == "jobs" {
         // The job controller: it succeeds, unless its image was told to fail.
         let key = Key::of(kind, namespace.clone(), name.clone());
@@ -1022,7 +1121,13 @@ fn write(
                 "observedGeneration": stored.object["metadata"]["generation"]});
         }
     }
+    if kind.plural == "horizontalpodautoscalers"
+        && let Some(target) = stored["spec"]["scaleTargetRef"]["name"].as_str()
+    {
+        sim.autoscale(&namespace, target);
+    }
     if kind.plural == "deployments" {
+        sim.autoscale(&namespace, &name);
         sim.reconcile_deployment(&namespace, &name);
         // Pods become ready a moment later, as on a real cluster.
         let later = sim.clone();

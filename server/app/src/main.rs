@@ -93,7 +93,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(backend = ?store.backend(), "database ready");
 
     // Check the engine before first-start chores, so a failed start changes nothing.
-    let builder = connect_engine(&config).await?;
+    let (builder, local_engine_down) = connect_engine(&config).await?;
     slipway_service::templates::load_builtin_templates(&store)
         .await
         .map_err(|e| anyhow::anyhow!("loading the built-in templates: {e}"))?;
@@ -158,6 +158,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             addon_timeout: Duration::from_secs(config.addon_timeout),
             secret_key,
             lease: Duration::from_secs(config.lease_seconds),
+            local_engine_down,
             image_retention: i64::from(config.image_retention),
             addon_images: {
                 let defaults = slipway_engine::addons::AddonImages::default();
@@ -296,9 +297,11 @@ fn shutdown_token() -> anyhow::Result<CancellationToken> {
     Ok(token)
 }
 
-/// Connects to the container engine and checks that it answers, so a missing engine is
-/// reported at start rather than at the first push.
-async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
+/// Connects to the container engine and checks that it answers and isolates pushed code,
+/// so a missing or unsafe engine is reported at start rather than at the first push.
+/// With `--runtime kubernetes` environments run on clusters and an engine that does not
+/// answer only disables builds: the second value says why, and nothing uses the engine.
+async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Option<String>)> {
     let url = config.engine_url()?;
     let unreachable = |e: String| {
         anyhow::anyhow!(
@@ -306,8 +309,23 @@ async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
              or Docker, or point --engine (SLIPWAY_ENGINE) at a running one"
         )
     };
-    let builder = EngineBuilder::connect(&url).map_err(unreachable)?;
-    builder.ping().await.map_err(unreachable)?;
+    let connected = match EngineBuilder::connect(&url) {
+        Ok(builder) => builder.ping().await.map(|()| builder),
+        Err(err) => Err(err),
+    };
+    let builder = match connected {
+        Ok(builder) => builder,
+        Err(err) if config.default_runtime == slipway_engine::LOCAL_RUNTIME => return Err(unreachable(err)),
+        Err(err) => {
+            tracing::warn!(%url, %err, "no container engine answers: the API, portal and clusters work; builds fail \
+                until slipwayd is restarted with one");
+            let why = format!(
+                "the container engine at {url} did not answer when slipwayd started ({err}); start it \
+                and restart slipwayd, or point --engine (SLIPWAY_ENGINE) at one"
+            );
+            return Ok((EngineBuilder::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+        }
+    };
     let isolation = builder.isolation().await.map_err(unreachable)?;
     let product = &isolation.product;
     if !isolation.rootless {
@@ -344,7 +362,7 @@ async fn connect_engine(config: &Config) -> anyhow::Result<EngineBuilder> {
         );
     }
     tracing::info!(%url, %product, rootless = isolation.rootless, "container engine ready");
-    Ok(builder)
+    Ok((builder, None))
 }
 
 /// This replica's stable id (kept in the data dir), so after a crash it recognises the

@@ -122,6 +122,15 @@ impl EngineBuilder {
             .map_err(|e| e.to_string())
     }
 
+    /// A client for an engine that is not there (its socket missing): a process started
+    /// without an engine refuses every use first (`EngineConfig::local_engine_down`), and
+    /// a call that slipped through fails at once (it dials port 0), naming `url`.
+    pub fn absent(url: &str) -> Result<EngineBuilder, String> {
+        let docker = Docker::connect_with_http("http://127.0.0.1:0", 5, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| e.to_string())?;
+        Ok(EngineBuilder { docker: docker.clone(), streaming: docker, url: url.to_owned(), network: None })
+    }
+
     /// The same engine, with every container Slipway starts on `network`: a network of
     /// its own per installation, where replicas reach add-ons by name (the engine's DNS)
     /// and nothing of another installation's runs.

@@ -140,6 +140,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         // that fails still rolls back: cutting it short from outside would skip that.
         return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
     }
+    engine.local_engine()?;
     log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
     if let Some(command) = release_command {

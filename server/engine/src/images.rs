@@ -54,6 +54,9 @@ impl Engine {
 
     /// Removes the build images nothing needs any more; answers how many tags went.
     pub async fn collect_images(&self) -> usize {
+        if self.local_engine().is_err() {
+            return 0;
+        }
         let inner = &self.inner;
         let (releases, runs) = match inner.store.images_in_use(inner.config.image_retention).await {
             Ok(found) => found,

@@ -70,6 +70,11 @@ pub struct EngineConfig {
     /// How long a run's claim lasts without renewal ([`LEASE`] by default); a replica
     /// that stops renewing has its runs ended as interrupted by another after this.
     pub lease: Duration,
+    /// Why the local container engine cannot be used, when it did not answer at start
+    /// and nothing needed it (clusters run the environments): builds and local
+    /// environments then fail with this, and nothing else calls the engine. It is not
+    /// used later even if it comes up, because only a start checks that it is rootless.
+    pub local_engine_down: Option<String>,
 }
 
 /// A registry to push built images to: `HOST[:PORT][/PREFIX]` and optional credentials.
@@ -110,6 +115,20 @@ pub(crate) struct Inner {
     /// one engine may serve several installations, and none may run or remove another's
     /// image because a service name and commit happen to match.
     pub(crate) image_prefix: String,
+    /// The managed Deployments' replica counts on each cluster, as its watch last saw
+    /// them: `(cluster, namespace, deployment)` → ready and desired.
+    pub(crate) cluster_workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), Workload>>,
+    /// The last answer of [`Engine::local_engine_answers`] and when: `/readyz` is open to
+    /// anyone, and a flood of it must not become a flood of engine calls.
+    pub(crate) engine_answer: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+/// A workload's replicas as its cluster reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub ready: usize,
+    /// The Deployment's own count (an autoscaler's choice when it has one).
+    pub desired: usize,
 }
 
 impl Engine {
@@ -129,6 +148,8 @@ impl Engine {
                 cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
                 image_lock: tokio::sync::RwLock::new(()),
                 image_prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
+                cluster_workloads: std::sync::Mutex::default(),
+                engine_answer: std::sync::Mutex::default(),
                 config,
             }),
         }
@@ -188,6 +209,32 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Whether the local container engine answers (within 2 s), or why not; `Err` at once
+    /// when this process started without one. An answer is reused for a second.
+    pub async fn local_engine_answers(&self) -> Result<(), String> {
+        self.local_engine()?;
+        let lock = || self.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, answer)) = lock().as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return answer.clone();
+        }
+        let answer = match tokio::time::timeout(Duration::from_secs(2), self.inner.runtime.ping()).await {
+            Ok(answer) => answer,
+            Err(_) => Err("it did not answer within 2 s".to_owned()),
+        };
+        *lock() = Some((std::time::Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// `Err` with the reason when this process has no local container engine.
+    pub(crate) fn local_engine(&self) -> Result<(), String> {
+        match &self.inner.config.local_engine_down {
+            None => Ok(()),
+            Some(why) => Err(format!("there is no container engine to build or run on: {why}")),
+        }
     }
 
     /// Ends the runs a previous process left unfinished, then spawns the workers and

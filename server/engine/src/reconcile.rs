@@ -64,6 +64,10 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
         // The cluster's controllers keep pods running; Slipway keeps the objects as released.
         return reconcile_cluster(engine, environment).await;
     }
+    // Without a local engine there is nothing here to keep running (reported at start).
+    if engine.local_engine().is_err() {
+        return Ok(());
+    }
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = inner.store.release_by_id(release_id).await.map_err(|e| e.to_string())?;
     let Some(run_id) = release.run_id else { return Ok(()) };

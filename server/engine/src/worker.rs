@@ -222,6 +222,9 @@ fn lost_layer(why: &str) -> bool {
 }
 
 async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
+    if let Err(why) = engine.local_engine() {
+        return StageOutcome::Failed(why);
+    }
     let inner = &engine.inner;
     let dir = &inner.config.contexts_dir;
     let settings = match context::read_settings(dir, run.id).await {

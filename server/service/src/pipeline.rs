@@ -511,8 +511,10 @@ async fn follow_run(
     let total = started.elapsed().as_secs_f64();
     if run.status == "succeeded" {
         let _ = tx.send(format!("-----> Run {run_id} succeeded: {}", timings.join(", "))).await;
-        if let Some(environment) = &run.environment {
-            let url = state.settings.app_url(&run.service, environment);
+        if let Some(environment_id) = run.environment_id
+            && let Ok(env) = state.store.environment_state(environment_id).await
+        {
+            let url = crate::environments::url_of(state, &env).await;
             let _ = tx.send(format!("-----> {url} is live (push to live: {total:.2} s)")).await;
         }
         Ok(true)

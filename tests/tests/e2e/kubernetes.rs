@@ -257,6 +257,40 @@ async fn slipways_own_manifests_apply_and_keep_to_least_privilege() {
             "pods and events are read-only: {rule}"
         );
     }
+
+    // Its container really starts slipwayd: the Deployment's arguments and environment as
+    // written, the Secret's placeholders filled in as an operator would (SQLite here, for
+    // want of the PostgreSQL service) and, as in a pod, no container engine.
+    let container = &slipwayd["spec"]["template"]["spec"]["containers"][0];
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().display().to_string();
+    let mut args: Vec<String> =
+        container["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("text").to_owned()).collect();
+    for (flag, value) in [("--listen", "127.0.0.1:0"), ("--apps-listen", "127.0.0.1:0"), ("--data-dir", &data_dir)] {
+        let at = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{flag} in {args:?}"));
+        args[at + 1] = value.to_owned();
+    }
+    let mut envs: Vec<(String, String)> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+        // The public URL names the cluster's host; the test reaches this process directly.
+        .filter(|(name, _)| name != "SLIPWAY_PUBLIC_URL")
+        .collect();
+    envs.extend([
+        ("SLIPWAY_NODE_ID".to_owned(), "slipwayd-0".to_owned()),
+        ("SLIPWAY_DATABASE_URL".to_owned(), format!("sqlite://{data_dir}/slipway.db")),
+        ("SLIPWAY_JWT_SECRET".to_owned(), "j".repeat(48)),
+        ("SLIPWAY_SECRET_KEY".to_owned(), "ab".repeat(32)),
+        ("SLIPWAY_ENGINE".to_owned(), format!("unix://{data_dir}/no-engine.sock")),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let started = slipway_e2e::start_process(&args, &envs).await;
+    let ready = reqwest::get(format!("{}/readyz", started.url)).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().await.expect("body").contains("engine: unavailable"));
 }
 
 /// What Slipway generates for a workload also runs under `podman kube play` (one replica,

@@ -13,6 +13,7 @@ mod environments;
 mod git;
 mod hardening;
 mod isolation;
+mod kube_drift;
 mod kube_sim;
 mod kubernetes;
 mod limits;

@@ -1,5 +1,6 @@
 //! Operational endpoints: `/healthz` (the process is up), `/readyz` (it can reach its
-//! database), `/metrics` (Prometheus) and the OpenAPI document.
+//! database; the container engine reported beside it), `/metrics` (Prometheus) and the
+//! OpenAPI document.
 
 use std::sync::Arc;
 
@@ -14,12 +15,24 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the database answers: the API, portal and git endpoint need nothing else.
+/// The container engine is reported on its own line (builds and local environments need
+/// it; an installation whose environments run on clusters may start without one). No
+/// error text: only whether each answers.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let engine = match state.engine.local_engine_answers().await {
+        Ok(()) => "engine: ok",
+        Err(err) => {
+            tracing::debug!(%err, "the container engine does not answer");
+            "engine: unavailable (builds and local environments fail)"
+        }
+    };
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(()) => (StatusCode::OK, format!("ready\ndatabase: ok\n{engine}\n")).into_response(),
         Err(err) => {
             tracing::warn!(%err, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable\ndatabase: unreachable\n{engine}\n"))
+                .into_response()
         }
     }
 }

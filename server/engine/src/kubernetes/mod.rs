@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
-use slipway_core::template::Spec;
+use slipway_core::template::{Spec, WEB};
 use slipway_store::environments::EnvironmentState;
 
 use crate::Engine;
@@ -129,28 +129,42 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), Strin
     Ok(())
 }
 
-/// Whether every field of `desired` has the same value in `live`.
-fn contains(live: &Value, desired: &Value) -> bool {
-    match (live, desired) {
-        (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, dv)| l.get(k).is_some_and(|lv| contains(lv, dv))),
-        (Value::Array(l), Value::Array(d)) => l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv)),
-        (l, d) => l == d,
+/// An object as the server answers it, less what changes without anyone editing it
+/// (its version, field ownership, status), for comparing two answers of one server.
+fn comparable(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
     }
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        for field in ["resourceVersion", "managedFields", "generation"] {
+            meta.remove(field);
+        }
+    }
+    value
 }
 
-/// The manifests whose live object is missing or differs in a field Slipway sets
-/// (changed or deleted out of band), as `Kind name`.
+/// The manifests whose live object is missing or differs from what applying the manifest
+/// would make of it (changed or deleted out of band), as `Kind name`. Decided as
+/// `kubectl diff` and Argo CD's server-side diff do: a server-side apply with
+/// `dryRun=All` and Slipway's field manager answers the object as the server would store
+/// it (quantities canonical, empty fields dropped, defaults filled in), and only a
+/// difference between that and the live object is drift. Comparing the manifest itself
+/// with the live object would see the server's rewriting as drift on every check.
 pub async fn drifted(client: &kube::Client, objects: &[Value]) -> Result<Vec<String>, String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     let mut out = Vec::new();
     for object in objects {
         let (api, name) = api_for(client, object)?;
-        let live = api.get_opt(&name).await.map_err(|e| format!("reading {}: {e}", describe(object)))?;
-        let mut desired = object.clone();
-        if let Some(meta) = desired["metadata"].as_object_mut() {
-            meta.remove("namespace");
-        }
-        let same = live.map(|l| serde_json::to_value(l).unwrap_or_default()).is_some_and(|l| contains(&l, &desired));
-        if !same {
+        let Some(live) = api.get_opt(&name).await.map_err(|e| format!("reading {}: {e}", describe(object)))? else {
+            out.push(describe(object));
+            continue;
+        };
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| format!("checking {} (a dry-run apply): {e}", describe(object)))?;
+        if comparable(&applied) != comparable(&live) {
             out.push(describe(object));
         }
     }
@@ -178,7 +192,10 @@ async fn pod_trouble(client: &kube::Client, ns: &str, workload: &str) -> Option<
 }
 
 /// Waits until every Deployment of the spec has rolled out, logging replica counts as
-/// they change; fails with the pods' reasons or on a stalled rollout.
+/// they change; fails with the pods' reasons or on a stalled rollout. Done is decided as
+/// `kubectl rollout status` does, against the Deployment's own `spec.replicas` (for an
+/// autoscaled workload the autoscaler's count, never the template's): the new generation
+/// observed, every replica updated, no old replica left, every updated one available.
 pub async fn wait_rollout(
     client: &kube::Client,
     ns: &str,
@@ -194,20 +211,25 @@ pub async fn wait_rollout(
         for (name, w) in &spec.workloads {
             let d = api.get(name).await.map_err(|e| format!("reading deployment {name}: {e}"))?;
             let generation = d.metadata.generation.unwrap_or(0);
+            // The server defaults an absent count to 1.
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             let status = d.status.unwrap_or_default();
-            let want = i32::try_from(w.replicas).unwrap_or(1);
-            let (updated, ready, available) = (
+            let (total, updated, ready, available) = (
+                status.replicas.unwrap_or(0),
                 status.updated_replicas.unwrap_or(0),
                 status.ready_replicas.unwrap_or(0),
                 status.available_replicas.unwrap_or(0),
             );
-            let line = format!("{name}: {updated}/{want} updated, {ready}/{want} ready");
+            let mut line = format!("{name}: {updated}/{want} updated, {ready}/{want} ready");
+            if w.autoscale.is_some() {
+                line.push_str(" (the autoscaler's count)");
+            }
             if last.get(name) != Some(&line) {
                 log.line("deploy", &line);
                 last.insert(name.clone(), line);
             }
             let observed = status.observed_generation.unwrap_or(0) >= generation;
-            if !(observed && updated == want && ready == want && available == want) {
+            if !(observed && updated >= want && total <= updated && available >= updated && ready >= want) {
                 done = false;
                 if let Some(trouble) = pod_trouble(client, ns, name).await {
                     return Err(trouble);
@@ -374,23 +396,74 @@ async fn watch_cluster(engine: Engine, name: String) {
     use kube::runtime::watcher::{self, Event};
     let Ok((client, _)) = engine.cluster_client(&name).await else { return };
     let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=slipway");
-    fn changed<K>(event: Result<Event<K>, watcher::Error>) -> bool {
-        match event {
-            Ok(Event::Apply(_) | Event::Delete(_)) => true,
+    // A Deployment's replica counts are kept for status; any change wakes the reconcile.
+    let seen = engine.clone();
+    let cluster = name.clone();
+    let deployments =
+        watcher::watcher(Api::<Deployment>::all(client.clone()), config.clone()).map(move |event| match event {
+            Ok(Event::Apply(d) | Event::InitApply(d)) => {
+                seen.record_workload(&cluster, &d, false);
+                true
+            }
+            Ok(Event::Delete(d)) => {
+                seen.record_workload(&cluster, &d, true);
+                true
+            }
             Ok(_) => false,
             Err(err) => {
-                tracing::debug!(%err, "watching a cluster");
+                tracing::debug!(%err, %cluster, "watching a cluster's deployments");
                 false
             }
+        });
+    let services = watcher::watcher(Api::<Service>::all(client), config).map(|event| match event {
+        Ok(Event::Apply(_) | Event::Delete(_)) => true,
+        Ok(_) => false,
+        Err(err) => {
+            tracing::debug!(%err, "watching a cluster's services");
+            false
         }
-    }
-    let deployments = watcher::watcher(Api::<Deployment>::all(client.clone()), config.clone()).map(changed);
-    let services = watcher::watcher(Api::<Service>::all(client), config).map(changed);
+    });
     let mut events = std::pin::pin!(futures_util::stream::select(deployments, services));
     while let Some(changed) = events.next().await {
         if changed {
             engine.reconcile_soon();
         }
+    }
+}
+
+impl Engine {
+    fn record_workload(&self, cluster: &str, deployment: &Deployment, gone: bool) {
+        let key = (
+            cluster.to_owned(),
+            deployment.metadata.namespace.clone().unwrap_or_default(),
+            deployment.metadata.name.clone().unwrap_or_default(),
+        );
+        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if gone {
+            workloads.remove(&key);
+            return;
+        }
+        let count = |n: Option<i32>| usize::try_from(n.unwrap_or(0)).unwrap_or(0);
+        let desired = count(deployment.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
+        let ready = count(deployment.status.as_ref().and_then(|s| s.ready_replicas));
+        workloads.insert(key, crate::Workload { ready, desired });
+    }
+
+    /// An environment's replicas on its cluster as the cluster's watch last saw them: its
+    /// `web` Deployment's, or all its Deployments' together when it has no `web`. `None`
+    /// before the watch has seen any.
+    pub fn cluster_workloads(&self, cluster: &str, service: &str, environment: &str) -> Option<crate::Workload> {
+        let ns = manifests::namespace_of(service, environment);
+        let workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(web) = workloads.get(&(cluster.to_owned(), ns.clone(), WEB.to_owned())) {
+            return Some(*web);
+        }
+        let mut all = workloads.iter().filter(|((c, n, _), _)| c == cluster && *n == ns).map(|(_, w)| *w).peekable();
+        all.peek()?;
+        Some(all.fold(crate::Workload::default(), |sum, w| crate::Workload {
+            ready: sum.ready + w.ready,
+            desired: sum.desired + w.desired,
+        }))
     }
 }
 
@@ -481,14 +554,16 @@ mod tests {
     }
 
     #[test]
-    fn drift_compares_only_what_slipway_sets() {
-        let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}});
-        assert!(contains(
-            &json!({"spec": {"replicas": 2, "extra": 1, "ports": [{"port": 80, "protocol": "TCP"}]}}),
-            &desired
-        ));
-        assert!(!contains(&json!({"spec": {"replicas": 5, "ports": [{"port": 80}]}}), &desired));
-        assert!(!contains(&json!({"spec": {"replicas": 2, "ports": []}}), &desired));
+    fn drift_ignores_what_changes_without_an_edit() {
+        let object = |rv: &str, replicas: i64, ready: i64| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "resourceVersion": rv, "generation": replicas,
+                    "managedFields": [{"manager": rv}]},
+                "spec": {"replicas": replicas}, "status": {"readyReplicas": ready}}))
+            .expect("object")
+        };
+        assert_eq!(comparable(&object("1", 2, 0)), comparable(&object("9", 2, 2)));
+        assert_ne!(comparable(&object("1", 2, 2)), comparable(&object("1", 5, 2)));
     }
 
     #[test]

@@ -32,18 +32,33 @@ pub const MAX_REPLICAS: u32 = slipway_core::template::MAX_REPLICAS;
 /// What a replica without a memory limit counts against the memory quota.
 pub const DEFAULT_MEMORY_MB: i64 = 256;
 
-async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
-    let healthy = state.engine.routes().get(&format!("{}-{}", env.service, env.name)).map_or(0, |a| a.len());
-    let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
-    // On a cluster the environment is served by its Ingress, at the cluster's domain.
-    let url = if env.runtime == slipway_engine::LOCAL_RUNTIME {
+/// Where an environment is served: the app router's address here, or on a cluster its
+/// Ingress at the cluster's domain.
+pub(crate) async fn url_of(state: &AppState, env: &EnvironmentState) -> String {
+    if env.runtime == slipway_engine::LOCAL_RUNTIME {
         state.settings.app_url(&env.service, &env.name)
     } else {
         match state.store.cluster_by_name(&env.runtime).await {
-            Ok(cluster) => format!("http://{}", slipway_engine::kubernetes::host_of(&env, &cluster.base_domain)),
+            Ok(cluster) => format!("http://{}", slipway_engine::kubernetes::host_of(env, &cluster.base_domain)),
             Err(_) => String::new(),
         }
+    }
+}
+
+async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
+    // Here the router's healthy replicas; on a cluster what the workloads' status says
+    // (ready and desired, the autoscaler's count when it has one).
+    let (healthy, replicas) = if env.runtime == slipway_engine::LOCAL_RUNTIME {
+        let healthy = state.engine.routes().get(&format!("{}-{}", env.service, env.name)).map_or(0, |a| a.len());
+        (healthy, usize::try_from(env.replicas).unwrap_or(0))
+    } else {
+        state
+            .engine
+            .cluster_workloads(&env.runtime, &env.service, &env.name)
+            .map_or((0, usize::try_from(env.replicas).unwrap_or(0)), |w| (w.ready, w.desired))
     };
+    let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
+    let url = url_of(state, &env).await;
     Environment {
         url,
         runtime: env.runtime.clone(),
@@ -55,7 +70,7 @@ async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
         created_by: env.created_by,
         name: env.name,
         branch: env.branch,
-        replicas: u32::try_from(env.replicas).unwrap_or(0),
+        replicas: u32::try_from(replicas).unwrap_or(0),
         healthy_replicas: u32::try_from(healthy).unwrap_or(0),
         release: env.current_version.and_then(|v| u32::try_from(v).ok()),
         pinned: env.pinned,

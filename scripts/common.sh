@@ -1,9 +1,20 @@
-# Sourced by every script here (not run): strict mode, and a failure that stops a script
-# says so on one line, naming the script, the line and the command, with a non-zero exit.
-# A failing call of another script here is not reported again by its caller: the script
-# that failed has said what failed.
-set -euo pipefail
-trap 'status=$?; case $BASH_COMMAND in *scripts/* | *\$here/*) ;; *) echo "error: ${0##*/}: line $LINENO: \`$BASH_COMMAND\` failed (exit $status)" >&2 ;; esac' ERR
+# Sourced by every script here and in bench/ (not run): strict mode, and a failure that
+# stops a script says so on one line, naming the script, the line and the command, with a
+# non-zero exit. The ERR trap reaches into functions and command substitutions (-E): the
+# innermost failure speaks, and the frames it unwinds through (a function's caller, the
+# line holding the `$(...)`) stay quiet. A call of another of these scripts that fails is
+# not reported again by its caller: that script has said what failed.
+set -Eeuo pipefail
+_slipway_failed() {
+  local status=$1 command=$2 line=$3
+  [[ -n "${_slipway_reported:-}" ]] && return 0
+  _slipway_reported=1
+  case $command in
+    scripts/* | *" scripts/"* | '"$here/'* | *'/../scripts/'* | *'$('*) return 0 ;;
+  esac
+  echo "error: ${0##*/}: line $line: \`$command\` failed (exit $status)" >&2
+}
+trap '_slipway_failed $? "$BASH_COMMAND" $LINENO' ERR
 
 # The first TCP port on 127.0.0.1 from $1 upwards that nothing answers on.
 free_port() {

@@ -218,6 +218,9 @@ struct Event {
 struct Inner {
     objects: Mutex<BTreeMap<Key, Stored>>,
     failures: Mutex<Vec<(String, PodFailure)>>,
+    /// Kinds (plurals) whose dry runs are refused, as an admission webhook without
+    /// `sideEffects: None` makes a real server refuse them.
+    no_dry_run: Mutex<BTreeSet<String>>,
     log: Mutex<Vec<String>>,
 }
 
@@ -348,6 +351,11 @@ impl KubeSim {
     /// Pods of images whose reference contains `image_part` fail this way from now on.
     pub fn fail_image(&self, image_part: &str, failure: PodFailure) {
         self.inner.failures.lock().expect("lock").push((image_part.to_owned(), failure));
+    }
+
+    /// Dry runs of this kind (a plural, e.g. `limitranges`) are refused from now on.
+    pub fn refuse_dry_runs(&self, plural: &str) {
+        self.inner.no_dry_run.lock().expect("lock").insert(plural.to_owned());
     }
 
     /// Every request received, as `METHOD path?query`.
@@ -952,6 +960,13 @@ fn write(
         return invalid(problem);
     }
     let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
+    if dry_run && sim.inner.no_dry_run.lock().expect("lock").contains(kind.plural) {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "admission webhook \"sim.example.com\" does not support dry run",
+        );
+    }
     // The server decodes what it is sent into its types first: quantities canonical,
     // empty lists and maps gone. (The unknown-field check below reads the raw body.)
     let raw = input;

@@ -63,8 +63,9 @@ pub struct Args {
     /// Where environments run [default: local].
     #[arg(long, env = "SLIPWAY_RUNTIME")]
     pub runtime: Option<RuntimeKind>,
-    /// The container engine's Docker-compatible API, e.g. unix:///run/podman/podman.sock
-    /// [default: DOCKER_HOST, else the first engine socket found].
+    /// The container engine's Docker-compatible API, e.g. unix:///run/podman/podman.sock,
+    /// or `none` for a catalog-only installation [default: DOCKER_HOST, else the first
+    /// engine socket found].
     #[arg(long, env = "SLIPWAY_ENGINE", value_name = "URL")]
     pub engine: Option<String>,
     /// Accept an engine that runs containers as host root (Docker's default): a build or
@@ -480,12 +481,14 @@ fn validate_database_url(url: String) -> Result<String, ConfigError> {
 }
 
 fn validate_engine(url: String) -> Result<String, ConfigError> {
-    let ok = ["unix://", "tcp://", "http://", "https://"].iter().any(|p| url.starts_with(p) && url.len() > p.len());
+    // `none`: a catalog-only installation, with no container engine at all.
+    let ok = url == "none"
+        || ["unix://", "tcp://", "http://", "https://"].iter().any(|p| url.starts_with(p) && url.len() > p.len());
     if ok {
         Ok(url)
     } else {
         Err(err(format!(
-            "--engine {url:?} is not an engine address: use unix:///run/podman/podman.sock, unix:///var/run/docker.sock or tcp://HOST:PORT"
+            "--engine {url:?} is not an engine address: use unix:///run/podman/podman.sock, unix:///var/run/docker.sock or tcp://HOST:PORT (or none, for no engine)"
         )))
     }
 }

@@ -300,9 +300,17 @@ fn shutdown_token() -> anyhow::Result<CancellationToken> {
 /// Connects to the container engine and checks that it answers and isolates pushed code,
 /// so a missing or unsafe engine is reported at start rather than at the first push.
 /// With `--runtime kubernetes` environments run on clusters and an engine that does not
-/// answer only disables builds: the second value says why, and nothing uses the engine.
+/// answer only disables builds; `--engine none` (a catalog-only installation) asks for no
+/// engine at all. The second value then says why there is none (in words for the run log
+/// of anyone who pushes: the address and the error stay in the server's log), and
+/// nothing uses the engine.
 async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Option<String>)> {
     let url = config.engine_url()?;
+    if url == "none" {
+        tracing::info!("no container engine (--engine none): builds and local environments are off");
+        let why = "this installation runs without a container engine (--engine none)".to_owned();
+        return Ok((EngineBuilder::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+    }
     let unreachable = |e: String| {
         anyhow::anyhow!(
             "the container engine at {url} does not answer ({e})\n  start Podman's API service (`scripts/podman start`) \
@@ -319,10 +327,9 @@ async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Optio
         Err(err) => {
             tracing::warn!(%url, %err, "no container engine answers: the API, portal and clusters work; builds fail \
                 until slipwayd is restarted with one");
-            let why = format!(
-                "the container engine at {url} did not answer when slipwayd started ({err}); start it \
-                and restart slipwayd, or point --engine (SLIPWAY_ENGINE) at one"
-            );
+            let why = "the container engine did not answer when slipwayd started; an admin can start it and \
+                restart slipwayd"
+                .to_owned();
             return Ok((EngineBuilder::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
         }
     };

@@ -355,11 +355,12 @@ pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState)
         release.config_version,
         &addons,
     );
-    let drift = crate::kubernetes::drifted(&client, &objects).await?;
+    let drift = engine.drifted(&state.runtime, &client, &objects).await;
     if !drift.is_empty() {
+        let names: Vec<String> = drift.iter().map(crate::kubernetes::describe).collect();
         tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,
-            objects = %drift.join(", "), "re-applying objects that differ from the release (drift repaired)");
-        crate::kubernetes::apply(&client, &objects).await?;
+            objects = %names.join(", "), "re-applying objects that differ from the release (drift repaired)");
+        crate::kubernetes::apply(&client, &drift).await?;
     }
     Ok(())
 }

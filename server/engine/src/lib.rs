@@ -118,9 +118,29 @@ pub(crate) struct Inner {
     /// The managed Deployments' replica counts on each cluster, as its watch last saw
     /// them: `(cluster, namespace, deployment)` → ready and desired.
     pub(crate) cluster_workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), Workload>>,
-    /// The last answer of [`Engine::local_engine_answers`] and when: `/readyz` is open to
-    /// anyone, and a flood of it must not become a flood of engine calls.
+    /// The last background check of the local engine and when (see
+    /// [`Engine::local_engine_answers`]).
     pub(crate) engine_answer: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    /// Cluster objects found clean by a dry run: `cluster/namespace/Kind name` → the live
+    /// resourceVersion and the manifest's hash then (see `Engine::drifted`).
+    pub(crate) drift_clean: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+}
+
+/// How often the local engine is pinged for `/readyz`.
+pub const ENGINE_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Pings the local engine every [`ENGINE_CHECK_EVERY`] (each within 2 s) and keeps the
+/// answer for [`Engine::local_engine_answers`].
+async fn check_local_engine(engine: Engine) {
+    loop {
+        let answer = match tokio::time::timeout(Duration::from_secs(2), engine.inner.runtime.ping()).await {
+            Ok(answer) => answer,
+            Err(_) => Err("it did not answer within 2 s".to_owned()),
+        };
+        *engine.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), answer));
+        tokio::time::sleep(ENGINE_CHECK_EVERY).await;
+    }
 }
 
 /// A workload's replicas as its cluster reports them.
@@ -150,6 +170,7 @@ impl Engine {
                 image_prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
                 cluster_workloads: std::sync::Mutex::default(),
                 engine_answer: std::sync::Mutex::default(),
+                drift_clean: std::sync::Mutex::default(),
                 config,
             }),
         }
@@ -211,22 +232,17 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Whether the local container engine answers (within 2 s), or why not; `Err` at once
-    /// when this process started without one. An answer is reused for a second.
-    pub async fn local_engine_answers(&self) -> Result<(), String> {
+    /// Whether the local container engine answered its last check (made every
+    /// [`ENGINE_CHECK_EVERY`] in the background), or why not; `Err` at once when this
+    /// process started without one. Reads only: `/readyz` is open to anyone, and a flood
+    /// of it must not become a flood of engine calls or wait on a hung engine.
+    pub fn local_engine_answers(&self) -> Result<(), String> {
         self.local_engine()?;
-        let lock = || self.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, answer)) = lock().as_ref()
-            && at.elapsed() < Duration::from_secs(1)
-        {
-            return answer.clone();
+        match &*self.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some((_, answer)) => answer.clone(),
+            // Not checked yet: the start checked it.
+            None => Ok(()),
         }
-        let answer = match tokio::time::timeout(Duration::from_secs(2), self.inner.runtime.ping()).await {
-            Ok(answer) => answer,
-            Err(_) => Err("it did not answer within 2 s".to_owned()),
-        };
-        *lock() = Some((std::time::Instant::now(), answer.clone()));
-        answer
     }
 
     /// `Err` with the reason when this process has no local container engine.
@@ -254,6 +270,9 @@ impl Engine {
         tokio::spawn(worker::reap_expired_leases(self.clone()));
         tokio::spawn(record_activity(self.clone()));
         tokio::spawn(kubernetes::watch_clusters(self.clone()));
+        if self.local_engine().is_ok() {
+            tokio::spawn(check_local_engine(self.clone()));
+        }
         Ok(())
     }
 

@@ -92,7 +92,10 @@ async fn an_idle_cluster_environment_gets_no_writes_and_drift_is_still_repaired(
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("http://shop-k8s.apps.example.com is live"), "{out:?}");
 
-    // Drift is still repaired: an edit and a deletion out of band are undone.
+    // Drift is still repaired: an edit and a deletion out of band are undone, also when
+    // the server refuses to dry-run another of the environment's objects.
+    sim.refuse_dry_runs("limitranges");
+    sim.tamper("v1", "limitranges", NS, "slipway-defaults", |l| l["metadata"]["labels"]["x"] = json!("y"));
     sim.tamper("apps/v1", "deployments", NS, "web", |d| d["spec"]["replicas"] = json!(5));
     assert!(sim.remove("v1", "services", NS, "web"));
     app.eventually(15, "the drift is repaired", || async {
@@ -166,4 +169,23 @@ async fn a_cluster_installation_starts_without_a_container_engine() {
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("there is no container engine to build or run on"), "{out:?}");
     assert!(out.stderr.contains("did not answer when slipwayd started"), "{out:?}");
+    assert!(!out.stderr.contains("no-engine.sock"), "the engine's address stays in the server's log: {out:?}");
+}
+
+/// `--engine none`: a catalog-only installation starts with no engine; a push says so.
+#[tokio::test]
+async fn a_catalog_only_installation_runs_without_an_engine() {
+    let app = TestApp::start_with(Db::Sqlite, &["--engine", "none"]).await;
+    let ready = app.http.get(format!("{}/readyz", app.url)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().await.expect("body").contains("engine: unavailable"));
+    app.team("payments").await;
+    app.service("shop", "payments").await;
+    let token = app.admin_api_token("cli").await;
+    let out = app.slipway(&token, &["services", "list"], "").await;
+    assert!(out.stdout.contains("shop"), "{out:?}");
+    let work = local_repo(&borrowed(&fixture_app("catalog only\n"))).await;
+    let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("runs without a container engine (--engine none)"), "{out:?}");
 }

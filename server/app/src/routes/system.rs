@@ -20,7 +20,7 @@ pub async fn healthz() -> &'static str {
 /// it; an installation whose environments run on clusters may start without one). No
 /// error text: only whether each answers.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let engine = match state.engine.local_engine_answers().await {
+    let engine = match state.engine.local_engine_answers() {
         Ok(()) => "engine: ok",
         Err(err) => {
             tracing::debug!(%err, "the container engine does not answer");

@@ -15,14 +15,16 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
-use slipway_core::template::{Spec, WEB};
+use slipway_core::template::Spec;
 use slipway_store::environments::EnvironmentState;
 
 use crate::Engine;
 use crate::logger::RunLog;
 
 mod manifests;
+mod watch;
 pub use manifests::{ClusterAddon, Desired, manifests, namespace_of, playable, release_job, split_base};
+pub(crate) use watch::watch_clusters;
 
 /// The field manager of everything Slipway applies.
 pub const FIELD_MANAGER: &str = "slipway";
@@ -79,7 +81,7 @@ fn api_for(client: &kube::Client, object: &Value) -> Result<(Api<DynamicObject>,
     Ok((api, name))
 }
 
-fn describe(object: &Value) -> String {
+pub(crate) fn describe(object: &Value) -> String {
     format!(
         "{} {}",
         object["kind"].as_str().unwrap_or_default(),
@@ -144,31 +146,69 @@ fn comparable(object: &DynamicObject) -> Value {
     value
 }
 
-/// The manifests whose live object is missing or differs from what applying the manifest
-/// would make of it (changed or deleted out of band), as `Kind name`. Decided as
-/// `kubectl diff` and Argo CD's server-side diff do: a server-side apply with
-/// `dryRun=All` and Slipway's field manager answers the object as the server would store
-/// it (quantities canonical, empty fields dropped, defaults filled in), and only a
-/// difference between that and the live object is drift. Comparing the manifest itself
-/// with the live object would see the server's rewriting as drift on every check.
-pub async fn drifted(client: &kube::Client, objects: &[Value]) -> Result<Vec<String>, String> {
-    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-    let mut out = Vec::new();
-    for object in objects {
+impl Engine {
+    /// The manifests whose live object is missing or differs from what applying the
+    /// manifest would make of it (changed or deleted out of band). Decided as `kubectl
+    /// diff` and Argo CD's server-side diff do: a server-side apply with `dryRun=All` and
+    /// Slipway's field manager answers the object as the server would store it
+    /// (quantities canonical, empty fields dropped, defaults filled in), and only a
+    /// difference between that and the live object is drift. Comparing the manifest
+    /// itself with the live object would see the server's rewriting as drift on every
+    /// check. Fields other managers own (a sidecar an admission webhook injects, an env
+    /// var `kubectl set env` added) are theirs and stay, as with `kubectl diff`.
+    ///
+    /// An object found clean is not dry-run again while neither its live version nor its
+    /// manifest changes: a check is then one read. One that cannot be checked (the server
+    /// refuses the dry run) is logged and skipped, and the others are still checked.
+    pub(crate) async fn drifted(&self, cluster: &str, client: &kube::Client, objects: &[Value]) -> Vec<Value> {
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let mut out = Vec::new();
+        for object in objects {
+            match self.drifted_one(cluster, client, object, &params).await {
+                Ok(true) => out.push(object.clone()),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(%err, cluster, "a drift check failed; the object is left as it is"),
+            }
+        }
+        out
+    }
+
+    async fn drifted_one(
+        &self,
+        cluster: &str,
+        client: &kube::Client,
+        object: &Value,
+        params: &PatchParams,
+    ) -> Result<bool, String> {
         let (api, name) = api_for(client, object)?;
+        let key =
+            format!("{cluster}/{}/{}", object["metadata"]["namespace"].as_str().unwrap_or_default(), describe(object));
         let Some(live) = api.get_opt(&name).await.map_err(|e| format!("reading {}: {e}", describe(object)))? else {
-            out.push(describe(object));
-            continue;
+            return Ok(true);
         };
+        let version = live.metadata.resource_version.clone().unwrap_or_default();
+        let manifest = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            object.to_string().hash(&mut hasher);
+            hasher.finish()
+        };
+        let clean = || self.inner.drift_clean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if clean().get(&key) == Some(&(version.clone(), manifest)) {
+            return Ok(false);
+        }
         let applied = api
-            .patch(&name, &params, &Patch::Apply(object))
+            .patch(&name, params, &Patch::Apply(object))
             .await
             .map_err(|e| format!("checking {} (a dry-run apply): {e}", describe(object)))?;
-        if comparable(&applied) != comparable(&live) {
-            out.push(describe(object));
+        let drifted = comparable(&applied) != comparable(&live);
+        if drifted {
+            clean().remove(&key);
+        } else {
+            clean().insert(key, (version, manifest));
         }
+        Ok(drifted)
     }
-    Ok(out)
 }
 
 /// Why pods of a Deployment cannot become ready, if they say.
@@ -211,8 +251,10 @@ pub async fn wait_rollout(
         for (name, w) in &spec.workloads {
             let d = api.get(name).await.map_err(|e| format!("reading deployment {name}: {e}"))?;
             let generation = d.metadata.generation.unwrap_or(0);
-            // The server defaults an absent count to 1.
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            // The server defaults an absent count to 1; an autoscaler that has not acted yet
+            // (a new Deployment starts at 1) is waited for up to its minimum.
+            let own = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let want = w.autoscale.as_ref().map_or(own, |a| own.max(i32::try_from(a.min).unwrap_or(1)));
             let status = d.status.unwrap_or_default();
             let (total, updated, ready, available) = (
                 status.replicas.unwrap_or(0),
@@ -362,108 +404,6 @@ impl Engine {
             .map_err(|e| format!("the kubeconfig of cluster {name}: {e}"))?;
         let client = client(&yaml, &row.context).await?;
         Ok((client, row))
-    }
-}
-
-/// Watches the Slipway-managed Deployments and Services of every registered cluster and
-/// wakes the reconcile loop when one changes or goes, so drift is repaired at once rather
-/// than at the next tick (which stays as the backstop when a watch is down).
-pub(crate) async fn watch_clusters(engine: Engine) {
-    let mut watching: std::collections::HashMap<String, tokio::task::JoinHandle<()>> = Default::default();
-    loop {
-        if let Ok(clusters) = engine.inner.store.list_clusters().await {
-            watching.retain(|name, task| {
-                let keep = clusters.iter().any(|c| &c.name == name) && !task.is_finished();
-                if !keep {
-                    task.abort();
-                }
-                keep
-            });
-            for cluster in clusters {
-                if let std::collections::hash_map::Entry::Vacant(slot) = watching.entry(cluster.name.clone()) {
-                    slot.insert(tokio::spawn(watch_cluster(engine.clone(), cluster.name)));
-                }
-            }
-        }
-        // Newly registered clusters are watched within this period.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-async fn watch_cluster(engine: Engine, name: String) {
-    use futures_util::StreamExt;
-    use k8s_openapi::api::core::v1::Service;
-    use kube::runtime::watcher::{self, Event};
-    let Ok((client, _)) = engine.cluster_client(&name).await else { return };
-    let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=slipway");
-    // A Deployment's replica counts are kept for status; any change wakes the reconcile.
-    let seen = engine.clone();
-    let cluster = name.clone();
-    let deployments =
-        watcher::watcher(Api::<Deployment>::all(client.clone()), config.clone()).map(move |event| match event {
-            Ok(Event::Apply(d) | Event::InitApply(d)) => {
-                seen.record_workload(&cluster, &d, false);
-                true
-            }
-            Ok(Event::Delete(d)) => {
-                seen.record_workload(&cluster, &d, true);
-                true
-            }
-            Ok(_) => false,
-            Err(err) => {
-                tracing::debug!(%err, %cluster, "watching a cluster's deployments");
-                false
-            }
-        });
-    let services = watcher::watcher(Api::<Service>::all(client), config).map(|event| match event {
-        Ok(Event::Apply(_) | Event::Delete(_)) => true,
-        Ok(_) => false,
-        Err(err) => {
-            tracing::debug!(%err, "watching a cluster's services");
-            false
-        }
-    });
-    let mut events = std::pin::pin!(futures_util::stream::select(deployments, services));
-    while let Some(changed) = events.next().await {
-        if changed {
-            engine.reconcile_soon();
-        }
-    }
-}
-
-impl Engine {
-    fn record_workload(&self, cluster: &str, deployment: &Deployment, gone: bool) {
-        let key = (
-            cluster.to_owned(),
-            deployment.metadata.namespace.clone().unwrap_or_default(),
-            deployment.metadata.name.clone().unwrap_or_default(),
-        );
-        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if gone {
-            workloads.remove(&key);
-            return;
-        }
-        let count = |n: Option<i32>| usize::try_from(n.unwrap_or(0)).unwrap_or(0);
-        let desired = count(deployment.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
-        let ready = count(deployment.status.as_ref().and_then(|s| s.ready_replicas));
-        workloads.insert(key, crate::Workload { ready, desired });
-    }
-
-    /// An environment's replicas on its cluster as the cluster's watch last saw them: its
-    /// `web` Deployment's, or all its Deployments' together when it has no `web`. `None`
-    /// before the watch has seen any.
-    pub fn cluster_workloads(&self, cluster: &str, service: &str, environment: &str) -> Option<crate::Workload> {
-        let ns = manifests::namespace_of(service, environment);
-        let workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(web) = workloads.get(&(cluster.to_owned(), ns.clone(), WEB.to_owned())) {
-            return Some(*web);
-        }
-        let mut all = workloads.iter().filter(|((c, n, _), _)| c == cluster && *n == ns).map(|(_, w)| *w).peekable();
-        all.peek()?;
-        Some(all.fold(crate::Workload::default(), |sum, w| crate::Workload {
-            ready: sum.ready + w.ready,
-            desired: sum.desired + w.desired,
-        }))
     }
 }
 

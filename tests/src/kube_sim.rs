@@ -21,11 +21,14 @@
 //! - an autoscaler controller that sets its target's `replicas` within its bounds;
 //! - what a real server does to what it stores and refuses (`kube_sim/normalize.rs`): canonical
 //!   quantities, empty `omitempty` fields dropped, `replicas` defaulted, unknown fields
-//!   at any depth, invalid names and labels, a changed workload selector;
-//! - `dryRun=All` on writes: the result answered, nothing stored.
+//!   at any depth, invalid names and labels, a changed workload selector, a StatefulSet
+//!   spec changed beyond its replicas and template;
+//! - `dryRun=All` on writes: the result answered, nothing stored (or refused, as an
+//!   admission webhook without dry-run support does: [`KubeSim::refuse_dry_runs`]).
 //!
 //! Arrays are applied atomically (a real server merges keyed lists such as containers
-//! by name); Slipway always applies whole objects, so this does not change outcomes.
+//! by name, so a container or variable another manager adds stays); Slipway always
+//! applies whole objects, and fields other managers own are not drift for it either.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1095,6 +1098,35 @@ fn write(
         && existing.object["spec"]["selector"] != object["spec"]["selector"]
     {
         return invalid(format!("spec.selector: Invalid value: {}: field is immutable", object["spec"]["selector"]));
+    }
+    // A StatefulSet's spec is fixed at creation but for these fields.
+    if let Some(existing) = &existing
+        && kind.kind == "StatefulSet"
+    {
+        let fixed = |object: &Value| {
+            let mut spec = object["spec"].clone();
+            if let Some(spec) = spec.as_object_mut() {
+                for field in [
+                    "replicas",
+                    "ordinals",
+                    "template",
+                    "updateStrategy",
+                    "persistentVolumeClaimRetentionPolicy",
+                    "minReadySeconds",
+                ] {
+                    spec.remove(field);
+                }
+            }
+            spec
+        };
+        if fixed(&existing.object) != fixed(&object) {
+            return invalid(
+                "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+                 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are \
+                 forbidden"
+                    .to_owned(),
+            );
+        }
     }
     // Defaulting: a Deployment without a count has one replica.
     let mut object = object;

@@ -311,3 +311,27 @@ async fn a_rolling_update_keeps_the_old_pods_until_new_ones_are_ready() {
     let status = api.get("web").await.expect("get").status.expect("status");
     assert_eq!((status.replicas, status.updated_replicas, status.ready_replicas), (Some(2), Some(2), Some(2)));
 }
+
+/// A StatefulSet's spec cannot change after creation but for its replicas, template and a
+/// few others.
+#[tokio::test]
+async fn a_stateful_sets_storage_is_fixed_at_creation() {
+    let sim = KubeSim::new();
+    let client = client(&sim);
+    namespace(&client, "shop").await;
+    let api: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, "shop");
+    let ssa = PatchParams::apply("slipway").force();
+    let set = |storage: &str, replicas: i32| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"serviceName": "db", "replicas": replicas, "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}]}})
+    };
+    api.patch("db", &ssa, &Patch::Apply(set("1Gi", 1))).await.expect("create");
+    api.patch("db", &ssa, &Patch::Apply(set("1024Mi", 2)))
+        .await
+        .expect("the same storage, written otherwise, and a new count");
+    let err = api.patch("db", &ssa, &Patch::Apply(set("2Gi", 2))).await.expect_err("storage is fixed");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422 && s.message.contains("Forbidden")), "{err:?}");
+}

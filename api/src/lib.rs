@@ -326,10 +326,15 @@ pub struct Environment {
     pub name: String,
     /// The branch whose pushes deploy here.
     pub branch: String,
-    /// Desired replicas.
+    /// Desired replicas (on a cluster, its Deployment's count: an autoscaler's choice).
     pub replicas: u32,
-    /// Replicas the app router sends traffic to right now.
+    /// Replicas serving right now: those the app router sends traffic to, or on a cluster
+    /// those its Deployment reports ready.
     pub healthy_replicas: u32,
+    /// On a cluster, what its Deployments' conditions say is wrong (e.g. `Progressing:
+    /// ProgressDeadlineExceeded: …`); absent when all is well or it runs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     /// The current release's version (`vN`), if anything was deployed.
     pub release: Option<u32>,
     /// Set by a rollback: pushes are accepted but not deployed until `slipway deploy`.

@@ -87,6 +87,8 @@ pub struct EnvRow {
     pub preview: bool,
     pub pinned: bool,
     pub expires: String,
+    /// On a cluster, a Deployment condition that is false (empty when none).
+    pub condition: String,
 }
 
 impl EnvRow {
@@ -113,6 +115,7 @@ impl EnvRow {
             preview: env.preview,
             pinned: env.pinned,
             expires: env.expires_at.as_deref().map(short_time).unwrap_or_default(),
+            condition: env.condition.clone().unwrap_or_default(),
         }
     }
 }

@@ -62,6 +62,9 @@ pub async fn show(service: String, env: String, json: bool) -> Result<(), CliErr
     println!("branch:      {}", e.branch);
     println!("release:     {}{}", release(e.release), if e.pinned { " (pinned by a rollback)" } else { "" });
     println!("replicas:    {}/{} healthy", e.healthy_replicas, e.replicas);
+    if let Some(condition) = &e.condition {
+        println!("condition:   {condition}");
+    }
     println!("url:         {}", e.url);
     if let Some(params) = e.parameters.as_object().filter(|p| !p.is_empty()) {
         let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();

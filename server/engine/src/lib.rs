@@ -144,11 +144,14 @@ async fn check_local_engine(engine: Engine) {
 }
 
 /// A workload's replicas as its cluster reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
     pub ready: usize,
     /// The Deployment's own count (an autoscaler's choice when it has one).
     pub desired: usize,
+    /// A condition of the Deployment that is `False` (`Progressing: ProgressDeadlineExceeded:
+    /// …`), if any.
+    pub condition: Option<String>,
 }
 
 impl Engine {

@@ -85,6 +85,21 @@ async fn an_idle_cluster_environment_gets_no_writes_and_drift_is_still_repaired(
     .await;
     let out = app.slipway(&token, &["status", "shop"], "").await;
     assert!(out.stdout.contains("2/2"), "{out:?}");
+    let (_, env) = app.admin("GET", "/services/shop/environments/k8s", None).await;
+    assert!(env.get("condition").is_none(), "all is well: {env}");
+    // A Deployment condition that turns false is shown (here its pods stop getting ready).
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("image").to_owned();
+    sim.fail_image(&image, slipway_e2e::kube_sim::PodFailure::CrashLoopBackOff);
+    sim.tamper("apps/v1", "deployments", NS, "web", |d| {
+        d["metadata"]["annotations"]["ops.example.com/poke"] = json!("1")
+    });
+    app.eventually(10, "the false condition is shown", || async {
+        let (_, env) = app.admin("GET", "/services/shop/environments/k8s", None).await;
+        env["condition"].as_str().is_some_and(|c| c.starts_with("Progressing: ProgressDeadlineExceeded"))
+    })
+    .await;
+    let out = app.slipway(&token, &["envs", "show", "shop", "k8s"], "").await;
+    assert!(out.stdout.contains("condition:   Progressing: ProgressDeadlineExceeded"), "{out:?}");
 
     // A push prints the cluster's URL, not the local router's.
     fixture_commit(&work).await;

@@ -107,7 +107,16 @@ impl Engine {
         let count = |n: Option<i32>| usize::try_from(n.unwrap_or(0)).unwrap_or(0);
         let desired = count(deployment.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
         let ready = count(deployment.status.as_ref().and_then(|s| s.ready_replicas));
-        workloads.insert(key, crate::Workload { ready, desired });
+        let condition = deployment.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|conditions| {
+            conditions.iter().find(|c| c.status == "False").map(|c| {
+                let reason = c.reason.as_deref().unwrap_or("False");
+                match c.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(message) => format!("{}: {reason}: {message}", c.type_),
+                    None => format!("{}: {reason}", c.type_),
+                }
+            })
+        });
+        workloads.insert(key, crate::Workload { ready, desired, condition });
     }
 
     /// An environment's replicas on its cluster as the cluster's watch last saw them: its
@@ -117,13 +126,14 @@ impl Engine {
         let ns = manifests::namespace_of(service, environment);
         let workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(web) = workloads.get(&(cluster.to_owned(), ns.clone(), WEB.to_owned())) {
-            return Some(*web);
+            return Some(web.clone());
         }
-        let mut all = workloads.iter().filter(|((c, n, _), _)| c == cluster && *n == ns).map(|(_, w)| *w).peekable();
+        let mut all = workloads.iter().filter(|((c, n, _), _)| c == cluster && *n == ns).map(|(_, w)| w).peekable();
         all.peek()?;
         Some(all.fold(crate::Workload::default(), |sum, w| crate::Workload {
             ready: sum.ready + w.ready,
             desired: sum.desired + w.desired,
+            condition: sum.condition.or_else(|| w.condition.clone()),
         }))
     }
 }

@@ -48,14 +48,14 @@ pub(crate) async fn url_of(state: &AppState, env: &EnvironmentState) -> String {
 async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
     // Here the router's healthy replicas; on a cluster what the workloads' status says
     // (ready and desired, the autoscaler's count when it has one).
-    let (healthy, replicas) = if env.runtime == slipway_engine::LOCAL_RUNTIME {
+    let (healthy, replicas, condition) = if env.runtime == slipway_engine::LOCAL_RUNTIME {
         let healthy = state.engine.routes().get(&format!("{}-{}", env.service, env.name)).map_or(0, |a| a.len());
-        (healthy, usize::try_from(env.replicas).unwrap_or(0))
+        (healthy, usize::try_from(env.replicas).unwrap_or(0), None)
     } else {
         state
             .engine
             .cluster_workloads(&env.runtime, &env.service, &env.name)
-            .map_or((0, usize::try_from(env.replicas).unwrap_or(0)), |w| (w.ready, w.desired))
+            .map_or((0, usize::try_from(env.replicas).unwrap_or(0), None), |w| (w.ready, w.desired, w.condition))
     };
     let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
     let url = url_of(state, &env).await;
@@ -72,6 +72,7 @@ async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
         branch: env.branch,
         replicas: u32::try_from(replicas).unwrap_or(0),
         healthy_replicas: u32::try_from(healthy).unwrap_or(0),
+        condition,
         release: env.current_version.and_then(|v| u32::try_from(v).ok()),
         pinned: env.pinned,
         created_at: rfc3339(env.created_at),

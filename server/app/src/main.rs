@@ -10,6 +10,7 @@ use clap::Parser;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use slipway_engine::supervise::supervise;
 use slipway_engine::{Engine, EngineBuilder, EngineConfig, Registry, RegistryCredentials};
 use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
@@ -186,8 +187,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         engine,
     );
+    // Not supervised: it ends by design (SQLite has no notifications; a lost subscription
+    // turns the credential cache off), and a panic there leaves the cache to its TTL.
     tokio::spawn(state.clone().follow_auth_changes());
-    tokio::spawn(slipway_service::reaper::reap_loop(state.clone(), slipway_service::reaper::Clock::from_env()));
+    let reaped = state.clone();
+    supervise("reaper", move || {
+        slipway_service::reaper::reap_loop(reaped.clone(), slipway_service::reaper::Clock::from_env())
+    });
     let git = GitConfig {
         root: config.data_dir.join("repos"),
         spool: config.data_dir.join("tmp"),

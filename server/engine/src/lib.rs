@@ -22,6 +22,7 @@ mod one_off;
 mod reconcile;
 pub mod router;
 pub mod runtime;
+pub mod supervise;
 mod worker;
 pub mod workloads;
 
@@ -266,15 +267,23 @@ impl Engine {
         self.remove_stale_contexts().await;
         // Routes live in memory: rebuild them from what runs, and restart what should.
         reconcile::reconcile_all(self).await;
-        tokio::spawn(reconcile::reconcile_loop(self.clone()));
+        // Each loop is supervised: one that panics or returns is logged, counted and
+        // started again (see `supervise`).
+        let engine = self.clone();
+        supervise::supervise("reconcile", move || reconcile::reconcile_loop(engine.clone()));
         for n in 0..self.inner.config.workers.max(1) {
-            tokio::spawn(worker::run_worker(self.clone(), n));
+            let engine = self.clone();
+            supervise::supervise("worker", move || worker::run_worker(engine.clone(), n));
         }
-        tokio::spawn(worker::reap_expired_leases(self.clone()));
-        tokio::spawn(record_activity(self.clone()));
-        tokio::spawn(kubernetes::watch_clusters(self.clone()));
+        let engine = self.clone();
+        supervise::supervise("lease-reaper", move || worker::reap_expired_leases(engine.clone()));
+        let engine = self.clone();
+        supervise::supervise("activity", move || record_activity(engine.clone()));
+        let engine = self.clone();
+        supervise::supervise("cluster-watch", move || kubernetes::watch_clusters(engine.clone()));
         if self.local_engine().is_ok() {
-            tokio::spawn(check_local_engine(self.clone()));
+            let engine = self.clone();
+            supervise::supervise("engine-check", move || check_local_engine(engine.clone()));
         }
         Ok(())
     }

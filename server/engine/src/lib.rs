@@ -125,6 +125,9 @@ pub(crate) struct Inner {
     /// Cluster objects found clean by a dry run: `cluster/namespace/Kind name` → the live
     /// resourceVersion and the manifest's hash then (see `Engine::drifted`).
     pub(crate) drift_clean: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+    /// Cluster objects whose dry run the server refused, the same way: not tried (nor
+    /// logged) again until their live version or manifest changes.
+    pub(crate) drift_refused: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
 }
 
 /// How often the local engine is pinged for `/readyz`.
@@ -175,6 +178,7 @@ impl Engine {
                 cluster_workloads: std::sync::Mutex::default(),
                 engine_answer: std::sync::Mutex::default(),
                 drift_clean: std::sync::Mutex::default(),
+                drift_refused: std::sync::Mutex::default(),
                 config,
             }),
         }

@@ -29,7 +29,13 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
         match inner.store.claim_run(&inner.config.node, now + inner.config.lease.as_millis() as i64, now).await {
             Ok(Some(run_id)) => {
                 tracing::debug!(worker = n, run_id, "claimed run");
-                execute(&engine, run_id).await;
+                // In a task of its own, so that a panic in a stage ends the run as failed
+                // here instead of leaving it running (its lease renewer stops with it).
+                let running = engine.clone();
+                if let Err(err) = tokio::spawn(async move { execute(&running, run_id).await }).await {
+                    tracing::error!(%err, run_id, "a run's execution panicked");
+                    abandon(&engine, run_id).await;
+                }
                 continue;
             }
             Ok(None) => {}
@@ -40,6 +46,20 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// Ends a run whose execution panicked: failed, with the reason a user can act on.
+async fn abandon(engine: &Engine, run_id: i64) {
+    let inner = &engine.inner;
+    if let Ok(mut cancels) = inner.cancels.lock() {
+        cancels.remove(&run_id);
+    }
+    let reason = "internal error: the run stopped unexpectedly; push again or ask an admin to look at the server's log";
+    if let Err(err) = inner.store.finish_run(run_id, &inner.config.node, "failed", reason, now_ms()).await {
+        tracing::error!(%err, run_id, "storing the end of a run");
+    }
+    context::remove(&inner.config.contexts_dir, run_id).await;
+    inner.hub.publish(run_id, RunEvent::Finished { status: "failed".to_owned(), reason: reason.to_owned() });
 }
 
 /// How often one run may be taken over by another replica.
@@ -101,7 +121,9 @@ async fn execute(engine: &Engine, run_id: i64) {
     if let Ok(mut cancels) = inner.cancels.lock() {
         cancels.insert(run_id, cancel.clone());
     }
-    let renewer = tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone()));
+    // Aborted when dropped: also when a stage panics, so the lease can expire.
+    let renewer =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone())));
     let stored = inner.store.last_log_seq(run_id).await.unwrap_or(0);
     let masker = match run.environment_id {
         Some(id) => engine.masker(id).await,

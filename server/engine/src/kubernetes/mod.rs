@@ -194,18 +194,24 @@ impl Engine {
             hasher.finish()
         };
         let clean = || self.inner.drift_clean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if clean().get(&key) == Some(&(version.clone(), manifest)) {
+        let refused = || self.inner.drift_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = (version, manifest);
+        if clean().get(&key) == Some(&now) || refused().get(&key) == Some(&now) {
             return Ok(false);
         }
-        let applied = api
-            .patch(&name, params, &Patch::Apply(object))
-            .await
-            .map_err(|e| format!("checking {} (a dry-run apply): {e}", describe(object)))?;
+        let applied = match api.patch(&name, params, &Patch::Apply(object)).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                refused().insert(key, now);
+                return Err(format!("checking {} (a dry-run apply): {err}", describe(object)));
+            }
+        };
+        refused().remove(&key);
         let drifted = comparable(&applied) != comparable(&live);
         if drifted {
             clean().remove(&key);
         } else {
-            clean().insert(key, (version, manifest));
+            clean().insert(key, now);
         }
         Ok(drifted)
     }

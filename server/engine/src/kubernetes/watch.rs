@@ -2,6 +2,7 @@
 //! changes wake the reconcile loop (drift is repaired at once, not at the next tick), and
 //! the Deployments' replica counts are kept for environments' status.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,19 +16,26 @@ use crate::Engine;
 /// wakes the reconcile loop when one changes or goes, so drift is repaired at once rather
 /// than at the next tick (which stays as the backstop when a watch is down).
 pub(crate) async fn watch_clusters(engine: Engine) {
-    let mut watching: std::collections::HashMap<String, tokio::task::JoinHandle<()>> = Default::default();
+    // The per-cluster watches end with this loop (also when it panics and is restarted).
+    struct Watches(HashMap<String, tokio::task::JoinHandle<()>>);
+    impl Drop for Watches {
+        fn drop(&mut self) {
+            self.0.values().for_each(tokio::task::JoinHandle::abort);
+        }
+    }
+    let mut watching = Watches(HashMap::new());
     loop {
         if let Ok(clusters) = engine.inner.store.list_clusters().await {
-            watching.retain(|name, task| {
+            watching.0.retain(|name, task| {
                 let keep = clusters.iter().any(|c| &c.name == name) && !task.is_finished();
                 if !keep {
                     task.abort();
-                    engine.forget_workloads(name);
+                    engine.forget_cluster(name);
                 }
                 keep
             });
             for cluster in clusters {
-                if let std::collections::hash_map::Entry::Vacant(slot) = watching.entry(cluster.name.clone()) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = watching.0.entry(cluster.name.clone()) {
                     slot.insert(tokio::spawn(watch_cluster(engine.clone(), cluster.name)));
                 }
             }
@@ -47,15 +55,34 @@ async fn watch_cluster(engine: Engine, name: String) {
     // A Deployment's replica counts are kept for status; any change wakes the reconcile.
     let seen = engine.clone();
     let cluster = name.clone();
-    // A re-list (after a broken watch) starts the cluster's counts afresh; errors back off.
+    // A re-list (after a broken watch) replaces the cluster's counts when it is complete
+    // (Deployments gone meanwhile are dropped then, without a moment of zeros); errors
+    // back off.
+    let mut relisted: Option<HashSet<(String, String)>> = None;
     let deployments =
         watcher::watcher(Api::<Deployment>::all(client.clone()), config.clone()).default_backoff().map(move |event| {
             match event {
                 Ok(Event::Init) => {
-                    seen.forget_workloads(&cluster);
+                    relisted = Some(HashSet::new());
                     false
                 }
-                Ok(Event::Apply(d) | Event::InitApply(d)) => {
+                Ok(Event::InitApply(d)) => {
+                    if let Some(seen_now) = relisted.as_mut() {
+                        seen_now.insert((
+                            d.metadata.namespace.clone().unwrap_or_default(),
+                            d.metadata.name.clone().unwrap_or_default(),
+                        ));
+                    }
+                    seen.record_workload(&cluster, &d, false);
+                    true
+                }
+                Ok(Event::InitDone) => {
+                    if let Some(seen_now) = relisted.take() {
+                        seen.retain_workloads(&cluster, &seen_now);
+                    }
+                    false
+                }
+                Ok(Event::Apply(d)) => {
                     seen.record_workload(&cluster, &d, false);
                     true
                 }
@@ -63,7 +90,6 @@ async fn watch_cluster(engine: Engine, name: String) {
                     seen.record_workload(&cluster, &d, true);
                     true
                 }
-                Ok(_) => false,
                 Err(err) => {
                     tracing::debug!(%err, %cluster, "watching a cluster's deployments");
                     false
@@ -87,10 +113,24 @@ async fn watch_cluster(engine: Engine, name: String) {
 }
 
 impl Engine {
-    /// Drops what the watch saw of a cluster (it is re-listed, or no longer registered).
-    pub(crate) fn forget_workloads(&self, cluster: &str) {
+    /// Drops what is known of a cluster no longer registered: its workloads' counts and
+    /// its objects' clean drift checks.
+    pub(crate) fn forget_cluster(&self, cluster: &str) {
         let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         workloads.retain(|(c, _, _), _| c != cluster);
+        drop(workloads);
+        let prefix = format!("{cluster}/");
+        let mut clean = self.inner.drift_clean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        clean.retain(|key, _| !key.starts_with(&prefix));
+        drop(clean);
+        let mut refused = self.inner.drift_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.retain(|key, _| !key.starts_with(&prefix));
+    }
+
+    /// Keeps, of a cluster's workloads, those a complete re-list saw.
+    fn retain_workloads(&self, cluster: &str, seen: &HashSet<(String, String)>) {
+        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        workloads.retain(|(c, ns, name), _| c != cluster || seen.contains(&(ns.clone(), name.clone())));
     }
 
     fn record_workload(&self, cluster: &str, deployment: &Deployment, gone: bool) {
@@ -108,13 +148,17 @@ impl Engine {
         let desired = count(deployment.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
         let ready = count(deployment.status.as_ref().and_then(|s| s.ready_replicas));
         let condition = deployment.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|conditions| {
-            conditions.iter().find(|c| c.status == "False").map(|c| {
-                let reason = c.reason.as_deref().unwrap_or("False");
-                match c.message.as_deref().filter(|m| !m.is_empty()) {
-                    Some(message) => format!("{}: {reason}: {message}", c.type_),
-                    None => format!("{}: {reason}", c.type_),
-                }
-            })
+            // A false condition (Available, Progressing), or ReplicaFailure, which is true
+            // when pods cannot even be created (a quota, a policy).
+            conditions.iter().find(|c| c.status == "False" || (c.type_ == "ReplicaFailure" && c.status == "True")).map(
+                |c| {
+                    let reason = c.reason.as_deref().unwrap_or("False");
+                    match c.message.as_deref().filter(|m| !m.is_empty()) {
+                        Some(message) => format!("{}: {reason}: {message}", c.type_),
+                        None => format!("{}: {reason}", c.type_),
+                    }
+                },
+            )
         });
         workloads.insert(key, crate::Workload { ready, desired, condition });
     }

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     /// Cluster objects whose dry run the server refused, the same way: not tried (nor
     /// logged) again until their live version or manifest changes.
     pub(crate) drift_refused: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+    /// One client per cluster (see `Engine::cluster_client`).
+    pub(crate) cluster_clients: kubernetes::ClusterClients,
 }
 
 /// How often the local engine is pinged for `/readyz`.
@@ -179,6 +181,7 @@ impl Engine {
                 engine_answer: std::sync::Mutex::default(),
                 drift_clean: std::sync::Mutex::default(),
                 drift_refused: std::sync::Mutex::default(),
+                cluster_clients: kubernetes::ClusterClients::default(),
                 config,
             }),
         }

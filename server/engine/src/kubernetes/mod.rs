@@ -395,13 +395,47 @@ pub async fn delete_namespace(
     }
 }
 
+/// One client per cluster, with the registration (sealed kubeconfig, context) it was made
+/// from.
+#[derive(Default)]
+pub(crate) struct ClusterClients(std::sync::Mutex<ClientsByCluster>);
+
+/// Cluster name → ((sealed kubeconfig, context), client).
+type ClientsByCluster = std::collections::HashMap<String, ((String, String), kube::Client)>;
+
+impl ClusterClients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClientsByCluster> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn forget(&self, cluster: &str) {
+        self.lock().remove(cluster);
+    }
+}
+
+impl std::fmt::Debug for ClusterClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.lock().keys()).finish()
+    }
+}
+
 impl Engine {
-    /// A client for a registered cluster (its kubeconfig opened with the secret key).
+    /// A client for a registered cluster (its kubeconfig opened with the secret key). One
+    /// client per cluster is kept and shared (its connection pool with it) while the
+    /// cluster's registration is the same: every reconcile pass asks for it.
     pub async fn cluster_client(
         &self,
         name: &str,
     ) -> Result<(kube::Client, slipway_store::clusters::ClusterRow), String> {
         let row = self.inner.store.cluster_by_name(name).await.map_err(|e| format!("cluster {name}: {e}"))?;
+        let registration = (row.kubeconfig_sealed.clone(), row.context.clone());
+        let cached = {
+            let clients = self.inner.cluster_clients.lock();
+            clients.get(name).filter(|(made_from, _)| *made_from == registration).map(|(_, client)| client.clone())
+        };
+        if let Some(client) = cached {
+            return Ok((client, row));
+        }
         let yaml = self
             .inner
             .config
@@ -409,6 +443,7 @@ impl Engine {
             .open(&row.kubeconfig_sealed, &cluster_seal_context(name))
             .map_err(|e| format!("the kubeconfig of cluster {name}: {e}"))?;
         let client = client(&yaml, &row.context).await?;
+        self.inner.cluster_clients.lock().insert(name.to_owned(), (registration, client.clone()));
         Ok((client, row))
     }
 }

@@ -125,6 +125,8 @@ impl Engine {
         drop(clean);
         let mut refused = self.inner.drift_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         refused.retain(|key, _| !key.starts_with(&prefix));
+        drop(refused);
+        self.inner.cluster_clients.forget(cluster);
     }
 
     /// Keeps, of a cluster's workloads, those a complete re-list saw.

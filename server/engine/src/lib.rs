@@ -130,6 +130,8 @@ pub(crate) struct Inner {
     pub(crate) drift_refused: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
     /// One client per cluster (see `Engine::cluster_client`).
     pub(crate) cluster_clients: kubernetes::ClusterClients,
+    /// Environments whose last reconcile failed: when to try again, and the pause then.
+    pub(crate) reconcile_backoff: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Duration)>>,
 }
 
 /// How often the local engine is pinged for `/readyz`.
@@ -182,6 +184,7 @@ impl Engine {
                 drift_clean: std::sync::Mutex::default(),
                 drift_refused: std::sync::Mutex::default(),
                 cluster_clients: kubernetes::ClusterClients::default(),
+                reconcile_backoff: std::sync::Mutex::default(),
                 config,
             }),
         }

@@ -3,7 +3,7 @@
 //! waits for its health check) and its route pointing at what runs, also after a
 //! restart; cluster environments are kept as released (drift repair).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slipway_core::template::{Spec, WEB};
 use slipway_store::environments::EnvironmentState;
@@ -35,7 +35,16 @@ pub(crate) async fn reconcile_loop(engine: Engine) {
     }
 }
 
+/// How many environments are reconciled at once: one slow cluster or engine call must not
+/// hold up every other environment's repair.
+const RECONCILE_AT_ONCE: usize = 4;
+/// An environment whose reconcile fails is tried again after a pause that starts at a
+/// tick and doubles up to this (as controller-rs's error policy backs off per object), so
+/// a broken one does not cost a failing pass every tick.
+const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
+
 pub(crate) async fn reconcile_all(engine: &Engine) {
+    use futures_util::StreamExt;
     let environments = match engine.inner.store.live_environments().await {
         Ok(environments) => environments,
         Err(err) => {
@@ -43,11 +52,30 @@ pub(crate) async fn reconcile_all(engine: &Engine) {
             return;
         }
     };
-    for environment in environments {
-        if let Err(err) = reconcile(engine, &environment).await {
-            tracing::warn!(%err, service = %environment.service, environment = %environment.name, "reconciling");
-        }
-    }
+    let now = Instant::now();
+    let due: Vec<EnvironmentState> = {
+        let backoff = engine.inner.reconcile_backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        environments.into_iter().filter(|e| backoff.get(&e.id).is_none_or(|(next, _)| now >= *next)).collect()
+    };
+    futures_util::stream::iter(due)
+        .for_each_concurrent(RECONCILE_AT_ONCE, |environment| async move {
+            let outcome = reconcile(engine, &environment).await;
+            let mut backoff = engine.inner.reconcile_backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match outcome {
+                Ok(()) => {
+                    backoff.remove(&environment.id);
+                }
+                Err(err) => {
+                    let pause = backoff
+                        .get(&environment.id)
+                        .map_or(RECONCILE_EVERY, |(_, pause)| (*pause * 2).min(LONGEST_BACKOFF));
+                    backoff.insert(environment.id, (Instant::now() + pause, pause));
+                    tracing::warn!(%err, service = %environment.service, environment = %environment.name,
+                        retry_in_s = pause.as_secs(), "reconciling");
+                }
+            }
+        })
+        .await;
 }
 
 /// Makes an environment's running replicas match its current release, and its route

@@ -21,6 +21,7 @@ pub mod environments;
 pub mod notify;
 pub mod releases;
 pub mod runs;
+pub mod schema;
 pub mod services;
 pub mod teams;
 pub mod templates;

@@ -510,6 +510,17 @@ pub fn nonce() -> String {
     format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A fresh place in the test registry (`SLIPWAY_TEST_REGISTRY`, which `scripts/test` sets
+/// to the registry it started on a free port): `HOST:PORT/<letter><nonce>`, so tests never
+/// share repositories. No default: another registry answering on a well-known port must
+/// not stand in for the test's own.
+pub fn registry_location(letter: char) -> String {
+    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| {
+        panic!("SLIPWAY_TEST_REGISTRY is not set: run scripts/test, which starts a local registry")
+    });
+    format!("{registry}/{letter}{}", nonce().replace('-', ""))
+}
+
 impl TestApp {
     /// This slipwayd's node id (labels its containers).
     /// slipwayd's process id.

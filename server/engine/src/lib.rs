@@ -119,19 +119,23 @@ pub(crate) struct Inner {
     /// The managed Deployments' replica counts on each cluster, as its watch last saw
     /// them: `(cluster, namespace, deployment)` → ready and desired.
     pub(crate) cluster_workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), Workload>>,
-    /// The last background check of the local engine and when (see
-    /// [`Engine::local_engine_answers`]).
-    pub(crate) engine_answer: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
-    /// Cluster objects found clean by a dry run: `cluster/namespace/Kind name` → the live
-    /// resourceVersion and the manifest's hash then (see `Engine::drifted`).
-    pub(crate) drift_clean: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
-    /// Cluster objects whose dry run the server refused, the same way: not tried (nor
-    /// logged) again until their live version or manifest changes.
-    pub(crate) drift_refused: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+    /// The last background check of the local engine (see [`Engine::local_engine_answers`]).
+    pub(crate) engine_answer: std::sync::Mutex<Option<Result<(), String>>>,
+    /// Cluster objects a drift check settled (found clean, or whose dry run the server
+    /// refused): `cluster/namespace/Kind name` → the live resourceVersion and the
+    /// manifest's hash then. Not checked again until one of them changes (see
+    /// `Engine::drifted`).
+    pub(crate) drift_settled: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
     /// One client per cluster (see `Engine::cluster_client`).
     pub(crate) cluster_clients: kubernetes::ClusterClients,
     /// Environments whose last reconcile failed: when to try again, and the pause then.
     pub(crate) reconcile_backoff: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Duration)>>,
+}
+
+/// A mutex's guard, also after a panic elsewhere poisoned it: the maps and answers kept
+/// this way are whole after every single update, so a panic leaves nothing half-written.
+pub(crate) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How often the local engine is pinged for `/readyz`.
@@ -145,8 +149,7 @@ async fn check_local_engine(engine: Engine) {
             Ok(answer) => answer,
             Err(_) => Err("it did not answer within 2 s".to_owned()),
         };
-        *engine.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), answer));
+        *locked(&engine.inner.engine_answer) = Some(answer);
         tokio::time::sleep(ENGINE_CHECK_EVERY).await;
     }
 }
@@ -181,8 +184,7 @@ impl Engine {
                 image_prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
                 cluster_workloads: std::sync::Mutex::default(),
                 engine_answer: std::sync::Mutex::default(),
-                drift_clean: std::sync::Mutex::default(),
-                drift_refused: std::sync::Mutex::default(),
+                drift_settled: std::sync::Mutex::default(),
                 cluster_clients: kubernetes::ClusterClients::default(),
                 reconcile_backoff: std::sync::Mutex::default(),
                 config,
@@ -252,8 +254,8 @@ impl Engine {
     /// of it must not become a flood of engine calls or wait on a hung engine.
     pub fn local_engine_answers(&self) -> Result<(), String> {
         self.local_engine()?;
-        match &*self.inner.engine_answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            Some((_, answer)) => answer.clone(),
+        match &*locked(&self.inner.engine_answer) {
+            Some(answer) => answer.clone(),
             // Not checked yet: the start checked it.
             None => Ok(()),
         }

@@ -54,13 +54,15 @@ pub(crate) async fn reconcile_all(engine: &Engine) {
     };
     let now = Instant::now();
     let due: Vec<EnvironmentState> = {
-        let backoff = engine.inner.reconcile_backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut backoff = crate::locked(&engine.inner.reconcile_backoff);
+        // Destroyed environments leave the map.
+        backoff.retain(|id, _| environments.iter().any(|e| e.id == *id));
         environments.into_iter().filter(|e| backoff.get(&e.id).is_none_or(|(next, _)| now >= *next)).collect()
     };
     futures_util::stream::iter(due)
         .for_each_concurrent(RECONCILE_AT_ONCE, |environment| async move {
             let outcome = reconcile(engine, &environment).await;
-            let mut backoff = engine.inner.reconcile_backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut backoff = crate::locked(&engine.inner.reconcile_backoff);
             match outcome {
                 Ok(()) => {
                     backoff.remove(&environment.id);

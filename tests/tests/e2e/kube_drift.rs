@@ -35,8 +35,7 @@ fn reads(sim: &KubeSim, path: &str) -> usize {
 
 async fn cluster_app(sim: &KubeSim) -> (TestApp, String) {
     let kubeconfig = KubeSim::kubeconfig(&sim.serve().await, "sim");
-    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
-    let location = format!("{registry}/d{}", nonce().replace('-', ""));
+    let location = slipway_e2e::registry_location('d');
     let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
     app.team("payments").await;
     app.service("shop", "payments").await;

@@ -16,8 +16,7 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     let sim = KubeSim::new();
     let sim_url = sim.serve().await;
     let kubeconfig = KubeSim::kubeconfig(&sim_url, "sim-context");
-    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
-    let location = format!("{registry}/k{}", nonce().replace('-', ""));
+    let location = slipway_e2e::registry_location('k');
     let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
     app.team("payments").await;
     app.service("shop", "payments").await;

@@ -277,9 +277,8 @@ async fn deploy_without_a_push_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_image_is_pushed_to_the_registry() {
-    let registry = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
-    let prefix = format!("t{}", nonce().replace('-', ""));
-    let location = format!("{registry}/{prefix}");
+    let location = slipway_e2e::registry_location('t');
+    let (registry, prefix) = location.split_once('/').expect("HOST/PREFIX");
     let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
     let token = setup(&app, "shop").await;
     let work = local_repo(&borrowed(&fixture_app(&format!("pushed {}\n", nonce())))).await;
@@ -348,8 +347,9 @@ async fn a_build_over_its_time_limit_fails_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_to_a_registry_that_needs_a_login() {
-    let setting = std::env::var("SLIPWAY_TEST_AUTH_REGISTRY")
-        .unwrap_or_else(|_| "127.0.0.1:5001 slipway-test slipway-test-password".to_owned());
+    let setting = std::env::var("SLIPWAY_TEST_AUTH_REGISTRY").unwrap_or_else(|_| {
+        panic!("SLIPWAY_TEST_AUTH_REGISTRY is not set: run scripts/test, which starts a registry with a login")
+    });
     let parts: Vec<&str> = setting.split_whitespace().collect();
     let (registry, user, password) = (parts[0], parts[1], parts[2]);
     let location = format!("{registry}/t{}", nonce().replace('-', ""));

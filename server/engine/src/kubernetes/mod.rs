@@ -193,27 +193,30 @@ impl Engine {
             object.to_string().hash(&mut hasher);
             hasher.finish()
         };
-        let clean = || self.inner.drift_clean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let refused = || self.inner.drift_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = (version, manifest);
-        if clean().get(&key) == Some(&now) || refused().get(&key) == Some(&now) {
+        if crate::locked(&self.inner.drift_settled).get(&key) == Some(&now) {
             return Ok(false);
         }
-        let applied = match api.patch(&name, params, &Patch::Apply(object)).await {
-            Ok(applied) => applied,
-            Err(err) => {
-                refused().insert(key, now);
-                return Err(format!("checking {} (a dry-run apply): {err}", describe(object)));
-            }
+        // A dry run the server refused (an admission webhook without dry-run support)
+        // settles the object too: it is not tried (nor logged) again until it or its
+        // manifest changes. One that did not reach the server is tried again next time.
+        let same = api
+            .patch(&name, params, &Patch::Apply(object))
+            .await
+            .map(|applied| comparable(&applied) == comparable(&live));
+        let settles = match &same {
+            Ok(same) => *same,
+            Err(err) => matches!(err, kube::Error::Api(_)),
         };
-        refused().remove(&key);
-        let drifted = comparable(&applied) != comparable(&live);
-        if drifted {
-            clean().remove(&key);
+        let mut settled = crate::locked(&self.inner.drift_settled);
+        if settles {
+            settled.insert(key, now);
         } else {
-            clean().insert(key, now);
+            settled.remove(&key);
         }
-        Ok(drifted)
+        drop(settled);
+        let same = same.map_err(|err| format!("checking {} (a dry-run apply): {err}", describe(object)))?;
+        Ok(!same)
     }
 }
 
@@ -405,7 +408,7 @@ type ClientsByCluster = std::collections::HashMap<String, ((String, String), kub
 
 impl ClusterClients {
     fn lock(&self) -> std::sync::MutexGuard<'_, ClientsByCluster> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locked(&self.0)
     }
 
     pub(crate) fn forget(&self, cluster: &str) {

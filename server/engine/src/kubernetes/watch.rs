@@ -116,22 +116,15 @@ impl Engine {
     /// Drops what is known of a cluster no longer registered: its workloads' counts and
     /// its objects' clean drift checks.
     pub(crate) fn forget_cluster(&self, cluster: &str) {
-        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        workloads.retain(|(c, _, _), _| c != cluster);
-        drop(workloads);
+        crate::locked(&self.inner.cluster_workloads).retain(|(c, _, _), _| c != cluster);
         let prefix = format!("{cluster}/");
-        let mut clean = self.inner.drift_clean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        clean.retain(|key, _| !key.starts_with(&prefix));
-        drop(clean);
-        let mut refused = self.inner.drift_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        refused.retain(|key, _| !key.starts_with(&prefix));
-        drop(refused);
+        crate::locked(&self.inner.drift_settled).retain(|key, _| !key.starts_with(&prefix));
         self.inner.cluster_clients.forget(cluster);
     }
 
     /// Keeps, of a cluster's workloads, those a complete re-list saw.
     fn retain_workloads(&self, cluster: &str, seen: &HashSet<(String, String)>) {
-        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut workloads = crate::locked(&self.inner.cluster_workloads);
         workloads.retain(|(c, ns, name), _| c != cluster || seen.contains(&(ns.clone(), name.clone())));
     }
 
@@ -141,7 +134,7 @@ impl Engine {
             deployment.metadata.namespace.clone().unwrap_or_default(),
             deployment.metadata.name.clone().unwrap_or_default(),
         );
-        let mut workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut workloads = crate::locked(&self.inner.cluster_workloads);
         if gone {
             workloads.remove(&key);
             return;
@@ -170,7 +163,7 @@ impl Engine {
     /// before the watch has seen any.
     pub fn cluster_workloads(&self, cluster: &str, service: &str, environment: &str) -> Option<crate::Workload> {
         let ns = manifests::namespace_of(service, environment);
-        let workloads = self.inner.cluster_workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let workloads = crate::locked(&self.inner.cluster_workloads);
         if let Some(web) = workloads.get(&(cluster.to_owned(), ns.clone(), WEB.to_owned())) {
             return Some(web.clone());
         }

@@ -187,9 +187,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         engine,
     );
-    // Not supervised: it ends by design (SQLite has no notifications; a lost subscription
-    // turns the credential cache off), and a panic there leaves the cache to its TTL.
-    tokio::spawn(state.clone().follow_auth_changes());
+    // Subscribed before the listener serves, so no revocation is missed. Not supervised:
+    // it ends by design (SQLite has no notifications; a lost subscription turns the
+    // credential cache off), and a panic there leaves the cache to its TTL.
+    let subscription = store.subscribe_auth_changes().await;
+    tokio::spawn(state.clone().follow_auth_changes(subscription));
     let reaped = state.clone();
     supervise("reaper", move || {
         slipway_service::reaper::reap_loop(reaped.clone(), slipway_service::reaper::Clock::from_env())

@@ -84,11 +84,17 @@ impl AppState {
         }
     }
 
-    /// Keeps the credential cache in step with other replicas until the process ends.
-    /// Spawned once at start; returns at once on SQLite.
-    pub async fn follow_auth_changes(self) {
+    /// Keeps the credential cache in step with other replicas until the process ends,
+    /// from a subscription made before the server answers its first request (made inside
+    /// this task, a revocation published meanwhile was missed and the revoked credential
+    /// stayed cached for the cache's lifetime). Spawned once at start; returns at once on
+    /// SQLite.
+    pub async fn follow_auth_changes(
+        self,
+        subscription: slipway_store::Result<Option<slipway_store::notify::Subscription>>,
+    ) {
         use slipway_store::notify::Notice;
-        let mut subscription = match self.store.subscribe_auth_changes().await {
+        let mut subscription = match subscription {
             Ok(Some(subscription)) => subscription,
             Ok(None) => return,
             Err(err) => {

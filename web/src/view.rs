@@ -24,12 +24,15 @@ pub fn optional_duration(ms: Option<i64>) -> String {
     ms.map_or_else(|| "–".to_owned(), duration)
 }
 
-/// The CSS class of a run or stage status.
+/// The CSS class of a run or stage status (as the API words it).
 pub fn status_class(status: &str) -> &'static str {
-    match status {
-        "succeeded" => "ok",
-        "failed" => "bad",
-        "running" | "preparing" | "queued" | "pending" => "busy",
+    use slipway_core::run::{RunStatus, StageStatus};
+    match (status.parse::<RunStatus>(), status.parse::<StageStatus>()) {
+        (Ok(RunStatus::Succeeded), _) => "ok",
+        (Ok(RunStatus::Failed), _) => "bad",
+        (Ok(RunStatus::Running | RunStatus::Preparing | RunStatus::Queued), _) | (_, Ok(StageStatus::Pending)) => {
+            "busy"
+        }
         _ => "idle",
     }
 }

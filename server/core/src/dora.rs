@@ -2,6 +2,8 @@
 //! deployment frequency, lead time for changes, change failure rate and time to restore.
 //! Pure arithmetic over events the store reads, so each definition is tested here.
 
+use crate::run::RunStatus;
+
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 /// The windows the portal, the API and the CLI offer.
@@ -14,7 +16,7 @@ pub struct Event {
     /// `push`, `deploy`, `rollback`, `promote`, `config` or `upgrade`.
     pub trigger: String,
     /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// Whether the run reached its deploy stage (a failed build changed nothing).
     pub deployed: bool,
     pub commit_at: Option<i64>,
@@ -24,12 +26,12 @@ pub struct Event {
 
 impl Event {
     fn succeeded(&self) -> bool {
-        self.status == "succeeded"
+        self.status == RunStatus::Succeeded
     }
 
     /// A failed deploy, or a rollback: the change before it hurt.
     fn is_failure(&self) -> bool {
-        (self.status == "failed" && self.deployed) || (self.trigger == "rollback" && self.succeeded())
+        (self.status == RunStatus::Failed && self.deployed) || (self.trigger == "rollback" && self.succeeded())
     }
 
     /// When the failure began: a failed deploy at its end; a rollback when it was asked for.
@@ -129,7 +131,7 @@ mod tests {
         Event {
             environment: env,
             trigger: trigger.into(),
-            status: status.into(),
+            status: status.parse().expect("a run status"),
             deployed,
             commit_at: None,
             created_at: finished_at - 60_000,

@@ -13,6 +13,7 @@ pub mod names;
 pub mod policy;
 pub mod repo_config;
 pub mod roles;
+pub mod run;
 pub mod secrets;
 pub mod template;
 

@@ -3,6 +3,7 @@
 //! each build step into the run's log as it happens; the engine's layer cache makes
 //! unchanged steps instant, and the log shows which were cached.
 
+use slipway_core::run::Stage;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -215,7 +216,7 @@ impl Builder for EngineBuilder {
                 };
                 if let Some(text) = info.stream.as_deref() {
                     for line in text.lines().filter(|l| !l.trim().is_empty() && !names_another_image(l, &req.tag)) {
-                        log.line("build", line);
+                        log.line(Stage::Build, line);
                         line_count += 1;
                     }
                 }
@@ -268,7 +269,7 @@ impl Builder for EngineBuilder {
                         digest = Some(found.to_owned());
                     }
                     if info.progress_detail.is_none() {
-                        log.line("push", status);
+                        log.line(Stage::Push, status);
                     }
                 }
             }

@@ -5,6 +5,7 @@
 //! removed and the old one keeps serving. (The reconcile loop, `reconcile.rs`, keeps it
 //! running afterwards.)
 
+use slipway_core::run::Stage;
 use std::time::Duration;
 
 use slipway_core::template::{Spec, WEB, cpu_nanos, memory_bytes};
@@ -141,10 +142,10 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
     }
     engine.local_engine()?;
-    log.line("deploy", &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
+    log.line(Stage::Deploy, &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
     if let Some(command) = release_command {
-        log.line("deploy", &format!("-----> Release command: {command}"));
+        log.line(Stage::Deploy, &format!("-----> Release command: {command}"));
         let labels = std::collections::HashMap::from([
             (crate::runtime::LABEL_SERVICE.to_owned(), run.service.clone()),
             (crate::runtime::LABEL_NODE.to_owned(), inner.config.node.clone()),
@@ -152,7 +153,9 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         let began = tokio::time::Instant::now();
         let code = inner
             .runtime
-            .run_once(&image, command, &vars, labels, inner.config.release_timeout, |line| log.line("deploy", line))
+            .run_once(&image, command, &vars, labels, inner.config.release_timeout, |line| {
+                log.line(Stage::Deploy, line)
+            })
             .await
             .map_err(|why| format!("the release command failed: {why}; {}", still_serving(&state)))?;
         if code != 0 {
@@ -179,7 +182,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
                 .await
                 .map_err(|why| format!("replica {} of {total} ({}) is not healthy: {why}", i + 1, replica.workload))?;
             log.line(
-                "deploy",
+                Stage::Deploy,
                 &format!("replica {}/{total} ({}) healthy in {:.2} s", i + 1, replica.workload, took.as_secs_f64()),
             );
         }
@@ -238,13 +241,16 @@ async fn deploy_to_cluster(
     let desired = |image: &str, spec: &Spec, vars: &[(String, String)], config_version: i32, secret_keys: &[String]| {
         cluster_manifests(engine, state, &cluster, quota, image, spec, vars, secret_keys, config_version, &addons)
     };
-    log.line("deploy", &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime));
+    log.line(
+        Stage::Deploy,
+        &format!("-----> Deploy {} to cluster {} (namespace {ns}): {image}", state.name, state.runtime),
+    );
     let objects = desired(&image, spec, vars, config_version, &secret_keys);
     if let Some(command) = release_command {
         // The release phase: a Job with the new image and config, before any workload moves.
         let (base, _) = crate::kubernetes::split_base(&objects);
         crate::kubernetes::apply(&client, &base).await?;
-        log.line("deploy", &format!("-----> Release command (a Job): {command}"));
+        log.line(Stage::Deploy, &format!("-----> Release command (a Job): {command}"));
         let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
         crate::kubernetes::run_job(&client, &job, inner.config.release_timeout)
             .await
@@ -253,7 +259,7 @@ async fn deploy_to_cluster(
     crate::kubernetes::apply(&client, &objects).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
         for event in crate::kubernetes::warning_events(&client, &ns, 3).await {
-            log.line("deploy", &format!("event: {event}"));
+            log.line(Stage::Deploy, &format!("event: {event}"));
         }
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {
@@ -266,8 +272,10 @@ async fn deploy_to_cluster(
             let old_keys = secret_keys_of(engine, state.id, &old_config.secret_keys).await?;
             let rollback = desired(&release.image, &old_spec, &old_vars, release.config_version, &old_keys);
             match crate::kubernetes::apply(&client, &rollback).await {
-                Ok(()) => log.line("deploy", &format!("-----> Rolled back to v{}", release.version)),
-                Err(err) => log.line("deploy", &format!("-----> Rolling back to v{} failed: {err}", release.version)),
+                Ok(()) => log.line(Stage::Deploy, &format!("-----> Rolled back to v{}", release.version)),
+                Err(err) => {
+                    log.line(Stage::Deploy, &format!("-----> Rolling back to v{} failed: {err}", release.version))
+                }
             }
         }
         return Err(format!("{why}; {}", still_serving(state)));

@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
+use slipway_core::run::{RunStatus, Stage, StageStatus};
 use tokio::sync::broadcast;
 
 /// Something that happened in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
-    Log { seq: i64, stage: String, line: String },
-    Stage { name: String, status: String, duration_ms: Option<i64> },
-    Finished { status: String, reason: String },
+    Log { seq: i64, stage: Stage, line: String },
+    Stage { name: Stage, status: StageStatus, duration_ms: Option<i64> },
+    Finished { status: RunStatus, reason: String },
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +68,7 @@ mod tests {
         drop(hub.subscribe(1001));
         drop(hub.subscribe(1002));
         assert_eq!(hub.channels(), 2, "the watched run's channel stays, the left one goes");
-        hub.publish(1000, RunEvent::Finished { status: "succeeded".into(), reason: String::new() });
+        hub.publish(1000, RunEvent::Finished { status: RunStatus::Succeeded, reason: String::new() });
         assert!(matches!(live.try_recv(), Ok(RunEvent::Finished { .. })));
     }
 }

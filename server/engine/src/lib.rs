@@ -308,7 +308,7 @@ impl Engine {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(id) = name.split('.').next().and_then(|id| id.parse::<i64>().ok()) else { continue };
             let ended = match self.inner.store.run_by_id(id).await {
-                Ok(run) => slipway_store::runs::FINAL_STATUSES.contains(&run.status.as_str()),
+                Ok(run) => run.status.is_final(),
                 Err(slipway_store::StoreError::NotFound) => true,
                 Err(_) => false,
             };

@@ -3,6 +3,7 @@
 //! lost: `close` waits until every line is stored. Each stage's output is capped (lines
 //! and bytes), so one run cannot fill the database or the writer's queue.
 
+use slipway_core::run::Stage;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ pub const MAX_STAGE_LINES: u64 = 10_000;
 pub const MAX_STAGE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What each stage has logged so far: (lines, bytes, cut).
-type Budget = Arc<Mutex<HashMap<String, (u64, u64, bool)>>>;
+type Budget = Arc<Mutex<HashMap<Stage, (u64, u64, bool)>>>;
 
 #[derive(Debug, Clone)]
 pub struct RunLog {
@@ -90,7 +91,7 @@ impl RunLog {
 
     /// Appends one line (a trailing newline is removed; control characters other than
     /// tab are dropped so logs cannot repaint a terminal; secrets are masked).
-    pub fn line(&self, stage: &str, text: &str) {
+    pub fn line(&self, stage: Stage, text: &str) {
         let clean = self.masker.mask(&clean_line(text)).into_owned();
         match self.spend(stage, clean.len() as u64) {
             Spend::Within => self.emit(stage, clean),
@@ -106,9 +107,9 @@ impl RunLog {
     }
 
     /// Counts a line of `bytes` against its stage's budget.
-    fn spend(&self, stage: &str, bytes: u64) -> Spend {
+    fn spend(&self, stage: Stage, bytes: u64) -> Spend {
         let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
-        let (lines, used, cut) = budget.entry(stage.to_owned()).or_default();
+        let (lines, used, cut) = budget.entry(stage).or_default();
         if *cut {
             return Spend::Over;
         }
@@ -121,11 +122,11 @@ impl RunLog {
         Spend::Within
     }
 
-    fn emit(&self, stage: &str, clean: String) {
+    fn emit(&self, stage: Stage, clean: String) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let row = LogRow { seq, at: now_ms(), stage: stage.to_owned(), line: clean.clone() };
+        let row = LogRow { seq, at: now_ms(), stage: stage.as_str().to_owned(), line: clean.clone() };
         let _ = self.tx.send(row);
-        self.engine.inner.hub.publish(self.run_id, RunEvent::Log { seq, stage: stage.to_owned(), line: clean });
+        self.engine.inner.hub.publish(self.run_id, RunEvent::Log { seq, stage, line: clean });
     }
 
     pub(crate) fn hub(&self) -> &Hub {

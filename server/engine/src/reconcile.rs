@@ -125,7 +125,7 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     let mut in_flight = Vec::new();
     for replica in others.iter().filter(|r| r.run_id > run_id) {
         let ended = match inner.store.run_by_id(replica.run_id).await {
-            Ok(run) => slipway_store::runs::FINAL_STATUSES.contains(&run.status.as_str()),
+            Ok(run) => run.status.is_final(),
             Err(slipway_store::StoreError::NotFound) => true,
             Err(err) => return Err(err.to_string()),
         };

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use slipway_core::run::{RunStatus, Stage, StageStatus};
 use slipway_store::runs::{RunRow, StageRow};
 use tokio_util::sync::CancellationToken;
 
@@ -55,11 +56,11 @@ async fn abandon(engine: &Engine, run_id: i64) {
         cancels.remove(&run_id);
     }
     let reason = "internal error: the run stopped unexpectedly; push again or ask an admin to look at the server's log";
-    if let Err(err) = inner.store.finish_run(run_id, &inner.config.node, "failed", reason, now_ms()).await {
+    if let Err(err) = inner.store.finish_run(run_id, &inner.config.node, RunStatus::Failed, reason, now_ms()).await {
         tracing::error!(%err, run_id, "storing the end of a run");
     }
     context::remove(&inner.config.contexts_dir, run_id).await;
-    inner.hub.publish(run_id, RunEvent::Finished { status: "failed".to_owned(), reason: reason.to_owned() });
+    inner.hub.publish(run_id, RunEvent::Finished { status: RunStatus::Failed, reason: reason.to_owned() });
 }
 
 /// How often one run may be taken over by another replica.
@@ -97,7 +98,7 @@ async fn take_over_expired_runs(engine: &Engine) {
                     "-----> The replica running this stopped; {} runs it again from the start",
                     inner.config.node
                 );
-                let row = slipway_store::runs::LogRow { seq, at: now, stage: "build".to_owned(), line };
+                let row = slipway_store::runs::LogRow { seq, at: now, stage: Stage::Build.as_str().to_owned(), line };
                 let _ = inner.store.append_logs(run_id, &[row]).await;
                 engine.wake();
             }
@@ -113,7 +114,8 @@ async fn execute(engine: &Engine, run_id: i64) {
         Ok(found) => found,
         Err(err) => {
             tracing::error!(%err, run_id, "loading a claimed run");
-            let _ = inner.store.finish_run(run_id, &inner.config.node, "failed", "internal error", now_ms()).await;
+            let _ =
+                inner.store.finish_run(run_id, &inner.config.node, RunStatus::Failed, "internal error", now_ms()).await;
             return;
         }
     };
@@ -131,37 +133,36 @@ async fn execute(engine: &Engine, run_id: i64) {
     };
     let (log, writer) = RunLog::open(engine, inner.store.clone(), run_id, stored, masker);
 
-    let mut status = "succeeded";
+    let mut status = RunStatus::Succeeded;
     let mut reason = String::new();
     for stage in &stages {
         let started = Instant::now();
         let _ = inner.store.start_stage(run_id, stage.position, now_ms()).await;
         log.hub()
-            .publish(run_id, RunEvent::Stage { name: stage.name.clone(), status: "running".into(), duration_ms: None });
+            .publish(run_id, RunEvent::Stage { name: stage.name, status: StageStatus::Running, duration_ms: None });
         let outcome = tokio::select! {
             outcome = run_stage(engine, &run, stage, &log) => outcome,
             () = cancel.cancelled() => StageOutcome::Failed("cancelled".to_owned()),
         };
         let (stage_status, failure) = match outcome {
-            StageOutcome::Succeeded => ("succeeded", None),
+            StageOutcome::Succeeded => (StageStatus::Succeeded, None),
             StageOutcome::Skipped(why) => {
-                log.line(&stage.name, &why);
-                ("skipped", None)
+                log.line(stage.name, &why);
+                (StageStatus::Skipped, None)
             }
-            StageOutcome::Failed(why) => ("failed", Some(why)),
+            StageOutcome::Failed(why) => (StageStatus::Failed, Some(why)),
         };
         let _ = inner.store.finish_stage(run_id, stage.position, stage_status, now_ms()).await;
         let duration_ms = Some(started.elapsed().as_millis() as i64);
-        log.hub()
-            .publish(run_id, RunEvent::Stage { name: stage.name.clone(), status: stage_status.into(), duration_ms });
+        log.hub().publish(run_id, RunEvent::Stage { name: stage.name, status: stage_status, duration_ms });
         if let Some(why) = failure {
             if cancel.is_cancelled() {
-                status = "cancelled";
+                status = RunStatus::Cancelled;
                 reason = "cancelled while running".to_owned();
             } else {
-                status = "failed";
+                status = RunStatus::Failed;
                 reason = format!("{} failed: {why}", stage.name);
-                log.line(&stage.name, &format!("error: {why}"));
+                log.line(stage.name, &format!("error: {why}"));
             }
             break;
         }
@@ -181,8 +182,7 @@ async fn execute(engine: &Engine, run_id: i64) {
         Err(err) => tracing::error!(%err, run_id, "storing the end of a run"),
     }
     context::remove(&inner.config.contexts_dir, run_id).await;
-    let final_status =
-        inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status.to_owned(), reason));
+    let final_status = inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status, reason));
     inner.hub.publish(run_id, RunEvent::Finished { status: final_status.0, reason: final_status.1 });
 }
 
@@ -217,19 +217,16 @@ async fn renew_lease(engine: Engine, run_id: i64, cancel: CancellationToken) {
 }
 
 async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog) -> StageOutcome {
-    match stage.name.as_str() {
-        "build" => build(engine, run, log).await,
-        "push" => push(engine, run, log).await,
-        "deploy" => match crate::deploy::deploy(engine, run, log).await {
+    match stage.name {
+        Stage::Build => build(engine, run, log).await,
+        Stage::Push => push(engine, run, log).await,
+        Stage::Deploy => match crate::deploy::deploy(engine, run, log).await {
             Ok(message) => {
-                log.line("deploy", &message);
+                log.line(Stage::Deploy, &message);
                 StageOutcome::Succeeded
             }
             Err(why) => StageOutcome::Failed(why),
         },
-        // Stages are written by this version's run creation; an unknown name means a
-        // newer replica queued the run, so fail it loudly rather than skip work.
-        other => StageOutcome::Failed(format!("this slipwayd does not know the stage {other:?}")),
     }
 }
 
@@ -260,7 +257,7 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         args: settings.args.clone().into_iter().collect(),
         tag: engine.build_tag(&run.service, &run.commit_sha),
     };
-    log.line("build", &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
+    log.line(Stage::Build, &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
     let deadline = tokio::time::Instant::now() + inner.config.build_timeout;
     let mut tries = 0;
     let result = loop {
@@ -279,7 +276,7 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         match &result {
             Ok(Err(BuildError::Failed(why))) if tries < BUILD_TRIES && lost_layer(why) => {
                 log.line(
-                    "build",
+                    Stage::Build,
                     "-----> The engine lost a cached layer while building (another process removed an image); \
                      building again",
                 );
@@ -298,7 +295,7 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
                 return StageOutcome::Failed(format!("recording the image: {err}"));
             }
             let id = image.id.trim_start_matches("sha256:");
-            log.line("build", &format!("-----> Built {} ({})", image.tag, id.get(..12).unwrap_or(id)));
+            log.line(Stage::Build, &format!("-----> Built {} ({})", image.tag, id.get(..12).unwrap_or(id)));
             StageOutcome::Succeeded
         }
     }
@@ -324,7 +321,7 @@ async fn push(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         tag: tag.clone(),
         credentials: registry.credentials.clone(),
     };
-    log.line("push", &format!("-----> Push {}:{tag} ...", request.repository));
+    log.line(Stage::Push, &format!("-----> Push {}:{tag} ...", request.repository));
     match tokio::time::timeout(inner.config.build_timeout, inner.builder.push(&request, log)).await {
         Err(_) => StageOutcome::Failed(format!("the push took longer than {} s", inner.config.build_timeout.as_secs())),
         Ok(Err(err)) => StageOutcome::Failed(err.to_string()),
@@ -337,7 +334,7 @@ async fn push(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
             if let Err(err) = inner.store.set_run_image(run.id, &pushed, &id).await {
                 return StageOutcome::Failed(format!("recording the pushed image: {err}"));
             }
-            log.line("push", &format!("-----> Pushed {pushed}"));
+            log.line(Stage::Push, &format!("-----> Pushed {pushed}"));
             StageOutcome::Succeeded
         }
     }

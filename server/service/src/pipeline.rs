@@ -18,6 +18,8 @@ use slipway_git::repos;
 use slipway_store::runs::NewRun;
 use tokio::sync::mpsc;
 
+use slipway_core::run::{PUSH_STAGES, RunStatus, StageStatus};
+
 use crate::clock::now_ms;
 use crate::runs::FollowEvent;
 use crate::{AppState, ServiceError};
@@ -28,10 +30,6 @@ const GRANT_TTL: Duration = Duration::from_secs(3600);
 /// The last line of a hook response: the hook exits 0 on accept, 1 on reject.
 pub const ACCEPT: &str = "\u{1}slipway:accept";
 pub const REJECT: &str = "\u{1}slipway:reject";
-
-/// The stages of a run: build the image, push it (when a registry is configured), deploy
-/// it to the environment.
-pub const PUSH_STAGES: &[&str] = &["build", "push", "deploy"];
 
 /// Who may complete which push.
 #[derive(Debug, Clone)]
@@ -220,7 +218,7 @@ async fn receive_update(
     let engine: &Engine = &state.engine;
     let node = engine.config().node.clone();
     let commit_at = archive::commit_time(&settings.git, &repo, &update.new, env).await.ok().flatten();
-    let new_run = |status: &'static str, reason: String| {
+    let new_run = |status: RunStatus, reason: String| {
         let git_ref = update.name.clone();
         let commit = update.new.clone();
         let actor = grant.user.clone();
@@ -245,12 +243,14 @@ async fn receive_update(
 
     let prepared = match prepare_build(state, &repo, &update.new, env).await {
         Ok(prepared) => prepared,
-        Err(PrepareError::Refused(why)) => return reject(new_run("failed", why.clone()).await?, &why, tx).await,
+        Err(PrepareError::Refused(why)) => {
+            return reject(new_run(RunStatus::Failed, why.clone()).await?, &why, tx).await;
+        }
         Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
     };
 
     // Store the run before any work, then export the commit, then make it claimable.
-    let run_id = new_run("preparing", String::new()).await?;
+    let run_id = new_run(RunStatus::initial(false), String::new()).await?;
     say(format!("-----> Run {run_id}: {} {} @ {short} -> {}", grant.service, branch, environment.name)).await;
     if let Err(err) = export_context(state, &repo, &update.new, env, run_id, prepared).await {
         store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
@@ -279,7 +279,7 @@ async fn record_skipped(
         commit_sha: &update.new,
         actor: &grant.user,
         node: None,
-        status: "skipped",
+        status: RunStatus::Skipped,
         reason,
         stages: PUSH_STAGES,
         commit_at: None,
@@ -502,14 +502,14 @@ async fn follow_run(
     let stages = state.store.stages(run_id).await?;
     let timings: Vec<String> = stages
         .iter()
-        .map(|s| match (s.status.as_str(), s.started_at, s.finished_at) {
-            ("skipped", _, _) => format!("{} skipped", s.name),
+        .map(|s| match (s.status, s.started_at, s.finished_at) {
+            (StageStatus::Skipped, _, _) => format!("{} skipped", s.name),
             (_, Some(a), Some(b)) => format!("{} {:.2} s", s.name, (b - a) as f64 / 1000.0),
             (status, _, _) => format!("{} {status}", s.name),
         })
         .collect();
     let total = started.elapsed().as_secs_f64();
-    if run.status == "succeeded" {
+    if run.status == RunStatus::Succeeded {
         let _ = tx.send(format!("-----> Run {run_id} succeeded: {}", timings.join(", "))).await;
         if let Some(environment_id) = run.environment_id
             && let Ok(env) = state.store.environment_state(environment_id).await

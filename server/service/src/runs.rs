@@ -2,28 +2,29 @@
 //! push. Reading follows the catalog (anyone signed in); cancelling and deploying take
 //! the owning team, like a push.
 
-use slipway_api::{CreateRun, LogLine, LogPage, Page, Run, Stage};
+use slipway_api::{CreateRun, LogLine, LogPage, Page, Run};
 use slipway_core::policy::Action;
+use slipway_core::run::{PUSH_STAGES, RunStatus, Stage, StageStatus};
 use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
 use slipway_store::StoreError;
-use slipway_store::runs::{FINAL_STATUSES, NewRun, RunRow, StageRow};
+use slipway_store::runs::{NewRun, RunRow, StageRow};
 use slipway_store::services::ServiceRow;
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
 use crate::pagination::{PageParams, PageRequest};
-use crate::pipeline::{PUSH_STAGES, PrepareError, export_context, prepare_build};
+use crate::pipeline::{PrepareError, export_context, prepare_build};
 use crate::services::find_service;
 use crate::{Actor, AppState, Result, ServiceError};
 
 /// Most lines one log request answers.
 pub const MAX_LOG_PAGE: i64 = 5000;
 
-fn stage_to_api(s: StageRow) -> Stage {
-    Stage {
-        name: s.name,
-        status: s.status,
+fn stage_to_api(s: StageRow) -> slipway_api::Stage {
+    slipway_api::Stage {
+        name: s.name.to_string(),
+        status: s.status.to_string(),
         started_at: s.started_at.map(rfc3339),
         finished_at: s.finished_at.map(rfc3339),
         duration_ms: s.started_at.zip(s.finished_at).map(|(a, b)| b - a),
@@ -39,7 +40,7 @@ pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
         git_ref: run.git_ref,
         commit: run.commit_sha,
         actor: run.actor,
-        status: run.status,
+        status: run.status.to_string(),
         reason: run.reason,
         image: run.image,
         image_id: run.image_id,
@@ -50,11 +51,6 @@ pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
         duration_ms: run.started_at.zip(run.finished_at).map(|(a, b)| b - a),
         stages: stages.into_iter().map(stage_to_api).collect(),
     }
-}
-
-/// Whether a run status is final: the run never changes again.
-pub fn is_final(status: &str) -> bool {
-    FINAL_STATUSES.contains(&status)
 }
 
 pub async fn find_run(state: &AppState, id: i64) -> Result<RunRow> {
@@ -116,10 +112,10 @@ pub async fn run_log(state: &AppState, actor: &Actor, id: i64, after: i64) -> Re
     let rows = state.store.logs(id, after.max(0), MAX_LOG_PAGE).await?;
     let next_after = rows.last().map_or(after.max(0), |r| r.seq);
     let full_page = rows.len() as i64 == MAX_LOG_PAGE;
-    let finished = FINAL_STATUSES.contains(&run.status.as_str()) && !full_page;
+    let finished = run.status.is_final() && !full_page;
     let lines =
         rows.into_iter().map(|r| LogLine { seq: r.seq, at: rfc3339(r.at), stage: r.stage, line: r.line }).collect();
-    Ok(LogPage { lines, next_after, status: run.status, finished })
+    Ok(LogPage { lines, next_after, status: run.status.to_string(), finished })
 }
 
 /// A run whose log `actor` may read: the owning team's members and admins only, as for
@@ -141,7 +137,7 @@ pub async fn cancel_run(state: &AppState, actor: &Actor, id: i64) -> Result<Run>
     let run = find_run(state, id).await?;
     let service = state.store.service_by_name(&run.service).await?;
     require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
-    if FINAL_STATUSES.contains(&run.status.as_str()) {
+    if run.status.is_final() {
         return Err(ServiceError::Conflict(format!("run {id} already ended ({})", run.status)));
     }
     state.store.request_cancel(id, now_ms()).await?;
@@ -215,7 +211,7 @@ pub(crate) async fn queue_build(
         commit_sha: &commit,
         actor: &actor.username,
         node: Some(&node),
-        status: "preparing",
+        status: RunStatus::initial(false),
         reason: "",
         stages: PUSH_STAGES,
         commit_at,
@@ -235,8 +231,8 @@ pub(crate) async fn queue_build(
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FollowEvent {
     Log { seq: i64, stage: String, line: String },
-    Stage { name: String, status: String, duration_ms: Option<i64> },
-    Finished { status: String, reason: String },
+    Stage { name: Stage, status: StageStatus, duration_ms: Option<i64> },
+    Finished { status: RunStatus, reason: String },
 }
 
 /// A run's log from the start, then live until it ends: stored lines first (nothing is
@@ -283,7 +279,7 @@ pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<Follo
                             continue;
                         }
                         last = seq;
-                        if tx.send(FollowEvent::Log { seq, stage, line }).await.is_err() { return; }
+                        if tx.send(FollowEvent::Log { seq, stage: stage.to_string(), line }).await.is_err() { return; }
                     }
                     Ok(RunEvent::Log { .. }) => {}
                     Ok(RunEvent::Stage { name, status, duration_ms }) => {
@@ -297,7 +293,7 @@ pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<Follo
                         last = replay(0).await;
                     }
                     match state.store.run_by_id(run_id).await {
-                        Ok(run) if FINAL_STATUSES.contains(&run.status.as_str()) => break,
+                        Ok(run) if run.status.is_final() => break,
                         Ok(_) => {}
                         Err(_) => break,
                     }

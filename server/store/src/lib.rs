@@ -66,6 +66,9 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A write the run state machine does not allow: a caller's bug, never stored.
+    #[error("{0}")]
+    Transition(#[from] slipway_core::run::Refused),
     #[error("quota {} exceeded", .0.quota)]
     Quota(environments::QuotaExceeded),
     #[error("host name {host} is taken by environment {environment} of service {service}")]

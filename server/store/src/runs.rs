@@ -2,6 +2,8 @@
 //! and the run queue: claims with leases so that two workers never run the same run and
 //! a run whose worker died is found and ended.
 
+use slipway_core::run::{RunStatus, Stage, StageStatus};
+
 use crate::{Result, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -25,7 +27,8 @@ pub struct RunRow {
     pub git_ref: String,
     pub commit_sha: String,
     pub actor: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub reason: String,
     pub node: Option<String>,
     pub cancel_requested: bool,
@@ -39,8 +42,10 @@ pub struct RunRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StageRow {
     pub position: i32,
-    pub name: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub name: Stage,
+    #[sqlx(try_from = "String")]
+    pub status: StageStatus,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -64,11 +69,11 @@ pub struct NewRun<'a> {
     pub actor: &'a str,
     /// The replica that must run it (it holds the pushed objects), if any.
     pub node: Option<&'a str>,
-    /// `preparing` (not claimable until [`Store::mark_queued`]), `queued`, or a final
+    /// `Preparing` (not claimable until [`Store::mark_queued`]), `Queued`, or a final
     /// status for a run that has nothing to do.
-    pub status: &'a str,
+    pub status: RunStatus,
     pub reason: &'a str,
-    pub stages: &'a [&'a str],
+    pub stages: &'a [Stage],
     /// When the commit was made (Unix ms), for lead time; none when unknown.
     pub commit_at: Option<i64>,
 }
@@ -78,7 +83,8 @@ pub struct NewRun<'a> {
 pub struct DeployEventRow {
     pub environment_id: i64,
     pub trigger: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     /// Whether its deploy stage started: a failed build never reached the environment.
     pub deployed: bool,
     pub commit_at: Option<i64>,
@@ -107,9 +113,6 @@ macro_rules! deploy_events {
     };
 }
 
-/// Statuses after which a run never changes again.
-pub const FINAL_STATUSES: &[&str] = &["succeeded", "failed", "cancelled", "superseded", "skipped"];
-
 impl Store {
     /// The environment tracking `branch`, if any (the oldest when several do).
     pub async fn environment_for_branch(&self, service_id: i64, branch: &str) -> Result<Option<EnvironmentRow>> {
@@ -137,15 +140,15 @@ impl Store {
                  node, created_at, finished_at, commit_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  RETURNING id")
                 .bind(new.service_id).bind(new.environment_id).bind(new.trigger).bind(new.git_ref)
-                .bind(new.commit_sha).bind(new.actor).bind(new.status).bind(new.reason).bind(new.node).bind(now)
-                .bind(if matches!(new.status, "queued" | "preparing") { None } else { Some(now) })
+                .bind(new.commit_sha).bind(new.actor).bind(new.status.as_str()).bind(new.reason).bind(new.node).bind(now)
+                .bind(if new.status.is_waiting() { None } else { Some(now) })
                 .bind(new.commit_at)
                 .fetch_one(&mut *tx).await?;
-            let active = matches!(new.status, "queued" | "preparing");
-            let stage_status = if active { "pending" } else { "skipped" };
+            let active = new.status.is_waiting();
+            let stage_status = StageStatus::initial(new.status).as_str();
             for (position, name) in new.stages.iter().enumerate() {
                 sqlx::query("INSERT INTO run_stages (run_id, position, name, status) VALUES ($1, $2, $3, $4)")
-                    .bind(id).bind(position as i32).bind(*name).bind(stage_status)
+                    .bind(id).bind(position as i32).bind(name.as_str()).bind(stage_status)
                     .execute(&mut *tx).await?;
             }
             if let (Some(env), true) = (new.environment_id, active) {
@@ -271,10 +274,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_stage(&self, run_id: i64, position: i32, status: &str, now: i64) -> Result<()> {
+    pub async fn finish_stage(&self, run_id: i64, position: i32, status: StageStatus, now: i64) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
             "UPDATE run_stages SET status = $1, finished_at = $2 WHERE run_id = $3 AND position = $4")
-            .bind(status).bind(now).bind(run_id).bind(position).execute(pool).await.map(|r| r.rows_affected()))?;
+            .bind(status.as_str()).bind(now).bind(run_id).bind(position).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -286,7 +289,9 @@ impl Store {
 
     /// Ends a running run held by `node`; stages that never ran are marked skipped.
     /// Answers false when the run was not this node's to end.
-    pub async fn finish_run(&self, run_id: i64, node: &str, status: &str, reason: &str, now: i64) -> Result<bool> {
+    pub async fn finish_run(&self, run_id: i64, node: &str, status: RunStatus, reason: &str, now: i64) -> Result<bool> {
+        // Refused by the state machine: a bug in the caller, not a state to store.
+        let status = RunStatus::Running.finish(status)?.as_str();
         let done = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
@@ -323,7 +328,7 @@ impl Store {
 
     /// Cancels a queued run outright, or flags a running one for its worker. Answers
     /// the run's status afterwards.
-    pub async fn request_cancel(&self, run_id: i64, now: i64) -> Result<String> {
+    pub async fn request_cancel(&self, run_id: i64, now: i64) -> Result<RunStatus> {
         on_pool!(self, pool => sqlx::query(
             "UPDATE runs SET status = 'cancelled', reason = 'cancelled before it started', finished_at = $1 \
              WHERE id = $2 AND status IN ('queued', 'preparing')")
@@ -423,5 +428,44 @@ impl Store {
             "SELECT seq, at, stage, line FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(run_id).bind(after).bind(limit).fetch_all(pool).await)?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use slipway_core::run::{RunStatus, Stage, StageStatus};
+
+    /// The SQL above names statuses and stages as words (they are the persisted form):
+    /// every quoted word next to `status`/`name` must be one the core enums parse, so a
+    /// renamed status cannot leave a query matching nothing.
+    #[test]
+    fn every_status_word_in_the_sql_is_a_core_status() {
+        let source = include_str!("runs.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let quoted = regex_lite_words(source);
+        assert!(quoted.len() > 20, "found only {quoted:?}");
+        for word in quoted {
+            let known = word.parse::<RunStatus>().is_ok()
+                || word.parse::<StageStatus>().is_ok()
+                || word.parse::<Stage>().is_ok();
+            assert!(known, "the SQL names {word:?}, which no core enum knows");
+        }
+    }
+
+    /// The words in `'…'` within SQL lines that compare a status or a stage name.
+    fn regex_lite_words(source: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        for line in source.lines().filter(|l| l.contains("status") || l.contains("name =")) {
+            let mut rest = line;
+            while let Some(start) = rest.find('\'') {
+                let Some(len) = rest[start + 1..].find('\'') else { break };
+                let word = &rest[start + 1..start + 1 + len];
+                if !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase()) {
+                    words.push(word.to_owned());
+                }
+                rest = &rest[start + len + 2..];
+            }
+        }
+        words
     }
 }

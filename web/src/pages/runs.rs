@@ -60,7 +60,7 @@ pub async fn run(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
     let log_readable = log.is_some();
     let log = log.unwrap_or_default();
     let service = services::get_service(&state, actor, &run.service).await?;
-    let finished = slipway_service::runs::is_final(&run.status);
+    let finished = run.status.parse::<slipway_core::run::RunStatus>().is_ok_and(|s| s.is_final());
     let can_cancel = !finished && services::may_change(&state, actor, &service).await?;
     let total: i64 = run.stages.iter().filter_map(|s| s.duration_ms).sum::<i64>().max(1);
     let stages = run

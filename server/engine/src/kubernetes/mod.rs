@@ -7,6 +7,7 @@
 //! waits for each Deployment's rollout and, when pods fail (image pull, crash loop) or the
 //! rollout stalls, re-applies the previous release and fails the run with the reason.
 
+use slipway_core::run::Stage;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -276,7 +277,7 @@ pub async fn wait_rollout(
                 line.push_str(" (the autoscaler's count)");
             }
             if last.get(name) != Some(&line) {
-                log.line("deploy", &line);
+                log.line(Stage::Deploy, &line);
                 last.insert(name.clone(), line);
             }
             let observed = status.observed_generation.unwrap_or(0) >= generation;
@@ -351,7 +352,7 @@ async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, lo
         if started.elapsed() > within {
             return Err(format!("add-on(s) {} not ready within {} s", waiting.join(", "), within.as_secs()));
         }
-        log.line("deploy", &format!("waiting for add-on(s) {}", waiting.join(", ")));
+        log.line(Stage::Deploy, &format!("waiting for add-on(s) {}", waiting.join(", ")));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

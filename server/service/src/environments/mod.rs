@@ -241,9 +241,9 @@ pub(crate) async fn queue_redeploy(
         commit_sha: &release.commit_sha,
         actor: &actor.username,
         node: Some(&node),
-        status: "preparing",
+        status: slipway_core::run::RunStatus::initial(false),
         reason: "",
-        stages: &["deploy"],
+        stages: slipway_core::run::DEPLOY_STAGES,
         // Lead time counts from the commit to its first release; a redeploy is not a change.
         commit_at: None,
     };

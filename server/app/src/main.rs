@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use slipway_engine::supervise::supervise;
-use slipway_engine::{Engine, EngineBuilder, EngineConfig, Registry, RegistryCredentials};
+use slipway_engine::{Engine, EngineConfig, LocalEngine, Registry, RegistryCredentials};
 use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
 use slipway_service::bootstrap::{self, InitialAdmin};
@@ -312,12 +312,12 @@ fn shutdown_token() -> anyhow::Result<CancellationToken> {
 /// engine at all. The second value then says why there is none (in words for the run log
 /// of anyone who pushes: the address and the error stay in the server's log), and
 /// nothing uses the engine.
-async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Option<String>)> {
+async fn connect_engine(config: &Config) -> anyhow::Result<(LocalEngine, Option<String>)> {
     let url = config.engine_url()?;
     if url == "none" {
         tracing::info!("no container engine (--engine none): builds and local environments are off");
         let why = "this installation runs without a container engine (--engine none)".to_owned();
-        return Ok((EngineBuilder::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+        return Ok((LocalEngine::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
     }
     let unreachable = |e: String| {
         anyhow::anyhow!(
@@ -325,7 +325,7 @@ async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Optio
              or Docker, or point --engine (SLIPWAY_ENGINE) at a running one"
         )
     };
-    let connected = match EngineBuilder::connect(&url) {
+    let connected = match LocalEngine::connect(&url) {
         Ok(builder) => builder.ping().await.map(|()| builder),
         Err(err) => Err(err),
     };
@@ -338,7 +338,7 @@ async fn connect_engine(config: &Config) -> anyhow::Result<(EngineBuilder, Optio
             let why = "the container engine did not answer when slipwayd started; an admin can start it and \
                 restart slipwayd"
                 .to_owned();
-            return Ok((EngineBuilder::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+            return Ok((LocalEngine::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
         }
     };
     let isolation = builder.isolation().await.map_err(unreachable)?;

@@ -20,7 +20,7 @@ use slipway_store::addons::AddonRow;
 use slipway_store::environments::EnvironmentState;
 
 use crate::runtime::{LABEL_ENVIRONMENT, LABEL_NODE, LABEL_SERVICE};
-use crate::{Engine, EngineBuilder, now_ms};
+use crate::{Engine, LocalEngine, now_ms};
 
 /// Which add-on a container or volume holds.
 pub const LABEL_ADDON: &str = "dev.slipway.addon";
@@ -81,7 +81,7 @@ fn generate_password() -> String {
     (0..32).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
 }
 
-impl EngineBuilder {
+impl LocalEngine {
     /// Creates and starts an add-on container on `volume`; answers its id and published port.
     async fn start_addon(
         &self,

@@ -1,4 +1,4 @@
-//! The build stage: a [`Builder`] turns a context into an image. [`EngineBuilder`] drives
+//! The build stage: a [`Builder`] turns a context into an image. [`LocalEngine`] drives
 //! a Docker-compatible engine API (Podman's service or Docker) through bollard, streaming
 //! each build step into the run's log as it happens; the engine's layer cache makes
 //! unchanged steps instant, and the log shows which were cached.
@@ -46,7 +46,7 @@ pub enum BuildError {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Builds images. Implemented by [`EngineBuilder`]; a trait so a Kubernetes Job builder
+/// Builds images. Implemented by [`LocalEngine`]; a trait so a Kubernetes Job builder
 /// can take its place.
 pub trait Builder: Send + Sync + std::fmt::Debug {
     fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>>;
@@ -79,9 +79,11 @@ impl std::fmt::Debug for RegistryCredentials {
     }
 }
 
-/// Builds on a Docker-compatible engine API.
+/// The machine's own container engine (Podman or Docker, through its Docker-compatible
+/// API): it builds and pushes images, and runs the local runtime's replicas, release
+/// commands and add-ons.
 #[derive(Debug, Clone)]
-pub struct EngineBuilder {
+pub struct LocalEngine {
     /// For calls that answer at once (create, start, inspect, list, remove…).
     docker: Docker,
     /// The same engine for calls that stream until work ends (build, push, log follow,
@@ -90,7 +92,7 @@ pub struct EngineBuilder {
     /// Where the engine's API is (for the few calls outside bollard's model).
     url: String,
     /// The container network replicas, release commands and add-ons join (see
-    /// [`EngineBuilder::on_network`]).
+    /// [`LocalEngine::on_network`]).
     network: Option<String>,
 }
 
@@ -101,9 +103,9 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// push, release command timeouts) is shorter.
 const STREAM_TIMEOUT_SECS: u64 = 3600;
 
-impl EngineBuilder {
+impl LocalEngine {
     /// Connects to `unix:///path.sock`, `tcp://host:port` or `http://host:port`.
-    pub fn connect(url: &str) -> Result<EngineBuilder, String> {
+    pub fn connect(url: &str) -> Result<LocalEngine, String> {
         let docker = if let Some(path) = url.strip_prefix("unix://") {
             Docker::connect_with_unix(path, STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if let Some(addr) = url.strip_prefix("tcp://") {
@@ -114,7 +116,7 @@ impl EngineBuilder {
             return Err(format!("unsupported engine address {url:?}"));
         };
         docker
-            .map(|streaming| EngineBuilder {
+            .map(|streaming| LocalEngine {
                 docker: streaming.clone().with_timeout(CALL_TIMEOUT),
                 streaming,
                 url: url.to_owned(),
@@ -126,16 +128,16 @@ impl EngineBuilder {
     /// A client for an engine that is not there (its socket missing): a process started
     /// without an engine refuses every use first (`EngineConfig::local_engine_down`), and
     /// a call that slipped through fails at once (it dials port 0), naming `url`.
-    pub fn absent(url: &str) -> Result<EngineBuilder, String> {
+    pub fn absent(url: &str) -> Result<LocalEngine, String> {
         let docker = Docker::connect_with_http("http://127.0.0.1:0", 5, bollard::API_DEFAULT_VERSION)
             .map_err(|e| e.to_string())?;
-        Ok(EngineBuilder { docker: docker.clone(), streaming: docker, url: url.to_owned(), network: None })
+        Ok(LocalEngine { docker: docker.clone(), streaming: docker, url: url.to_owned(), network: None })
     }
 
     /// The same engine, with every container Slipway starts on `network`: a network of
     /// its own per installation, where replicas reach add-ons by name (the engine's DNS)
     /// and nothing of another installation's runs.
-    pub fn on_network(mut self, network: String) -> EngineBuilder {
+    pub fn on_network(mut self, network: String) -> LocalEngine {
         self.network = Some(network);
         self
     }
@@ -186,7 +188,7 @@ fn names_another_image(line: &str, own_tag: &str) -> bool {
     line.trim().strip_prefix("Successfully tagged ").is_some_and(|tag| tag.trim() != own_tag)
 }
 
-impl Builder for EngineBuilder {
+impl Builder for LocalEngine {
     fn build<'a>(&'a self, req: &'a BuildRequest, log: &'a RunLog) -> BoxFuture<'a, Result<BuiltImage, BuildError>> {
         Box::pin(async move {
             // Streamed from the file: a context may be hundreds of MiB (`--max-context-mb`),

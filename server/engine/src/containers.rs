@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::EngineBuilder;
+use crate::LocalEngine;
 
 /// The Docker API version the reads ask for (Podman and Docker both serve it).
 const API: &str = "/v1.41";
@@ -52,7 +52,7 @@ fn inspected(mut info: Value) -> Result<ContainerInspectResponse, String> {
     serde_json::from_value(info).map_err(|e| format!("reading the engine's container: {e}"))
 }
 
-impl EngineBuilder {
+impl LocalEngine {
     /// The containers (running ones, or `all`) carrying every label in `labels`.
     pub async fn list_containers(&self, all: bool, labels: &[String]) -> Result<Vec<ContainerSummary>, String> {
         let filters = serde_json::to_string(&HashMap::from([("label", labels)])).map_err(|e| e.to_string())?;

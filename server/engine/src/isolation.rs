@@ -5,7 +5,7 @@
 use bollard::models::HostConfig;
 use serde_json::Value;
 
-use crate::EngineBuilder;
+use crate::LocalEngine;
 
 /// How the engine isolates containers from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub(crate) fn confined(memory: Option<i64>, nano_cpus: Option<i64>) -> HostConfi
     }
 }
 
-impl EngineBuilder {
+impl LocalEngine {
     /// Asks the engine how it isolates containers: Podman's own API answers for Podman
     /// (its Docker-compatible `/info` does not say it is rootless), Docker's `/info` for
     /// Docker (`name=rootless` among its security options). Which engine it is comes from

@@ -33,7 +33,7 @@ use std::time::Duration;
 use slipway_store::Store;
 use tokio::sync::Notify;
 
-pub use build::{Builder, EngineBuilder, RegistryCredentials};
+pub use build::{Builder, LocalEngine, RegistryCredentials};
 pub use hub::{Hub, RunEvent};
 
 /// The runtime name of the machine's own container engine (any other is a cluster).
@@ -97,7 +97,7 @@ pub(crate) struct Inner {
     pub(crate) hub: Hub,
     pub(crate) builder: Arc<dyn Builder>,
     /// The local runtime (the same engine API as the builder).
-    pub(crate) runtime: EngineBuilder,
+    pub(crate) runtime: LocalEngine,
     pub(crate) routes: Arc<router::Routes>,
     /// Replacement replicas the reconcile loop started that have not passed their health
     /// check yet (`false`: they count as running but get no traffic) or failed it and
@@ -166,7 +166,7 @@ pub struct Workload {
 }
 
 impl Engine {
-    pub fn new(store: Store, runtime: EngineBuilder, config: EngineConfig) -> Engine {
+    pub fn new(store: Store, runtime: LocalEngine, config: EngineConfig) -> Engine {
         let runtime = runtime.on_network(format!("slipway-{}", config.secret_key.installation_id()));
         Engine {
             inner: Arc::new(Inner {
@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// The output of an environment's replicas on this node (see
-    /// `EngineBuilder::replica_logs`), with the environment's secrets masked.
+    /// `LocalEngine::replica_logs`), with the environment's secrets masked.
     pub async fn app_logs(
         &self,
         service: &str,

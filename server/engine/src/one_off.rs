@@ -8,7 +8,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures_util::StreamExt;
 
-use crate::EngineBuilder;
+use crate::LocalEngine;
 
 /// How long the output stream may stay open once the engine has said the command ended.
 /// Podman's followed log stream learns of the exit from its event log, and that can be
@@ -16,7 +16,7 @@ use crate::EngineBuilder;
 /// forever; Docker's ends at once. Past this, the output is read once, unfollowed.
 const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-impl EngineBuilder {
+impl LocalEngine {
     /// Runs `command` once in a new container of `image` (the release phase): streams its
     /// output into `on_line`, answers its exit code, and removes it. A command still
     /// running after `within` is killed and fails.

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 
-use crate::EngineBuilder;
+use crate::LocalEngine;
 
 pub const LABEL_SERVICE: &str = "dev.slipway.service";
 pub const LABEL_ENVIRONMENT: &str = "dev.slipway.environment";
@@ -72,7 +72,7 @@ fn transient(why: &str) -> bool {
         .any(|sign| why.contains(sign))
 }
 
-impl EngineBuilder {
+impl LocalEngine {
     /// Creates and starts one replica; answers it with its published address.
     pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, String> {
         let labels = HashMap::from([
@@ -218,7 +218,7 @@ impl EngineBuilder {
     }
 }
 
-impl EngineBuilder {
+impl LocalEngine {
     /// The output of an environment's running replicas, each line prefixed with its
     /// replica; with `follow`, live until the receiver is dropped.
     pub async fn replica_logs(

@@ -9,9 +9,9 @@ use slipway_git::archive::{self, ObjectEnv};
 use slipway_store::services::{CatalogQuery, ServiceRow};
 
 use crate::clock::{now_ms, rfc3339};
+use crate::lookup::find_service;
+use crate::lookup::find_team;
 use crate::pagination::{PageParams, PageRequest};
-use crate::services::find_service;
-use crate::teams::find_team;
 use crate::{Actor, AppState, Result, ServiceError};
 
 /// A service without a run for this long is flagged stale.
@@ -112,7 +112,7 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         }
     };
     let repo = slipway_git::repos::path(&state.settings.repos_dir, &service.name);
-    let max = crate::pipeline::MAX_DESCRIPTOR_BYTES;
+    let max = crate::enqueue::commit::MAX_DESCRIPTOR_BYTES;
     let bytes = match archive::read_file(&state.settings.git, &repo, commit, catalog_info::FILE, max, env).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Vec::new(),

@@ -11,9 +11,10 @@ use slipway_store::config::ConfigVersionRow;
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
-use crate::environments::{find_environment, queue_redeploy};
+use crate::enqueue::queue_redeploy;
+use crate::lookup::find_environment;
+use crate::lookup::find_service;
 use crate::runs::get_run;
-use crate::services::find_service;
 use crate::{Actor, AppState, Result, ServiceError};
 
 /// How often a change is recomputed when another change took its version first.

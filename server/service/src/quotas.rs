@@ -8,7 +8,7 @@ use slipway_store::environments::Quota;
 
 use crate::access::{require_in_team, require_platform};
 use crate::clock::now_ms;
-use crate::teams::find_team;
+use crate::lookup::find_team;
 use crate::{Actor, AppState, Result, ServiceError};
 
 fn to_api(quota: Quota, usage: slipway_store::environments::Usage) -> TeamQuota {

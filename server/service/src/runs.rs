@@ -4,18 +4,14 @@
 
 use slipway_api::{CreateRun, LogLine, LogPage, Page, Run};
 use slipway_core::policy::Action;
-use slipway_core::run::{PUSH_STAGES, RunStatus, Stage, StageStatus};
-use slipway_git::archive::{self, ObjectEnv};
-use slipway_git::repos;
+use slipway_core::run::{RunStatus, Stage, StageStatus};
 use slipway_store::StoreError;
-use slipway_store::runs::{NewRun, RunRow, StageRow};
-use slipway_store::services::ServiceRow;
+use slipway_store::runs::{RunRow, StageRow};
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
+use crate::lookup::{find_run, find_service};
 use crate::pagination::{PageParams, PageRequest};
-use crate::pipeline::{PrepareError, export_context, prepare_build};
-use crate::services::find_service;
 use crate::{Actor, AppState, Result, ServiceError};
 
 /// Most lines one log request answers.
@@ -50,14 +46,6 @@ pub(crate) fn to_api(run: RunRow, stages: Vec<StageRow>) -> Run {
         finished_at: run.finished_at.map(rfc3339),
         duration_ms: run.started_at.zip(run.finished_at).map(|(a, b)| b - a),
         stages: stages.into_iter().map(stage_to_api).collect(),
-    }
-}
-
-pub async fn find_run(state: &AppState, id: i64) -> Result<RunRow> {
-    match state.store.run_by_id(id).await {
-        Ok(run) => Ok(run),
-        Err(StoreError::NotFound) => Err(ServiceError::not_found("run", id.to_string())),
-        Err(err) => Err(err.into()),
     }
 }
 
@@ -164,66 +152,14 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
     {
         return Err(ServiceError::invalid("git_ref", format!("git_ref {git_ref:?} is not a branch, tag or commit")));
     }
-    let run_id = queue_build(state, actor, &service, environment.id, &git_ref, "deploy").await?.ok_or_else(|| {
-        ServiceError::invalid("git_ref", format!("{git_ref:?} names no commit in {}; push it first", service.name))
-    })?;
+    let run_id = crate::enqueue::queue_build(state, actor, &service, environment.id, &git_ref, "deploy")
+        .await?
+        .ok_or_else(|| {
+            ServiceError::invalid("git_ref", format!("{git_ref:?} names no commit in {}; push it first", service.name))
+        })?;
     // A deliberate deploy ends a rollback's pin.
     state.store.set_pinned(environment.id, false).await?;
     get_run(state, actor, run_id).await
-}
-
-/// Queues a build and deploy of `git_ref` into an environment; `None` when the ref
-/// names no commit (nothing was pushed there yet).
-pub(crate) async fn queue_build(
-    state: &AppState,
-    actor: &Actor,
-    service: &ServiceRow,
-    environment_id: i64,
-    git_ref: &str,
-    trigger: &'static str,
-) -> Result<Option<i64>> {
-    let settings = &state.settings;
-    let repo = repos::path(&settings.repos_dir, &service.name);
-    let none = ObjectEnv::default();
-    let Some(commit) = archive::resolve(&settings.git, &repo, git_ref, &none)
-        .await
-        .map_err(|e| ServiceError::Internal(format!("resolving {git_ref}: {e}")))?
-    else {
-        return Ok(None);
-    };
-    let prepared = match prepare_build(state, &repo, &commit, &none).await {
-        Ok(prepared) => prepared,
-        Err(PrepareError::Refused(why)) => {
-            return Err(ServiceError::invalid("git_ref", format!("at {git_ref}: {why}")));
-        }
-        Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
-    };
-
-    let engine = &state.engine;
-    let node = engine.config().node.clone();
-    let full_ref = if git_ref.starts_with("refs/") { git_ref.to_owned() } else { format!("refs/heads/{git_ref}") };
-    let commit_at = archive::commit_time(&state.settings.git, &repo, &commit, &none).await.ok().flatten();
-    let run = NewRun {
-        service_id: service.id,
-        environment_id: Some(environment_id),
-        trigger,
-        git_ref: &full_ref,
-        commit_sha: &commit,
-        actor: &actor.username,
-        node: Some(&node),
-        status: RunStatus::initial(false),
-        reason: "",
-        stages: PUSH_STAGES,
-        commit_at,
-    };
-    let run_id = state.store.create_run(&run, now_ms()).await?;
-    if let Err(err) = export_context(state, &repo, &commit, &none, run_id, prepared).await {
-        state.store.fail_unstarted_run(run_id, &format!("exporting the commit failed: {err}"), now_ms()).await?;
-        return Err(ServiceError::Internal(format!("exporting {commit}: {err}")));
-    }
-    state.store.mark_queued(run_id).await?;
-    engine.wake();
-    Ok(Some(run_id))
 }
 
 /// Something a follower of a run receives.

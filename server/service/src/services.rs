@@ -11,8 +11,9 @@ use slipway_store::services::{CatalogFields, ServiceRow};
 
 use crate::access::require_in_team;
 use crate::clock::{now_ms, rfc3339};
+use crate::lookup::find_service;
+use crate::lookup::find_team;
 use crate::pagination::{PageParams, PageRequest};
-use crate::teams::find_team;
 use crate::{Actor, AppState, Result, ServiceError};
 
 /// Every new service gets this environment, tracking this branch, so "create, push" works.
@@ -44,15 +45,6 @@ pub(crate) fn to_api(state: &AppState, row: ServiceRow) -> Service {
         git_url,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
-    }
-}
-
-/// Loads a service named in a request, or answers 404 naming it.
-pub async fn find_service(state: &AppState, name: &str) -> Result<ServiceRow> {
-    match state.store.service_by_name(name).await {
-        Ok(service) => Ok(service),
-        Err(StoreError::NotFound) => Err(ServiceError::not_found("service", name)),
-        Err(err) => Err(err.into()),
     }
 }
 

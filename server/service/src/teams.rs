@@ -8,18 +8,10 @@ use slipway_store::teams::TeamRow;
 
 use crate::access::{require_in_team, require_platform};
 use crate::clock::{now_ms, rfc3339};
+use crate::lookup::find_team;
+use crate::lookup::find_user;
 use crate::pagination::{PageParams, PageRequest};
-use crate::users::find_user;
 use crate::{Actor, AppState, Result, ServiceError};
-
-/// Loads a team named in a request, or answers 404 naming it.
-pub(crate) async fn find_team(state: &AppState, name: &str) -> Result<TeamRow> {
-    match state.store.team_by_name(name).await {
-        Ok(team) => Ok(team),
-        Err(StoreError::NotFound) => Err(ServiceError::not_found("team", name)),
-        Err(err) => Err(err.into()),
-    }
-}
 
 async fn with_members(state: &AppState, team: TeamRow) -> Result<Team> {
     let members = state.store.list_members(team.id).await?;

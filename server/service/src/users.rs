@@ -9,6 +9,7 @@ use slipway_store::users::UserRow;
 use crate::access::require_platform;
 use crate::auth::password::{DUMMY_HASH, hash_password, validate_password, verify_password};
 use crate::clock::{now_ms, rfc3339};
+use crate::lookup::find_user;
 use crate::pagination::{PageParams, PageRequest};
 use crate::{Actor, AppState, Result, ServiceError};
 
@@ -119,13 +120,4 @@ pub async fn list_users(state: &AppState, _actor: &Actor, params: &PageParams) -
 
 pub async fn get_user(state: &AppState, _actor: &Actor, username: &str) -> Result<User> {
     find_user(state, username).await.map(to_api)
-}
-
-/// Loads a user named in a request, or answers 404 naming them.
-pub(crate) async fn find_user(state: &AppState, username: &str) -> Result<UserRow> {
-    match state.store.user_by_name(username).await {
-        Ok(user) => Ok(user),
-        Err(StoreError::NotFound) => Err(ServiceError::not_found("user", username)),
-        Err(err) => Err(err.into()),
-    }
 }

@@ -302,7 +302,7 @@ async fn generated_deployments_play_on_podman() {
     // A memory limit plays only where the engine can apply one (kube play fails on it, on
     // a rootless engine over cgroup v1, rather than ignore it as the Docker API does).
     let engine =
-        slipway_engine::EngineBuilder::connect(&format!("unix://{}", slipway_e2e::engine::socket())).expect("engine");
+        slipway_engine::LocalEngine::connect(&format!("unix://{}", slipway_e2e::engine::socket())).expect("engine");
     let enforces_limits = engine.isolation().await.expect("isolation").enforces_limits;
     let workload = Workload {
         replicas: 3,

@@ -14,11 +14,13 @@ use slipway_store::StoreError;
 use slipway_store::environments::{EnvironmentShape, EnvironmentState, NewEnvironment};
 use slipway_store::services::ServiceRow;
 
-use super::{current_spec, destroy, find_environment, primary_replicas, queue_redeploy, to_api, totals};
+use super::{current_spec, destroy, primary_replicas, to_api, totals};
 use crate::access::require_in_team;
 use crate::clock::now_ms;
+use crate::enqueue::queue_redeploy;
+use crate::lookup::find_environment;
+use crate::lookup::find_service;
 use crate::runs::get_run;
-use crate::services::find_service;
 use crate::templates::{find_template, parse_stored};
 use crate::{Actor, AppState, Result, ServiceError};
 
@@ -196,7 +198,7 @@ async fn provision(
     let env = state.store.environment_state(id).await?;
     let provisioned = async {
         provision_addons(state, &env, &p.spec).await?;
-        crate::runs::queue_build(state, actor, service, id, branch, "deploy").await
+        crate::enqueue::queue_build(state, actor, service, id, branch, "deploy").await
     }
     .await;
     match provisioned {

@@ -9,18 +9,16 @@ use serde_json::Value;
 use slipway_api::{Environment, Release, Run};
 use slipway_core::policy::Action;
 use slipway_core::template::{Spec, memory_bytes};
-use slipway_engine::context::{self, BuildSettings};
+use slipway_engine::context::{self};
 use slipway_engine::workloads;
 use slipway_store::StoreError;
 use slipway_store::environments::{EnvironmentShape, EnvironmentState};
 use slipway_store::releases::ReleaseRow;
-use slipway_store::runs::NewRun;
-use slipway_store::services::ServiceRow;
 
 use crate::access::require_in_team;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
+use crate::lookup::{find_environment, find_service};
 use crate::runs::get_run;
-use crate::services::find_service;
 use crate::{Actor, AppState, Result, ServiceError};
 
 mod create;
@@ -100,20 +98,6 @@ fn release_to_api(row: ReleaseRow, current: Option<i64>) -> Release {
         created_at: rfc3339(row.created_at),
         current: current == Some(row.id),
     }
-}
-
-pub(crate) async fn find_environment(state: &AppState, service: &ServiceRow, name: &str) -> Result<EnvironmentState> {
-    let row = match state.store.environment_by_name(service.id, name).await {
-        Ok(row) => row,
-        Err(StoreError::NotFound) => {
-            return Err(ServiceError::NotFound {
-                kind: "environment",
-                name: format!("{name} of service {}", service.name),
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
-    Ok(state.store.environment_state(row.id).await?)
 }
 
 pub async fn list_environments(state: &AppState, _actor: &Actor, service: &str) -> Result<Vec<Environment>> {
@@ -222,63 +206,6 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     Ok(to_api(state, state.store.environment_state(env.id).await?).await)
 }
 
-/// Queues a deploy-only run of an existing release's image into `target`.
-pub(crate) async fn queue_redeploy(
-    state: &AppState,
-    actor: &Actor,
-    service: &ServiceRow,
-    target: &EnvironmentState,
-    release: &ReleaseRow,
-    trigger: &'static str,
-) -> Result<i64> {
-    let node = state.engine.config().node.clone();
-    let git_ref = format!("release v{}", release.version);
-    let run = NewRun {
-        service_id: service.id,
-        environment_id: Some(target.id),
-        trigger,
-        git_ref: &git_ref,
-        commit_sha: &release.commit_sha,
-        actor: &actor.username,
-        node: Some(&node),
-        status: slipway_core::run::RunStatus::initial(false),
-        reason: "",
-        stages: slipway_core::run::DEPLOY_STAGES,
-        // Lead time counts from the commit to its first release; a redeploy is not a change.
-        commit_at: None,
-    };
-    let run_id = state.store.create_run(&run, now_ms()).await?;
-    let contexts = &state.engine.config().contexts_dir;
-    let processes = workloads::parse_stored(&release.spec)
-        .ok()
-        .flatten()
-        .map(|spec| workloads::processes_of(&spec))
-        .unwrap_or_default();
-    let settings = BuildSettings {
-        dockerfile: String::new(),
-        args: Default::default(),
-        // What the release's build said (a release without web has port 0).
-        port: u16::try_from(release.port).ok().filter(|p| *p > 0),
-        health: Some(release.health.clone()).filter(|h| !h.is_empty()),
-        processes,
-        // The release phase ran when this release was first deployed.
-        release_command: None,
-    };
-    let written = async {
-        tokio::fs::create_dir_all(contexts).await?;
-        context::write_settings(contexts, run_id, &settings).await
-    }
-    .await;
-    if let Err(err) = written {
-        state.store.fail_unstarted_run(run_id, &format!("preparing the deploy failed: {err}"), now_ms()).await?;
-        return Err(ServiceError::Internal(format!("writing deploy settings: {err}")));
-    }
-    state.store.set_run_image(run_id, &release.image, &release.image_id).await?;
-    state.store.mark_queued(run_id).await?;
-    state.engine.wake();
-    Ok(run_id)
-}
-
 /// Redeploys an earlier release (the one before the current by default) and pins the
 /// environment, so the next push does not silently undo the rollback.
 pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str, to: Option<u32>) -> Result<Run> {
@@ -325,7 +252,7 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
         }
     }
     crate::config::restore_config(state, actor, env.id, release.config_version).await?;
-    let run_id = queue_redeploy(state, actor, &service, &env, &release, "rollback").await?;
+    let run_id = crate::enqueue::queue_redeploy(state, actor, &service, &env, &release, "rollback").await?;
     state.store.set_pinned(env.id, true).await?;
     get_run(state, actor, run_id).await
 }
@@ -342,7 +269,7 @@ pub async fn promote(state: &AppState, actor: &Actor, service: &str, from: &str,
     let release_id =
         source.current_release.ok_or_else(|| ServiceError::Conflict(format!("{from} has no release to promote")))?;
     let release = state.store.release_by_id(release_id).await?;
-    let run_id = queue_redeploy(state, actor, &service, &target, &release, "promote").await?;
+    let run_id = crate::enqueue::queue_redeploy(state, actor, &service, &target, &release, "promote").await?;
     get_run(state, actor, run_id).await
 }
 

@@ -8,7 +8,8 @@
 pub mod browser;
 pub mod engine;
 pub mod engine_proxy;
-pub mod kube_sim;
+/// The API-server simulator, a crate of its own (`tests/kube-sim`).
+pub use slipway_kube_sim as kube_sim;
 pub mod portal;
 pub mod process;
 pub mod repo;

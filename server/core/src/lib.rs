@@ -16,6 +16,7 @@ pub mod roles;
 pub mod run;
 pub mod secrets;
 pub mod template;
+pub mod workloads;
 
 pub use names::{NameError, ServiceName, TeamName, Username};
 pub use roles::{PlatformRole, TeamRole};

@@ -2,33 +2,9 @@
 //! `<run>.json` (how to build it), written before the run is queued and removed when it
 //! ends.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// How to build a context, from the repository's `slipway.toml` and files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildSettings {
-    /// Path of the Containerfile/Dockerfile inside the context.
-    pub dockerfile: String,
-    pub args: BTreeMap<String, String>,
-    /// The port the web process listens on, and its health path (`[web]` in
-    /// slipway.toml); when given they win over the environment template's.
-    #[serde(default)]
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub health: Option<String>,
-    /// `[processes]`: commands a template's workload can name with `process`.
-    #[serde(default)]
-    pub processes: BTreeMap<String, String>,
-    /// `[release] command`: run once per release before traffic moves.
-    #[serde(default)]
-    pub release_command: Option<String>,
-}
-
-pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_HEALTH: &str = "/";
+pub use slipway_core::workloads::{BuildSettings, DEFAULT_HEALTH, DEFAULT_PORT};
 
 pub fn tar_path(dir: &Path, run_id: i64) -> PathBuf {
     dir.join(format!("{run_id}.tar"))

@@ -15,7 +15,8 @@ use slipway_store::runs::RunRow;
 
 use crate::logger::RunLog;
 use crate::runtime::{Replica, ReplicaSpec, wait_healthy};
-use crate::{Engine, config_vars, context, now_ms, workloads};
+use crate::{Engine, config_vars, context, now_ms};
+use slipway_core::workloads;
 
 /// How long retired replicas keep serving requests already sent to them.
 const DRAIN: Duration = Duration::from_millis(500);
@@ -125,10 +126,11 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let settings = context::read_settings(&inner.config.contexts_dir, run.id)
         .await
         .map_err(|e| format!("the build settings are missing ({e})"))?;
-    let template_spec = workloads::parse_stored(&state.spec)?
+    let template_spec = workloads::parse_stored(&state.spec)
+        .map_err(|e| e.to_string())?
         .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH));
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
-    let spec = workloads::effective(&template_spec, &settings, primary_replicas)?;
+    let spec = workloads::effective(&template_spec, &settings, primary_replicas).map_err(|e| e.to_string())?;
     let image = engine.local_image(run);
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
@@ -233,7 +235,7 @@ async fn deploy_to_cluster(
     let image = fresh.image.clone().filter(|i| i.contains("@sha256:")).ok_or_else(|| {
         format!("deploying to cluster {} needs the image in a registry: start slipwayd with --registry", state.runtime)
     })?;
-    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await.map_err(|e| e.to_string())?;
     let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
     let quota = cluster_quota(engine, state).await?;
     let secret_keys = secret_keys(engine, state.id, None).await?;
@@ -249,14 +251,14 @@ async fn deploy_to_cluster(
     if let Some(command) = release_command {
         // The release phase: a Job with the new image and config, before any workload moves.
         let (base, _) = crate::kubernetes::split_base(&objects);
-        crate::kubernetes::apply(&client, &base).await?;
+        crate::kubernetes::apply(&client, &base).await.map_err(|e| e.to_string())?;
         log.line(Stage::Deploy, &format!("-----> Release command (a Job): {command}"));
         let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
         crate::kubernetes::run_job(&client, &job, inner.config.release_timeout)
             .await
             .map_err(|why| format!("{why}; {}", still_serving(state)))?;
     }
-    crate::kubernetes::apply(&client, &objects).await?;
+    crate::kubernetes::apply(&client, &objects).await.map_err(|e| e.to_string())?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, inner.config.health_timeout, log).await {
         for event in crate::kubernetes::warning_events(&client, &ns, 3).await {
             log.line(Stage::Deploy, &format!("event: {event}"));
@@ -348,7 +350,7 @@ pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState)
         config_vars::open(&inner.store, &inner.config.secret_key, state.id, Some(release.config_version)).await?;
     let keys = secret_keys_of(engine, state.id, &config.secret_keys).await?;
     let vars = with_addons(engine, state.id, config.vars).await?;
-    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await.map_err(|e| e.to_string())?;
     let quota = cluster_quota(engine, state).await?;
     let addons = engine.cluster_addons(state.id).await?;
     let objects = cluster_manifests(
@@ -368,7 +370,7 @@ pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState)
         let names: Vec<String> = drift.iter().map(crate::kubernetes::describe).collect();
         tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,
             objects = %names.join(", "), "re-applying objects that differ from the release (drift repaired)");
-        crate::kubernetes::apply(&client, &drift).await?;
+        crate::kubernetes::apply(&client, &drift).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -471,7 +473,7 @@ pub(crate) fn retire(engine: Engine, replicas: Vec<Replica>) {
 
 /// The spec a release runs (releases made before templates ran one web workload).
 pub(crate) fn release_spec(release: &ReleaseRow) -> Result<Spec, String> {
-    Ok(workloads::parse_stored(&release.spec)?.unwrap_or_else(|| {
+    Ok(workloads::parse_stored(&release.spec).map_err(|e| e.to_string())?.unwrap_or_else(|| {
         workloads::legacy_spec(u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT), &release.health)
     }))
 }
@@ -488,7 +490,7 @@ pub(crate) async fn tear_down(
     let _guard = lock.lock().await;
     let runtime = inner.store.environment_state(environment_id).await.map(|s| s.runtime).unwrap_or_default();
     if !runtime.is_empty() && runtime != crate::LOCAL_RUNTIME {
-        let (client, _) = engine.cluster_client(&runtime).await?;
+        let (client, _) = engine.cluster_client(&runtime).await.map_err(|e| e.to_string())?;
         let ns = crate::kubernetes::namespace_of(service, environment);
         return crate::kubernetes::delete_namespace(&client, &ns, service, environment, Duration::from_secs(120)).await;
     }

@@ -24,7 +24,6 @@ pub mod router;
 pub mod runtime;
 pub mod supervise;
 mod worker;
-pub mod workloads;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,7 +10,8 @@ use slipway_store::environments::EnvironmentState;
 
 use crate::deploy::{reconcile_cluster, release_spec, replica_spec, retire, route_key, wait_ready};
 use crate::runtime::Replica;
-use crate::{Engine, config_vars, workloads};
+use crate::{Engine, config_vars};
+use slipway_core::workloads;
 
 /// How often the reconcile loop looks at every live environment.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(3);

@@ -19,6 +19,5 @@ pub async fn require_in_team(state: &AppState, actor: &Actor, team_id: i64, acti
 
 async fn team_role(state: &AppState, actor: &Actor, team_id: i64) -> Result<Option<TeamRole>> {
     let role = state.store.member_role(team_id, actor.user_id).await?;
-    role.map(|r| r.parse::<TeamRole>().map_err(|e| ServiceError::Internal(format!("stored team role: {e}"))))
-        .transpose()
+    role.map(|r| r.parse::<TeamRole>().map_err(|e| ServiceError::internal_from("stored team role", e))).transpose()
 }

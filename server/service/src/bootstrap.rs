@@ -52,7 +52,7 @@ pub async fn ensure_initial_admin(
     }
     let file = data_dir.join(INITIAL_PASSWORD_FILE);
     write_private(&file, format!("{password}\n").as_bytes())
-        .map_err(|e| ServiceError::Internal(format!("writing {}: {e}", file.display())))?;
+        .map_err(|e| ServiceError::internal_from(format!("writing {}", file.display()), e))?;
     Ok(InitialAdmin::Generated { password, file })
 }
 

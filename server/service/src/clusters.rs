@@ -50,7 +50,7 @@ pub async fn add_cluster(state: &AppState, actor: &Actor, req: AddCluster) -> Re
         ));
     }
     let target = inspect_kubeconfig(&req.kubeconfig, req.context.as_deref())
-        .map_err(|e| ServiceError::invalid("kubeconfig", e))?;
+        .map_err(|e| ServiceError::invalid("kubeconfig", e.to_string()))?;
     let base_domain = req.base_domain.clone().unwrap_or_else(|| state.settings.apps_domain.clone());
     if !valid_domain(&base_domain) {
         return Err(ServiceError::invalid(

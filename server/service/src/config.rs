@@ -24,7 +24,7 @@ fn parse(row: Option<&ConfigVersionRow>) -> Result<ConfigSnapshot> {
     match row {
         None => Ok(ConfigSnapshot::default()),
         Some(row) => serde_json::from_str(&row.vars)
-            .map_err(|e| ServiceError::Internal(format!("config v{} is unreadable: {e}", row.version))),
+            .map_err(|e| ServiceError::internal_from(format!("config v{} is unreadable", row.version), e)),
     }
 }
 
@@ -93,7 +93,7 @@ pub async fn change_config(
         let latest = state.store.latest_config(env.id).await?;
         let next = parse(latest.as_ref())?.apply(set.clone(), &change.unset).map_err(invalid)?;
         let version = latest.as_ref().map_or(0, |r| r.version) + 1;
-        let vars = serde_json::to_string(&next).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let vars = serde_json::to_string(&next).map_err(|e| ServiceError::internal_from("encoding JSON", e))?;
         match state.store.insert_config_version(env.id, version, &vars, &actor.username, now_ms()).await {
             Ok(()) => break (state.store.config_version(env.id, version).await?, next),
             Err(StoreError::Conflict) if attempt < ATTEMPTS => continue,

@@ -47,12 +47,23 @@ pub enum ServiceError {
     /// the message says what, and nothing was left half-done.
     #[error("{0}")]
     Unavailable(String),
-    /// A failure of ours; the text is logged, the client sees only a generic message.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A failure of ours: what was being done, and its cause with the cause's own
+    /// chain. Logged whole; the client sees only a generic message.
+    #[error("internal error: {context}")]
+    Internal { context: String, source: Option<Box<dyn std::error::Error + Send + Sync>> },
 }
 
 impl ServiceError {
+    /// A failure of ours with no cause beyond the description.
+    pub fn internal(context: impl Into<String>) -> Self {
+        ServiceError::Internal { context: context.into(), source: None }
+    }
+
+    /// A failure of ours while doing `context`, caused by `source`.
+    pub fn internal_from(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ServiceError::Internal { context: context.into(), source: Some(Box::new(source)) }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ServiceError::Invalid { field: field.into(), message: message.into() }
     }
@@ -78,7 +89,7 @@ impl ServiceError {
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Unavailable(_) | ServiceError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -86,7 +97,7 @@ impl ServiceError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let detail = match self {
-            ServiceError::Internal(_) => {
+            ServiceError::Internal { .. } => {
                 "something went wrong on the server; it has been logged, try again later".to_owned()
             }
             other => other.to_string(),
@@ -119,7 +130,7 @@ impl From<StoreError> for ServiceError {
             StoreError::HostTaken { host, service, environment } => {
                 ServiceError::Conflict(host_taken_message(&host, &service, &environment))
             }
-            err => ServiceError::Internal(err.to_string()),
+            err => ServiceError::internal_from("the database", err),
         }
     }
 }
@@ -166,10 +177,22 @@ impl From<CatalogError> for ServiceError {
     }
 }
 
+/// An error and its sources, each after a colon: what the log shows of a failure.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
-        if let ServiceError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+        if let ServiceError::Internal { .. } = &self {
+            tracing::error!(cause = %chain(&self), "request failed");
         }
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -183,5 +206,22 @@ impl IntoResponse for ServiceError {
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"slipway\""));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_and_shows_the_client_nothing_of_it() {
+        let cause = StoreError::Corrupt("run 7 has status \"compiling\"".into());
+        let err = ServiceError::from(cause);
+        let source = std::error::Error::source(&err).expect("the store's error is kept as the source");
+        assert!(source.to_string().contains("compiling"));
+        assert_eq!(chain(&err), "internal error: the database: stored data is invalid: run 7 has status \"compiling\"");
+        let problem = err.problem();
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("compiling") && !problem.detail.contains("database"), "{}", problem.detail);
     }
 }

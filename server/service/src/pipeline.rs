@@ -189,7 +189,7 @@ async fn receive_update(
                     .await;
                     store.environment_by_name(grant.service_id, &env.name).await?
                 }
-                Err(ServiceError::Internal(err)) => return Err(ServiceError::Internal(err)),
+                Err(err @ ServiceError::Internal { .. }) => return Err(err),
                 Err(err) => {
                     let reason = format!("no preview for branch {branch}: {err}");
                     let id = record_skipped(state, grant, update, None, &reason).await?;
@@ -238,7 +238,7 @@ async fn receive_update(
             let refused = NewRun { status: RunStatus::Failed, reason: &why, ..run.clone() };
             return reject(store.create_run(&refused, now_ms()).await?, &why, tx).await;
         }
-        Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
+        Err(PrepareError::Internal(err)) => return Err(ServiceError::internal(err)),
     };
 
     // Store the run before any work, then export the commit, then make it claimable.

@@ -137,7 +137,7 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
         if let Err(undo) = state.store.delete_service(row.id).await {
             tracing::error!(%undo, service = %name, "removing a service whose repository could not be created");
         }
-        return Err(ServiceError::Internal(format!("creating the git repository of {name}: {err}")));
+        return Err(ServiceError::internal(format!("creating the git repository of {name}: {err}")));
     }
     Ok(to_api(state, row))
 }
@@ -204,7 +204,7 @@ pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Resu
             .engine
             .destroy_environment(env.id, &env.service, &env.name)
             .await
-            .map_err(|e| ServiceError::Internal(format!("stopping the replicas of {}: {e}", env.name)))?;
+            .map_err(|e| ServiceError::internal(format!("stopping the replicas of {}: {e}", env.name)))?;
     }
     match state.store.delete_service(row.id).await {
         Ok(()) => {

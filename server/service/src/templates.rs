@@ -79,14 +79,15 @@ fn detail(row: TemplateRow) -> Result<TemplateDetail> {
     let template = parse_stored(&row)?;
     Ok(TemplateDetail {
         summary: summary(&row),
-        parameters: serde_json::to_value(&template.parameters).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        parameters: serde_json::to_value(&template.parameters)
+            .map_err(|e| ServiceError::internal_from("encoding JSON", e))?,
         source: row.source,
     })
 }
 
 pub(crate) fn parse_stored(row: &TemplateRow) -> Result<Template> {
     Template::parse(&row.source).map_err(|e| {
-        ServiceError::Internal(format!("stored template {}@{} does not parse: {e}", row.name, row.version))
+        ServiceError::internal_from(format!("stored template {}@{} does not parse", row.name, row.version), e)
     })
 }
 

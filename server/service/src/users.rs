@@ -35,7 +35,7 @@ pub async fn login(state: &AppState, req: LoginRequest, from: std::net::IpAddr) 
 
 fn new_session(state: &AppState, user: UserRow, at_ms: i64) -> Result<LoginResponse> {
     let (token, exp) =
-        state.jwt.issue(user.id, at_ms).map_err(|e| ServiceError::Internal(format!("signing a session token: {e}")))?;
+        state.jwt.issue(user.id, at_ms).map_err(|e| ServiceError::internal_from("signing a session token", e))?;
     Ok(LoginResponse { token, expires_at: rfc3339(exp * 1000), user: to_api(user) })
 }
 

@@ -304,7 +304,7 @@ async fn form_page(
     let chosen = if template.is_empty() { fallback } else { template.to_owned() };
     let detail = templates::get_template(state, actor, &chosen).await?;
     let parameters: BTreeMap<String, Parameter> = serde_json::from_value(detail.parameters.clone())
-        .map_err(|e| ServiceError::Internal(format!("reading template parameters: {e}")))?;
+        .map_err(|e| ServiceError::internal_from("reading template parameters", e))?;
     let (error_text, error_field) = match error {
         Some(err) => (err.problem().detail, err.problem().field.unwrap_or_default()),
         None => (String::new(), String::new()),

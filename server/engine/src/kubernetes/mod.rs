@@ -22,8 +22,12 @@ use slipway_store::environments::EnvironmentState;
 use crate::Engine;
 use crate::logger::RunLog;
 
+#[cfg(test)]
+mod against_sim;
+mod error;
 mod manifests;
 mod watch;
+pub use error::KubeError;
 pub use manifests::{ClusterAddon, Desired, manifests, namespace_of, playable, release_job, split_base};
 pub(crate) use watch::watch_clusters;
 
@@ -38,17 +42,14 @@ pub struct KubeTarget {
 
 /// Checks a kubeconfig document: it parses, and the context (given, else the current
 /// one) exists and names a cluster with a server.
-pub fn inspect_kubeconfig(yaml: &str, context: Option<&str>) -> Result<KubeTarget, String> {
-    let config = Kubeconfig::from_yaml(yaml).map_err(|e| format!("the kubeconfig does not parse: {e}"))?;
+pub fn inspect_kubeconfig(yaml: &str, context: Option<&str>) -> Result<KubeTarget, KubeError> {
+    let config = Kubeconfig::from_yaml(yaml).map_err(KubeError::Unparsable)?;
     let context = match context {
         Some(c) => c.to_owned(),
-        None => config.current_context.clone().ok_or("the kubeconfig has no current-context; give --context")?,
+        None => config.current_context.clone().ok_or(KubeError::NoCurrentContext)?,
     };
-    let named = config
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .ok_or_else(|| format!("the kubeconfig has no context {context:?}"))?;
+    let named =
+        config.contexts.iter().find(|c| c.name == context).ok_or_else(|| KubeError::NoSuchContext(context.clone()))?;
     let cluster_name = named.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
     let server = config
         .clusters
@@ -56,20 +57,22 @@ pub fn inspect_kubeconfig(yaml: &str, context: Option<&str>) -> Result<KubeTarge
         .find(|c| c.name == cluster_name)
         .and_then(|c| c.cluster.as_ref())
         .and_then(|c| c.server.clone())
-        .ok_or_else(|| format!("context {context:?} names no cluster with a server"))?;
+        .ok_or_else(|| KubeError::NoServer(context.clone()))?;
     Ok(KubeTarget { context, server })
 }
 
 /// A client for a kubeconfig's context.
-pub async fn client(yaml: &str, context: &str) -> Result<kube::Client, String> {
-    let config = Kubeconfig::from_yaml(yaml).map_err(|e| format!("the kubeconfig does not parse: {e}"))?;
+pub async fn client(yaml: &str, context: &str) -> Result<kube::Client, KubeError> {
+    let config = Kubeconfig::from_yaml(yaml).map_err(KubeError::Unparsable)?;
     let options = KubeConfigOptions { context: Some(context.to_owned()), ..KubeConfigOptions::default() };
-    let config = kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| e.to_string())?;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    let config = kube::Config::from_custom_kubeconfig(config, &options)
+        .await
+        .map_err(|source| KubeError::Unusable { context: context.to_owned(), source })?;
+    kube::Client::try_from(config).map_err(KubeError::Client)
 }
 
 /// The API of a manifest's kind, in its namespace.
-fn api_for(client: &kube::Client, object: &Value) -> Result<(Api<DynamicObject>, String), String> {
+fn api_for(client: &kube::Client, object: &Value) -> (Api<DynamicObject>, String) {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -79,7 +82,7 @@ fn api_for(client: &kube::Client, object: &Value) -> Result<(Api<DynamicObject>,
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    Ok((api, name))
+    (api, name)
 }
 
 pub(crate) fn describe(object: &Value) -> String {
@@ -91,7 +94,7 @@ pub(crate) fn describe(object: &Value) -> String {
 }
 
 /// Applies a Job and waits until it succeeds or fails.
-pub async fn run_job(client: &kube::Client, job: &Value, within: Duration) -> Result<(), String> {
+pub async fn run_job(client: &kube::Client, job: &Value, within: Duration) -> Result<(), KubeError> {
     use k8s_openapi::api::batch::v1::Job;
     apply(client, std::slice::from_ref(job)).await?;
     let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -99,7 +102,12 @@ pub async fn run_job(client: &kube::Client, job: &Value, within: Duration) -> Re
     let api: Api<Job> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     loop {
-        let status = api.get(name).await.map_err(|e| format!("reading job {name}: {e}"))?.status.unwrap_or_default();
+        let status = api
+            .get(name)
+            .await
+            .map_err(|source| KubeError::ReadJob { name: name.to_owned(), source })?
+            .status
+            .unwrap_or_default();
         if status.succeeded.unwrap_or(0) > 0 {
             return Ok(());
         }
@@ -111,23 +119,23 @@ pub async fn run_job(client: &kube::Client, job: &Value, within: Duration) -> Re
                 .find(|c| c.type_ == "Failed")
                 .and_then(|c| c.message.or(c.reason))
                 .unwrap_or_else(|| "it failed".to_owned());
-            return Err(format!("the release command failed: {reason}"));
+            return Err(KubeError::ReleaseFailed(reason));
         }
         if started.elapsed() > within {
-            return Err(format!("the release command did not finish within {} s", within.as_secs()));
+            return Err(KubeError::ReleaseTimedOut(within.as_secs()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Applies every manifest with server-side apply (forced: Slipway owns these objects).
-pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), String> {
+pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), KubeError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for object in objects {
-        let (api, name) = api_for(client, object)?;
+        let (api, name) = api_for(client, object);
         api.patch(&name, &params, &Patch::Apply(object))
             .await
-            .map_err(|e| format!("applying {}: {e}", describe(object)))?;
+            .map_err(|source| KubeError::Apply { object: describe(object), source })?;
     }
     Ok(())
 }
@@ -181,7 +189,7 @@ impl Engine {
         object: &Value,
         params: &PatchParams,
     ) -> Result<bool, String> {
-        let (api, name) = api_for(client, object)?;
+        let (api, name) = api_for(client, object);
         let key =
             format!("{cluster}/{}/{}", object["metadata"]["namespace"].as_str().unwrap_or_default(), describe(object));
         let Some(live) = api.get_opt(&name).await.map_err(|e| format!("reading {}: {e}", describe(object)))? else {
@@ -430,8 +438,13 @@ impl Engine {
     pub async fn cluster_client(
         &self,
         name: &str,
-    ) -> Result<(kube::Client, slipway_store::clusters::ClusterRow), String> {
-        let row = self.inner.store.cluster_by_name(name).await.map_err(|e| format!("cluster {name}: {e}"))?;
+    ) -> Result<(kube::Client, slipway_store::clusters::ClusterRow), KubeError> {
+        let row = self
+            .inner
+            .store
+            .cluster_by_name(name)
+            .await
+            .map_err(|source| KubeError::Registration { name: name.to_owned(), source })?;
         let registration = (row.kubeconfig_sealed.clone(), row.context.clone());
         let cached = {
             let clients = self.inner.cluster_clients.lock();
@@ -445,7 +458,7 @@ impl Engine {
             .config
             .secret_key
             .open(&row.kubeconfig_sealed, &cluster_seal_context(name))
-            .map_err(|e| format!("the kubeconfig of cluster {name}: {e}"))?;
+            .map_err(|source| KubeError::Sealed { name: name.to_owned(), source })?;
         let client = client(&yaml, &row.context).await?;
         self.inner.cluster_clients.lock().insert(name.to_owned(), (registration, client.clone()));
         Ok((client, row))
@@ -556,10 +569,10 @@ mod tests {
         let yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://k:6443\n\
             contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\nusers:\n- name: u\n  user: {}\n";
         assert_eq!(
-            inspect_kubeconfig(yaml, None),
-            Ok(KubeTarget { context: "ctx".into(), server: "https://k:6443".into() })
+            inspect_kubeconfig(yaml, None).ok(),
+            Some(KubeTarget { context: "ctx".into(), server: "https://k:6443".into() })
         );
-        assert!(inspect_kubeconfig(yaml, Some("other")).unwrap_err().contains("no context \"other\""));
+        assert!(inspect_kubeconfig(yaml, Some("other")).unwrap_err().to_string().contains("no context \"other\""));
         assert!(inspect_kubeconfig("not: [yaml", None).is_err());
     }
 }

@@ -53,10 +53,10 @@ pub async fn hash_password(password: String) -> Result<String, ServiceError> {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|e| ServiceError::Internal(format!("hashing a password: {e}")))
+            .map_err(|e| ServiceError::internal_from("hashing a password", e))
     })
     .await
-    .map_err(|e| ServiceError::Internal(format!("password hashing task: {e}")))?
+    .map_err(|e| ServiceError::internal_from("password hashing task", e))?
 }
 
 /// Whether `password` matches `stored` (a malformed stored hash never matches), or

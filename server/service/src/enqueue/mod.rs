@@ -9,8 +9,8 @@ pub(crate) mod commit;
 use std::future::Future;
 
 use slipway_core::run::{DEPLOY_STAGES, PUSH_STAGES, RunStatus};
+use slipway_core::workloads;
 use slipway_engine::context::{self, BuildSettings};
-use slipway_engine::workloads;
 use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
 use slipway_store::environments::EnvironmentState;
@@ -41,7 +41,7 @@ where
         Ok(ready) => ready,
         Err(err) => {
             state.store.fail_unstarted_run(run_id, &format!("{what} failed: {err}"), now_ms()).await?;
-            return Err(ServiceError::Internal(format!("{what} for run {run_id}: {err}")));
+            return Err(ServiceError::internal(format!("{what} for run {run_id}: {err}")));
         }
     };
     state.store.mark_queued(run_id).await?;
@@ -64,7 +64,7 @@ pub(crate) async fn queue_build(
     let none = ObjectEnv::default();
     let Some(commit) = archive::resolve(&settings.git, &repo, git_ref, &none)
         .await
-        .map_err(|e| ServiceError::Internal(format!("resolving {git_ref}: {e}")))?
+        .map_err(|e| ServiceError::internal_from(format!("resolving {git_ref}"), e))?
     else {
         return Ok(None);
     };
@@ -73,7 +73,7 @@ pub(crate) async fn queue_build(
         Err(PrepareError::Refused(why)) => {
             return Err(ServiceError::invalid("git_ref", format!("at {git_ref}: {why}")));
         }
-        Err(PrepareError::Internal(err)) => return Err(ServiceError::Internal(err)),
+        Err(PrepareError::Internal(err)) => return Err(ServiceError::internal(err)),
     };
 
     let engine = &state.engine;

@@ -56,15 +56,15 @@ fn render_error(err: RenderError) -> ServiceError {
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| ServiceError::Internal(e.to_string()))
+    serde_json::to_string(value).map_err(|e| ServiceError::internal_from("encoding JSON", e))
 }
 
 /// A unified diff of two specs, as pretty JSON; `None` when they are the same.
 fn spec_diff(running: &Spec, planned: &Spec) -> Result<Option<String>> {
     let pretty = |s: &Spec| serde_json::to_string_pretty(s).map(|t| t + "\n");
     let (old, new) = (
-        pretty(running).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        pretty(planned).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        pretty(running).map_err(|e| ServiceError::internal_from("encoding JSON", e))?,
+        pretty(planned).map_err(|e| ServiceError::internal_from("encoding JSON", e))?,
     );
     if old == new {
         return Ok(None);
@@ -83,8 +83,8 @@ fn plan(
     Ok(EnvironmentPlan {
         environment: env.to_owned(),
         template: format!("{}@{}", template.name, template.version),
-        parameters: serde_json::to_value(values).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        spec: serde_json::to_value(spec).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        parameters: serde_json::to_value(values).map_err(|e| ServiceError::internal_from("encoding JSON", e))?,
+        spec: serde_json::to_value(spec).map_err(|e| ServiceError::internal_from("encoding JSON", e))?,
         diff,
     })
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use slipway_api::{Environment, Release, Run};
 use slipway_core::policy::Action;
 use slipway_core::template::{Spec, memory_bytes};
+use slipway_core::workloads;
 use slipway_engine::context::{self};
-use slipway_engine::workloads;
 use slipway_store::StoreError;
 use slipway_store::environments::{EnvironmentShape, EnvironmentState};
 use slipway_store::releases::ReleaseRow;
@@ -144,7 +144,7 @@ pub async fn list_releases_page(
 /// The spec an environment runs now (environments older than templates ran web's defaults).
 fn current_spec(env: &EnvironmentState) -> Result<Spec> {
     Ok(workloads::parse_stored(&env.spec)
-        .map_err(ServiceError::Internal)?
+        .map_err(|e| ServiceError::internal_from("the stored spec", e))?
         .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH)))
 }
 
@@ -238,7 +238,8 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
     // A rollback restores what the release ran with: its spec (template, parameters)
     // and its config, as Heroku's restores config.
     if !release.spec.is_empty() {
-        let spec = workloads::parse_stored(&release.spec).map_err(ServiceError::Internal)?;
+        let spec =
+            workloads::parse_stored(&release.spec).map_err(|e| ServiceError::internal_from("the stored spec", e))?;
         if let Some(spec) = spec {
             let shape = sized_shape(
                 &release.template,
@@ -296,7 +297,7 @@ pub async fn app_logs(
         .engine
         .app_logs(&service.name, &env.name, env.id, follow, tail)
         .await
-        .map_err(|e| ServiceError::Internal(format!("reading replica logs: {e}")))
+        .map_err(|e| ServiceError::internal(format!("reading replica logs: {e}")))
 }
 
 /// Stops an environment's replicas and removes it with its releases and config.
@@ -313,7 +314,7 @@ pub(crate) async fn destroy(state: &AppState, env: &EnvironmentState) -> Result<
         .engine
         .destroy_environment(env.id, &env.service, &env.name)
         .await
-        .map_err(|e| ServiceError::Internal(format!("stopping the replicas of {}: {e}", env.name)))?;
+        .map_err(|e| ServiceError::internal(format!("stopping the replicas of {}: {e}", env.name)))?;
     match state.store.delete_environment(env.id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(err) => Err(err.into()),

@@ -1,11 +1,46 @@
-//! What a deploy starts: the environment's rendered spec made concrete for one build —
-//! `slipway.toml`'s `[web]` port and health win over the template's, a workload's
-//! `process` becomes the repository's command, and the primary workload runs the
-//! environment's (scalable) replica count.
+//! What a deploy starts: how a commit says it is built and run ([`BuildSettings`]), and
+//! the environment's rendered spec made concrete for one build: `slipway.toml`'s `[web]`
+//! port and health win over the template's, a workload's `process` becomes the
+//! repository's command, and the primary workload runs the environment's (scalable)
+//! replica count. Pure rules, so the engine and the use cases share them.
 
-use slipway_core::template::{Spec, WEB, Workload};
+use std::collections::BTreeMap;
 
-use crate::context::{BuildSettings, DEFAULT_HEALTH, DEFAULT_PORT};
+use serde::{Deserialize, Serialize};
+
+use crate::template::{Spec, WEB, Workload};
+
+/// How to build a context, from the repository's `slipway.toml` and files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSettings {
+    /// Path of the Containerfile/Dockerfile inside the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    /// The port the web process listens on, and its health path (`[web]` in
+    /// slipway.toml); when given they win over the environment template's.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub health: Option<String>,
+    /// `[processes]`: commands a template's workload can name with `process`.
+    #[serde(default)]
+    pub processes: BTreeMap<String, String>,
+    /// `[release] command`: run once per release before traffic moves.
+    #[serde(default)]
+    pub release_command: Option<String>,
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_HEALTH: &str = "/";
+
+/// Why a spec cannot be deployed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("the stored spec is unreadable: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    #[error("workload {workload} runs process {process:?}, which slipway.toml [processes] does not define")]
+    UndefinedProcess { workload: String, process: String },
+}
 
 /// The spec of an environment made before templates existed: the web template's
 /// defaults.
@@ -25,11 +60,11 @@ pub fn legacy_spec(port: u16, health: &str) -> Spec {
 }
 
 /// Reads a stored spec (JSON); empty for environments made before templates.
-pub fn parse_stored(json: &str) -> Result<Option<Spec>, String> {
+pub fn parse_stored(json: &str) -> Result<Option<Spec>, SpecError> {
     if json.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(json).map(Some).map_err(|e| format!("the stored spec is unreadable: {e}"))
+    serde_json::from_str(json).map(Some).map_err(SpecError::Unreadable)
 }
 
 /// The workload `scale` sizes: `web`, else the first.
@@ -38,7 +73,7 @@ pub fn primary(spec: &Spec) -> Option<&str> {
 }
 
 /// The spec a deploy runs: the template's, adjusted by the build's settings.
-pub fn effective(spec: &Spec, settings: &BuildSettings, primary_replicas: u32) -> Result<Spec, String> {
+pub fn effective(spec: &Spec, settings: &BuildSettings, primary_replicas: u32) -> Result<Spec, SpecError> {
     let mut out = spec.clone();
     let primary = primary(spec).map(str::to_owned);
     for (name, w) in out.workloads.iter_mut() {
@@ -53,9 +88,10 @@ pub fn effective(spec: &Spec, settings: &BuildSettings, primary_replicas: u32) -
             // The resolved command stays beside the process name, so a later redeploy of
             // this release finds it without the build's settings.
             if w.command.is_none() {
-                let command = settings.processes.get(process).ok_or_else(|| {
-                    format!("workload {name} runs process {process:?}, which slipway.toml [processes] does not define")
-                })?;
+                let command = settings
+                    .processes
+                    .get(process)
+                    .ok_or_else(|| SpecError::UndefinedProcess { workload: name.clone(), process: process.clone() })?;
                 w.command = Some(command.clone());
             }
         }
@@ -64,7 +100,7 @@ pub fn effective(spec: &Spec, settings: &BuildSettings, primary_replicas: u32) -
 }
 
 /// The `[processes]` a resolved spec carries, for redeploying its release.
-pub fn processes_of(spec: &Spec) -> std::collections::BTreeMap<String, String> {
+pub fn processes_of(spec: &Spec) -> BTreeMap<String, String> {
     spec.workloads.values().filter_map(|w| Some((w.process.clone()?, w.command.clone()?))).collect()
 }
 
@@ -100,6 +136,15 @@ mod tests {
         assert_eq!(out.workloads["jobs"].command.as_deref(), Some("run-jobs --fast"));
         assert_eq!(processes_of(&out)["jobs"], "run-jobs --fast");
         spec.workloads.get_mut("jobs").unwrap().process = Some("missing".into());
-        assert!(effective(&spec, &settings(None), 1).unwrap_err().contains("\"missing\""));
+        let err = effective(&spec, &settings(None), 1).unwrap_err();
+        assert!(
+            matches!(&err, SpecError::UndefinedProcess { workload, process } if workload == "jobs" && process == "missing")
+        );
+        assert_eq!(
+            err.to_string(),
+            "workload jobs runs process \"missing\", which slipway.toml [processes] does not define"
+        );
+        assert!(matches!(parse_stored("{not json"), Err(SpecError::Unreadable(_))));
+        assert!(parse_stored("  ").expect("empty is no spec").is_none());
     }
 }

@@ -100,8 +100,50 @@ pub struct TestApp {
     pub admin_token: String,
     pub http: reqwest::Client,
     args: Vec<String>,
-    child: Child,
+    server: Server,
     output: [Arc<Mutex<Vec<String>>>; 2],
+}
+
+/// How a test's slipwayd runs.
+#[derive(Debug)]
+enum Server {
+    /// The slipwayd binary, as users run it.
+    Process(Child),
+    /// `slipwayd::launch` in the test's own process (with a clock the test moves).
+    InProcess { shutdown: tokio_util::sync::CancellationToken, task: tokio::task::JoinHandle<()> },
+}
+
+impl Server {
+    fn child(&mut self) -> &mut Child {
+        match self {
+            Server::Process(child) => child,
+            Server::InProcess { .. } => panic!("this test's slipwayd runs in-process: it has no process to signal"),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Process(child) => child.id(),
+            Server::InProcess { .. } => None,
+        }
+    }
+}
+
+/// A clock a test moves: slipwayd's time plus an offset (see `TestApp::start_in_process`).
+#[derive(Debug, Default)]
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    /// Moves the clock to `secs` seconds after real time.
+    pub fn set_ahead(&self, secs: i64) {
+        self.0.store(secs * 1000, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl slipway_service::clock::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        slipway_service::clock::now_ms() + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// What `start_process` saw: the URL and the lines printed before it.
@@ -235,9 +277,73 @@ impl TestApp {
             admin_token: String::new(),
             http,
             args,
-            child: started.child,
+            server: Server::Process(started.child),
             output: [started.output, started.stderr],
         };
+        app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// Launches slipwayd in this test's process (`slipwayd::launch`) with `clock`, on
+    /// the same engine, registries and database a process would use. Its output is not
+    /// captured, and it cannot be killed or restarted as a process can.
+    pub async fn start_in_process(db: Db, clock: Arc<TestClock>) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", data_dir.path().join("slipway.db").display()),
+            Db::Postgres => fresh_postgres_database().await,
+        };
+        let dir = data_dir.path().to_str().expect("utf-8 path").to_owned();
+        let args = [
+            "slipwayd",
+            "--data-dir",
+            &dir,
+            "--database-url",
+            &database_url,
+            "--postgres-image",
+            "localhost/slipway/postgres",
+            "--redis-image",
+            "localhost/slipway/redis",
+        ];
+        let args = <slipwayd::Args as clap::Parser>::try_parse_from(args).expect("slipwayd's arguments");
+        let config = slipwayd::Config::load(args).expect("slipwayd's configuration");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let apps_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen for apps");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let apps_url = format!("http://{}", apps_listener.local_addr().expect("bound"));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let launch = slipwayd::Launch {
+            listener,
+            apps_listener,
+            shutdown: shutdown.clone(),
+            clock,
+            admin_password: Some(ADMIN_PASSWORD.to_owned()),
+            hook_program: slipwayd_bin(),
+        };
+        let task = tokio::spawn(async move {
+            if let Err(err) = slipwayd::launch(config, launch).await {
+                panic!("slipwayd (in-process) stopped: {err:#}");
+            }
+        });
+        let http = http_client();
+        let mut app = TestApp {
+            url,
+            apps_url,
+            db,
+            database_url,
+            data_dir,
+            admin_token: String::new(),
+            http,
+            args: Vec::new(),
+            server: Server::InProcess { shutdown, task },
+            output: Default::default(),
+        };
+        // Serving starts once the launch is through its start-up: poll until it answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while app.http.get(format!("{}/healthz", app.url)).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the in-process slipwayd did not start within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
         app
     }
@@ -372,8 +478,8 @@ impl TestApp {
 
     /// Kills slipwayd with SIGKILL (no chance to clean up) and waits for it to die.
     pub async fn kill9(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("wait");
+        self.server.child().start_kill().expect("SIGKILL");
+        self.server.child().wait().await.expect("wait");
     }
 
     /// Starts slipwayd again on the same data and database (on a new port).
@@ -382,7 +488,7 @@ impl TestApp {
         let started = start_process(&args, &[]).await;
         self.url = started.url;
         self.apps_url = started.apps_url;
-        self.child = started.child;
+        self.server = Server::Process(started.child);
         self.output = [started.output, started.stderr];
     }
 
@@ -448,10 +554,13 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running");
+        let pid = self.server.child().id().expect("running");
         let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
         assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exits in time").expect("wait")
+        tokio::time::timeout(Duration::from_secs(30), self.server.child().wait())
+            .await
+            .expect("exits in time")
+            .expect("wait")
     }
 }
 
@@ -459,7 +568,15 @@ impl Drop for TestApp {
     /// Removes the containers this test's slipwayd started (they outlive it on purpose:
     /// replicas survive a server restart).
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        match &mut self.server {
+            Server::Process(child) => {
+                let _ = child.start_kill();
+            }
+            Server::InProcess { shutdown, task } => {
+                shutdown.cancel();
+                task.abort();
+            }
+        }
         if std::thread::panicking() {
             // The test failed: what the server logged says why more often than the
             // assertion does.
@@ -526,7 +643,7 @@ impl TestApp {
     /// This slipwayd's node id (labels its containers).
     /// slipwayd's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("slipwayd is running")
+        self.server.pid().expect("slipwayd is running as a process")
     }
 
     pub fn node(&self) -> String {

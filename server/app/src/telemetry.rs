@@ -21,6 +21,13 @@ pub fn init_logging(format: LogFormat) {
 }
 
 pub fn init_metrics() -> Result<PrometheusHandle, String> {
+    // The recorder is the process's: a second server launched in the same process (tests
+    // launch several) shares the first one's.
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut installed = HANDLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = &*installed {
+        return Ok(handle.clone());
+    }
     let handle = PrometheusBuilder::new()
         .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         .map_err(|e| e.to_string())?
@@ -28,6 +35,7 @@ pub fn init_metrics() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("installing the metrics recorder: {e}"))?;
     metrics::describe_counter!("slipway_http_requests_total", "HTTP requests answered, by method, route and status");
     metrics::describe_histogram!("slipway_http_request_duration_seconds", "HTTP request latency, by method and route");
+    *installed = Some(handle.clone());
     Ok(handle)
 }
 

@@ -1,10 +1,28 @@
-//! Wall-clock time as stored (Unix milliseconds) and as shown (RFC 3339, UTC).
+//! Wall-clock time as stored (Unix milliseconds) and as shown (RFC 3339, UTC), and the
+//! [`Clock`] that background work reading "now" for a decision (the reaper's TTLs) is
+//! given, so a test can move it without waiting days.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Where a decision reads the time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's wall clock: what slipwayd runs with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
 }
 
 /// Formats stored milliseconds for the API.

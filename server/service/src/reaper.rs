@@ -1,41 +1,20 @@
 //! Destroys environments past their TTL or idle longer than their idle TTL (previews,
-//! and any environment created with `--ttl`). Time comes from the [`Clock`], which tests
-//! can skew without waiting days.
+//! and any environment created with `--ttl`). Time comes from the [`Clock`] slipwayd is
+//! launched with, which tests move forward without waiting days.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::{AppState, environments};
 
 /// How often expired environments are looked for.
 pub const REAP_EVERY: Duration = Duration::from_secs(5);
 
-/// Where the reaper reads the time. The skew file exists for tests: when
-/// `SLIPWAY_TEST_CLOCK_SKEW_FILE` names a file holding a number of seconds, the reaper
-/// runs that far in the future.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    skew_file: Option<std::path::PathBuf>,
-}
-
-impl Clock {
-    pub fn from_env() -> Clock {
-        Clock { skew_file: std::env::var_os("SLIPWAY_TEST_CLOCK_SKEW_FILE").map(Into::into) }
-    }
-
-    pub async fn now_ms(&self) -> i64 {
-        let skew_secs = match &self.skew_file {
-            Some(path) => tokio::fs::read_to_string(path).await.ok().and_then(|t| t.trim().parse::<i64>().ok()),
-            None => None,
-        };
-        now_ms().saturating_add(skew_secs.unwrap_or(0).saturating_mul(1000))
-    }
-}
-
-pub async fn reap_loop(state: AppState, clock: Clock) {
+pub async fn reap_loop(state: AppState, clock: Arc<dyn Clock>) {
     loop {
         tokio::time::sleep(REAP_EVERY).await;
-        reap_once(&state, clock.now_ms().await).await;
+        reap_once(&state, clock.now_ms()).await;
     }
 }
 
@@ -59,7 +38,7 @@ pub async fn reap_once(state: &AppState, now: i64) -> usize {
                 tracing::info!(service = %env.service, environment = %env.name, why, "destroyed an expired environment");
                 let target = format!("/services/{}/environments/{}", env.service, env.name);
                 let entry = slipway_store::audit::NewAuditEntry {
-                    at: now_ms(),
+                    at: now,
                     actor: "slipway",
                     action: "destroy expired environment",
                     target: &target,

@@ -1,10 +1,10 @@
 //! Environments from templates: templates published and deprecated, environments
 //! created (with a dry run), upgraded with a diff and destroyed on the local runtime,
-//! previews made by branch pushes and reaped by TTL or idleness (with a skewed clock),
+//! previews made by branch pushes and reaped by TTL or idleness (with a clock the test moves),
 //! quota refusals, and bad input refused without leaving anything behind.
 
 use serde_json::{Value, json};
-use slipway_e2e::{Db, TestApp, borrowed, fixture_app, git, local_repo, nonce};
+use slipway_e2e::{Db, TestApp, TestClock, borrowed, fixture_app, git, local_repo, nonce};
 
 async fn setup(app: &TestApp) -> String {
     app.team("payments").await;
@@ -311,10 +311,10 @@ async fn a_failed_creation_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remove() {
-    let clock = tempfile::tempdir().expect("tempdir");
-    let skew = clock.path().join("skew");
-    let skew_path = skew.to_str().expect("utf-8").to_owned();
-    let app = TestApp::start_with_env(Db::Sqlite, &[], &[("SLIPWAY_TEST_CLOCK_SKEW_FILE", &skew_path)]).await;
+    // In-process, so the reaper's clock is the test's to move (slipwayd reads no test
+    // hook from its environment).
+    let clock = std::sync::Arc::new(TestClock::default());
+    let app = TestApp::start_in_process(Db::Sqlite, clock.clone()).await;
     let token = setup(&app).await;
     let url = app.git_url("shop", &token);
     let (status, problem) = app.admin("PATCH", "/services/shop", Some(json!({"preview_template": "nope"}))).await;
@@ -334,7 +334,7 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     assert!(env["expires_at"].is_string(), "{env}");
 
     // 25 hours on: past the 24 h idle TTL (its last request was just now), not the 48 h TTL.
-    std::fs::write(&skew, (25 * 3600).to_string()).expect("skew");
+    clock.set_ahead(25 * 3600);
     app.eventually(30, "the idle preview is destroyed", || async {
         app.admin("GET", "/services/shop/environments/pr-feature-login", None).await.0 == 404
     })
@@ -345,19 +345,19 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     assert!(audit.to_string().contains("destroy expired environment"), "{audit}");
 
     // An environment created with --ttl goes when it ends.
-    std::fs::write(&skew, "0").expect("skew");
+    clock.set_ahead(0);
     let (status, created) = app
         .admin("POST", "/services/shop/environments", Some(json!({"name": "demo", "template": "web", "ttl": "1h"})))
         .await;
     assert_eq!(status, 201, "{created}");
-    std::fs::write(&skew, (2 * 3600).to_string()).expect("skew");
+    clock.set_ahead(2 * 3600);
     app.eventually(30, "the demo environment's TTL ends", || async {
         app.admin("GET", "/services/shop/environments/demo", None).await.0 == 404
     })
     .await;
 
     // Deleting the branch destroys its preview.
-    std::fs::write(&skew, "0").expect("skew");
+    clock.set_ahead(0);
     assert_eq!(git(work.path(), &[], &["push", &url, "main:two"]).await.code, 0);
     assert_eq!(app.get_app("shop", "pr-two", "/").await.0, 200);
     let out = git(work.path(), &[], &["push", &url, "--delete", "two"]).await;

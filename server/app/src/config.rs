@@ -108,6 +108,11 @@ pub struct Args {
     /// replica ends the runs of one that stopped renewing after this long.
     #[arg(long, env = "SLIPWAY_LEASE_SECONDS", value_name = "SECONDS")]
     pub lease_seconds: Option<u64>,
+    /// Replicas share the data dir (one volume mounted by every replica, as on
+    /// Kubernetes): a run may then be executed by any replica, not only the one that
+    /// received its push or request, since every replica can read its build context.
+    #[arg(long, env = "SLIPWAY_SHARED_DATA_DIR")]
+    pub shared_data_dir: bool,
     /// This process's id in leases and run records [default: one kept in the data dir].
     /// Replicas sharing a data dir (Kubernetes) each need their own, e.g. the pod name.
     #[arg(long, env = "SLIPWAY_NODE_ID", value_name = "ID")]
@@ -171,6 +176,7 @@ struct FileConfig {
     runtime: Option<RuntimeKind>,
     engine: Option<String>,
     allow_rootful_engine: Option<bool>,
+    shared_data_dir: Option<bool>,
     registry: Option<String>,
     registry_username: Option<String>,
     registry_password: Option<String>,
@@ -208,6 +214,8 @@ pub struct Config {
     pub runtime: RuntimeKind,
     pub engine: Option<String>,
     pub allow_rootful_engine: bool,
+    /// Runs go to whichever replica claims them first (see `Args::shared_data_dir`).
+    pub shared_data_dir: bool,
     pub registry: Option<String>,
     pub registry_username: Option<String>,
     pub registry_password: Option<String>,
@@ -246,6 +254,7 @@ impl fmt::Debug for Config {
             .field("runtime", &self.runtime)
             .field("engine", &self.engine)
             .field("allow_rootful_engine", &self.allow_rootful_engine)
+            .field("shared_data_dir", &self.shared_data_dir)
             .field("registry", &self.registry)
             .field("registry_username", &self.registry_username)
             .field("registry_password", &self.registry_password.as_ref().map(|_| "***"))
@@ -422,6 +431,7 @@ impl Config {
             runtime,
             engine,
             allow_rootful_engine: args.allow_rootful_engine || file.allow_rootful_engine.unwrap_or(false),
+            shared_data_dir: args.shared_data_dir || file.shared_data_dir.unwrap_or(false),
             registry,
             registry_username,
             registry_password,

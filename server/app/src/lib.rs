@@ -92,6 +92,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
         builder,
         EngineConfig {
             node,
+            shared_data_dir: config.shared_data_dir,
             workers: config.workers,
             contexts_dir: config.data_dir.join("contexts"),
             build_timeout: Duration::from_secs(config.build_timeout),

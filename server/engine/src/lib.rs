@@ -45,6 +45,9 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub struct EngineConfig {
     /// This replica's id: leases and push-bound runs name it.
     pub node: String,
+    /// Every replica reads the same data dir (build contexts included), so any replica
+    /// may execute any run; otherwise a run is pinned to the replica that queued it.
+    pub shared_data_dir: bool,
     /// How many runs execute at once.
     pub workers: usize,
     /// Where build contexts wait for their run (`<id>.tar` and `<id>.json`).
@@ -245,6 +248,13 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The replica a run queued here must execute on: this one, unless every replica
+    /// shares the data dir (then whichever claims it first).
+    pub fn run_pin(&self) -> Option<&str> {
+        let config = &self.inner.config;
+        Some(config.node.as_str())
     }
 
     /// Whether the local container engine answered its last check (made every

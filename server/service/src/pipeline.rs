@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use slipway_engine::Engine;
 use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
 use slipway_store::runs::NewRun;
@@ -213,8 +212,6 @@ async fn receive_update(
     }
     let settings = &state.settings;
     let repo = repos::path(&settings.repos_dir, &grant.service);
-    let engine: &Engine = &state.engine;
-    let node = engine.config().node.clone();
     let commit_at = archive::commit_time(&settings.git, &repo, &update.new, env).await.ok().flatten();
     let git_ref = update.name.clone();
     let run = NewRun {
@@ -224,7 +221,8 @@ async fn receive_update(
         git_ref: &git_ref,
         commit_sha: &update.new,
         actor: &grant.user,
-        node: Some(&node),
+        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        node: None,
         status: RunStatus::Failed,
         reason: "",
         stages: PUSH_STAGES,

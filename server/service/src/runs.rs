@@ -225,9 +225,9 @@ pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<Follo
                     Err(RecvError::Lagged(_)) => last = replay(last).await,
                 },
                 _ = check.tick() => {
-                    if last == 0 {
-                        last = replay(0).await;
-                    }
+                    // Lines stored by another replica (one that claimed the run) never
+                    // reach this replica's hub: read them from the database each tick.
+                    last = replay(last).await;
                     match state.store.run_by_id(run_id).await {
                         Ok(run) if run.status.is_final() => break,
                         Ok(_) => {}

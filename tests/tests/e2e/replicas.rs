@@ -126,3 +126,72 @@ async fn app_setup(app: &TestApp) {
         app.admin("POST", "/services/shop/environments/production/scale", Some(json!({"replicas": 1}))).await;
     assert_eq!(status, 200);
 }
+
+/// With `--shared-data-dir` a run is not pinned to the replica that queued it: both
+/// replicas claim from one queue (one worker each, so neither can take everything), and
+/// the claim must hand each run to exactly one of them. Pushes go to both replicas at
+/// once, each to its own environment; every pusher still sees its run's log and end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_sharing_a_data_dir_race_for_unpinned_runs_and_run_each_once() {
+    const ENVIRONMENTS: usize = 6;
+    let suffix = nonce().replace('-', "");
+    let (node_a, node_b) = (format!("a{}", &suffix[..10]), format!("b{}", &suffix[..10]));
+    let _cleanup = Cleanup(vec![node_a.clone(), node_b.clone()]);
+    let shared = ["--shared-data-dir", "--workers", "1"];
+    let a = TestApp::start_with(Db::Postgres, &[&["--node-id", node_a.as_str()][..], &shared[..]].concat()).await;
+    let data_dir = a.data_dir.path().to_str().expect("utf-8").to_owned();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", &data_dir, "--database-url", &a.database_url];
+    args.extend(["--node-id", node_b.as_str()]);
+    args.extend(shared);
+    let b = start_process(&args, &[]).await;
+    a.team("payments").await;
+    a.service("shop", "payments").await;
+    for i in 0..ENVIRONMENTS {
+        let body = json!({"name": format!("e{i}"), "template": "web", "branch": format!("b{i}")});
+        let (status, created) = a.admin("POST", "/services/shop/environments", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        let scale = Some(json!({"replicas": 1}));
+        assert_eq!(a.admin("POST", &format!("/services/shop/environments/e{i}/scale"), scale).await.0, 200);
+    }
+    let token = a.admin_api_token("git").await;
+    let url_a = a.git_url("shop", &token);
+    let url_b = format!("{}/git/shop.git", b.url).replacen("http://", &format!("http://push:{token}@"), 1);
+
+    let work = local_repo(&borrowed(&fixture_app(&format!("race {}\n", nonce())))).await;
+    let mut pushes = Vec::new();
+    for i in 0..ENVIRONMENTS {
+        let (dir, url) = (work.path().to_path_buf(), if i % 2 == 0 { url_a.clone() } else { url_b.clone() });
+        pushes.push(tokio::spawn(async move { git(&dir, &[], &["push", &url, &format!("main:b{i}")]).await }));
+    }
+    for (i, push) in pushes.into_iter().enumerate() {
+        let out = push.await.expect("push task");
+        assert_eq!(out.code, 0, "push {i}: {out:?}");
+        assert!(out.stderr.contains("-----> Build ("), "push {i} streamed its build log: {out:?}");
+        assert!(out.stderr.contains("succeeded"), "push {i} saw its run end: {out:?}");
+    }
+
+    let (_, runs) = a.admin("GET", "/services/shop/runs?limit=50", None).await;
+    let runs: Vec<Value> =
+        runs["items"].as_array().expect("runs").iter().filter(|r| r["trigger"] == "push").cloned().collect();
+    assert_eq!(runs.len(), ENVIRONMENTS, "one run per push: {runs:?}");
+    let mut elsewhere = 0;
+    for run in &runs {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let (_, log) = a.admin("GET", &format!("/runs/{}/log", run["id"]), None).await;
+        let builds = log["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| l["line"].as_str().is_some_and(|t| t.starts_with("-----> Build (")));
+        assert_eq!(builds.count(), 1, "run {} was executed exactly once: {log}", run["id"]);
+        let branch: usize =
+            run["git_ref"].as_str().and_then(|r| r.strip_prefix("refs/heads/b")).expect("ref").parse().expect("n");
+        let received_by = if branch.is_multiple_of(2) { &node_a } else { &node_b };
+        if run["node"] != json!(received_by) {
+            elsewhere += 1;
+        }
+    }
+    // One worker per replica and six runs queued at once: a replica must have run another's.
+    let placed: Vec<String> = runs.iter().map(|r| format!("{} on {}", r["git_ref"], r["node"])).collect();
+    assert!(elsewhere > 0, "no run was executed by a replica other than the one that received it: {placed:?}");
+}

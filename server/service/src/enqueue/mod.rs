@@ -22,7 +22,8 @@ use crate::clock::now_ms;
 use crate::enqueue::commit::{PrepareError, export_context, prepare_build};
 use crate::{Actor, AppState, Result, ServiceError};
 
-/// Stores `run`, runs `prepare` with its id, then queues it. `what` names the
+/// Stores `run` (pinned to this replica unless replicas share the data dir), runs
+/// `prepare` with its id, then queues it. `what` names the
 /// preparation in the run's reason when it fails ("exporting the commit").
 /// `prepare`'s answer is handed back with the id: it runs before the run is claimable,
 /// so it can, for instance, start following the run's log without missing a line.
@@ -35,7 +36,7 @@ pub(crate) async fn enqueue<T, Fut>(
 where
     Fut: Future<Output = std::result::Result<T, String>>,
 {
-    let run = NewRun { status: RunStatus::initial(false), reason: "", ..run.clone() };
+    let run = NewRun { status: RunStatus::initial(false), reason: "", node: state.engine.run_pin(), ..run.clone() };
     let run_id = state.store.create_run(&run, now_ms()).await?;
     let ready = match prepare(run_id).await {
         Ok(ready) => ready,
@@ -76,8 +77,6 @@ pub(crate) async fn queue_build(
         Err(PrepareError::Internal(err)) => return Err(ServiceError::internal(err)),
     };
 
-    let engine = &state.engine;
-    let node = engine.config().node.clone();
     let full_ref = if git_ref.starts_with("refs/") { git_ref.to_owned() } else { format!("refs/heads/{git_ref}") };
     let commit_at = archive::commit_time(&state.settings.git, &repo, &commit, &none).await.ok().flatten();
     let run = NewRun {
@@ -87,7 +86,8 @@ pub(crate) async fn queue_build(
         git_ref: &full_ref,
         commit_sha: &commit,
         actor: &actor.username,
-        node: Some(&node),
+        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        node: None,
         status: RunStatus::initial(false),
         reason: "",
         stages: PUSH_STAGES,
@@ -109,7 +109,6 @@ pub(crate) async fn queue_redeploy(
     release: &ReleaseRow,
     trigger: &'static str,
 ) -> Result<i64> {
-    let node = state.engine.config().node.clone();
     let git_ref = format!("release v{}", release.version);
     let run = NewRun {
         service_id: service.id,
@@ -118,7 +117,8 @@ pub(crate) async fn queue_redeploy(
         git_ref: &git_ref,
         commit_sha: &release.commit_sha,
         actor: &actor.username,
-        node: Some(&node),
+        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        node: None,
         status: RunStatus::initial(false),
         reason: "",
         stages: DEPLOY_STAGES,

@@ -235,9 +235,9 @@ async fn connect_engine(config: &Config) -> anyhow::Result<(LocalEngine, Option<
     if url == "none" {
         tracing::info!("no container engine (--engine none): builds and local environments are off");
         let why = "this installation runs without a container engine (--engine none)".to_owned();
-        return Ok((LocalEngine::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+        return Ok((LocalEngine::absent(&url)?, Some(why)));
     }
-    let unreachable = |e: String| {
+    let unreachable = |e: slipway_engine::EngineError| {
         anyhow::anyhow!(
             "the container engine at {url} does not answer ({e})\n  start Podman's API service (`scripts/podman start`) \
              or Docker, or point --engine (SLIPWAY_ENGINE) at a running one"
@@ -256,7 +256,7 @@ async fn connect_engine(config: &Config) -> anyhow::Result<(LocalEngine, Option<
             let why = "the container engine did not answer when slipwayd started; an admin can start it and \
                 restart slipwayd"
                 .to_owned();
-            return Ok((LocalEngine::absent(&url).map_err(anyhow::Error::msg)?, Some(why)));
+            return Ok((LocalEngine::absent(&url)?, Some(why)));
         }
     };
     let isolation = builder.isolation().await.map_err(unreachable)?;

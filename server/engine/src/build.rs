@@ -3,6 +3,7 @@
 //! each build step into the run's log as it happens; the engine's layer cache makes
 //! unchanged steps instant, and the log shows which were cached.
 
+use crate::EngineError;
 use slipway_core::run::Stage;
 use std::collections::HashMap;
 use std::future::Future;
@@ -105,7 +106,7 @@ const STREAM_TIMEOUT_SECS: u64 = 3600;
 
 impl LocalEngine {
     /// Connects to `unix:///path.sock`, `tcp://host:port` or `http://host:port`.
-    pub fn connect(url: &str) -> Result<LocalEngine, String> {
+    pub fn connect(url: &str) -> Result<LocalEngine, EngineError> {
         let docker = if let Some(path) = url.strip_prefix("unix://") {
             Docker::connect_with_unix(path, STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if let Some(addr) = url.strip_prefix("tcp://") {
@@ -113,7 +114,7 @@ impl LocalEngine {
         } else if url.starts_with("http://") {
             Docker::connect_with_http(url, STREAM_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else {
-            return Err(format!("unsupported engine address {url:?}"));
+            return Err(EngineError::Address(url.to_owned()));
         };
         docker
             .map(|streaming| LocalEngine {
@@ -122,15 +123,15 @@ impl LocalEngine {
                 url: url.to_owned(),
                 network: None,
             })
-            .map_err(|e| e.to_string())
+            .map_err(EngineError::api(format!("connecting to {url}")))
     }
 
     /// A client for an engine that is not there (its socket missing): a process started
     /// without an engine refuses every use first (`EngineConfig::local_engine_down`), and
     /// a call that slipped through fails at once (it dials port 0), naming `url`.
-    pub fn absent(url: &str) -> Result<LocalEngine, String> {
+    pub fn absent(url: &str) -> Result<LocalEngine, EngineError> {
         let docker = Docker::connect_with_http("http://127.0.0.1:0", 5, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| e.to_string())?;
+            .map_err(EngineError::api("making a client for no engine"))?;
         Ok(LocalEngine { docker: docker.clone(), streaming: docker, url: url.to_owned(), network: None })
     }
 
@@ -148,7 +149,7 @@ impl LocalEngine {
 
     /// The network containers join (made on first use, and again if someone removed it);
     /// `None`: the engine's default.
-    pub(crate) async fn network(&self) -> Result<Option<String>, String> {
+    pub(crate) async fn network(&self) -> Result<Option<String>, EngineError> {
         let Some(name) = &self.network else { return Ok(None) };
         if self.docker.inspect_network(name, None).await.is_ok() {
             return Ok(Some(name.clone()));
@@ -162,7 +163,7 @@ impl LocalEngine {
             Ok(_) => Ok(Some(name.clone())),
             // Made meanwhile by a concurrent start.
             Err(_) if self.docker.inspect_network(name, None).await.is_ok() => Ok(Some(name.clone())),
-            Err(err) => Err(format!("creating the container network {name}: {err}")),
+            Err(err) => Err(EngineError::api(format!("creating the container network {name}"))(err)),
         }
     }
 
@@ -172,8 +173,8 @@ impl LocalEngine {
     }
 
     /// Checks that the engine answers; the message says what to do when it does not.
-    pub async fn ping(&self) -> Result<(), String> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| e.to_string())
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.docker.ping().await.map(|_| ()).map_err(EngineError::api("pinging the engine"))
     }
 
     pub fn docker(&self) -> &Docker {

@@ -4,6 +4,7 @@
 //! inspect: a deploy failed on it. So these are read as JSON, each state mapped to the
 //! Docker state it is, and only then into bollard's types.
 
+use crate::EngineError;
 use std::collections::HashMap;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary};
@@ -39,23 +40,24 @@ fn normalise(value: &mut Value, pointer: &str) {
 }
 
 /// A list's JSON as bollard's summaries.
-fn summaries(mut list: Value) -> Result<Vec<ContainerSummary>, String> {
+fn summaries(mut list: Value) -> Result<Vec<ContainerSummary>, EngineError> {
     for container in list.as_array_mut().into_iter().flatten() {
         normalise(container, "/State");
     }
-    serde_json::from_value(list).map_err(|e| format!("reading the engine's container list: {e}"))
+    serde_json::from_value(list).map_err(|source| EngineError::Unreadable { what: "container list", source })
 }
 
 /// An inspect's JSON as bollard's response.
-fn inspected(mut info: Value) -> Result<ContainerInspectResponse, String> {
+fn inspected(mut info: Value) -> Result<ContainerInspectResponse, EngineError> {
     normalise(&mut info, "/State/Status");
-    serde_json::from_value(info).map_err(|e| format!("reading the engine's container: {e}"))
+    serde_json::from_value(info).map_err(|source| EngineError::Unreadable { what: "container", source })
 }
 
 impl LocalEngine {
     /// The containers (running ones, or `all`) carrying every label in `labels`.
-    pub async fn list_containers(&self, all: bool, labels: &[String]) -> Result<Vec<ContainerSummary>, String> {
-        let filters = serde_json::to_string(&HashMap::from([("label", labels)])).map_err(|e| e.to_string())?;
+    pub async fn list_containers(&self, all: bool, labels: &[String]) -> Result<Vec<ContainerSummary>, EngineError> {
+        // Strings in a map: serializing it cannot fail.
+        let filters = serde_json::to_string(&HashMap::from([("label", labels)])).unwrap_or_default();
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("all", if all { "true" } else { "false" })
             .append_pair("filters", &filters)
@@ -64,35 +66,36 @@ impl LocalEngine {
     }
 
     /// One container, in any state; an error when the engine does not have it.
-    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, String> {
+    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, EngineError> {
         let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
         inspected(self.get_json(&format!("{API}/containers/{id}/json")).await?)
     }
 
     /// One GET to the engine's API, answered as JSON; a status other than 2xx is an error.
-    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, String> {
-        let request = hyper::Request::get(path)
+    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, EngineError> {
+        let Ok(request) = hyper::Request::get(path)
             .header(hyper::header::HOST, "engine")
             .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
+        else {
+            // Paths are built here from encoded parts; one that is not a URI is a bug.
+            return Err(EngineError::Address(path.to_owned()));
+        };
         let call = async {
             let response = if let Some(socket) = self.url().strip_prefix("unix://") {
-                send(tokio::net::UnixStream::connect(socket).await.map_err(|e| e.to_string())?, request).await?
+                send(tokio::net::UnixStream::connect(socket).await.map_err(EngineError::Connect)?, request).await?
             } else {
                 let addr = self.url().trim_start_matches("tcp://").trim_start_matches("http://");
                 let addr = addr.split('/').next().unwrap_or(addr);
-                send(tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?, request).await?
+                send(tokio::net::TcpStream::connect(addr).await.map_err(EngineError::Connect)?, request).await?
             };
             let status = response.status();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let body = response.into_body().collect().await.map_err(EngineError::Http)?.to_bytes();
             if !status.is_success() {
-                return Err(format!("{}: {status}", path.split('?').next().unwrap_or(path)));
+                return Err(EngineError::Status { path: path.split('?').next().unwrap_or(path).to_owned(), status });
             }
-            serde_json::from_slice(&body).map_err(|e| e.to_string())
+            serde_json::from_slice(&body).map_err(|source| EngineError::Unreadable { what: "answer", source })
         };
-        tokio::time::timeout(READ_TIMEOUT, call)
-            .await
-            .unwrap_or_else(|_| Err(format!("the engine did not answer within {} s", READ_TIMEOUT.as_secs())))
+        tokio::time::timeout(READ_TIMEOUT, call).await.unwrap_or_else(|_| Err(EngineError::TimedOut(READ_TIMEOUT)))
     }
 }
 
@@ -100,14 +103,14 @@ impl LocalEngine {
 async fn send<S>(
     stream: S,
     request: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, String>
+) -> Result<hyper::Response<hyper::body::Incoming>, EngineError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(EngineError::Http)?;
     tokio::spawn(connection);
-    sender.send_request(request).await.map_err(|e| e.to_string())
+    sender.send_request(request).await.map_err(EngineError::Http)
 }
 
 #[cfg(test)]

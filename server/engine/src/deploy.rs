@@ -68,10 +68,10 @@ pub(crate) async fn wait_ready(engine: &Engine, replica: &Replica, spec: &Spec) 
     match (w.port, replica.addr) {
         (Some(_), Some(addr)) => {
             let health = w.health.as_deref().unwrap_or(context::DEFAULT_HEALTH);
-            wait_healthy(addr, health, engine.inner.config.health_timeout).await
+            Ok(wait_healthy(addr, health, engine.inner.config.health_timeout).await?)
         }
         (Some(_), None) => Err("it published no port".to_owned()),
-        (None, _) => engine.inner.runtime.wait_running(&replica.id, SETTLE).await.map(|()| SETTLE),
+        (None, _) => Ok(engine.inner.runtime.wait_running(&replica.id, SETTLE).await.map(|()| SETTLE)?),
     }
 }
 

@@ -53,8 +53,8 @@ impl LocalEngine {
     /// (its Docker-compatible `/info` does not say it is rootless), Docker's `/info` for
     /// Docker (`name=rootless` among its security options). Which engine it is comes from
     /// `/version`, so a failed Podman call is an error, never a reading of "rootful".
-    pub async fn isolation(&self) -> Result<Isolation, String> {
-        let version = self.docker().version().await.map_err(|e| e.to_string())?;
+    pub async fn isolation(&self) -> Result<Isolation, crate::EngineError> {
+        let version = self.docker().version().await.map_err(crate::EngineError::api("reading the engine's version"))?;
         let podman = version.components.unwrap_or_default().iter().any(|c| c.name.contains("Podman"));
         if podman {
             let info = self.get_json("/v4.0.0/libpod/info").await?;
@@ -79,7 +79,7 @@ impl LocalEngine {
                 host_uid: if rootless { root_maps_to.or_else(|| self.socket_owner()) } else { Some(0) },
             });
         }
-        let info = self.docker().info().await.map_err(|e| e.to_string())?;
+        let info = self.docker().info().await.map_err(crate::EngineError::api("reading the engine's info"))?;
         // Security options read `name=rootless` (with more `,key=value` after some).
         let rootless =
             info.security_options.unwrap_or_default().iter().any(|o| o.split(',').any(|part| part == "name=rootless"));

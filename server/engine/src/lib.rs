@@ -13,6 +13,7 @@ pub mod config_vars;
 pub mod containers;
 pub mod context;
 mod deploy;
+pub mod error;
 pub mod hub;
 pub mod images;
 pub mod isolation;
@@ -33,6 +34,7 @@ use slipway_store::Store;
 use tokio::sync::Notify;
 
 pub use build::{Builder, LocalEngine, RegistryCredentials};
+pub use error::{EngineDown, EngineError};
 pub use hub::{Hub, RunEvent};
 
 /// The runtime name of the machine's own container engine (any other is a cluster).
@@ -122,7 +124,7 @@ pub(crate) struct Inner {
     /// them: `(cluster, namespace, deployment)` → ready and desired.
     pub(crate) cluster_workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), Workload>>,
     /// The last background check of the local engine (see [`Engine::local_engine_answers`]).
-    pub(crate) engine_answer: std::sync::Mutex<Option<Result<(), String>>>,
+    pub(crate) engine_answer: std::sync::Mutex<Option<Result<(), EngineDown>>>,
     /// Cluster objects a drift check settled (found clean, or whose dry run the server
     /// refused): `cluster/namespace/Kind name` → the live resourceVersion and the
     /// manifest's hash then. Not checked again until one of them changes (see
@@ -148,8 +150,8 @@ pub const ENGINE_CHECK_EVERY: Duration = Duration::from_secs(5);
 async fn check_local_engine(engine: Engine) {
     loop {
         let answer = match tokio::time::timeout(Duration::from_secs(2), engine.inner.runtime.ping()).await {
-            Ok(answer) => answer,
-            Err(_) => Err("it did not answer within 2 s".to_owned()),
+            Ok(answer) => answer.map_err(|err| EngineDown(err.to_string())),
+            Err(_) => Err(EngineDown("it did not answer within 2 s".to_owned())),
         };
         *locked(&engine.inner.engine_answer) = Some(answer);
         tokio::time::sleep(ENGINE_CHECK_EVERY).await;
@@ -203,7 +205,7 @@ impl Engine {
         environment_id: i64,
         follow: bool,
         tail: u32,
-    ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
+    ) -> Result<tokio::sync::mpsc::Receiver<String>, EngineError> {
         let inner = &self.inner;
         let masker = self.masker(environment_id).await;
         let mut raw = inner.runtime.replica_logs(&inner.config.node, service, environment, follow, tail).await?;
@@ -261,8 +263,8 @@ impl Engine {
     /// [`ENGINE_CHECK_EVERY`] in the background), or why not; `Err` at once when this
     /// process started without one. Reads only: `/readyz` is open to anyone, and a flood
     /// of it must not become a flood of engine calls or wait on a hung engine.
-    pub fn local_engine_answers(&self) -> Result<(), String> {
-        self.local_engine()?;
+    pub fn local_engine_answers(&self) -> Result<(), EngineDown> {
+        self.local_engine().map_err(EngineDown)?;
         match &*locked(&self.inner.engine_answer) {
             Some(answer) => answer.clone(),
             // Not checked yet: the start checked it.

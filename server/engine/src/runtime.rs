@@ -3,6 +3,7 @@
 //! and run with an init so it stops promptly. Health is an HTTP GET of the release's
 //! health path.
 
+use crate::EngineError;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ fn transient(why: &str) -> bool {
 
 impl LocalEngine {
     /// Creates and starts one replica; answers it with its published address.
-    pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, String> {
+    pub async fn start_replica(&self, spec: &ReplicaSpec) -> Result<Replica, EngineError> {
         let labels = HashMap::from([
             (LABEL_SERVICE.to_owned(), spec.service.clone()),
             (LABEL_ENVIRONMENT.to_owned(), spec.environment.clone()),
@@ -124,18 +125,18 @@ impl LocalEngine {
             );
             let options = CreateContainerOptionsBuilder::new().name(&name).build();
             let outcome = match self.docker().create_container(Some(options), body.clone()).await {
-                Err(err) => Err(format!("creating {name}: {err}")),
+                Err(err) => Err(EngineError::api(format!("creating {name}"))(err)),
                 Ok(created) => match self.docker().start_container(&created.id, None).await {
                     Ok(()) => Ok((name, created)),
                     Err(err) => {
                         self.remove_replica(&created.id).await;
-                        Err(format!("starting {name}: {err}"))
+                        Err(EngineError::api(format!("starting {name}"))(err))
                     }
                 },
             };
             match outcome {
                 Ok(done) => break done,
-                Err(why) if attempt < 3 && transient(&why) => {
+                Err(why) if attempt < 3 && transient(&why.to_string()) => {
                     tracing::warn!(%why, attempt, "starting a replica failed for a passing reason; trying again");
                     tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
                 }
@@ -147,13 +148,11 @@ impl LocalEngine {
             tracing::warn!(replica = %name, secs = began.elapsed().as_secs_f64(), attempt, "the engine was slow to start a replica");
         }
         let found = self.replicas(&spec.node, &spec.service, &spec.environment).await?;
-        found.into_iter().find(|r| r.id == created.id).ok_or_else(|| {
-            format!("{name} exited as soon as it started; does the image's CMD run a server in the foreground?")
-        })
+        found.into_iter().find(|r| r.id == created.id).ok_or(EngineError::ExitedAtStart(name))
     }
 
     /// The running replicas of an environment that this node started.
-    pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, String> {
+    pub async fn replicas(&self, node: &str, service: &str, environment: &str) -> Result<Vec<Replica>, EngineError> {
         let containers = self.list_containers(false, &environment_labels(node, service, environment)).await?;
         Ok(containers
             .into_iter()
@@ -188,7 +187,7 @@ impl LocalEngine {
     }
 
     /// Answers once the container has kept running for `settle`; fails if it stops first.
-    pub async fn wait_running(&self, id: &str, settle: Duration) -> Result<(), String> {
+    pub async fn wait_running(&self, id: &str, settle: Duration) -> Result<(), EngineError> {
         let started = Instant::now();
         loop {
             let running = match self.inspect_container(id).await {
@@ -196,7 +195,7 @@ impl LocalEngine {
                 Err(_) => false,
             };
             if !running {
-                return Err("it exited; does its command run in the foreground?".to_owned());
+                return Err(EngineError::Exited);
             }
             if started.elapsed() >= settle {
                 return Ok(());
@@ -228,7 +227,7 @@ impl LocalEngine {
         environment: &str,
         follow: bool,
         tail: u32,
-    ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
+    ) -> Result<tokio::sync::mpsc::Receiver<String>, EngineError> {
         use bollard::query_parameters::LogsOptionsBuilder;
         use futures_util::StreamExt;
         let replicas = self.replicas(node, service, environment).await?;
@@ -263,11 +262,14 @@ impl LocalEngine {
 /// Polls `http://addr{path}` until it answers 2xx or 3xx (as Kubernetes' HTTP probes
 /// count), or fails at the deadline with the last reason: a 404 is a wrong health path
 /// or an app that is not there, never a healthy one.
-pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, String> {
+pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Result<Duration, EngineError> {
     let started = Instant::now();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let uri: hyper::Uri = format!("http://{addr}{path}").parse().map_err(|e| format!("health URL: {e}"))?;
+    let Ok(uri) = format!("http://{addr}{path}").parse::<hyper::Uri>() else {
+        // Health paths are validated where templates and slipway.toml are read.
+        return Err(EngineError::Unhealthy { path: path.to_owned(), within, last: "not a URL path".to_owned() });
+    };
     let mut last = "no answer yet".to_owned();
     while started.elapsed() < within {
         match tokio::time::timeout(Duration::from_secs(2), client.get(uri.clone())).await {
@@ -280,12 +282,13 @@ pub async fn wait_healthy(addr: SocketAddr, path: &str, within: Duration) -> Res
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("GET {path} did not answer healthy within {} s ({last})", within.as_secs()))
+    Err(EngineError::Unhealthy { path: path.to_owned(), within, last })
 }
 
 #[cfg(test)]
 mod tests {
     use super::transient;
+    use crate::{EngineError, LocalEngine};
 
     #[test]
     fn only_engine_races_are_tried_again() {
@@ -293,5 +296,27 @@ mod tests {
         assert!(transient("creating x: layer not known"));
         assert!(!transient("x exited as soon as it started"), "an app that dies is not retried");
         assert!(!transient("creating x: invalid reference format"));
+    }
+
+    #[tokio::test]
+    async fn engine_errors_name_what_failed_and_keep_their_cause() {
+        use std::error::Error as _;
+
+        // Nothing listens on a port just freed: the health wait names the path and why.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let err = super::wait_healthy(addr, "/ready", std::time::Duration::from_millis(300)).await.unwrap_err();
+        assert!(matches!(&err, EngineError::Unhealthy { path, .. } if path == "/ready"), "{err:?}");
+        assert!(err.to_string().starts_with("GET /ready did not answer healthy within 0 s ("), "{err}");
+
+        // An engine that is not there: the call fails naming what it was doing, with
+        // the client's error as its source.
+        let absent = LocalEngine::absent("unix:///nowhere.sock").expect("a client");
+        let err = absent.ping().await.unwrap_err();
+        assert!(err.to_string().starts_with("pinging the engine: "), "{err}");
+        assert!(err.source().is_some_and(|s| s.downcast_ref::<bollard::errors::Error>().is_some()), "{err:?}");
+        assert!(
+            matches!(LocalEngine::connect("ftp://engine"), Err(EngineError::Address(url)) if url == "ftp://engine")
+        );
     }
 }

@@ -297,7 +297,7 @@ pub async fn app_logs(
         .engine
         .app_logs(&service.name, &env.name, env.id, follow, tail)
         .await
-        .map_err(|e| ServiceError::internal(format!("reading replica logs: {e}")))
+        .map_err(|e| ServiceError::internal_from("reading replica logs", e))
 }
 
 /// Stops an environment's replicas and removes it with its releases and config.

@@ -1,0 +1,53 @@
+//! What can go wrong talking to the local container engine (Podman or Docker through its
+//! API). Each `Display` is the line a run's log, an API answer or the server's log shows;
+//! the client's error stays reachable as the `source`.
+
+use std::time::Duration;
+
+/// An error of the local container engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unsupported engine address {0:?}")]
+    Address(String),
+    /// An engine API call failed (`action` says which: "creating slipway-shop-…").
+    #[error("{action}: {source}")]
+    Api { action: String, source: bollard::errors::Error },
+    #[error("cannot reach the container engine: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("the container engine's connection failed: {0}")]
+    Http(#[source] hyper::Error),
+    #[error("the container engine answered {status} to {path}")]
+    Status { path: String, status: hyper::StatusCode },
+    #[error("reading the engine's {what}: {source}")]
+    Unreadable { what: &'static str, source: serde_json::Error },
+    #[error("the engine did not answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
+    /// A replica that stopped while it should have kept running.
+    #[error("{0} exited as soon as it started; does the image's CMD run a server in the foreground?")]
+    ExitedAtStart(String),
+    #[error("it exited; does its command run in the foreground?")]
+    Exited,
+    #[error("GET {path} did not answer healthy within {} s ({last})", .within.as_secs())]
+    Unhealthy { path: String, within: Duration, last: String },
+}
+
+/// Why the local container engine cannot be used now (its last check's answer, kept for
+/// `/readyz`, or why this process started without one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineDown(pub String);
+
+impl EngineError {
+    pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+        let action = action.into();
+        move |source| EngineError::Api { action, source }
+    }
+}
+
+/// The deploy and add-on stages still carry their failure as the run log's line (text);
+/// an engine error becomes that line where one meets them.
+impl From<EngineError> for String {
+    fn from(err: EngineError) -> String {
+        err.to_string()
+    }
+}

@@ -8,11 +8,15 @@
 pub mod browser;
 pub mod engine;
 pub mod engine_proxy;
+mod in_process;
+pub use in_process::TestClock;
 /// The API-server simulator, a crate of its own (`tests/kube-sim`).
 pub use slipway_kube_sim as kube_sim;
 pub mod portal;
 pub mod process;
 pub mod repo;
+mod server_process;
+pub use server_process::{Started, start_process};
 
 pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes, volumes_named};
 pub use repo::{borrowed, commit, fixture_app, git, local_repo};
@@ -24,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -129,120 +132,6 @@ impl Server {
     }
 }
 
-/// A clock a test moves: slipwayd's time plus an offset (see `TestApp::start_in_process`).
-#[derive(Debug, Default)]
-pub struct TestClock(std::sync::atomic::AtomicI64);
-
-impl TestClock {
-    /// Moves the clock to `secs` seconds after real time.
-    pub fn set_ahead(&self, secs: i64) {
-        self.0.store(secs * 1000, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl slipway_service::clock::Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        slipway_service::clock::now_ms() + self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// What `start_process` saw: the URL and the lines printed before it.
-#[derive(Debug)]
-pub struct Started {
-    pub child: Child,
-    pub url: String,
-    /// The app router's address (`http://127.0.0.1:PORT`).
-    pub apps_url: String,
-    pub stdout_before: Vec<String>,
-    /// Every line slipwayd printed so far on stdout, growing while it runs.
-    pub output: Arc<Mutex<Vec<String>>>,
-    /// Every line slipwayd printed so far on stderr (its logs), growing while it runs.
-    pub stderr: Arc<Mutex<Vec<String>>>,
-    /// Ends when slipwayd's stderr closes (every line is in `stderr` then).
-    pub stderr_done: tokio::task::JoinHandle<()>,
-}
-
-/// Starts slipwayd with the given arguments and waits (with a deadline) for the line
-/// announcing its URL. Panics with slipwayd's stderr if it exits first.
-pub async fn start_process(args: &[&str], envs: &[(&str, &str)]) -> Started {
-    let mut cmd = Command::new(slipwayd_bin());
-    cmd.args(args);
-    if !args.contains(&"--apps-listen") {
-        // Concurrent tests must not fight over the default router port.
-        cmd.args(["--apps-listen", "127.0.0.1:0"]);
-    }
-    cmd.env_remove("SLIPWAY_ADMIN_PASSWORD")
-        .env("SLIPWAY_LOG", "warn")
-        // The add-on images `scripts/addon-images` builds from Debian's packages.
-        .env("SLIPWAY_POSTGRES_IMAGE", "localhost/slipway/postgres")
-        .env("SLIPWAY_REDIS_IMAGE", "localhost/slipway/redis")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn slipwayd");
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().expect("stderr piped");
-    let sink = stderr_lines.clone();
-    // Drained all along, so the server never blocks on a full pipe.
-    let stderr_task = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
-    });
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut before = Vec::new();
-    let mut apps_url = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("slipwayd listening on ") {
-                return Some(url.to_owned());
-            }
-            if let Some(url) = line.strip_prefix("slipwayd app router on ") {
-                apps_url = url.to_owned();
-                continue;
-            }
-            before.push(line);
-        }
-        None
-    })
-    .await;
-    output.lock().unwrap_or_else(|e| e.into_inner()).extend(before.iter().cloned());
-    match found {
-        Ok(Some(url)) => {
-            // Keep draining stdout so the server never blocks on a full pipe.
-            let sink = output.clone();
-            tokio::spawn(async move {
-                while let Ok(Some(line)) = lines.next_line().await {
-                    sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                }
-            });
-            Started {
-                child,
-                url,
-                apps_url,
-                stdout_before: before,
-                output,
-                stderr: stderr_lines,
-                stderr_done: stderr_task,
-            }
-        }
-        _ => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            let _ = stderr_task.await;
-            let printed = stderr_lines.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
-            panic!("slipwayd did not start (args {args:?}); stdout: {before:?}; stderr:\n{printed}");
-        }
-    }
-}
-
 impl TestApp {
     pub async fn start(db: Db) -> TestApp {
         Self::start_with(db, &[]).await
@@ -280,70 +169,6 @@ impl TestApp {
             server: Server::Process(started.child),
             output: [started.output, started.stderr],
         };
-        app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
-        app
-    }
-
-    /// Launches slipwayd in this test's process (`slipwayd::launch`) with `clock`, on
-    /// the same engine, registries and database a process would use. Its output is not
-    /// captured, and it cannot be killed or restarted as a process can.
-    pub async fn start_in_process(db: Db, clock: Arc<TestClock>) -> TestApp {
-        let data_dir = tempfile::tempdir().expect("data dir");
-        let database_url = match db {
-            Db::Sqlite => format!("sqlite://{}", data_dir.path().join("slipway.db").display()),
-            Db::Postgres => fresh_postgres_database().await,
-        };
-        let dir = data_dir.path().to_str().expect("utf-8 path").to_owned();
-        let args = [
-            "slipwayd",
-            "--data-dir",
-            &dir,
-            "--database-url",
-            &database_url,
-            "--postgres-image",
-            "localhost/slipway/postgres",
-            "--redis-image",
-            "localhost/slipway/redis",
-        ];
-        let args = <slipwayd::Args as clap::Parser>::try_parse_from(args).expect("slipwayd's arguments");
-        let config = slipwayd::Config::load(args).expect("slipwayd's configuration");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-        let apps_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen for apps");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
-        let apps_url = format!("http://{}", apps_listener.local_addr().expect("bound"));
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let launch = slipwayd::Launch {
-            listener,
-            apps_listener,
-            shutdown: shutdown.clone(),
-            clock,
-            admin_password: Some(ADMIN_PASSWORD.to_owned()),
-            hook_program: slipwayd_bin(),
-        };
-        let task = tokio::spawn(async move {
-            if let Err(err) = slipwayd::launch(config, launch).await {
-                panic!("slipwayd (in-process) stopped: {err:#}");
-            }
-        });
-        let http = http_client();
-        let mut app = TestApp {
-            url,
-            apps_url,
-            db,
-            database_url,
-            data_dir,
-            admin_token: String::new(),
-            http,
-            args: Vec::new(),
-            server: Server::InProcess { shutdown, task },
-            output: Default::default(),
-        };
-        // Serving starts once the launch is through its start-up: poll until it answers.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while app.http.get(format!("{}/healthz", app.url)).send().await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "the in-process slipwayd did not start within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
         app
     }

@@ -73,7 +73,7 @@ impl IntoResponse for PageError {
             PageError::Service(err) => {
                 let status = err.status();
                 if status.is_server_error() {
-                    tracing::error!(%err, "portal request failed");
+                    tracing::error!(err = %slipway_service::error::chain(&err), "portal request failed");
                 }
                 let title = match status {
                     StatusCode::UNAUTHORIZED => "Sign in to continue",

@@ -366,6 +366,12 @@ impl Config {
         {
             return Err(err(format!("--node-id {id:?} must be 1-63 lower-case letters, digits, '-' or '.'")));
         }
+        let shared_data_dir = args.shared_data_dir || file.shared_data_dir.unwrap_or(false);
+        if shared_data_dir && node_id.is_none() {
+            // The id kept in the data dir would be every replica's: one replica would end
+            // the others' runs as its own at its next start.
+            return Err(err("--shared-data-dir needs --node-id: each replica its own (e.g. the pod name)"));
+        }
         let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
         in_range("--lease-seconds", lease_seconds, 3..=3600, "")?;
         let image_retention = args.image_retention.or(file.image_retention).unwrap_or(10);
@@ -431,7 +437,7 @@ impl Config {
             runtime,
             engine,
             allow_rootful_engine: args.allow_rootful_engine || file.allow_rootful_engine.unwrap_or(false),
-            shared_data_dir: args.shared_data_dir || file.shared_data_dir.unwrap_or(false),
+            shared_data_dir,
             registry,
             registry_username,
             registry_password,

@@ -270,33 +270,26 @@ mod tests {
     }
 
     #[test]
-    fn each_transition_function_allows_what_the_table_does() {
+    fn each_transition_function_takes_exactly_its_sources_to_its_target() {
         type Step = fn(RunStatus) -> Result<RunStatus, Refused>;
-        let steps: &[(&str, Step, RunStatus)] = &[
-            ("queue", RunStatus::queue, Queued),
-            ("claim", RunStatus::claim, Running),
-            ("cancel_waiting", RunStatus::cancel_waiting, Cancelled),
-            ("supersede", RunStatus::supersede, Superseded),
-            ("fail_unstarted", RunStatus::fail_unstarted, Failed),
-            ("requeue", RunStatus::requeue, Queued),
-            ("interrupt", RunStatus::interrupt, Failed),
+        let steps: &[(&str, Step, &[RunStatus], RunStatus)] = &[
+            ("queue", RunStatus::queue, &[Preparing], Queued),
+            ("claim", RunStatus::claim, &[Queued], Running),
+            ("cancel_waiting", RunStatus::cancel_waiting, &[Preparing, Queued], Cancelled),
+            ("supersede", RunStatus::supersede, &[Preparing, Queued], Superseded),
+            ("fail_unstarted", RunStatus::fail_unstarted, &[Preparing, Queued], Failed),
+            ("requeue", RunStatus::requeue, &[Running], Queued),
+            ("interrupt", RunStatus::interrupt, &[Preparing, Queued, Running], Failed),
         ];
-        for &(name, step, to) in steps {
+        for &(name, step, sources, to) in steps {
             for &from in RunStatus::ALL {
-                match step(from) {
-                    Ok(next) => {
-                        assert_eq!(next, to, "{name} from {from}");
-                        assert!(from.allows(next), "{name} from {from} is not in the table");
-                    }
-                    Err(refused) => assert_eq!(refused, Refused { from, to }, "{name} from {from}"),
+                let expected = if sources.contains(&from) { Ok(to) } else { Err(Refused { from, to }) };
+                assert_eq!(step(from), expected, "{name} from {from}");
+                if sources.contains(&from) {
+                    assert!(from.allows(to), "{name} from {from} is not in the table");
                 }
             }
         }
-        // Functions that share a target differ by their source.
-        assert_eq!(Queued.requeue(), Err(Refused { from: Queued, to: Queued }));
-        assert_eq!(Running.queue(), Err(Refused { from: Running, to: Queued }));
-        assert_eq!(Running.fail_unstarted(), Err(Refused { from: Running, to: Failed }));
-        assert_eq!(Running.interrupt(), Ok(Failed));
     }
 
     #[test]

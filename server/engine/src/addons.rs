@@ -19,6 +19,7 @@ use slipway_core::template::AddonKind;
 use slipway_store::addons::AddonRow;
 use slipway_store::environments::EnvironmentState;
 
+use crate::error::{AddonError, EngineError};
 use crate::runtime::{LABEL_ENVIRONMENT, LABEL_NODE, LABEL_SERVICE};
 use crate::{Engine, LocalEngine, now_ms};
 
@@ -91,7 +92,7 @@ impl LocalEngine {
         image: &str,
         volume: &str,
         password: &str,
-    ) -> Result<(String, i32), String> {
+    ) -> Result<(String, i32), AddonError> {
         let network = self.network().await?;
         let port_key = format!("{}/tcp", port_of(kind));
         let (env, cmd) = match kind {
@@ -156,11 +157,14 @@ impl LocalEngine {
             ..ContainerCreateBody::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(name).build();
-        let created =
-            self.docker().create_container(Some(options), body).await.map_err(|e| format!("creating {name}: {e}"))?;
+        let created = self
+            .docker()
+            .create_container(Some(options), body)
+            .await
+            .map_err(EngineError::api(format!("creating {name}")))?;
         if let Err(err) = self.docker().start_container(&created.id, None).await {
             self.remove_container(&created.id).await;
-            return Err(format!("starting {name}: {err}"));
+            return Err(EngineError::api(format!("starting {name}"))(err).into());
         }
         let info = self.inspect_container(&created.id).await?;
         let port = info
@@ -173,7 +177,7 @@ impl LocalEngine {
             Some(port) => Ok((created.id, port)),
             None => {
                 self.remove_container(&created.id).await;
-                Err(format!("{name} published no port"))
+                Err(AddonError::NoPort(name.to_owned()))
             }
         }
     }
@@ -190,7 +194,7 @@ impl LocalEngine {
 /// port the engine forwards accepts connections before anything listens behind it, so
 /// only an answer shows the server is up. Postgres answers an SSL request with one byte,
 /// Redis a PING with a line (`-NOAUTH`, before a password).
-async fn wait_answering(kind: AddonKind, port: i32, within: Duration) -> Result<(), String> {
+async fn wait_answering(kind: AddonKind, port: i32, within: Duration) -> Result<(), AddonError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = Instant::now();
     let addr = format!("127.0.0.1:{port}");
@@ -210,7 +214,7 @@ async fn wait_answering(kind: AddonKind, port: i32, within: Duration) -> Result<
             return Ok(());
         }
         if started.elapsed() > within {
-            return Err(format!("it did not answer on {addr} within {} s", within.as_secs()));
+            return Err(AddonError::NotAnswering { addr, within });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -235,12 +239,12 @@ impl Engine {
         self.inner.config.secret_key.seal(password, &Self::addon_context(environment_id, kind.as_str()))
     }
 
-    fn open_password(&self, row: &AddonRow) -> Result<String, String> {
+    fn open_password(&self, row: &AddonRow) -> Result<String, AddonError> {
         self.inner
             .config
             .secret_key
             .open(&row.password_sealed, &Self::addon_context(row.environment_id, &row.kind))
-            .map_err(|e| format!("the {} add-on's password: {e}", row.kind))
+            .map_err(|source| AddonError::Password { kind: row.kind.clone(), source })
     }
 
     fn addon_image(&self, kind: AddonKind) -> &str {
@@ -252,9 +256,9 @@ impl Engine {
 
     /// Provisions the add-ons an environment lacks and waits until each accepts
     /// connections. On failure what this call created is removed again.
-    pub async fn provision_addons(&self, env: &EnvironmentState, kinds: &[AddonKind]) -> Result<(), String> {
+    pub async fn provision_addons(&self, env: &EnvironmentState, kinds: &[AddonKind]) -> Result<(), AddonError> {
         let inner = &self.inner;
-        let existing = inner.store.addons_of(env.id).await.map_err(|e| e.to_string())?;
+        let existing = inner.store.addons_of(env.id).await.map_err(AddonError::store("reading the add-ons"))?;
         for &kind in kinds {
             if existing.iter().any(|a| a.kind == kind.as_str()) {
                 continue;
@@ -277,7 +281,7 @@ impl Engine {
                     .store
                     .insert_addon(&row)
                     .await
-                    .map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
+                    .map_err(AddonError::store(format!("recording the {} add-on", kind.as_str())))?;
                 continue;
             }
             let image = self.addon_image(kind);
@@ -290,17 +294,22 @@ impl Engine {
                 labels: Some(labels.clone()),
                 ..VolumeCreateRequest::default()
             };
-            inner.runtime.docker().create_volume(request).await.map_err(|e| format!("creating volume {name}: {e}"))?;
+            inner
+                .runtime
+                .docker()
+                .create_volume(request)
+                .await
+                .map_err(EngineError::api(format!("creating volume {name}")))?;
             // Everything from creating the container to its first accepted connection
             // (a missing image may be pulled) is bounded: an add-on never hangs a deploy.
             let within = inner.config.addon_timeout;
             let started = tokio::time::timeout(within, async {
                 let (id, published) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
                 wait_answering(kind, published, within).await?;
-                Ok::<_, String>((id, name.clone(), i32::from(port_of(kind))))
+                Ok::<_, AddonError>((id, name.clone(), i32::from(port_of(kind))))
             })
             .await
-            .unwrap_or_else(|_| Err(format!("it was not ready within {} s (--addon-timeout)", within.as_secs())));
+            .unwrap_or_else(|_| Err(AddonError::NotReady(within)));
             let (container, host, port) = match started {
                 Ok(found) => found,
                 Err(why) => {
@@ -311,7 +320,11 @@ impl Engine {
                         .docker()
                         .remove_volume(&name, None::<bollard::query_parameters::RemoveVolumeOptions>)
                         .await;
-                    return Err(format!("the {} add-on ({image}): {why}", kind.as_str()));
+                    return Err(AddonError::Start {
+                        kind: kind.as_str(),
+                        image: image.to_owned(),
+                        source: Box::new(why),
+                    });
                 }
             };
             let row = AddonRow {
@@ -324,16 +337,23 @@ impl Engine {
                 password_sealed: self.seal_password(env.id, kind, &password),
                 created_at: now_ms(),
             };
-            inner.store.insert_addon(&row).await.map_err(|e| format!("recording the {} add-on: {e}", kind.as_str()))?;
+            inner
+                .store
+                .insert_addon(&row)
+                .await
+                .map_err(AddonError::store(format!("recording the {} add-on", kind.as_str())))?;
         }
         Ok(())
     }
 
     /// The add-ons of an environment as a cluster runs them: kind, password, image.
-    pub async fn cluster_addons(&self, environment_id: i64) -> Result<Vec<crate::kubernetes::ClusterAddon>, String> {
+    pub async fn cluster_addons(
+        &self,
+        environment_id: i64,
+    ) -> Result<Vec<crate::kubernetes::ClusterAddon>, AddonError> {
         let inner = &self.inner;
         let mut out = Vec::new();
-        for row in inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())? {
+        for row in inner.store.addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))? {
             let Some(kind) = kind_of(&row.kind) else { continue };
             let password = self.open_password(&row)?;
             let image = self.addon_image(kind).to_owned();
@@ -343,9 +363,9 @@ impl Engine {
     }
 
     /// The add-ons of an environment with their URLs (passwords opened).
-    pub async fn open_addons(&self, environment_id: i64) -> Result<Vec<OpenedAddon>, String> {
+    pub async fn open_addons(&self, environment_id: i64) -> Result<Vec<OpenedAddon>, AddonError> {
         let inner = &self.inner;
-        let rows = inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())?;
+        let rows = inner.store.addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))?;
         let mut opened = Vec::new();
         for row in rows {
             let Some(kind) = kind_of(&row.kind) else { continue };

@@ -51,3 +51,37 @@ impl From<EngineError> for String {
         err.to_string()
     }
 }
+
+/// An error provisioning, opening or keeping an environment's add-ons.
+#[derive(Debug, thiserror::Error)]
+pub enum AddonError {
+    #[error("{action}: {source}")]
+    Store { action: String, source: slipway_store::StoreError },
+    #[error("the {kind} add-on's password: {source}")]
+    Password { kind: String, source: slipway_core::secrets::SecretError },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0} published no port")]
+    NoPort(String),
+    #[error("it did not answer on {addr} within {} s", .within.as_secs())]
+    NotAnswering { addr: String, within: Duration },
+    #[error("it was not ready within {} s (--addon-timeout)", .0.as_secs())]
+    NotReady(Duration),
+    /// Starting one add-on failed; `source` says how.
+    #[error("the {kind} add-on ({image}): {source}")]
+    Start { kind: &'static str, image: String, source: Box<AddonError> },
+}
+
+impl AddonError {
+    pub(crate) fn store(action: impl Into<String>) -> impl FnOnce(slipway_store::StoreError) -> AddonError {
+        let action = action.into();
+        move |source| AddonError::Store { action, source }
+    }
+}
+
+/// See `From<EngineError> for String`.
+impl From<AddonError> for String {
+    fn from(err: AddonError) -> String {
+        err.to_string()
+    }
+}

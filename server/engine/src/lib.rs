@@ -34,7 +34,7 @@ use slipway_store::Store;
 use tokio::sync::Notify;
 
 pub use build::{Builder, LocalEngine, RegistryCredentials};
-pub use error::{EngineDown, EngineError};
+pub use error::{AddonError, EngineDown, EngineError};
 pub use hub::{Hub, RunEvent};
 
 /// The runtime name of the machine's own container engine (any other is a cluster).
@@ -252,11 +252,10 @@ impl Engine {
         &self.inner.config
     }
 
-    /// The replica a run queued here must execute on: this one, unless every replica
-    /// shares the data dir (then whichever claims it first).
-    pub fn run_pin(&self) -> Option<&str> {
-        let config = &self.inner.config;
-        Some(config.node.as_str())
+    /// Whether a run queued here may be executed by any replica (every replica reads the
+    /// same data dir) rather than only this one.
+    pub fn runs_float(&self) -> bool {
+        self.inner.config.shared_data_dir
     }
 
     /// Whether the local container engine answered its last check (made every

@@ -177,13 +177,17 @@ impl From<CatalogError> for ServiceError {
     }
 }
 
-/// An error and its sources, each after a colon: what the log shows of a failure.
+/// An error and its sources, each after a colon: what the log shows of a failure. A
+/// cause whose text its error already shows (`"applying X: {source}"`) is not repeated.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = cause.source();
     }
     out

@@ -113,7 +113,7 @@ pub fn receive_push(state: AppState, request: HookRequest) -> mpsc::Receiver<Str
                     let ok = match receive_update(&state, &grant, update, &env, &tx).await {
                         Ok(ok) => ok,
                         Err(err) => {
-                            tracing::error!(%err, service = %grant.service, "handling a push");
+                            tracing::error!(err = %crate::error::chain(&err), service = %grant.service, "handling a push");
                             let _ = tx
                                 .send("!     the server failed to handle this push; it has been logged".to_owned())
                                 .await;
@@ -221,7 +221,7 @@ async fn receive_update(
         git_ref: &git_ref,
         commit_sha: &update.new,
         actor: &grant.user,
-        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        // Where it runs is `enqueue`'s to decide (`Engine::runs_float`).
         node: None,
         status: RunStatus::Failed,
         reason: "",
@@ -233,7 +233,8 @@ async fn receive_update(
         Ok(prepared) => prepared,
         Err(PrepareError::Refused(why)) => {
             // Refused commits get their run too, failed with the reason.
-            let refused = NewRun { status: RunStatus::Failed, reason: &why, ..run.clone() };
+            let node = state.engine.config().node.clone();
+            let refused = NewRun { status: RunStatus::Failed, reason: &why, node: Some(&node), ..run.clone() };
             return reject(store.create_run(&refused, now_ms()).await?, &why, tx).await;
         }
         Err(PrepareError::Internal(err)) => return Err(ServiceError::internal(err)),

@@ -49,7 +49,9 @@ pub async fn reap_once(state: &AppState, now: i64) -> usize {
                     tracing::error!(%err, "writing the audit log");
                 }
             }
-            Err(err) => tracing::warn!(%err, environment = %env.name, "destroying an expired environment"),
+            Err(err) => {
+                tracing::warn!(err = %crate::error::chain(&err), environment = %env.name, "destroying an expired environment");
+            }
         }
     }
     reaped

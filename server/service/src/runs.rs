@@ -224,10 +224,14 @@ pub fn follow(state: AppState, run_id: i64) -> tokio::sync::mpsc::Receiver<Follo
                     Ok(RunEvent::Finished { .. }) | Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(_)) => last = replay(last).await,
                 },
+                () = tx.closed() => return,
                 _ = check.tick() => {
                     // Lines stored by another replica (one that claimed the run) never
-                    // reach this replica's hub: read them from the database each tick.
-                    last = replay(last).await;
+                    // reach this replica's hub: when runs float between replicas, read
+                    // them from the database each tick.
+                    if last == 0 || state.engine.runs_float() {
+                        last = replay(last).await;
+                    }
                     match state.store.run_by_id(run_id).await {
                         Ok(run) if run.status.is_final() => break,
                         Ok(_) => {}

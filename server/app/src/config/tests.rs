@@ -49,6 +49,7 @@ fn bad_settings_say_what_to_fix() {
         (&["--runtime", "kubernetes", "--registry", "r.example.com"], "--default-cluster"),
         (&["--default-cluster", "prod"], "goes with --runtime kubernetes"),
         (&["--node-id", "Bad Id"], "--node-id"),
+        (&["--shared-data-dir"], "--shared-data-dir needs --node-id"),
         (&["--registry", "http://r.example.com"], "HOST[:PORT]"),
         (&["--jwt-secret", "short"], "32 characters"),
         (&["--session-hours", "0"], "--session-hours"),
@@ -60,6 +61,15 @@ fn bad_settings_say_what_to_fix() {
         let e = Config::load(args(&all)).expect_err("invalid");
         assert!(e.to_string().contains(want), "{flags:?}: {e}");
     }
+}
+
+#[test]
+fn a_shared_data_dir_takes_each_replica_its_own_id() {
+    let config = Config::load(args(&["--data-dir", "/tmp/x", "--shared-data-dir", "--node-id", "slipwayd-0"]));
+    let config = config.expect("valid");
+    assert!(config.shared_data_dir);
+    assert_eq!(config.node_id.as_deref(), Some("slipwayd-0"));
+    assert!(!Config::load(args(&["--data-dir", "/tmp/x"])).expect("valid").shared_data_dir);
 }
 
 #[test]

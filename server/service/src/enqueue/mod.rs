@@ -22,8 +22,8 @@ use crate::clock::now_ms;
 use crate::enqueue::commit::{PrepareError, export_context, prepare_build};
 use crate::{Actor, AppState, Result, ServiceError};
 
-/// Stores `run` (pinned to this replica unless replicas share the data dir), runs
-/// `prepare` with its id, then queues it. `what` names the
+/// Stores `run` (pinned to this replica), runs `prepare` with its id, then queues it
+/// (for any replica when they share the data dir, see `Engine::runs_float`). `what` names the
 /// preparation in the run's reason when it fails ("exporting the commit").
 /// `prepare`'s answer is handed back with the id: it runs before the run is claimable,
 /// so it can, for instance, start following the run's log without missing a line.
@@ -36,7 +36,11 @@ pub(crate) async fn enqueue<T, Fut>(
 where
     Fut: Future<Output = std::result::Result<T, String>>,
 {
-    let run = NewRun { status: RunStatus::initial(false), reason: "", node: state.engine.run_pin(), ..run.clone() };
+    // Pinned to this replica while it is prepared here, so a replica that dies meanwhile
+    // ends it at its next start; released to every replica once queued when they share
+    // the data dir.
+    let node = state.engine.config().node.clone();
+    let run = NewRun { status: RunStatus::initial(false), reason: "", node: Some(&node), ..run.clone() };
     let run_id = state.store.create_run(&run, now_ms()).await?;
     let ready = match prepare(run_id).await {
         Ok(ready) => ready,
@@ -45,7 +49,7 @@ where
             return Err(ServiceError::internal(format!("{what} for run {run_id}: {err}")));
         }
     };
-    state.store.mark_queued(run_id).await?;
+    state.store.mark_queued(run_id, state.engine.runs_float()).await?;
     state.engine.wake();
     Ok((run_id, ready))
 }
@@ -86,7 +90,7 @@ pub(crate) async fn queue_build(
         git_ref: &full_ref,
         commit_sha: &commit,
         actor: &actor.username,
-        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        // Where it runs is `enqueue`'s to decide (`Engine::runs_float`).
         node: None,
         status: RunStatus::initial(false),
         reason: "",
@@ -117,7 +121,7 @@ pub(crate) async fn queue_redeploy(
         git_ref: &git_ref,
         commit_sha: &release.commit_sha,
         actor: &actor.username,
-        // Where it runs is `enqueue`'s to decide (`Engine::run_pin`).
+        // Where it runs is `enqueue`'s to decide (`Engine::runs_float`).
         node: None,
         status: RunStatus::initial(false),
         reason: "",
@@ -144,7 +148,11 @@ pub(crate) async fn queue_redeploy(
     let (run_id, ()) = enqueue(state, &run, "preparing the deploy", |run_id| async move {
         tokio::fs::create_dir_all(contexts).await.map_err(|e| e.to_string())?;
         context::write_settings(contexts, run_id, &settings).await.map_err(|e| e.to_string())?;
-        state.store.set_run_image(run_id, &release.image, &release.image_id).await.map_err(|e| e.to_string())
+        state.store.set_run_image(run_id, &release.image, &release.image_id).await.map_err(|err| {
+            // The run's reason is read by the team: the database's words stay in the log.
+            tracing::error!(%err, run_id, "recording a redeploy's image");
+            "the release's image could not be recorded".to_owned()
+        })
     })
     .await?;
     Ok(run_id)

@@ -381,9 +381,14 @@ impl Engine {
         environment_id: i64,
         service: &str,
         environment: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         let docker = self.inner.runtime.docker();
-        let recorded = self.inner.store.addons_of(environment_id).await.map_err(|e| e.to_string())?;
+        let recorded = self
+            .inner
+            .store
+            .addons_of(environment_id)
+            .await
+            .map_err(|source| EngineError::Store { action: "reading the add-ons".to_owned(), source })?;
         let filters = HashMap::from([(
             "label",
             vec![
@@ -405,7 +410,8 @@ impl Engine {
         }
         // The recorded volumes, and any labelled ones (a creation cut short).
         let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
-        let volumes = docker.list_volumes(Some(options)).await.map_err(|e| e.to_string())?;
+        let volumes =
+            docker.list_volumes(Some(options)).await.map_err(EngineError::api("listing the add-ons' volumes"))?;
         let mut names: Vec<String> =
             recorded.iter().filter(|r| !r.volume.is_empty()).map(|r| r.volume.clone()).collect();
         names.extend(volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name));

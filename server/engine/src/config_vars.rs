@@ -17,31 +17,51 @@ pub struct OpenedConfig {
     pub secret_keys: Vec<String>,
 }
 
+/// Why an environment's config could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigOpenError {
+    #[error("config v{0} of the environment is missing")]
+    Missing(i32),
+    #[error("loading the config: {0}")]
+    Load(#[source] StoreError),
+    #[error("config v{version} is unreadable: {source}")]
+    Unreadable { version: i32, source: serde_json::Error },
+    #[error("the secret {name}: {source}")]
+    Secret { name: String, source: slipway_core::secrets::SecretError },
+}
+
+/// See `From<crate::EngineError> for String`.
+impl From<ConfigOpenError> for String {
+    fn from(err: ConfigOpenError) -> String {
+        err.to_string()
+    }
+}
+
 /// Opens `version` of an environment's config (`None`: the newest).
 pub async fn open(
     store: &Store,
     key: &SecretKey,
     environment_id: i64,
     version: Option<i32>,
-) -> Result<OpenedConfig, String> {
+) -> Result<OpenedConfig, ConfigOpenError> {
     let row = match version {
         Some(0) => None,
         Some(v) => match store.config_version(environment_id, v).await {
             Ok(row) => Some(row),
-            Err(StoreError::NotFound) => return Err(format!("config v{v} of the environment is missing")),
-            Err(err) => return Err(format!("loading config v{v}: {err}")),
+            Err(StoreError::NotFound) => return Err(ConfigOpenError::Missing(v)),
+            Err(err) => return Err(ConfigOpenError::Load(err)),
         },
-        None => store.latest_config(environment_id).await.map_err(|e| format!("loading the config: {e}"))?,
+        None => store.latest_config(environment_id).await.map_err(ConfigOpenError::Load)?,
     };
     let Some(row) = row else { return Ok(OpenedConfig::default()) };
-    let snapshot: ConfigSnapshot =
-        serde_json::from_str(&row.vars).map_err(|e| format!("config v{} is unreadable: {e}", row.version))?;
+    let snapshot: ConfigSnapshot = serde_json::from_str(&row.vars)
+        .map_err(|source| ConfigOpenError::Unreadable { version: row.version, source })?;
     let mut opened = OpenedConfig { version: row.version, ..OpenedConfig::default() };
     for (name, var) in snapshot.vars {
         let value = if var.secret {
             let value = key
                 .open(&var.value, &seal_context(environment_id, &name))
-                .map_err(|e| format!("the secret {name}: {e}"))?;
+                .map_err(|source| ConfigOpenError::Secret { name: name.clone(), source })?;
             opened.secrets.push(value.clone());
             opened.secret_keys.push(name.clone());
             value

@@ -15,7 +15,7 @@ use slipway_store::runs::RunRow;
 
 use crate::logger::RunLog;
 use crate::runtime::{Replica, ReplicaSpec, wait_healthy};
-use crate::{Engine, config_vars, context, now_ms};
+use crate::{Engine, EngineError, config_vars, context, now_ms};
 use slipway_core::workloads;
 
 /// How long retired replicas keep serving requests already sent to them.
@@ -484,15 +484,16 @@ pub(crate) async fn tear_down(
     environment_id: i64,
     service: &str,
     environment: &str,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let inner = &engine.inner;
     let lock = engine.environment_lock(environment_id);
     let _guard = lock.lock().await;
     let runtime = inner.store.environment_state(environment_id).await.map(|s| s.runtime).unwrap_or_default();
     if !runtime.is_empty() && runtime != crate::LOCAL_RUNTIME {
-        let (client, _) = engine.cluster_client(&runtime).await.map_err(|e| e.to_string())?;
+        let (client, _) = engine.cluster_client(&runtime).await?;
         let ns = crate::kubernetes::namespace_of(service, environment);
-        return crate::kubernetes::delete_namespace(&client, &ns, service, environment, Duration::from_secs(120)).await;
+        let within = Duration::from_secs(120);
+        return Ok(crate::kubernetes::delete_namespace(&client, &ns, service, environment, within).await?);
     }
     inner.routes.remove(&route_key(service, environment));
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {

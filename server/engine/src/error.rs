@@ -29,6 +29,16 @@ pub enum EngineError {
     Exited,
     #[error("GET {path} did not answer healthy within {} s ({last})", .within.as_secs())]
     Unhealthy { path: String, within: Duration, last: String },
+    /// A one-off command (the release phase) outran its limit.
+    #[error("it did not finish within {} s (--release-timeout)", .0.as_secs())]
+    CommandTimedOut(Duration),
+    #[error("the engine did not report how the command ended")]
+    NoExit,
+    /// The environment runs on a cluster, and the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::kubernetes::KubeError),
+    #[error("{action}: {source}")]
+    Store { action: String, source: slipway_store::StoreError },
 }
 
 /// Why the local container engine cannot be used now (its last check's answer, kept for
@@ -76,6 +86,13 @@ impl AddonError {
     pub(crate) fn store(action: impl Into<String>) -> impl FnOnce(slipway_store::StoreError) -> AddonError {
         let action = action.into();
         move |source| AddonError::Store { action, source }
+    }
+}
+
+/// See `From<EngineError> for String`.
+impl From<crate::kubernetes::KubeError> for String {
+    fn from(err: crate::kubernetes::KubeError) -> String {
+        err.to_string()
     }
 }
 

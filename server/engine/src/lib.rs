@@ -335,7 +335,7 @@ impl Engine {
         environment_id: i64,
         service: &str,
         environment: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         deploy::tear_down(self, environment_id, service, environment).await
     }
 

@@ -1,6 +1,7 @@
 //! One-off containers (the release phase): run a command once in the release's image,
 //! stream its output, answer its exit code, and remove the container however it ends.
 
+use crate::EngineError;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ impl LocalEngine {
         labels: HashMap<String, String>,
         within: Duration,
         mut on_line: impl FnMut(&str),
-    ) -> Result<i64, String> {
+    ) -> Result<i64, EngineError> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             // The repository owner's own command, run by a shell inside their own image,
@@ -45,23 +46,30 @@ impl LocalEngine {
         };
         let name = format!("slipway-release-{}", crate::random_node_id());
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = self.docker().create_container(Some(options), body).await.map_err(|e| e.to_string())?;
+        let created = self
+            .docker()
+            .create_container(Some(options), body)
+            .await
+            .map_err(EngineError::api(format!("creating {name}")))?;
         // Removed however this ends: also when the run is cancelled or its lease lost and
         // this future is dropped mid-way.
         let mut removal = RemoveOnDrop { docker: self.docker().clone(), id: created.id.clone() };
         let result = tokio::time::timeout(within, async {
-            self.docker().start_container(&created.id, None).await.map_err(|e| e.to_string())?;
+            self.docker()
+                .start_container(&created.id, None)
+                .await
+                .map_err(EngineError::api(format!("starting {name}")))?;
             self.follow_to_the_end(&created.id, &mut on_line).await
         })
         .await
-        .unwrap_or_else(|_| Err(format!("it did not finish within {} s (--release-timeout)", within.as_secs())));
+        .unwrap_or_else(|_| Err(EngineError::CommandTimedOut(within)));
         removal.now().await;
         result
     }
 
     /// Streams a started container's output line by line while waiting for its exit; the
     /// exit decides the end, not the output stream (see [`OUTPUT_AFTER_EXIT`]).
-    async fn follow_to_the_end(&self, id: &str, on_line: &mut impl FnMut(&str)) -> Result<i64, String> {
+    async fn follow_to_the_end(&self, id: &str, on_line: &mut impl FnMut(&str)) -> Result<i64, EngineError> {
         let followed = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
         let mut output = self.streaming().logs(id, Some(followed));
         let mut wait = self.streaming().wait_container(id, None);
@@ -114,13 +122,13 @@ impl LocalEngine {
 /// How the engine's wait answer reads as an exit code.
 fn exit_code(
     done: Option<Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>>,
-) -> Result<i64, String> {
+) -> Result<i64, EngineError> {
     match done {
         Some(Ok(done)) => Ok(done.status_code),
         // bollard reports a non-zero exit as an error carrying the code.
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-        Some(Err(err)) => Err(err.to_string()),
-        None => Err("the engine did not report how the command ended".to_owned()),
+        Some(Err(err)) => Err(EngineError::api("waiting for the command")(err)),
+        None => Err(EngineError::NoExit),
     }
 }
 

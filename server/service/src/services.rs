@@ -204,7 +204,7 @@ pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Resu
             .engine
             .destroy_environment(env.id, &env.service, &env.name)
             .await
-            .map_err(|e| ServiceError::internal(format!("stopping the replicas of {}: {e}", env.name)))?;
+            .map_err(|e| ServiceError::internal_from(format!("stopping the replicas of {}", env.name), e))?;
     }
     match state.store.delete_service(row.id).await {
         Ok(()) => {

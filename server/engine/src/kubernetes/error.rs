@@ -28,4 +28,22 @@ pub enum KubeError {
     ReleaseFailed(String),
     #[error("the release command did not finish within {0} s")]
     ReleaseTimedOut(u64),
+    #[error("reading {what}: {source}")]
+    Read { what: String, source: kube::Error },
+    /// Pods that cannot become ready (`ImagePullBackOff`, `CrashLoopBackOff`, …), as the
+    /// cluster words it.
+    #[error("{0}")]
+    PodTrouble(String),
+    #[error("deployment {name}: ProgressDeadlineExceeded: {message}")]
+    ProgressDeadline { name: String, message: String },
+    #[error("the rollout did not complete within {} s", .0.as_secs())]
+    RolloutTimedOut(std::time::Duration),
+    #[error("add-on(s) {} not ready within {} s", .waiting.join(", "), .within.as_secs())]
+    AddonsNotReady { waiting: Vec<String>, within: std::time::Duration },
+    #[error("namespace {ns} is not labelled as environment {environment} of service {service}; it was left alone")]
+    NotOurs { ns: String, service: String, environment: String },
+    #[error("deleting namespace {ns}: {source}")]
+    DeleteNamespace { ns: String, source: kube::Error },
+    #[error("namespace {ns} is still terminating after {} s", .within.as_secs())]
+    StillTerminating { ns: String, within: std::time::Duration },
 }

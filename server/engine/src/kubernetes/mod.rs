@@ -260,14 +260,15 @@ pub async fn wait_rollout(
     spec: &Spec,
     within: Duration,
     log: &RunLog,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut done = true;
         for (name, w) in &spec.workloads {
-            let d = api.get(name).await.map_err(|e| format!("reading deployment {name}: {e}"))?;
+            let d =
+                api.get(name).await.map_err(|source| KubeError::Read { what: format!("deployment {name}"), source })?;
             let generation = d.metadata.generation.unwrap_or(0);
             // The server defaults an absent count to 1; an autoscaler that has not acted yet
             // (a new Deployment starts at 1) is waited for up to its minimum.
@@ -292,7 +293,7 @@ pub async fn wait_rollout(
             if !(observed && updated >= want && total <= updated && available >= updated && ready >= want) {
                 done = false;
                 if let Some(trouble) = pod_trouble(client, ns, name).await {
-                    return Err(trouble);
+                    return Err(KubeError::PodTrouble(trouble));
                 }
                 let stalled = status.conditions.unwrap_or_default().into_iter().find(|c| {
                     c.type_ == "Progressing"
@@ -300,10 +301,10 @@ pub async fn wait_rollout(
                         && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
                 });
                 if let Some(c) = stalled {
-                    return Err(format!(
-                        "deployment {name}: ProgressDeadlineExceeded: {}",
-                        c.message.unwrap_or_default()
-                    ));
+                    return Err(KubeError::ProgressDeadline {
+                        name: name.clone(),
+                        message: c.message.unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -311,7 +312,7 @@ pub async fn wait_rollout(
             return wait_statefulsets(client, ns, within.saturating_sub(started.elapsed()), log).await;
         }
         if started.elapsed() > within {
-            return Err(format!("the rollout did not complete within {} s", within.as_secs()));
+            return Err(KubeError::RolloutTimedOut(within));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -334,12 +335,15 @@ pub async fn warning_events(client: &kube::Client, ns: &str, most: usize) -> Vec
 }
 
 /// Waits until the add-ons' StatefulSets have their replica ready.
-async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, log: &RunLog) -> Result<(), String> {
+async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, log: &RunLog) -> Result<(), KubeError> {
     use k8s_openapi::api::apps::v1::StatefulSet;
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     loop {
-        let sets = api.list(&ListParams::default()).await.map_err(|e| format!("reading stateful sets: {e}"))?;
+        let sets = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| KubeError::Read { what: "stateful sets".to_owned(), source })?;
         let waiting: Vec<String> = sets
             .items
             .iter()
@@ -354,11 +358,11 @@ async fn wait_statefulsets(client: &kube::Client, ns: &str, within: Duration, lo
         }
         for name in &waiting {
             if let Some(trouble) = pod_trouble(client, ns, name).await {
-                return Err(trouble);
+                return Err(KubeError::PodTrouble(trouble));
             }
         }
         if started.elapsed() > within {
-            return Err(format!("add-on(s) {} not ready within {} s", waiting.join(", "), within.as_secs()));
+            return Err(KubeError::AddonsNotReady { waiting, within });
         }
         log.line(Stage::Deploy, &format!("waiting for add-on(s) {}", waiting.join(", ")));
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -375,34 +379,37 @@ pub async fn delete_namespace(
     service: &str,
     environment: &str,
     within: Duration,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let Some(found) = api.get_opt(ns).await.map_err(|e| format!("reading namespace {ns}: {e}"))? else {
+    let read = |source| KubeError::Read { what: format!("namespace {ns}"), source };
+    let Some(found) = api.get_opt(ns).await.map_err(read)? else {
         return Ok(());
     };
     let labels = found.metadata.labels.clone().unwrap_or_default();
     let label = |key: &str| labels.get(key).map(String::as_str);
     if label("slipway.dev/service") != Some(service) || label("slipway.dev/env") != Some(environment) {
-        return Err(format!(
-            "namespace {ns} is not labelled as environment {environment} of service {service}; it was left alone"
-        ));
+        return Err(KubeError::NotOurs {
+            ns: ns.to_owned(),
+            service: service.to_owned(),
+            environment: environment.to_owned(),
+        });
     }
     let precondition = kube::api::Preconditions { uid: found.metadata.uid.clone(), resource_version: None };
     let params = DeleteParams { preconditions: Some(precondition), ..DeleteParams::default() };
     match api.delete(ns, &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(format!("deleting namespace {ns}: {e}")),
+        Err(source) => return Err(KubeError::DeleteNamespace { ns: ns.to_owned(), source }),
     }
     let started = Instant::now();
     loop {
         match api.get_opt(ns).await {
             Ok(None) => return Ok(()),
             Ok(Some(_)) if started.elapsed() > within => {
-                return Err(format!("namespace {ns} is still terminating after {} s", within.as_secs()));
+                return Err(KubeError::StillTerminating { ns: ns.to_owned(), within });
             }
             Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => return Err(format!("waiting for namespace {ns}: {e}")),
+            Err(source) => return Err(KubeError::Read { what: format!("namespace {ns}"), source }),
         }
     }
 }

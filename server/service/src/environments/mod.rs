@@ -314,7 +314,7 @@ pub(crate) async fn destroy(state: &AppState, env: &EnvironmentState) -> Result<
         .engine
         .destroy_environment(env.id, &env.service, &env.name)
         .await
-        .map_err(|e| ServiceError::internal(format!("stopping the replicas of {}: {e}", env.name)))?;
+        .map_err(|e| ServiceError::internal_from(format!("stopping the replicas of {}", env.name), e))?;
     match state.store.delete_environment(env.id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(err) => Err(err.into()),

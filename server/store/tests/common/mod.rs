@@ -1,0 +1,49 @@
+//! Opens a fresh store on each database: a SQLite file, and a PostgreSQL database of the
+//! test's own on the server `SLIPWAY_TEST_POSTGRES_URL` names (`scripts/test` starts one).
+
+use slipway_store::Store;
+use sqlx::Connection;
+
+/// A fresh store on one database, removed when dropped (PostgreSQL) or with its
+/// directory (SQLite).
+#[derive(Debug)]
+pub struct Fresh {
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Fresh {
+    pub async fn sqlite() -> Fresh {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}/store.db", dir.path().display()), 4).await.expect("sqlite");
+        Fresh { store, _dir: Some(dir), pg: None }
+    }
+
+    /// `tag` keeps the databases of tests running at once apart.
+    pub async fn postgres(tag: &str) -> Fresh {
+        let admin = std::env::var("SLIPWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("SLIPWAY_TEST_POSTGRES_URL is not set: run scripts/test, which starts a private PostgreSQL")
+        });
+        // A fixed prefix, the test's tag (letters and `_`) and the process id.
+        let name = format!("slipway_store_{tag}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
+        for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql)).await.expect("database");
+        }
+        let mut url = url::Url::parse(&admin).expect("url");
+        url.set_path(&format!("/{name}"));
+        let store = Store::open(url.as_str(), 8).await.expect("postgres");
+        Fresh { store, _dir: None, pg: Some((admin, name)) }
+    }
+
+    /// Closes the store and drops its PostgreSQL database.
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = &self.pg {
+            let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL");
+            let sql = format!("DROP DATABASE IF EXISTS {name}");
+            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql)).await.expect("drop");
+        }
+    }
+}

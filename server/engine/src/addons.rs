@@ -21,6 +21,7 @@ use slipway_store::environments::EnvironmentState;
 
 use crate::error::{AddonError, EngineError};
 use crate::runtime::{LABEL_ENVIRONMENT, LABEL_NODE, LABEL_SERVICE};
+use crate::runtimes::Runtime as _;
 use crate::{Engine, LocalEngine, now_ms};
 
 /// Which add-on a container or volume holds.
@@ -263,7 +264,7 @@ impl Engine {
             if existing.iter().any(|a| a.kind == kind.as_str()) {
                 continue;
             }
-            if env.runtime != crate::LOCAL_RUNTIME {
+            if self.runtime_of(&env.runtime).addons_in_release() {
                 // On a cluster the add-on is a StatefulSet the deploy applies; only its
                 // password and in-namespace address are recorded here.
                 let password = generate_password();
@@ -432,7 +433,7 @@ impl Engine {
     /// so the URLs replicas hold keep working.
     pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
         let inner = &self.inner;
-        if env.runtime != crate::LOCAL_RUNTIME {
+        if self.runtime_of(&env.runtime).addons_in_release() {
             return Ok(()); // the cluster's StatefulSet controller keeps it running
         }
         for row in inner.store.addons_of(env.id).await.map_err(|e| e.to_string())? {

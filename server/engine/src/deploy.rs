@@ -15,6 +15,7 @@ use slipway_store::runs::RunRow;
 
 use crate::logger::RunLog;
 use crate::runtime::{Replica, ReplicaSpec, wait_healthy};
+use crate::runtimes::{DesiredRelease, Runtime as _};
 use crate::{Engine, EngineError, config_vars, context, now_ms};
 use slipway_core::workloads;
 
@@ -100,7 +101,7 @@ fn timed_out(within: Duration, step: &Step) -> String {
 /// release keeps serving.
 pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Result<String, String> {
     let inner = &engine.inner;
-    let (Some(environment_id), Some(environment)) = (run.environment_id, run.environment.clone()) else {
+    let Some(environment_id) = run.environment_id else {
         return Err("the run has no environment to deploy to".to_owned());
     };
     let within = inner.config.deploy_timeout;
@@ -114,7 +115,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let Ok(_guard) = tokio::time::timeout(holder_bound, lock.lock()).await else {
         return Err(format!("{}; the previous release, if any, keeps serving", timed_out(holder_bound, &step)));
     };
-    let mut deadline = tokio::time::Instant::now() + within;
+    let deadline = tokio::time::Instant::now() + within;
     let state = inner.store.environment_state(environment_id).await.map_err(|e| e.to_string())?;
     if let Some(over) = inner.store.quota_violation(state.team_id).await.map_err(|e| e.to_string())? {
         return Err(format!(
@@ -131,18 +132,35 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH));
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
     let spec = workloads::effective(&template_spec, &settings, primary_replicas).map_err(|e| e.to_string())?;
-    let image = engine.local_image(run);
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(&inner.store, &inner.config.secret_key, environment_id, None).await?;
     let vars = with_addons(engine, environment_id, config.vars).await?;
-    let total: u32 = spec.total_replicas();
     let release_command = settings.release_command.as_deref().filter(|c| !c.trim().is_empty());
-    if state.runtime != crate::LOCAL_RUNTIME {
-        // Bounded inside, step by step (the release Job by --release-timeout, the rollout
-        // by --health-timeout, each API call by the client's timeouts), so that a rollout
-        // that fails still rolls back: cutting it short from outside would skip that.
-        return deploy_to_cluster(engine, run, log, &state, &spec, &vars, config.version, release_command).await;
-    }
+    let desired = DesiredRelease {
+        run,
+        state: &state,
+        spec: &spec,
+        vars: &vars,
+        config_version: config.version,
+        release_command,
+    };
+    engine.runtime_of(&state.runtime).apply(engine, &desired, log, deadline).await
+}
+
+/// Rolls a release out on the local engine (see the module's doc), within `deadline`.
+pub(crate) async fn deploy_local(
+    engine: &Engine,
+    desired: &DesiredRelease<'_>,
+    log: &RunLog,
+    mut deadline: tokio::time::Instant,
+) -> Result<String, String> {
+    let inner = &engine.inner;
+    let DesiredRelease { run, state, spec, vars, config_version, release_command } = *desired;
+    let environment = state.name.clone();
+    let within = inner.config.deploy_timeout;
+    let step = Step::default();
+    let image = engine.local_image(run);
+    let total: u32 = spec.total_replicas();
     engine.local_engine()?;
     log.line(Stage::Deploy, &format!("-----> Deploy {environment}: starting {total} replica(s) of {image}"));
 
@@ -155,24 +173,22 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         let began = tokio::time::Instant::now();
         let code = inner
             .runtime
-            .run_once(&image, command, &vars, labels, inner.config.release_timeout, |line| {
-                log.line(Stage::Deploy, line)
-            })
+            .run_once(&image, command, vars, labels, inner.config.release_timeout, |line| log.line(Stage::Deploy, line))
             .await
-            .map_err(|why| format!("the release command failed: {why}; {}", still_serving(&state)))?;
+            .map_err(|why| format!("the release command failed: {why}; {}", still_serving(state)))?;
         if code != 0 {
-            return Err(format!("the release command exited with status {code}; {}", still_serving(&state)));
+            return Err(format!("the release command exited with status {code}; {}", still_serving(state)));
         }
         deadline += began.elapsed();
     }
     step.set("listing the running replicas");
     let old = tokio::time::timeout_at(deadline, inner.runtime.replicas(&inner.config.node, &run.service, &environment))
         .await
-        .map_err(|_| format!("{}; {}", timed_out(within, &step), still_serving(&state)))??;
+        .map_err(|_| format!("{}; {}", timed_out(within, &step), still_serving(state)))??;
     let mut started: Vec<Replica> = Vec::new();
     let rollout = async {
         for name in spec.workloads.keys() {
-            let replica = replica_spec(engine, &state, run.id, &image, name, &spec, &vars);
+            let replica = replica_spec(engine, state, run.id, &image, name, spec, vars);
             for _ in 0..spec.workloads[name].replicas {
                 step.set(format!("starting replica {} of {total} ({name})", started.len() + 1));
                 started.push(inner.runtime.start_replica(&replica).await?);
@@ -180,7 +196,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         }
         for (i, replica) in started.iter().enumerate() {
             step.set(format!("waiting for replica {} of {total} ({}) to get healthy", i + 1, replica.workload));
-            let took = wait_ready(engine, replica, &spec)
+            let took = wait_ready(engine, replica, spec)
                 .await
                 .map_err(|why| format!("replica {} of {total} ({}) is not healthy: {why}", i + 1, replica.workload))?;
             log.line(
@@ -199,12 +215,12 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
         for id in ids {
             inner.runtime.remove_replica(&id).await;
         }
-        return Err(format!("{why}; {}", still_serving(&state)));
+        return Err(format!("{why}; {}", still_serving(state)));
     }
 
     let web = spec.workloads.get(WEB);
     let image_id = run.image_id.clone().unwrap_or_default();
-    let release = record_release(engine, &state, run, &image, &image_id, &spec, config.version).await?;
+    let release = record_release(engine, state, run, &image, &image_id, spec, config_version).await?;
     let key = route_key(&run.service, &environment);
     if web.is_some() {
         let addrs = started.iter().filter(|r| r.workload == WEB).filter_map(|r| r.addr).collect();
@@ -218,17 +234,12 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
 
 /// Deploys to the environment's cluster: applies the release's objects, waits for the
 /// rollout, and on failure re-applies the previous release before failing the run.
-#[allow(clippy::too_many_arguments)]
-async fn deploy_to_cluster(
+pub(crate) async fn deploy_to_cluster(
     engine: &Engine,
-    run: &RunRow,
+    desired: &DesiredRelease<'_>,
     log: &RunLog,
-    state: &EnvironmentState,
-    spec: &Spec,
-    vars: &[(String, String)],
-    config_version: i32,
-    release_command: Option<&str>,
 ) -> Result<String, String> {
+    let DesiredRelease { run, state, spec, vars, config_version, release_command } = *desired;
     let inner = &engine.inner;
     // The cluster pulls from the registry, by digest: the push stage must have run.
     let fresh = inner.store.run_by_id(run.id).await.map_err(|e| e.to_string())?;
@@ -489,12 +500,17 @@ pub(crate) async fn tear_down(
     let lock = engine.environment_lock(environment_id);
     let _guard = lock.lock().await;
     let runtime = inner.store.environment_state(environment_id).await.map(|s| s.runtime).unwrap_or_default();
-    if !runtime.is_empty() && runtime != crate::LOCAL_RUNTIME {
-        let (client, _) = engine.cluster_client(&runtime).await?;
-        let ns = crate::kubernetes::namespace_of(service, environment);
-        let within = Duration::from_secs(120);
-        return Ok(crate::kubernetes::delete_namespace(&client, &ns, service, environment, within).await?);
-    }
+    engine.runtime_of(&runtime).tear_down(engine, environment_id, service, environment).await
+}
+
+/// Removes an environment's replicas, route and add-ons from the local engine.
+pub(crate) async fn tear_down_local(
+    engine: &Engine,
+    environment_id: i64,
+    service: &str,
+    environment: &str,
+) -> Result<(), EngineError> {
+    let inner = &engine.inner;
     inner.routes.remove(&route_key(service, environment));
     for replica in inner.runtime.replicas(&inner.config.node, service, environment).await? {
         inner.runtime.remove_replica(&replica.id).await;

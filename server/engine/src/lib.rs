@@ -23,6 +23,7 @@ mod one_off;
 mod reconcile;
 pub mod router;
 pub mod runtime;
+mod runtimes;
 pub mod supervise;
 mod worker;
 

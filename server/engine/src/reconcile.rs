@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use slipway_core::template::{Spec, WEB};
 use slipway_store::environments::EnvironmentState;
 
-use crate::deploy::{reconcile_cluster, release_spec, replica_spec, retire, route_key, wait_ready};
+use crate::deploy::{release_spec, replica_spec, retire, route_key, wait_ready};
 use crate::runtime::Replica;
+use crate::runtimes::Runtime as _;
 use crate::{Engine, config_vars};
 use slipway_core::workloads;
 
@@ -91,10 +92,14 @@ async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<()
     let Ok(_guard) = lock.try_lock() else { return Ok(()) };
     // Read again under the lock: a deploy may have just changed the current release.
     let environment = &inner.store.environment_state(environment.id).await.map_err(|e| e.to_string())?;
-    if environment.runtime != crate::LOCAL_RUNTIME {
-        // The cluster's controllers keep pods running; Slipway keeps the objects as released.
-        return reconcile_cluster(engine, environment).await;
-    }
+    // On a cluster its controllers keep pods running and Slipway keeps the objects as
+    // released; here Slipway keeps the replicas and the route.
+    engine.runtime_of(&environment.runtime).reconcile(engine, environment).await
+}
+
+/// Makes an environment's local replicas and route match its current release.
+pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentState) -> Result<(), String> {
+    let inner = &engine.inner;
     // Without a local engine there is nothing here to keep running (reported at start).
     if engine.local_engine().is_err() {
         return Ok(());

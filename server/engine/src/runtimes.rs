@@ -1,0 +1,190 @@
+//! Where an environment's workloads run, behind one trait: the machine's own container
+//! engine ([`Local`]) or a registered cluster ([`Cluster`]). The deploy stage, the
+//! reconcile loop and tear-downs ask [`Engine::runtime_of`] and call the trait; they do
+//! not branch on the runtime's name.
+
+use slipway_core::template::Spec;
+use slipway_store::environments::EnvironmentState;
+use slipway_store::runs::RunRow;
+
+use crate::logger::RunLog;
+use crate::{Engine, EngineError};
+
+/// What a deploy rolls out, built once (`deploy::deploy`) for whichever runtime.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DesiredRelease<'a> {
+    pub run: &'a RunRow,
+    pub state: &'a EnvironmentState,
+    /// The environment's spec made concrete for this build (`workloads::effective`).
+    pub spec: &'a Spec,
+    /// Config vars and add-on URLs.
+    pub vars: &'a [(String, String)],
+    pub config_version: i32,
+    pub release_command: Option<&'a str>,
+}
+
+/// A place environments run.
+pub(crate) trait Runtime {
+    /// Rolls `desired` out, waits until it serves, records the release and answers the
+    /// line to log; on failure the previous release keeps serving. `deadline` bounds the
+    /// local rollout; a cluster's is bounded step by step inside, so that a failing
+    /// rollout still rolls back.
+    async fn apply(
+        &self,
+        engine: &Engine,
+        desired: &DesiredRelease<'_>,
+        log: &RunLog,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, String>;
+
+    /// Keeps what runs equal to the environment's current release (replicas restarted,
+    /// routes set, drift repaired). Called with the environment's lock held.
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String>;
+
+    /// Whether add-ons run from the release's own objects (a cluster's StatefulSets, kept
+    /// running by its controllers): the engine then only records their passwords and
+    /// addresses. Otherwise the engine starts and keeps their containers.
+    fn addons_in_release(&self) -> bool;
+
+    /// Removes everything the environment runs (it is being destroyed). Called with the
+    /// environment's lock held.
+    async fn tear_down(
+        &self,
+        engine: &Engine,
+        environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), EngineError>;
+}
+
+/// The local container engine (`LocalEngine`): replicas behind the app router.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Local;
+
+/// A registered Kubernetes cluster, by name: objects applied with server-side apply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cluster<'a>(pub &'a str);
+
+/// The runtime of one environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RuntimeOf<'a> {
+    Local(Local),
+    Cluster(Cluster<'a>),
+}
+
+impl Engine {
+    /// The runtime an environment's `runtime` field names (`local`, or a cluster; empty
+    /// for environments made before clusters existed).
+    pub(crate) fn runtime_of<'a>(&self, runtime: &'a str) -> RuntimeOf<'a> {
+        if runtime.is_empty() || runtime == crate::LOCAL_RUNTIME {
+            RuntimeOf::Local(Local)
+        } else {
+            RuntimeOf::Cluster(Cluster(runtime))
+        }
+    }
+}
+
+impl Runtime for Local {
+    fn addons_in_release(&self) -> bool {
+        false
+    }
+
+    async fn apply(
+        &self,
+        engine: &Engine,
+        desired: &DesiredRelease<'_>,
+        log: &RunLog,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, String> {
+        crate::deploy::deploy_local(engine, desired, log, deadline).await
+    }
+
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+        crate::reconcile::reconcile_local(engine, state).await
+    }
+
+    async fn tear_down(
+        &self,
+        engine: &Engine,
+        environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), EngineError> {
+        crate::deploy::tear_down_local(engine, environment_id, service, environment).await
+    }
+}
+
+impl Runtime for Cluster<'_> {
+    fn addons_in_release(&self) -> bool {
+        true
+    }
+
+    async fn apply(
+        &self,
+        engine: &Engine,
+        desired: &DesiredRelease<'_>,
+        log: &RunLog,
+        _deadline: tokio::time::Instant,
+    ) -> Result<String, String> {
+        crate::deploy::deploy_to_cluster(engine, desired, log).await
+    }
+
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+        crate::deploy::reconcile_cluster(engine, state).await
+    }
+
+    async fn tear_down(
+        &self,
+        engine: &Engine,
+        _environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), EngineError> {
+        let (client, _) = engine.cluster_client(self.0).await?;
+        let ns = crate::kubernetes::namespace_of(service, environment);
+        let within = std::time::Duration::from_secs(120);
+        Ok(crate::kubernetes::delete_namespace(&client, &ns, service, environment, within).await?)
+    }
+}
+
+impl Runtime for RuntimeOf<'_> {
+    fn addons_in_release(&self) -> bool {
+        match self {
+            RuntimeOf::Local(local) => local.addons_in_release(),
+            RuntimeOf::Cluster(cluster) => cluster.addons_in_release(),
+        }
+    }
+
+    async fn apply(
+        &self,
+        engine: &Engine,
+        desired: &DesiredRelease<'_>,
+        log: &RunLog,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, String> {
+        match self {
+            RuntimeOf::Local(local) => local.apply(engine, desired, log, deadline).await,
+            RuntimeOf::Cluster(cluster) => cluster.apply(engine, desired, log, deadline).await,
+        }
+    }
+
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+        match self {
+            RuntimeOf::Local(local) => local.reconcile(engine, state).await,
+            RuntimeOf::Cluster(cluster) => cluster.reconcile(engine, state).await,
+        }
+    }
+
+    async fn tear_down(
+        &self,
+        engine: &Engine,
+        environment_id: i64,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), EngineError> {
+        match self {
+            RuntimeOf::Local(local) => local.tear_down(engine, environment_id, service, environment).await,
+            RuntimeOf::Cluster(cluster) => cluster.tear_down(engine, environment_id, service, environment).await,
+        }
+    }
+}

@@ -379,6 +379,11 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop().await
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for the exit status; `restart` starts it again.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.server.child().id().expect("running");
         let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
         assert!(status.success());

@@ -108,6 +108,11 @@ pub struct Args {
     /// replica ends the runs of one that stopped renewing after this long.
     #[arg(long, env = "SLIPWAY_LEASE_SECONDS", value_name = "SECONDS")]
     pub lease_seconds: Option<u64>,
+    /// On SIGTERM, how long the runs executing here get to finish, in seconds [default:
+    /// 25, under Kubernetes' 30 s grace]; then they are handed to another replica
+    /// (`--shared-data-dir`) or end as interrupted.
+    #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE", value_name = "SECONDS")]
+    pub shutdown_grace: Option<u64>,
     /// Replicas share the data dir (one volume mounted by every replica, as on
     /// Kubernetes): a run may then be executed by any replica, not only the one that
     /// received its push or request, since every replica can read its build context.
@@ -189,6 +194,7 @@ struct FileConfig {
     default_cluster: Option<String>,
     node_id: Option<String>,
     lease_seconds: Option<u64>,
+    shutdown_grace: Option<u64>,
     image_retention: Option<u32>,
     session_hours: Option<u32>,
     max_push_mb: Option<u64>,
@@ -229,6 +235,7 @@ pub struct Config {
     pub default_runtime: String,
     pub node_id: Option<String>,
     pub lease_seconds: u64,
+    pub shutdown_grace: u64,
     pub image_retention: u32,
     pub session_hours: u32,
     pub max_push_mb: u64,
@@ -265,6 +272,7 @@ impl fmt::Debug for Config {
             .field("default_runtime", &self.default_runtime)
             .field("node_id", &self.node_id)
             .field("lease_seconds", &self.lease_seconds)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("image_retention", &self.image_retention)
             .field("postgres_image", &self.postgres_image)
             .field("redis_image", &self.redis_image)
@@ -374,6 +382,8 @@ impl Config {
         }
         let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
         in_range("--lease-seconds", lease_seconds, 3..=3600, "")?;
+        let shutdown_grace = args.shutdown_grace.or(file.shutdown_grace).unwrap_or(25);
+        in_range("--shutdown-grace", shutdown_grace, 0..=3600, "")?;
         let image_retention = args.image_retention.or(file.image_retention).unwrap_or(10);
         in_range("--image-retention", image_retention, 1..=1000, "")?;
         let registry_username = args.registry_username.or(file.registry_username);
@@ -448,6 +458,7 @@ impl Config {
             default_runtime,
             node_id,
             lease_seconds,
+            shutdown_grace,
             image_retention,
             postgres_image: args.postgres_image.or(file.postgres_image),
             redis_image: args.redis_image.or(file.redis_image),

@@ -154,6 +154,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
         git_config: vec![("core.hooksPath".to_owned(), hooks_dir.display().to_string())],
     };
     let routes = state.engine.routes();
+    let state_engine = state.engine.clone();
     let app = routes::router(state, metrics, git);
 
     let router_shutdown = shutdown.clone();
@@ -178,10 +179,21 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
             tracing::warn!(%err, "setting TCP_NODELAY");
         }
     });
+    // On shutdown the engine stops claiming runs and gives those executing here the
+    // grace to finish, while the servers finish the requests in flight (a push's request
+    // lasts as long as its run).
+    let engine = state_engine;
+    let grace = Duration::from_secs(config.shutdown_grace);
+    let stopping = shutdown.clone();
+    let drained = tokio::spawn(async move {
+        stopping.cancelled().await;
+        engine.drain(grace).await;
+    });
     // With the peer address, which login throttles by.
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
+    let _ = drained.await;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())

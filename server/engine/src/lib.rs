@@ -133,6 +133,8 @@ pub(crate) struct Inner {
     pub(crate) drift_settled: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
     /// One client per cluster (see `Engine::cluster_client`).
     pub(crate) cluster_clients: kubernetes::ClusterClients,
+    /// Cancelled when this replica stops: workers claim no more runs (see [`Engine::drain`]).
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
     /// Environments whose last reconcile failed: when to try again, and the pause then.
     pub(crate) reconcile_backoff: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Duration)>>,
 }
@@ -192,6 +194,7 @@ impl Engine {
                 drift_settled: std::sync::Mutex::default(),
                 cluster_clients: kubernetes::ClusterClients::default(),
                 reconcile_backoff: std::sync::Mutex::default(),
+                stopping: tokio_util::sync::CancellationToken::new(),
                 config,
             }),
         }
@@ -343,6 +346,45 @@ impl Engine {
     /// Reconciles every environment now rather than at the next tick (after a scale).
     pub fn reconcile_soon(&self) {
         self.inner.reconcile_wake.notify_one();
+    }
+
+    /// Stops this replica's pipeline work for a shutdown: workers claim no more runs, the
+    /// runs executing here get up to `grace` to finish, and those still running then are
+    /// stopped and handed back to the queue when another replica can run them (a shared
+    /// data dir), or left to be ended as interrupted at this replica's next start.
+    pub async fn drain(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.stopping.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        let running = || locked(&inner.cancels).keys().copied().collect::<Vec<i64>>();
+        while !running().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = running();
+        if left.is_empty() {
+            return;
+        }
+        if !self.runs_float() {
+            tracing::warn!(runs = ?left, "stopping with runs still executing; they end as interrupted at the next start");
+            return;
+        }
+        for run_id in left {
+            match inner.store.hand_back_run(run_id, &inner.config.node).await {
+                Ok(true) => {
+                    tracing::warn!(run_id, "stopping: handed a running run back to the queue for another replica");
+                    self.cancel_local(run_id);
+                    let seq = inner.store.last_log_seq(run_id).await.unwrap_or(0) + 1;
+                    let line = format!(
+                        "-----> {} is stopping; another replica runs this again from the start",
+                        inner.config.node
+                    );
+                    let row = slipway_store::runs::LogRow { seq, at: now_ms(), stage: "build".to_owned(), line };
+                    let _ = inner.store.append_logs(run_id, &[row]).await;
+                }
+                Ok(false) => {}
+                Err(err) => tracing::error!(%err, run_id, "handing a run back"),
+            }
+        }
     }
 
     /// Tells idle workers that a run is waiting.

@@ -24,6 +24,11 @@ enum StageOutcome {
 pub(crate) async fn run_worker(engine: Engine, n: usize) {
     let inner = &engine.inner;
     loop {
+        if inner.stopping.is_cancelled() {
+            // This replica is stopping (`Engine::drain`): claim nothing more, and stay
+            // (returning would have the supervisor start the loop again).
+            std::future::pending::<()>().await;
+        }
         // Register interest before claiming, so a wake between the two is not missed.
         let woken = inner.wake.notified();
         let now = now_ms();
@@ -45,6 +50,7 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = inner.stopping.cancelled() => {}
         }
     }
 }
@@ -173,17 +179,20 @@ async fn execute(engine: &Engine, run_id: i64) {
     drop(log);
     writer.close().await;
     renewer.abort();
-    if let Ok(mut cancels) = inner.cancels.lock() {
-        cancels.remove(&run_id);
-    }
     match inner.store.finish_run(run_id, &inner.config.node, status, &reason, now_ms()).await {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(run_id, "the run was ended elsewhere (lease lost) before it finished here"),
+        Ok(false) => tracing::warn!(run_id, "the run was ended or handed on elsewhere before it finished here"),
         Err(err) => tracing::error!(%err, run_id, "storing the end of a run"),
     }
-    context::remove(&inner.config.contexts_dir, run_id).await;
-    let final_status = inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status, reason));
-    inner.hub.publish(run_id, RunEvent::Finished { status: final_status.0, reason: final_status.1 });
+    let now = inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status, reason));
+    // A run handed back to the queue (this replica is stopping) or taken over (its lease
+    // ran out) is another replica's now: its build context stays for it.
+    if now.0.is_final() {
+        context::remove(&inner.config.contexts_dir, run_id).await;
+        inner.hub.publish(run_id, RunEvent::Finished { status: now.0, reason: now.1 });
+    }
+    // Last, so that `Engine::drain` waits for the end to be stored.
+    crate::locked(&inner.cancels).remove(&run_id);
 }
 
 async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), slipway_store::StoreError> {

@@ -402,6 +402,29 @@ impl Store {
         Ok(requeued)
     }
 
+    /// Hands a run this node is executing back to the queue for any replica, from the
+    /// start (this replica is stopping); answers whether it was this node's to hand back.
+    pub async fn hand_back_run(&self, run_id: i64, node: &str) -> Result<bool> {
+        let (from, to) = (RunStatus::Running, RunStatus::Running.requeue()?);
+        let handed = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE runs SET status = $1, node = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+                 started_at = NULL, attempts = attempts + 1 WHERE id = $2 AND status = $3 AND lease_owner = $4")
+                .bind(to.as_str()).bind(run_id).bind(from.as_str()).bind(node)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE run_stages SET status = 'pending', started_at = NULL, finished_at = NULL WHERE run_id = $1")
+                .bind(run_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(true)
+        }.await)?;
+        Ok(handed)
+    }
+
     /// Appends log lines in one statement.
     pub async fn append_logs(&self, run_id: i64, lines: &[LogRow]) -> Result<()> {
         if lines.is_empty() {

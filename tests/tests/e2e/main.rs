@@ -25,6 +25,7 @@ mod release;
 mod replicas;
 mod server;
 mod sessions;
+mod shutdown;
 mod untrusted;
 mod validation;
 

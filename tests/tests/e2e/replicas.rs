@@ -10,7 +10,7 @@ use slipway_e2e::{
 };
 
 /// Removes both replicas' containers however the test ends.
-struct Cleanup(Vec<String>);
+pub(crate) struct Cleanup(pub(crate) Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -30,6 +30,9 @@ pub mod telemetry;
 
 pub use config::{Args, Config};
 
+/// How long requests may stay open after the shutdown grace before the server stops anyway.
+const REQUESTS_AFTER_GRACE: Duration = Duration::from_secs(15);
+
 /// What a server is launched with besides its configuration.
 #[derive(Debug)]
 pub struct Launch {
@@ -190,9 +193,18 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
         engine.drain(grace).await;
     });
     // With the peer address, which login throttles by.
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // Requests still open well after the grace (a push following a run another replica
+    // took over) do not hold the process up.
+    let open_too_long = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace + REQUESTS_AFTER_GRACE).await;
+    };
+    tokio::select! {
+        served = async { serve.await } => served?,
+        () = open_too_long => tracing::warn!("stopping with requests still open after the shutdown grace"),
+    }
     let _ = drained.await;
     tracing::info!("shutting down");
     store.close().await;

@@ -499,7 +499,16 @@ pub(crate) async fn tear_down(
     let inner = &engine.inner;
     let lock = engine.environment_lock(environment_id);
     let _guard = lock.lock().await;
-    let runtime = inner.store.environment_state(environment_id).await.map(|s| s.runtime).unwrap_or_default();
+    // A failed read must not pass for "local": a cluster's namespace would be left behind.
+    let runtime = match inner.store.environment_state(environment_id).await {
+        Ok(state) => state.runtime,
+        // Its records are gone already (a concurrent destroy): whatever is left of it here
+        // goes, as before.
+        Err(slipway_store::StoreError::NotFound) => crate::LOCAL_RUNTIME.to_owned(),
+        Err(source) => {
+            return Err(EngineError::Store { action: format!("reading environment {environment}"), source });
+        }
+    };
     engine.runtime_of(&runtime).tear_down(engine, environment_id, service, environment).await
 }
 

@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub(crate) cluster_clients: kubernetes::ClusterClients,
     /// Cancelled when this replica stops: workers claim no more runs (see [`Engine::drain`]).
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// Cancelled when a stopping replica's grace ran out with runs still executing that
+    /// another replica can run: they stop and go back to the queue.
+    pub(crate) hand_back: tokio_util::sync::CancellationToken,
     /// Environments whose last reconcile failed: when to try again, and the pause then.
     pub(crate) reconcile_backoff: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Duration)>>,
 }
@@ -195,6 +198,7 @@ impl Engine {
                 cluster_clients: kubernetes::ClusterClients::default(),
                 reconcile_backoff: std::sync::Mutex::default(),
                 stopping: tokio_util::sync::CancellationToken::new(),
+                hand_back: tokio_util::sync::CancellationToken::new(),
                 config,
             }),
         }
@@ -355,35 +359,41 @@ impl Engine {
     pub async fn drain(&self, grace: Duration) {
         let inner = &self.inner;
         inner.stopping.cancel();
+        // Runs queued for this replica alone would wait for it forever (and their pushers
+        // with them): they end now, with a reason the pusher can act on.
+        match inner
+            .store
+            .end_waiting_runs_of(
+                &inner.config.node,
+                "slipwayd stopped before the run started; push or deploy again",
+                now_ms(),
+            )
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(runs = n, "stopping: ended the runs queued for this replica"),
+            Err(err) => tracing::error!(%err, "ending the runs queued for this replica"),
+        }
+        let running = || !locked(&inner.cancels).is_empty();
         let deadline = tokio::time::Instant::now() + grace;
-        let running = || locked(&inner.cancels).keys().copied().collect::<Vec<i64>>();
-        while !running().is_empty() && tokio::time::Instant::now() < deadline {
+        while running() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let left = running();
-        if left.is_empty() {
+        if !running() {
             return;
         }
         if !self.runs_float() {
-            tracing::warn!(runs = ?left, "stopping with runs still executing; they end as interrupted at the next start");
+            tracing::warn!("stopping with runs still executing; they end as interrupted at the next start");
             return;
         }
-        for run_id in left {
-            match inner.store.hand_back_run(run_id, &inner.config.node).await {
-                Ok(true) => {
-                    tracing::warn!(run_id, "stopping: handed a running run back to the queue for another replica");
-                    self.cancel_local(run_id);
-                    let seq = inner.store.last_log_seq(run_id).await.unwrap_or(0) + 1;
-                    let line = format!(
-                        "-----> {} is stopping; another replica runs this again from the start",
-                        inner.config.node
-                    );
-                    let row = slipway_store::runs::LogRow { seq, at: now_ms(), stage: "build".to_owned(), line };
-                    let _ = inner.store.append_logs(run_id, &[row]).await;
-                }
-                Ok(false) => {}
-                Err(err) => tracing::error!(%err, run_id, "handing a run back"),
-            }
+        // Each execution stores its lines, then hands its run back (see `worker::execute`).
+        inner.hand_back.cancel();
+        for token in locked(&inner.cancels).values() {
+            token.cancel();
+        }
+        let unwound = tokio::time::Instant::now() + HAND_BACK_WITHIN;
+        while running() && tokio::time::Instant::now() < unwound {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -402,6 +412,9 @@ impl Engine {
         }
     }
 }
+
+/// How long executions stopped for a hand-back get to store their lines and hand back.
+const HAND_BACK_WITHIN: Duration = Duration::from_secs(10);
 
 /// How often the router's per-environment activity is written to the database (what
 /// idle TTLs measure).

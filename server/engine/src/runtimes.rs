@@ -73,8 +73,8 @@ pub(crate) enum RuntimeOf<'a> {
 }
 
 impl Engine {
-    /// The runtime an environment's `runtime` field names (`local`, or a cluster; empty
-    /// for environments made before clusters existed).
+    /// The runtime an environment's `runtime` field names: `local` (the column's default),
+    /// or a registered cluster's name.
     pub(crate) fn runtime_of<'a>(&self, runtime: &'a str) -> RuntimeOf<'a> {
         if runtime.is_empty() || runtime == crate::LOCAL_RUNTIME {
             RuntimeOf::Local(Local)

@@ -35,10 +35,14 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
         match inner.store.claim_run(&inner.config.node, now + inner.config.lease.as_millis() as i64, now).await {
             Ok(Some(run_id)) => {
                 tracing::debug!(worker = n, run_id, "claimed run");
+                // Registered as executing here from the claim on, so that a shutdown's
+                // drain (`Engine::drain`) sees it however early it comes.
+                let cancel = CancellationToken::new();
+                crate::locked(&inner.cancels).insert(run_id, cancel.clone());
                 // In a task of its own, so that a panic in a stage ends the run as failed
                 // here instead of leaving it running (its lease renewer stops with it).
                 let running = engine.clone();
-                if let Err(err) = tokio::spawn(async move { execute(&running, run_id).await }).await {
+                if let Err(err) = tokio::spawn(async move { execute(&running, run_id, cancel).await }).await {
                     tracing::error!(%err, run_id, "a run's execution panicked");
                     abandon(&engine, run_id).await;
                 }
@@ -114,7 +118,7 @@ async fn take_over_expired_runs(engine: &Engine) {
     }
 }
 
-async fn execute(engine: &Engine, run_id: i64) {
+async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
     let inner = &engine.inner;
     let (run, stages) = match load(engine, run_id).await {
         Ok(found) => found,
@@ -122,13 +126,10 @@ async fn execute(engine: &Engine, run_id: i64) {
             tracing::error!(%err, run_id, "loading a claimed run");
             let _ =
                 inner.store.finish_run(run_id, &inner.config.node, RunStatus::Failed, "internal error", now_ms()).await;
+            crate::locked(&inner.cancels).remove(&run_id);
             return;
         }
     };
-    let cancel = CancellationToken::new();
-    if let Ok(mut cancels) = inner.cancels.lock() {
-        cancels.insert(run_id, cancel.clone());
-    }
     // Aborted when dropped: also when a stage panics, so the lease can expire.
     let renewer =
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone())));
@@ -158,6 +159,15 @@ async fn execute(engine: &Engine, run_id: i64) {
             }
             StageOutcome::Failed(why) => (StageStatus::Failed, Some(why)),
         };
+        if handing_back(engine, &cancel) {
+            // This replica is stopping and the run goes to another: its stages start
+            // again there, so this one's end is not recorded.
+            log.line(
+                stage.name,
+                &format!("-----> {} is stopping; another replica runs this again from the start", inner.config.node),
+            );
+            break;
+        }
         let _ = inner.store.finish_stage(run_id, stage.position, stage_status, now_ms()).await;
         let duration_ms = Some(started.elapsed().as_millis() as i64);
         log.hub().publish(run_id, RunEvent::Stage { name: stage.name, status: stage_status, duration_ms });
@@ -179,6 +189,18 @@ async fn execute(engine: &Engine, run_id: i64) {
     drop(log);
     writer.close().await;
     renewer.abort();
+    if handing_back(engine, &cancel) {
+        // After every line is stored, so the replica that takes it over appends after them.
+        match inner.store.hand_back_run(run_id, &inner.config.node).await {
+            Ok(true) => {
+                tracing::warn!(run_id, "stopping: handed a running run back to the queue for another replica");
+            }
+            Ok(false) => tracing::warn!(run_id, "the run was ended or handed on elsewhere before it was handed back"),
+            Err(err) => tracing::error!(%err, run_id, "handing a run back"),
+        }
+        crate::locked(&inner.cancels).remove(&run_id);
+        return;
+    }
     match inner.store.finish_run(run_id, &inner.config.node, status, &reason, now_ms()).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(run_id, "the run was ended or handed on elsewhere before it finished here"),
@@ -193,6 +215,12 @@ async fn execute(engine: &Engine, run_id: i64) {
     }
     // Last, so that `Engine::drain` waits for the end to be stored.
     crate::locked(&inner.cancels).remove(&run_id);
+}
+
+/// Whether this execution was stopped to hand its run to another replica (the replica is
+/// stopping and its grace ran out, see `Engine::drain`), rather than cancelled by a user.
+fn handing_back(engine: &Engine, cancel: &CancellationToken) -> bool {
+    cancel.is_cancelled() && engine.inner.hand_back.is_cancelled()
 }
 
 async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), slipway_store::StoreError> {

@@ -402,6 +402,25 @@ impl Store {
         Ok(requeued)
     }
 
+    /// Ends the runs waiting for `node` alone (queued or preparing, pinned to it) with
+    /// `reason`: that replica is stopping. Answers how many.
+    pub async fn end_waiting_runs_of(&self, node: &str, reason: &str, now: i64) -> Result<u64> {
+        let to = RunStatus::Queued.fail_unstarted()?;
+        let n = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE run_stages SET status = 'skipped' WHERE status = 'pending' AND run_id IN \
+                 (SELECT id FROM runs WHERE status IN ('queued', 'preparing') AND node = $1)")
+                .bind(node).execute(&mut *tx).await?;
+            let n = sqlx::query("UPDATE runs SET status = $1, reason = $2, finished_at = $3 \
+                 WHERE status IN ('queued', 'preparing') AND node = $4")
+                .bind(to.as_str()).bind(reason).bind(now).bind(node)
+                .execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
+        }.await)?;
+        Ok(n)
+    }
+
     /// Hands a run this node is executing back to the queue for any replica, from the
     /// start (this replica is stopping); answers whether it was this node's to hand back.
     pub async fn hand_back_run(&self, run_id: i64, node: &str) -> Result<bool> {

@@ -100,12 +100,35 @@ async fn the_queue_follows_the_state_machine(fresh: Fresh) {
     assert_eq!(store.request_cancel(pinned, 22).await.expect("cancel"), RunStatus::Cancelled);
     assert_eq!(store.claim_run("a", 1_000, 23).await.expect("claim"), None, "a cancelled run is not claimable");
 
-    // A replica that stops renewing loses its run back to the queue, with its stages reset.
+    // A replica that stops renewing loses its run back to the queue, with its stages reset,
+    // but not before its lease ran out, and only so often.
     let leased = store.create_run(&run(service, envs[2], RunStatus::Queued, None), 30).await.expect("run");
     assert_eq!(store.claim_run("a", 100, 31).await.expect("claim"), Some(leased));
+    store.start_stage(leased, 0, 32).await.expect("stage");
+    assert!(!store.requeue_expired_run(leased, 99, 2).await.expect("requeue"), "its lease runs to 100");
     assert!(store.requeue_expired_run(leased, 200, 2).await.expect("requeue"), "its lease ran out at 100");
     let requeued = store.run_by_id(leased).await.expect("run");
     assert_eq!((requeued.status, requeued.node), (RunStatus::Queued, None));
+    let stages: Vec<StageStatus> = store.stages(leased).await.expect("stages").iter().map(|s| s.status).collect();
+    assert_eq!(stages, [StageStatus::Pending; 3]);
+    assert_eq!(store.claim_run("b", 300, 201).await.expect("claim"), Some(leased));
+    assert!(!store.requeue_expired_run(leased, 400, 1).await.expect("requeue"), "taken over once already");
+
+    // A stopping replica hands its run back at once (only its own), and ends the runs
+    // waiting for it alone.
+    assert!(!store.hand_back_run(leased, "a").await.expect("hand back"), "b holds it now");
+    store.start_stage(leased, 0, 402).await.expect("stage");
+    assert!(store.hand_back_run(leased, "b").await.expect("hand back"));
+    let handed = store.run_by_id(leased).await.expect("run");
+    assert_eq!((handed.status, handed.node), (RunStatus::Queued, None));
+    let stages: Vec<StageStatus> = store.stages(leased).await.expect("stages").iter().map(|s| s.status).collect();
+    assert_eq!(stages, [StageStatus::Pending; 3]);
+    let waiting = store.create_run(&run(service, envs[3], RunStatus::Queued, Some("b")), 40).await.expect("run");
+    let elsewhere = store.create_run(&run(service, envs[4], RunStatus::Queued, Some("c")), 41).await.expect("run");
+    assert_eq!(store.end_waiting_runs_of("b", "stopping", 42).await.expect("end"), 1);
+    let ended = store.run_by_id(waiting).await.expect("run");
+    assert_eq!((ended.status, ended.reason.as_str()), (RunStatus::Failed, "stopping"));
+    assert_eq!(store.run_by_id(elsewhere).await.expect("run").status, RunStatus::Queued, "c's run is c's");
     fresh.finish().await;
 }
 
@@ -121,12 +144,17 @@ async fn competing_replicas_claim_each_run_exactly_once(fresh: Fresh) {
         let store = store.clone();
         tokio::spawn(async move {
             let mut mine = Vec::new();
+            let mut busy = 0;
             loop {
                 match store.claim_run(&format!("node-{n}"), i64::MAX, 11).await {
                     Ok(Some(id)) => mine.push(id),
                     Ok(None) => return mine,
-                    // SQLite answers a busy writer; the replica tries again, as a worker does.
-                    Err(StoreError::Database(_)) => tokio::task::yield_now().await,
+                    // SQLite answers a busy writer; the replica tries again, as a worker
+                    // does, but a query that keeps failing fails the test.
+                    Err(StoreError::Database(err)) if busy < 1000 => {
+                        busy += 1;
+                        pause_before_retry(&err).await;
+                    }
                     Err(err) => panic!("claiming: {err}"),
                 }
             }
@@ -144,6 +172,11 @@ async fn competing_replicas_claim_each_run_exactly_once(fresh: Fresh) {
         assert_eq!(store.run_by_id(id).await.expect("run").status, RunStatus::Running);
     }
     fresh.finish().await;
+}
+
+/// A moment's pause before trying a busy database again.
+async fn pause_before_retry(_busy: &sqlx::Error) {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -31,12 +31,15 @@ async fn running_run(app: &TestApp) -> Value {
     }
 }
 
-/// A deploy through the API: no request in flight holds the server up, so only the
-/// engine's drain keeps the run alive after SIGTERM.
+/// Deploys through the API: no request in flight holds the server up, so only the
+/// engine's drain keeps the run alive after SIGTERM. With one worker a second deploy
+/// waits in the queue for this replica alone: it is ended with a reason, not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_server_lets_the_run_it_executes_finish() {
-    let mut app = TestApp::start_with(Db::Sqlite, &["--shutdown-grace", "0"]).await;
+    let mut app = TestApp::start_with(Db::Sqlite, &["--workers", "1"]).await;
     shop(&app).await;
+    let staging = Some(json!({"name": "staging", "template": "web", "branch": "staging"}));
+    assert_eq!(app.admin("POST", "/services/shop/environments", staging).await.0, 201);
     let token = app.admin_api_token("git").await;
     let url = app.git_url("shop", &token);
     let work = local_repo(&borrowed(&fixture_app(&format!("slow {}\n", nonce())))).await;
@@ -48,12 +51,18 @@ async fn a_stopping_server_lets_the_run_it_executes_finish() {
     assert_eq!(status, 201, "{queued}");
     let run = running_run(&app).await;
     assert_eq!(run["id"], queued["id"]);
+    let second = Some(json!({"environment": "staging", "git_ref": "slow"}));
+    let (status, waiting) = app.admin("POST", "/services/shop/runs", second).await;
+    assert_eq!((status, &waiting["status"]), (201, &json!("queued")), "{waiting}");
 
     let status = app.stop().await;
     assert!(status.success(), "slipwayd stopped cleanly: {status:?}");
     app.restart().await;
     let (_, after) = app.admin("GET", &format!("/runs/{}", run["id"]), None).await;
     assert_eq!(after["status"], "succeeded", "{after}");
+    let (_, ended) = app.admin("GET", &format!("/runs/{}", waiting["id"]), None).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert_eq!(ended["reason"], "slipwayd stopped before the run started; push or deploy again", "{ended}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,8 +4,8 @@
 use slipway_store::Store;
 use sqlx::Connection;
 
-/// A fresh store on one database, removed when dropped (PostgreSQL) or with its
-/// directory (SQLite).
+/// A fresh store on one database: its SQLite file goes with its directory when dropped,
+/// its PostgreSQL database with [`Fresh::finish`].
 #[derive(Debug)]
 pub struct Fresh {
     pub store: Store,

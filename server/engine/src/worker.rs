@@ -142,6 +142,9 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
 
     let mut status = RunStatus::Succeeded;
     let mut reason = String::new();
+    // Set when a stage was cut short to hand the run to another replica; a run whose
+    // stages all ended first is finished here as usual.
+    let mut handed_back = false;
     for stage in &stages {
         let started = Instant::now();
         let _ = inner.store.start_stage(run_id, stage.position, now_ms()).await;
@@ -160,6 +163,7 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
             StageOutcome::Failed(why) => (StageStatus::Failed, Some(why)),
         };
         if handing_back(engine, &cancel) {
+            handed_back = true;
             // This replica is stopping and the run goes to another: its stages start
             // again there, so this one's end is not recorded.
             log.line(
@@ -189,7 +193,7 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
     drop(log);
     writer.close().await;
     renewer.abort();
-    if handing_back(engine, &cancel) {
+    if handed_back {
         // After every line is stored, so the replica that takes it over appends after them.
         match inner.store.hand_back_run(run_id, &inner.config.node).await {
             Ok(true) => {

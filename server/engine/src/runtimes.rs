@@ -41,6 +41,15 @@ pub(crate) trait Runtime {
     /// routes set, drift repaired). Called with the environment's lock held.
     async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String>;
 
+    /// The environment's replicas as this runtime last saw them: ready (here the router's
+    /// healthy replicas), desired (an autoscaler's count when it has one) and a failing
+    /// condition, if any.
+    fn status(&self, engine: &Engine, state: &EnvironmentState) -> crate::Workload;
+
+    /// Whether a release's image can still be deployed again (a rollback): the local
+    /// engine collects old images; a cluster pulls from the registry.
+    async fn has_image(&self, engine: &Engine, image: &str) -> bool;
+
     /// Whether add-ons run from the release's own objects (a cluster's StatefulSets, kept
     /// running by its controllers): the engine then only records their passwords and
     /// addresses. Otherwise the engine starts and keeps their containers.
@@ -73,6 +82,16 @@ pub(crate) enum RuntimeOf<'a> {
 }
 
 impl Engine {
+    /// An environment's replicas as its runtime last saw them (see [`Runtime::status`]).
+    pub fn environment_status(&self, state: &EnvironmentState) -> crate::Workload {
+        self.runtime_of(&state.runtime).status(self, state)
+    }
+
+    /// Whether a release's image of this environment can be deployed again.
+    pub async fn release_image_available(&self, state: &EnvironmentState, image: &str) -> bool {
+        self.runtime_of(&state.runtime).has_image(self, image).await
+    }
+
     /// The runtime an environment's `runtime` field names: `local` (the column's default),
     /// or a registered cluster's name.
     pub(crate) fn runtime_of<'a>(&self, runtime: &'a str) -> RuntimeOf<'a> {
@@ -85,6 +104,16 @@ impl Engine {
 }
 
 impl Runtime for Local {
+    fn status(&self, engine: &Engine, state: &EnvironmentState) -> crate::Workload {
+        let key = crate::deploy::route_key(&state.service, &state.name);
+        let ready = engine.inner.routes.get(&key).map_or(0, |addrs| addrs.len());
+        crate::Workload { ready, desired: usize::try_from(state.replicas).unwrap_or(0), condition: None }
+    }
+
+    async fn has_image(&self, engine: &Engine, image: &str) -> bool {
+        engine.has_image(image).await
+    }
+
     fn addons_in_release(&self) -> bool {
         false
     }
@@ -115,6 +144,18 @@ impl Runtime for Local {
 }
 
 impl Runtime for Cluster<'_> {
+    fn status(&self, engine: &Engine, state: &EnvironmentState) -> crate::Workload {
+        engine.cluster_workloads(self.0, &state.service, &state.name).unwrap_or(crate::Workload {
+            ready: 0,
+            desired: usize::try_from(state.replicas).unwrap_or(0),
+            condition: None,
+        })
+    }
+
+    async fn has_image(&self, _engine: &Engine, _image: &str) -> bool {
+        true
+    }
+
     fn addons_in_release(&self) -> bool {
         true
     }
@@ -148,6 +189,20 @@ impl Runtime for Cluster<'_> {
 }
 
 impl Runtime for RuntimeOf<'_> {
+    fn status(&self, engine: &Engine, state: &EnvironmentState) -> crate::Workload {
+        match self {
+            RuntimeOf::Local(local) => local.status(engine, state),
+            RuntimeOf::Cluster(cluster) => cluster.status(engine, state),
+        }
+    }
+
+    async fn has_image(&self, engine: &Engine, image: &str) -> bool {
+        match self {
+            RuntimeOf::Local(local) => local.has_image(engine, image).await,
+            RuntimeOf::Cluster(cluster) => cluster.has_image(engine, image).await,
+        }
+    }
+
     fn addons_in_release(&self) -> bool {
         match self {
             RuntimeOf::Local(local) => local.addons_in_release(),

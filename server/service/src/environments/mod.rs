@@ -46,15 +46,8 @@ pub(crate) async fn url_of(state: &AppState, env: &EnvironmentState) -> String {
 async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
     // Here the router's healthy replicas; on a cluster what the workloads' status says
     // (ready and desired, the autoscaler's count when it has one).
-    let (healthy, replicas, condition) = if env.runtime == slipway_engine::LOCAL_RUNTIME {
-        let healthy = state.engine.routes().get(&format!("{}-{}", env.service, env.name)).map_or(0, |a| a.len());
-        (healthy, usize::try_from(env.replicas).unwrap_or(0), None)
-    } else {
-        state
-            .engine
-            .cluster_workloads(&env.runtime, &env.service, &env.name)
-            .map_or((0, usize::try_from(env.replicas).unwrap_or(0), None), |w| (w.ready, w.desired, w.condition))
-    };
+    let slipway_engine::Workload { ready: healthy, desired: replicas, condition } =
+        state.engine.environment_status(&env);
     let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
     let url = url_of(state, &env).await;
     Environment {
@@ -227,7 +220,7 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
         }
         Err(err) => return Err(err.into()),
     };
-    if env.runtime == slipway_engine::LOCAL_RUNTIME && !state.engine.has_image(&release.image).await {
+    if !state.engine.release_image_available(&env, &release.image).await {
         let short: String = release.commit_sha.chars().take(12).collect();
         return Err(ServiceError::Conflict(format!(
             "the image of v{version} was removed (only the newest releases keep theirs, see --image-retention); \

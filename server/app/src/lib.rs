@@ -23,7 +23,6 @@ use slipway_service::{AppState, Settings};
 use slipway_store::Store;
 
 pub mod config;
-pub mod hook;
 mod openapi;
 mod routes;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use slipwayd::{Args, Config, Launch, config, hook, telemetry};
+use slipwayd::{Args, Config, Launch, config, telemetry};
 
 /// mimalloc rather than the system allocator: a password hash takes 19 MiB for a few
 /// milliseconds, and glibc's malloc keeps such blocks in per-thread arenas after they
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if let Some(config::Internal::Hook { name }) = &args.internal {
-        return hook::main(name);
+        return slipway_git::hook::run(name);
     }
     let config = match Config::load(args) {
         Ok(config) => config,

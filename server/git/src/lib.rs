@@ -19,6 +19,7 @@ use axum::routing::any;
 
 pub mod archive;
 mod cgi;
+pub mod hook;
 pub mod repos;
 
 /// What a request wants to do with a repository.

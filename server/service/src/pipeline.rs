@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+
 use slipway_git::archive::{self, ObjectEnv};
 use slipway_git::repos;
 use slipway_store::runs::NewRun;
@@ -24,9 +24,7 @@ use crate::{AppState, ServiceError};
 /// How long a push grant lives: one push, however slow its build.
 const GRANT_TTL: Duration = Duration::from_secs(3600);
 
-/// The last line of a hook response: the hook exits 0 on accept, 1 on reject.
-pub const ACCEPT: &str = "\u{1}slipway:accept";
-pub const REJECT: &str = "\u{1}slipway:reject";
+pub use slipway_git::hook::{ACCEPT, HookRequest, REJECT, RefUpdate};
 
 /// Who may complete which push.
 #[derive(Debug, Clone)]
@@ -63,27 +61,18 @@ impl PushGrants {
     }
 }
 
-/// What the hook sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HookRequest {
-    pub grant: String,
-    pub updates: Vec<RefUpdate>,
-    /// git's object-directory variables (quarantine), so the pushed commit is readable.
-    #[serde(default)]
-    pub env: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefUpdate {
-    pub old: String,
-    pub new: String,
-    pub name: String,
-}
-
 fn is_zero(sha: &str) -> bool {
     sha.chars().all(|c| c == '0')
+}
+
+/// The pipeline as the git hook bridge's [`slipway_git::hook::OnPush`].
+#[derive(Debug, Clone)]
+pub struct Pipeline(pub AppState);
+
+impl slipway_git::hook::OnPush for Pipeline {
+    fn on_push(&self, request: HookRequest) -> mpsc::Receiver<String> {
+        receive_push(self.0.clone(), request)
+    }
 }
 
 /// Handles a hook call: answers the lines to show the pusher, ending with [`ACCEPT`]

@@ -16,7 +16,6 @@ pub mod audit_log;
 pub mod clusters;
 pub mod config;
 pub mod environments;
-pub mod internal;
 pub mod metrics;
 pub mod quotas;
 pub mod runs;
@@ -52,7 +51,7 @@ pub fn router(
         .merge(git)
         .merge(slipway_web::router(state.clone()))
         .fallback(not_found)
-        .route("/internal/git/pre-receive", axum::routing::post(internal::pre_receive).with_state(state.clone()))
+        .merge(slipway_git::hook::hook_router(slipway_service::pipeline::Pipeline(state.clone())))
         .layer(axum::middleware::from_fn(crate::telemetry::record_http_metrics))
 }
 

@@ -1,16 +1,77 @@
-//! `slipwayd hook pre-receive`: what git runs during a push. It forwards the ref updates
-//! (and git's quarantine variables, so the server can read the pushed commit) to the
-//! slipwayd that accepted the push, prints the pipeline's output line by line as it
-//! arrives (git shows it as `remote: …`), and exits non-zero to reject the push.
+//! The push hook bridge, both ends. During a push git runs `slipwayd hook pre-receive`
+//! ([`run`]): it sends the ref updates, with git's quarantine variables so the server
+//! can read the pushed commit, to the slipwayd that accepted the push, prints the
+//! pipeline's lines as they arrive (git shows them as `remote: …`) and exits non-zero to
+//! reject the push. That slipwayd answers at `POST /internal/git/pre-receive`
+//! ([`hook_router`]) with what its [`OnPush`] (the pipeline) says.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Json, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use slipway_git::archive::OBJECT_VARS;
-use slipway_service::pipeline::{ACCEPT, HookRequest, REJECT, RefUpdate};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-pub fn main(name: &str) -> ExitCode {
+use crate::archive::OBJECT_VARS;
+
+/// The last line of a hook response: the hook exits 0 on accept, 1 on reject.
+pub const ACCEPT: &str = "\u{1}slipway:accept";
+pub const REJECT: &str = "\u{1}slipway:reject";
+
+/// The largest hook request read (ref updates of one push and a few variables).
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// What the hook sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRequest {
+    /// The one-time secret the git endpoint handed this push (`SLIPWAY_PUSH_GRANT`).
+    pub grant: String,
+    pub updates: Vec<RefUpdate>,
+    /// git's object-directory variables (quarantine), so the pushed commit is readable.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+/// What a push's ref updates set off; implemented by slipway-service's pipeline. The
+/// lines are shown to the pusher; the last is [`ACCEPT`] or [`REJECT`].
+pub trait OnPush: Clone + Send + Sync + 'static {
+    fn on_push(&self, request: HookRequest) -> mpsc::Receiver<String>;
+}
+
+/// `POST /internal/git/pre-receive`: the hook's call back. Not part of the public API: the
+/// request carries the one-time push grant the [`OnPush`] checks.
+pub fn hook_router<P: OnPush>(on_push: P) -> Router {
+    Router::new()
+        .route("/internal/git/pre-receive", axum::routing::post(pre_receive::<P>))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(on_push)
+}
+
+async fn pre_receive<P: OnPush>(State(on_push): State<P>, Json(request): Json<HookRequest>) -> Response {
+    let lines = on_push.on_push(request);
+    // One chunk per line, so each is sent as soon as it exists.
+    let body = futures_util::stream::unfold(lines, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(bytes::Bytes::from(format!("{line}\n"))), rx))
+    });
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(body)).into_response()
+}
+
+/// The hook program's `main`: `slipwayd hook NAME`.
+pub fn run(name: &str) -> ExitCode {
     if name != "pre-receive" {
         // Other hooks are not installed; accept whatever they are asked.
         return ExitCode::SUCCESS;
@@ -22,7 +83,7 @@ pub fn main(name: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(pre_receive()) {
+    match runtime.block_on(pre_receive_hook()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {
@@ -32,7 +93,7 @@ pub fn main(name: &str) -> ExitCode {
     }
 }
 
-async fn pre_receive() -> Result<bool, String> {
+async fn pre_receive_hook() -> Result<bool, String> {
     let url = std::env::var("SLIPWAY_HOOK_URL").map_err(|_| "SLIPWAY_HOOK_URL is not set (push through slipwayd)")?;
     let grant =
         std::env::var("SLIPWAY_PUSH_GRANT").map_err(|_| "SLIPWAY_PUSH_GRANT is not set (push through slipwayd)")?;

@@ -87,6 +87,17 @@ async fn a_run_still_executing_after_the_grace_goes_to_another_replica() {
     let push = tokio::spawn(async move { git(&dir, &[], &["push", &url, "main"]).await });
     let run = running_run(&a).await;
     assert_eq!(run["node"], json!(node_a), "a runs it first: {run}");
+    // Stopped once a's build has begun, so the log shows it begun there and again on b.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, log) = a.admin("GET", &format!("/runs/{}/log", run["id"]), None).await;
+        let lines = log["lines"].as_array().cloned().unwrap_or_default();
+        if lines.iter().any(|l| l["line"].as_str().is_some_and(|t| t.starts_with("-----> Build ("))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a's build never began: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let status = a.stop().await;
     assert!(status.success(), "a stopped cleanly: {status:?}");

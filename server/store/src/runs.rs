@@ -113,6 +113,15 @@ macro_rules! deploy_events {
     };
 }
 
+/// Why a running run goes back to the queue (see `Store::requeue_from_start`).
+#[derive(Debug, Clone, Copy)]
+enum Requeue<'a> {
+    /// Its lease ran out before `now`, and it was taken over fewer than `max_attempts` times.
+    Expired { now: i64, max_attempts: i32 },
+    /// Its replica (`node`, which holds the lease) is stopping.
+    HandedBack { node: &'a str },
+}
+
 impl Store {
     /// The environment tracking `branch`, if any (the oldest when several do).
     pub async fn environment_for_branch(&self, service_id: i64, branch: &str) -> Result<Option<EnvironmentRow>> {
@@ -383,14 +392,27 @@ impl Store {
     /// start (its stages reset, its log kept), if it was taken over fewer than
     /// `max_attempts` times; answers whether it was.
     pub async fn requeue_expired_run(&self, run_id: i64, now: i64, max_attempts: i32) -> Result<bool> {
+        self.requeue_from_start(run_id, Requeue::Expired { now, max_attempts }).await
+    }
+
+    /// Puts a running run back in the queue for any replica, its stages reset (its log
+    /// kept), if `why` holds; answers whether it did.
+    async fn requeue_from_start(&self, run_id: i64, why: Requeue<'_>) -> Result<bool> {
+        let (from, to) = (RunStatus::Running, RunStatus::Running.requeue()?);
+        const SET: &str = "UPDATE runs SET status = $1, node = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+             started_at = NULL, attempts = attempts + 1 WHERE id = $2 AND status = $3";
         let requeued = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE runs SET status = 'queued', node = NULL, lease_owner = NULL, lease_expires_at = NULL, \
-                 started_at = NULL, attempts = attempts + 1 \
-                 WHERE id = $1 AND status = 'running' AND lease_expires_at < $2 AND attempts < $3")
-                .bind(run_id).bind(now).bind(max_attempts).execute(&mut *tx).await?.rows_affected();
-            if n == 0 {
+            let query = match why {
+                Requeue::Expired { .. } => sqlx::AssertSqlSafe(format!("{SET} AND lease_expires_at < $4 AND attempts < $5")),
+                Requeue::HandedBack { .. } => sqlx::AssertSqlSafe(format!("{SET} AND lease_owner = $4")),
+            };
+            let query = sqlx::query(query).bind(to.as_str()).bind(run_id).bind(from.as_str());
+            let query = match why {
+                Requeue::Expired { now, max_attempts } => query.bind(now).bind(max_attempts),
+                Requeue::HandedBack { node } => query.bind(node),
+            };
+            if query.execute(&mut *tx).await?.rows_affected() == 0 {
                 tx.rollback().await?;
                 return Ok(false);
             }
@@ -424,24 +446,7 @@ impl Store {
     /// Hands a run this node is executing back to the queue for any replica, from the
     /// start (this replica is stopping); answers whether it was this node's to hand back.
     pub async fn hand_back_run(&self, run_id: i64, node: &str) -> Result<bool> {
-        let (from, to) = (RunStatus::Running, RunStatus::Running.requeue()?);
-        let handed = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE runs SET status = $1, node = NULL, lease_owner = NULL, lease_expires_at = NULL, \
-                 started_at = NULL, attempts = attempts + 1 WHERE id = $2 AND status = $3 AND lease_owner = $4")
-                .bind(to.as_str()).bind(run_id).bind(from.as_str()).bind(node)
-                .execute(&mut *tx).await?.rows_affected();
-            if n == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query("UPDATE run_stages SET status = 'pending', started_at = NULL, finished_at = NULL WHERE run_id = $1")
-                .bind(run_id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok::<bool, sqlx::Error>(true)
-        }.await)?;
-        Ok(handed)
+        self.requeue_from_start(run_id, Requeue::HandedBack { node }).await
     }
 
     /// Appends log lines in one statement.

@@ -225,7 +225,7 @@ fn labels(engine: &Engine, env: &EnvironmentState, kind: AddonKind) -> HashMap<S
     HashMap::from([
         (LABEL_SERVICE.to_owned(), env.service.clone()),
         (LABEL_ENVIRONMENT.to_owned(), env.name.clone()),
-        (LABEL_NODE.to_owned(), engine.inner.config.node.clone()),
+        (LABEL_NODE.to_owned(), engine.config().node.clone()),
         (LABEL_ADDON.to_owned(), kind.as_str().to_owned()),
     ])
 }
@@ -237,12 +237,11 @@ impl Engine {
     }
 
     fn seal_password(&self, environment_id: i64, kind: AddonKind, password: &str) -> String {
-        self.inner.config.secret_key.seal(password, &Self::addon_context(environment_id, kind.as_str()))
+        self.config().secret_key.seal(password, &Self::addon_context(environment_id, kind.as_str()))
     }
 
     fn open_password(&self, row: &AddonRow) -> Result<String, AddonError> {
-        self.inner
-            .config
+        self.config()
             .secret_key
             .open(&row.password_sealed, &Self::addon_context(row.environment_id, &row.kind))
             .map_err(|source| AddonError::Password { kind: row.kind.clone(), source })
@@ -250,16 +249,15 @@ impl Engine {
 
     fn addon_image(&self, kind: AddonKind) -> &str {
         match kind {
-            AddonKind::Postgres => &self.inner.config.addon_images.postgres,
-            AddonKind::Redis => &self.inner.config.addon_images.redis,
+            AddonKind::Postgres => &self.config().addon_images.postgres,
+            AddonKind::Redis => &self.config().addon_images.redis,
         }
     }
 
     /// Provisions the add-ons an environment lacks and waits until each accepts
     /// connections. On failure what this call created is removed again.
     pub async fn provision_addons(&self, env: &EnvironmentState, kinds: &[AddonKind]) -> Result<(), AddonError> {
-        let inner = &self.inner;
-        let existing = inner.store.addons_of(env.id).await.map_err(AddonError::store("reading the add-ons"))?;
+        let existing = self.store().addons_of(env.id).await.map_err(AddonError::store("reading the add-ons"))?;
         for &kind in kinds {
             if existing.iter().any(|a| a.kind == kind.as_str()) {
                 continue;
@@ -278,8 +276,7 @@ impl Engine {
                     password_sealed: self.seal_password(env.id, kind, &password),
                     created_at: now_ms(),
                 };
-                inner
-                    .store
+                self.store()
                     .insert_addon(&row)
                     .await
                     .map_err(AddonError::store(format!("recording the {} add-on", kind.as_str())))?;
@@ -295,17 +292,16 @@ impl Engine {
                 labels: Some(labels.clone()),
                 ..VolumeCreateRequest::default()
             };
-            inner
-                .runtime
+            self.local()
                 .docker()
                 .create_volume(request)
                 .await
                 .map_err(EngineError::api(format!("creating volume {name}")))?;
             // Everything from creating the container to its first accepted connection
             // (a missing image may be pulled) is bounded: an add-on never hangs a deploy.
-            let within = inner.config.addon_timeout;
+            let within = self.config().addon_timeout;
             let started = tokio::time::timeout(within, async {
-                let (id, published) = inner.runtime.start_addon(labels, &name, kind, image, &name, &password).await?;
+                let (id, published) = self.local().start_addon(labels, &name, kind, image, &name, &password).await?;
                 wait_answering(kind, published, within).await?;
                 Ok::<_, AddonError>((id, name.clone(), i32::from(port_of(kind))))
             })
@@ -315,9 +311,9 @@ impl Engine {
                 Ok(found) => found,
                 Err(why) => {
                     // The container is named after its volume; it may exist or not.
-                    inner.runtime.remove_container(&name).await;
-                    let _ = inner
-                        .runtime
+                    self.local().remove_container(&name).await;
+                    let _ = self
+                        .local()
                         .docker()
                         .remove_volume(&name, None::<bollard::query_parameters::RemoveVolumeOptions>)
                         .await;
@@ -338,8 +334,7 @@ impl Engine {
                 password_sealed: self.seal_password(env.id, kind, &password),
                 created_at: now_ms(),
             };
-            inner
-                .store
+            self.store()
                 .insert_addon(&row)
                 .await
                 .map_err(AddonError::store(format!("recording the {} add-on", kind.as_str())))?;
@@ -352,9 +347,8 @@ impl Engine {
         &self,
         environment_id: i64,
     ) -> Result<Vec<crate::kubernetes::ClusterAddon>, AddonError> {
-        let inner = &self.inner;
         let mut out = Vec::new();
-        for row in inner.store.addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))? {
+        for row in self.store().addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))? {
             let Some(kind) = kind_of(&row.kind) else { continue };
             let password = self.open_password(&row)?;
             let image = self.addon_image(kind).to_owned();
@@ -365,8 +359,7 @@ impl Engine {
 
     /// The add-ons of an environment with their URLs (passwords opened).
     pub async fn open_addons(&self, environment_id: i64) -> Result<Vec<OpenedAddon>, AddonError> {
-        let inner = &self.inner;
-        let rows = inner.store.addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))?;
+        let rows = self.store().addons_of(environment_id).await.map_err(AddonError::store("reading the add-ons"))?;
         let mut opened = Vec::new();
         for row in rows {
             let Some(kind) = kind_of(&row.kind) else { continue };
@@ -383,10 +376,9 @@ impl Engine {
         service: &str,
         environment: &str,
     ) -> Result<(), EngineError> {
-        let docker = self.inner.runtime.docker();
+        let docker = self.local().docker();
         let recorded = self
-            .inner
-            .store
+            .store()
             .addons_of(environment_id)
             .await
             .map_err(|source| EngineError::Store { action: "reading the add-ons".to_owned(), source })?;
@@ -395,18 +387,18 @@ impl Engine {
             vec![
                 format!("{LABEL_SERVICE}={service}"),
                 format!("{LABEL_ENVIRONMENT}={environment}"),
-                format!("{LABEL_NODE}={}", self.inner.config.node),
+                format!("{LABEL_NODE}={}", self.config().node),
                 LABEL_ADDON.to_owned(),
             ],
         )]);
-        for container in self.inner.runtime.list_containers(true, &filters["label"]).await? {
+        for container in self.local().list_containers(true, &filters["label"]).await? {
             if let Some(id) = container.id {
-                self.inner.runtime.remove_container(&id).await;
+                self.local().remove_container(&id).await;
             }
         }
         for row in &recorded {
             if !row.container.is_empty() {
-                self.inner.runtime.remove_container(&row.container).await;
+                self.local().remove_container(&row.container).await;
             }
         }
         // The recorded volumes, and any labelled ones (a creation cut short).
@@ -432,16 +424,15 @@ impl Engine {
     /// missing one on its volume with its password and under the same name (its volume's),
     /// so the URLs replicas hold keep working.
     pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
-        let inner = &self.inner;
         if self.runtime_of(&env.runtime).addons_in_release() {
             return Ok(()); // the cluster's StatefulSet controller keeps it running
         }
-        for row in inner.store.addons_of(env.id).await.map_err(|e| e.to_string())? {
+        for row in self.store().addons_of(env.id).await.map_err(|e| e.to_string())? {
             let Some(kind) = kind_of(&row.kind) else { continue };
-            match inner.runtime.inspect_container(&row.container).await {
+            match self.local().inspect_container(&row.container).await {
                 Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {}
                 Ok(_) => {
-                    if let Err(err) = inner.runtime.docker().start_container(&row.container, None).await {
+                    if let Err(err) = self.local().docker().start_container(&row.container, None).await {
                         tracing::warn!(%err, addon = %row.kind, environment = %env.name, "starting a stopped add-on");
                     }
                 }
@@ -450,12 +441,12 @@ impl Engine {
                     let image = self.addon_image(kind);
                     let name =
                         format!("{}-{}", row.volume, crate::random_node_id().chars().take(4).collect::<String>());
-                    let (id, _) = inner
-                        .runtime
+                    let (id, _) = self
+                        .local()
                         .start_addon(labels(self, env, kind), &name, kind, image, &row.volume, &password)
                         .await?;
                     let (host, port) = (row.volume.clone(), i32::from(port_of(kind)));
-                    inner.store.move_addon(env.id, &row.kind, &id, &host, port).await.map_err(|e| e.to_string())?;
+                    self.store().move_addon(env.id, &row.kind, &id, &host, port).await.map_err(|e| e.to_string())?;
                     tracing::warn!(addon = %row.kind, environment = %env.name, "re-created a missing add-on container");
                 }
             }

@@ -11,6 +11,26 @@ use bollard::query_parameters::RemoveImageOptionsBuilder;
 
 use crate::Engine;
 
+/// This installation's build images.
+#[derive(Debug)]
+pub(crate) struct Images {
+    /// Builds hold it shared, image collection exclusively.
+    pub(crate) lock: tokio::sync::RwLock<()>,
+    /// Where this installation's builds are tagged (`localhost/slipway/<installation>`):
+    /// one engine may serve several installations, and none may run or remove another's
+    /// image because a service name and commit happen to match.
+    pub(crate) prefix: String,
+}
+
+impl Images {
+    pub(crate) fn new(config: &crate::EngineConfig) -> Images {
+        Images {
+            lock: tokio::sync::RwLock::new(()),
+            prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
+        }
+    }
+}
+
 /// The tags a build of `service` at `commit` has under each of `prefixes`.
 fn build_tags(prefixes: &[String], service: &str, commit: &str) -> Vec<String> {
     let short: String = commit.chars().take(12).collect();
@@ -28,7 +48,7 @@ pub fn removable(ours: &HashSet<String>, keep: &HashSet<String>) -> Vec<String> 
 impl Engine {
     /// The local tag of a build of `service` at `commit`.
     pub fn build_tag(&self, service: &str, commit: &str) -> String {
-        build_tags(std::slice::from_ref(&self.inner.image_prefix), service, commit).remove(0)
+        build_tags(std::slice::from_ref(&self.images().prefix), service, commit).remove(0)
     }
 
     /// The local image a run deploys: the one it recorded when that is a local tag (a
@@ -43,13 +63,13 @@ impl Engine {
 
     /// Whether the local engine still has a container (in any state).
     pub(crate) async fn has_container(&self, id: &str) -> bool {
-        self.inner.runtime.inspect_container(id).await.is_ok()
+        self.local().inspect_container(id).await.is_ok()
     }
 
     /// Whether the local engine still has an image (a release older than the retention
     /// may have lost it).
     pub async fn has_image(&self, image: &str) -> bool {
-        self.inner.runtime.docker().inspect_image(image).await.is_ok()
+        self.local().docker().inspect_image(image).await.is_ok()
     }
 
     /// Removes the build images nothing needs any more; answers how many tags went.
@@ -57,19 +77,18 @@ impl Engine {
         if self.local_engine().is_err() {
             return 0;
         }
-        let inner = &self.inner;
-        let (releases, runs) = match inner.store.images_in_use(inner.config.image_retention).await {
+        let (releases, runs) = match self.store().images_in_use(self.config().image_retention).await {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(%err, "listing the images in use");
                 return 0;
             }
         };
-        let mut prefixes = vec![inner.image_prefix.clone()];
-        if let Some(registry) = &inner.config.registry {
+        let mut prefixes = vec![self.images().prefix.clone()];
+        if let Some(registry) = &self.config().registry {
             prefixes.push(registry.location.trim_end_matches('/').to_owned());
         }
-        let ours: HashSet<String> = match inner.store.built_commits().await {
+        let ours: HashSet<String> = match self.store().built_commits().await {
             Ok(built) => built.iter().flat_map(|(service, commit)| build_tags(&prefixes, service, commit)).collect(),
             Err(err) => {
                 tracing::warn!(%err, "listing the builds");
@@ -83,7 +102,7 @@ impl Engine {
             if let Some((repository, commit)) = tag.rsplit_once(':')
                 && let Some(service) = repository.rsplit('/').next()
             {
-                keep.insert(format!("{}/{service}:{commit}", inner.image_prefix));
+                keep.insert(format!("{}/{service}:{commit}", self.images().prefix));
             }
             keep.insert(tag);
         }
@@ -97,12 +116,12 @@ impl Engine {
             return 0;
         }
         // No build of this installation runs while images go.
-        let _collecting = inner.image_lock.write().await;
+        let _collecting = self.images().lock.write().await;
         let mut removed = 0;
         for tag in candidates {
             // Not forced: an image a container still runs stays, and is tried again later.
             let options = RemoveImageOptionsBuilder::new().force(false).build();
-            let gone = match inner.runtime.docker().remove_image(&tag, Some(options), None).await {
+            let gone = match self.local().docker().remove_image(&tag, Some(options), None).await {
                 Ok(_) => {
                     removed += 1;
                     true
@@ -116,8 +135,8 @@ impl Engine {
             // A build whose local tag is gone is skipped by later collections.
             if gone
                 && let Some((repository, commit)) = tag.rsplit_once(':')
-                && let Some(service) = repository.strip_prefix(&format!("{}/", inner.image_prefix))
-                && let Err(err) = inner.store.mark_image_collected(service, commit).await
+                && let Some(service) = repository.strip_prefix(&format!("{}/", self.images().prefix))
+                && let Err(err) = self.store().mark_image_collected(service, commit).await
             {
                 tracing::warn!(%err, tag, "recording a collected image");
             }

@@ -14,6 +14,7 @@ pub mod containers;
 pub mod context;
 mod deploy;
 pub mod error;
+mod handle;
 pub mod hub;
 pub mod images;
 pub mod isolation;
@@ -28,14 +29,11 @@ pub mod supervise;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-
-use slipway_store::Store;
-use tokio::sync::Notify;
 
 pub use build::{Builder, LocalEngine, RegistryCredentials};
 pub use error::{AddonError, EngineDown, EngineError};
+pub use handle::Engine;
 pub use hub::{Hub, RunEvent};
 
 /// The runtime name of the machine's own container engine (any other is a cluster).
@@ -90,58 +88,6 @@ pub struct Registry {
     pub credentials: Option<build::RegistryCredentials>,
 }
 
-/// The engine: shared by the API (enqueue, cancel), the git receiver and the workers.
-#[derive(Debug, Clone)]
-pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) store: Store,
-    pub(crate) hub: Hub,
-    pub(crate) builder: Arc<dyn Builder>,
-    /// The local runtime (the same engine API as the builder).
-    pub(crate) runtime: LocalEngine,
-    pub(crate) routes: Arc<router::Routes>,
-    /// Replacement replicas the reconcile loop started that have not passed their health
-    /// check yet (`false`: they count as running but get no traffic) or failed it and
-    /// could not be removed yet (`true`: they count as dead and are removed again).
-    pub(crate) unconfirmed: std::sync::Mutex<std::collections::HashMap<String, bool>>,
-    /// One deploy or reconcile at a time per environment.
-    pub(crate) environment_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    pub(crate) config: EngineConfig,
-    pub(crate) wake: Notify,
-    /// Wakes the reconcile loop before its next tick.
-    pub(crate) reconcile_wake: Notify,
-    pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
-    /// Builds hold it shared, image collection exclusively.
-    pub(crate) image_lock: tokio::sync::RwLock<()>,
-    /// Where this installation's builds are tagged (`localhost/slipway/<installation>`):
-    /// one engine may serve several installations, and none may run or remove another's
-    /// image because a service name and commit happen to match.
-    pub(crate) image_prefix: String,
-    /// The managed Deployments' replica counts on each cluster, as its watch last saw
-    /// them: `(cluster, namespace, deployment)` → ready and desired.
-    pub(crate) cluster_workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), Workload>>,
-    /// The last background check of the local engine (see [`Engine::local_engine_answers`]).
-    pub(crate) engine_answer: std::sync::Mutex<Option<Result<(), EngineDown>>>,
-    /// Cluster objects a drift check settled (found clean, or whose dry run the server
-    /// refused): `cluster/namespace/Kind name` → the live resourceVersion and the
-    /// manifest's hash then. Not checked again until one of them changes (see
-    /// `Engine::drifted`).
-    pub(crate) drift_settled: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
-    /// One client per cluster (see `Engine::cluster_client`).
-    pub(crate) cluster_clients: kubernetes::ClusterClients,
-    /// Cancelled when this replica stops: workers claim no more runs (see [`Engine::drain`]).
-    pub(crate) stopping: tokio_util::sync::CancellationToken,
-    /// Cancelled when a stopping replica's grace ran out with runs still executing that
-    /// another replica can run: they stop and go back to the queue.
-    pub(crate) hand_back: tokio_util::sync::CancellationToken,
-    /// Environments whose last reconcile failed: when to try again, and the pause then.
-    pub(crate) reconcile_backoff: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Duration)>>,
-}
-
 /// A mutex's guard, also after a panic elsewhere poisoned it: the maps and answers kept
 /// this way are whole after every single update, so a panic leaves nothing half-written.
 pub(crate) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -155,11 +101,11 @@ pub const ENGINE_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// answer for [`Engine::local_engine_answers`].
 async fn check_local_engine(engine: Engine) {
     loop {
-        let answer = match tokio::time::timeout(Duration::from_secs(2), engine.inner.runtime.ping()).await {
+        let answer = match tokio::time::timeout(Duration::from_secs(2), engine.local().ping()).await {
             Ok(answer) => answer.map_err(|err| EngineDown(err.to_string())),
             Err(_) => Err(EngineDown("it did not answer within 2 s".to_owned())),
         };
-        *locked(&engine.inner.engine_answer) = Some(answer);
+        *locked(engine.engine_answer()) = Some(answer);
         tokio::time::sleep(ENGINE_CHECK_EVERY).await;
     }
 }
@@ -176,34 +122,6 @@ pub struct Workload {
 }
 
 impl Engine {
-    pub fn new(store: Store, runtime: LocalEngine, config: EngineConfig) -> Engine {
-        let runtime = runtime.on_network(format!("slipway-{}", config.secret_key.installation_id()));
-        Engine {
-            inner: Arc::new(Inner {
-                store,
-                hub: Hub::default(),
-                builder: Arc::new(runtime.clone()),
-                runtime,
-                routes: Arc::default(),
-                unconfirmed: std::sync::Mutex::default(),
-                environment_locks: std::sync::Mutex::default(),
-                wake: Notify::new(),
-                reconcile_wake: Notify::new(),
-                cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
-                image_lock: tokio::sync::RwLock::new(()),
-                image_prefix: format!("localhost/slipway/{}", config.secret_key.installation_id()),
-                cluster_workloads: std::sync::Mutex::default(),
-                engine_answer: std::sync::Mutex::default(),
-                drift_settled: std::sync::Mutex::default(),
-                cluster_clients: kubernetes::ClusterClients::default(),
-                reconcile_backoff: std::sync::Mutex::default(),
-                stopping: tokio_util::sync::CancellationToken::new(),
-                hand_back: tokio_util::sync::CancellationToken::new(),
-                config,
-            }),
-        }
-    }
-
     /// The output of an environment's replicas on this node (see
     /// `LocalEngine::replica_logs`), with the environment's secrets masked.
     pub async fn app_logs(
@@ -214,9 +132,8 @@ impl Engine {
         follow: bool,
         tail: u32,
     ) -> Result<tokio::sync::mpsc::Receiver<String>, EngineError> {
-        let inner = &self.inner;
         let masker = self.masker(environment_id).await;
-        let mut raw = inner.runtime.replica_logs(&inner.config.node, service, environment, follow, tail).await?;
+        let mut raw = self.local().replica_logs(&self.config().node, service, environment, follow, tail).await?;
         if masker.is_empty() {
             return Ok(raw);
         }
@@ -233,37 +150,17 @@ impl Engine {
 
     /// Hides an environment's secrets and add-on passwords in logs.
     pub async fn masker(&self, environment_id: i64) -> slipway_core::secrets::Masker {
-        let inner = &self.inner;
-        let mut values = config_vars::secret_values(&inner.store, &inner.config.secret_key, environment_id).await;
+        let mut values = config_vars::secret_values(self.store(), &self.config().secret_key, environment_id).await;
         if let Ok(addons) = self.open_addons(environment_id).await {
             values.extend(addons.into_iter().map(|a| a.password));
         }
         slipway_core::secrets::Masker::new(values)
     }
 
-    /// The lock that serialises deploys and reconciles of one environment.
-    pub(crate) fn environment_lock(&self, environment_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.environment_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(environment_id).or_default().clone()
-    }
-
-    /// The app router's table.
-    pub fn routes(&self) -> Arc<router::Routes> {
-        self.inner.routes.clone()
-    }
-
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
-    }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.inner.config
-    }
-
     /// Whether a run queued here may be executed by any replica (every replica reads the
     /// same data dir) rather than only this one.
     pub fn runs_float(&self) -> bool {
-        self.inner.config.shared_data_dir
+        self.config().shared_data_dir
     }
 
     /// Whether the local container engine answered its last check (made every
@@ -272,7 +169,7 @@ impl Engine {
     /// of it must not become a flood of engine calls or wait on a hung engine.
     pub fn local_engine_answers(&self) -> Result<(), EngineDown> {
         self.local_engine().map_err(EngineDown)?;
-        match &*locked(&self.inner.engine_answer) {
+        match &*locked(self.engine_answer()) {
             Some(answer) => answer.clone(),
             // Not checked yet: the start checked it.
             None => Ok(()),
@@ -281,7 +178,7 @@ impl Engine {
 
     /// `Err` with the reason when this process has no local container engine.
     pub(crate) fn local_engine(&self) -> Result<(), String> {
-        match &self.inner.config.local_engine_down {
+        match &self.config().local_engine_down {
             None => Ok(()),
             Some(why) => Err(format!("there is no container engine to build or run on: {why}")),
         }
@@ -290,7 +187,7 @@ impl Engine {
     /// Ends the runs a previous process left unfinished, then spawns the workers and
     /// the reaper of expired leases.
     pub async fn start(&self) -> Result<(), slipway_store::StoreError> {
-        let ended = self.inner.store.interrupt_orphaned_runs(&self.inner.config.node, now_ms()).await?;
+        let ended = self.store().interrupt_orphaned_runs(&self.config().node, now_ms()).await?;
         if ended > 0 {
             tracing::warn!(ended, "marked runs interrupted by the previous shutdown as failed");
         }
@@ -301,7 +198,7 @@ impl Engine {
         // started again (see `supervise`).
         let engine = self.clone();
         supervise::supervise("reconcile", move || reconcile::reconcile_loop(engine.clone()));
-        for n in 0..self.inner.config.workers.max(1) {
+        for n in 0..self.config().workers.max(1) {
             let engine = self.clone();
             supervise::supervise("worker", move || worker::run_worker(engine.clone(), n));
         }
@@ -320,12 +217,12 @@ impl Engine {
 
     /// Removes build contexts whose run has ended (left behind by a crash).
     async fn remove_stale_contexts(&self) {
-        let dir = &self.inner.config.contexts_dir;
+        let dir = &self.config().contexts_dir;
         let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(id) = name.split('.').next().and_then(|id| id.parse::<i64>().ok()) else { continue };
-            let ended = match self.inner.store.run_by_id(id).await {
+            let ended = match self.store().run_by_id(id).await {
                 Ok(run) => run.status.is_final(),
                 Err(slipway_store::StoreError::NotFound) => true,
                 Err(_) => false,
@@ -349,7 +246,7 @@ impl Engine {
 
     /// Reconciles every environment now rather than at the next tick (after a scale).
     pub fn reconcile_soon(&self) {
-        self.inner.reconcile_wake.notify_one();
+        self.repair().wake.notify_one();
     }
 
     /// Stops this replica's pipeline work for a shutdown: workers claim no more runs, the
@@ -357,14 +254,13 @@ impl Engine {
     /// stopped and handed back to the queue when another replica can run them (a shared
     /// data dir), or left to be ended as interrupted at this replica's next start.
     pub async fn drain(&self, grace: Duration) {
-        let inner = &self.inner;
-        inner.stopping.cancel();
+        self.queue().stopping.cancel();
         // Runs queued for this replica alone would wait for it forever (and their pushers
         // with them): they end now, with a reason the pusher can act on.
-        match inner
-            .store
+        match self
+            .store()
             .end_waiting_runs_of(
-                &inner.config.node,
+                &self.config().node,
                 "slipwayd stopped before the run started; push or deploy again",
                 now_ms(),
             )
@@ -374,7 +270,7 @@ impl Engine {
             Ok(n) => tracing::warn!(runs = n, "stopping: ended the runs queued for this replica"),
             Err(err) => tracing::error!(%err, "ending the runs queued for this replica"),
         }
-        let running = || !locked(&inner.cancels).is_empty();
+        let running = || !locked(&self.queue().cancels).is_empty();
         let deadline = tokio::time::Instant::now() + grace;
         while running() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -387,8 +283,8 @@ impl Engine {
             return;
         }
         // Each execution stores its lines, then hands its run back (see `worker::execute`).
-        inner.hand_back.cancel();
-        for token in locked(&inner.cancels).values() {
+        self.queue().hand_back.cancel();
+        for token in locked(&self.queue().cancels).values() {
             token.cancel();
         }
         let unwound = tokio::time::Instant::now() + HAND_BACK_WITHIN;
@@ -399,13 +295,13 @@ impl Engine {
 
     /// Tells idle workers that a run is waiting.
     pub fn wake(&self) {
-        self.inner.wake.notify_waiters();
+        self.queue().wake.notify_waiters();
     }
 
     /// Stops a running run on this replica at once (others notice at their next
     /// lease renewal through the stored flag).
     pub fn cancel_local(&self, run_id: i64) {
-        if let Ok(cancels) = self.inner.cancels.lock()
+        if let Ok(cancels) = self.queue().cancels.lock()
             && let Some(token) = cancels.get(&run_id)
         {
             token.cancel();
@@ -431,13 +327,12 @@ async fn record_activity(engine: Engine) {
 impl Engine {
     /// Stores the router's newer request times (also called before reaping idle environments).
     pub async fn flush_activity(&self) {
-        let inner = &self.inner;
-        let Ok(environments) = inner.store.live_environments().await else { return };
+        let Ok(environments) = self.store().live_environments().await else { return };
         for env in environments {
             let key = deploy::route_key(&env.service, &env.name);
-            if let Some(at) = inner.routes.last_request(&key)
+            if let Some(at) = self.route_table().last_request(&key)
                 && env.last_request_at.is_none_or(|stored| stored < at)
-                && let Err(err) = inner.store.touch_environment(&env.service, &env.name, at).await
+                && let Err(err) = self.store().touch_environment(&env.service, &env.name, at).await
             {
                 tracing::warn!(%err, "recording environment activity");
             }

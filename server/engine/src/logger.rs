@@ -126,11 +126,11 @@ impl RunLog {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let row = LogRow { seq, at: now_ms(), stage: stage.as_str().to_owned(), line: clean.clone() };
         let _ = self.tx.send(row);
-        self.engine.inner.hub.publish(self.run_id, RunEvent::Log { seq, stage, line: clean });
+        self.engine.hub().publish(self.run_id, RunEvent::Log { seq, stage, line: clean });
     }
 
     pub(crate) fn hub(&self) -> &Hub {
-        &self.engine.inner.hub
+        self.engine.hub()
     }
 }
 

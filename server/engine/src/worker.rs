@@ -14,6 +14,20 @@ use crate::hub::RunEvent;
 use crate::logger::RunLog;
 use crate::{Engine, now_ms};
 
+/// The workers' shared state.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    /// Wakes the workers when a run is queued.
+    pub(crate) wake: tokio::sync::Notify,
+    /// The runs executing here, by id: cancelling one stops its run.
+    pub(crate) cancels: std::sync::Mutex<std::collections::HashMap<i64, tokio_util::sync::CancellationToken>>,
+    /// Cancelled when this replica stops: workers claim no more runs (see [`Engine::drain`]).
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// Cancelled when a stopping replica's grace ran out with runs still executing that
+    /// another replica can run: they stop and go back to the queue.
+    pub(crate) hand_back: tokio_util::sync::CancellationToken,
+}
+
 /// How a stage ended.
 enum StageOutcome {
     Succeeded,
@@ -22,23 +36,23 @@ enum StageOutcome {
 }
 
 pub(crate) async fn run_worker(engine: Engine, n: usize) {
-    let inner = &engine.inner;
     loop {
-        if inner.stopping.is_cancelled() {
+        if engine.queue().stopping.is_cancelled() {
             // This replica is stopping (`Engine::drain`): claim nothing more, and stay
             // (returning would have the supervisor start the loop again).
             std::future::pending::<()>().await;
         }
         // Register interest before claiming, so a wake between the two is not missed.
-        let woken = inner.wake.notified();
+        let woken = engine.queue().wake.notified();
         let now = now_ms();
-        match inner.store.claim_run(&inner.config.node, now + inner.config.lease.as_millis() as i64, now).await {
+        match engine.store().claim_run(&engine.config().node, now + engine.config().lease.as_millis() as i64, now).await
+        {
             Ok(Some(run_id)) => {
                 tracing::debug!(worker = n, run_id, "claimed run");
                 // Registered as executing here from the claim on, so that a shutdown's
                 // drain (`Engine::drain`) sees it however early it comes.
                 let cancel = CancellationToken::new();
-                crate::locked(&inner.cancels).insert(run_id, cancel.clone());
+                crate::locked(&engine.queue().cancels).insert(run_id, cancel.clone());
                 // In a task of its own, so that a panic in a stage ends the run as failed
                 // here instead of leaving it running (its lease renewer stops with it).
                 let running = engine.clone();
@@ -54,23 +68,24 @@ pub(crate) async fn run_worker(engine: Engine, n: usize) {
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
-            () = inner.stopping.cancelled() => {}
+            () = engine.queue().stopping.cancelled() => {}
         }
     }
 }
 
 /// Ends a run whose execution panicked: failed, with the reason a user can act on.
 async fn abandon(engine: &Engine, run_id: i64) {
-    let inner = &engine.inner;
-    if let Ok(mut cancels) = inner.cancels.lock() {
+    if let Ok(mut cancels) = engine.queue().cancels.lock() {
         cancels.remove(&run_id);
     }
     let reason = "internal error: the run stopped unexpectedly; push again or ask an admin to look at the server's log";
-    if let Err(err) = inner.store.finish_run(run_id, &inner.config.node, RunStatus::Failed, reason, now_ms()).await {
+    if let Err(err) =
+        engine.store().finish_run(run_id, &engine.config().node, RunStatus::Failed, reason, now_ms()).await
+    {
         tracing::error!(%err, run_id, "storing the end of a run");
     }
-    context::remove(&inner.config.contexts_dir, run_id).await;
-    inner.hub.publish(run_id, RunEvent::Finished { status: RunStatus::Failed, reason: reason.to_owned() });
+    context::remove(&engine.config().contexts_dir, run_id).await;
+    engine.hub().publish(run_id, RunEvent::Finished { status: RunStatus::Failed, reason: reason.to_owned() });
 }
 
 /// How often one run may be taken over by another replica.
@@ -78,9 +93,9 @@ const MAX_TAKEOVERS: i32 = 2;
 
 pub(crate) async fn reap_expired_leases(engine: Engine) {
     loop {
-        tokio::time::sleep(engine.inner.config.lease).await;
+        tokio::time::sleep(engine.config().lease).await;
         take_over_expired_runs(&engine).await;
-        match engine.inner.store.interrupt_orphaned_runs("-", now_ms()).await {
+        match engine.store().interrupt_orphaned_runs("-", now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(runs = n, "ended runs whose worker stopped renewing its lease"),
             Err(err) => tracing::error!(%err, "reaping expired leases"),
@@ -92,24 +107,23 @@ pub(crate) async fn reap_expired_leases(engine: Engine) {
 /// replica can run them too (their build context is in the data dir it shares); the rest
 /// are ended as interrupted by the caller.
 async fn take_over_expired_runs(engine: &Engine) {
-    let inner = &engine.inner;
     let now = now_ms();
-    let Ok(expired) = inner.store.expired_runs(now).await else { return };
+    let Ok(expired) = engine.store().expired_runs(now).await else { return };
     for (run_id, attempts) in expired {
-        let has_context = tokio::fs::try_exists(context::settings_path(&inner.config.contexts_dir, run_id)).await;
+        let has_context = tokio::fs::try_exists(context::settings_path(&engine.config().contexts_dir, run_id)).await;
         if attempts >= MAX_TAKEOVERS || !has_context.unwrap_or(false) {
             continue;
         }
-        match inner.store.requeue_expired_run(run_id, now, MAX_TAKEOVERS).await {
+        match engine.store().requeue_expired_run(run_id, now, MAX_TAKEOVERS).await {
             Ok(true) => {
-                tracing::warn!(run_id, node = %inner.config.node, "taking over a run whose replica stopped");
-                let seq = inner.store.last_log_seq(run_id).await.unwrap_or(0) + 1;
+                tracing::warn!(run_id, node = %engine.config().node, "taking over a run whose replica stopped");
+                let seq = engine.store().last_log_seq(run_id).await.unwrap_or(0) + 1;
                 let line = format!(
                     "-----> The replica running this stopped; {} runs it again from the start",
-                    inner.config.node
+                    engine.config().node
                 );
                 let row = slipway_store::runs::LogRow { seq, at: now, stage: Stage::Build.as_str().to_owned(), line };
-                let _ = inner.store.append_logs(run_id, &[row]).await;
+                let _ = engine.store().append_logs(run_id, &[row]).await;
                 engine.wake();
             }
             Ok(false) => {}
@@ -119,26 +133,27 @@ async fn take_over_expired_runs(engine: &Engine) {
 }
 
 async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
-    let inner = &engine.inner;
     let (run, stages) = match load(engine, run_id).await {
         Ok(found) => found,
         Err(err) => {
             tracing::error!(%err, run_id, "loading a claimed run");
-            let _ =
-                inner.store.finish_run(run_id, &inner.config.node, RunStatus::Failed, "internal error", now_ms()).await;
-            crate::locked(&inner.cancels).remove(&run_id);
+            let _ = engine
+                .store()
+                .finish_run(run_id, &engine.config().node, RunStatus::Failed, "internal error", now_ms())
+                .await;
+            crate::locked(&engine.queue().cancels).remove(&run_id);
             return;
         }
     };
     // Aborted when dropped: also when a stage panics, so the lease can expire.
     let renewer =
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(renew_lease(engine.clone(), run_id, cancel.clone())));
-    let stored = inner.store.last_log_seq(run_id).await.unwrap_or(0);
+    let stored = engine.store().last_log_seq(run_id).await.unwrap_or(0);
     let masker = match run.environment_id {
         Some(id) => engine.masker(id).await,
         None => Default::default(),
     };
-    let (log, writer) = RunLog::open(engine, inner.store.clone(), run_id, stored, masker);
+    let (log, writer) = RunLog::open(engine, engine.store().clone(), run_id, stored, masker);
 
     let mut status = RunStatus::Succeeded;
     let mut reason = String::new();
@@ -147,7 +162,7 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
     let mut handed_back = false;
     for stage in &stages {
         let started = Instant::now();
-        let _ = inner.store.start_stage(run_id, stage.position, now_ms()).await;
+        let _ = engine.store().start_stage(run_id, stage.position, now_ms()).await;
         log.hub()
             .publish(run_id, RunEvent::Stage { name: stage.name, status: StageStatus::Running, duration_ms: None });
         let outcome = tokio::select! {
@@ -168,11 +183,11 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
             // again there, so this one's end is not recorded.
             log.line(
                 stage.name,
-                &format!("-----> {} is stopping; another replica runs this again from the start", inner.config.node),
+                &format!("-----> {} is stopping; another replica runs this again from the start", engine.config().node),
             );
             break;
         }
-        let _ = inner.store.finish_stage(run_id, stage.position, stage_status, now_ms()).await;
+        let _ = engine.store().finish_stage(run_id, stage.position, stage_status, now_ms()).await;
         let duration_ms = Some(started.elapsed().as_millis() as i64);
         log.hub().publish(run_id, RunEvent::Stage { name: stage.name, status: stage_status, duration_ms });
         if let Some(why) = failure {
@@ -195,51 +210,50 @@ async fn execute(engine: &Engine, run_id: i64, cancel: CancellationToken) {
     renewer.abort();
     if handed_back {
         // After every line is stored, so the replica that takes it over appends after them.
-        match inner.store.hand_back_run(run_id, &inner.config.node).await {
+        match engine.store().hand_back_run(run_id, &engine.config().node).await {
             Ok(true) => {
                 tracing::warn!(run_id, "stopping: handed a running run back to the queue for another replica");
             }
             Ok(false) => tracing::warn!(run_id, "the run was ended or handed on elsewhere before it was handed back"),
             Err(err) => tracing::error!(%err, run_id, "handing a run back"),
         }
-        crate::locked(&inner.cancels).remove(&run_id);
+        crate::locked(&engine.queue().cancels).remove(&run_id);
         return;
     }
-    match inner.store.finish_run(run_id, &inner.config.node, status, &reason, now_ms()).await {
+    match engine.store().finish_run(run_id, &engine.config().node, status, &reason, now_ms()).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(run_id, "the run was ended or handed on elsewhere before it finished here"),
         Err(err) => tracing::error!(%err, run_id, "storing the end of a run"),
     }
-    let now = inner.store.run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status, reason));
+    let now = engine.store().run_by_id(run_id).await.map(|r| (r.status, r.reason)).unwrap_or((status, reason));
     // A run handed back to the queue (this replica is stopping) or taken over (its lease
     // ran out) is another replica's now: its build context stays for it.
     if now.0.is_final() {
-        context::remove(&inner.config.contexts_dir, run_id).await;
-        inner.hub.publish(run_id, RunEvent::Finished { status: now.0, reason: now.1 });
+        context::remove(&engine.config().contexts_dir, run_id).await;
+        engine.hub().publish(run_id, RunEvent::Finished { status: now.0, reason: now.1 });
     }
     // Last, so that `Engine::drain` waits for the end to be stored.
-    crate::locked(&inner.cancels).remove(&run_id);
+    crate::locked(&engine.queue().cancels).remove(&run_id);
 }
 
 /// Whether this execution was stopped to hand its run to another replica (the replica is
 /// stopping and its grace ran out, see `Engine::drain`), rather than cancelled by a user.
 fn handing_back(engine: &Engine, cancel: &CancellationToken) -> bool {
-    cancel.is_cancelled() && engine.inner.hand_back.is_cancelled()
+    cancel.is_cancelled() && engine.queue().hand_back.is_cancelled()
 }
 
 async fn load(engine: &Engine, run_id: i64) -> Result<(RunRow, Vec<StageRow>), slipway_store::StoreError> {
-    let run = engine.inner.store.run_by_id(run_id).await?;
-    let stages = engine.inner.store.stages(run_id).await?;
+    let run = engine.store().run_by_id(run_id).await?;
+    let stages = engine.store().stages(run_id).await?;
     Ok((run, stages))
 }
 
 async fn renew_lease(engine: Engine, run_id: i64, cancel: CancellationToken) {
-    let inner = &engine.inner;
     loop {
-        tokio::time::sleep(inner.config.lease / 3).await;
-        match inner
-            .store
-            .renew_lease(run_id, &inner.config.node, now_ms() + inner.config.lease.as_millis() as i64)
+        tokio::time::sleep(engine.config().lease / 3).await;
+        match engine
+            .store()
+            .renew_lease(run_id, &engine.config().node, now_ms() + engine.config().lease.as_millis() as i64)
             .await
         {
             Ok(false) => {}
@@ -285,8 +299,7 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
     if let Err(why) = engine.local_engine() {
         return StageOutcome::Failed(why);
     }
-    let inner = &engine.inner;
-    let dir = &inner.config.contexts_dir;
+    let dir = &engine.config().contexts_dir;
     let settings = match context::read_settings(dir, run.id).await {
         Ok(settings) => settings,
         Err(err) => return StageOutcome::Failed(format!("the build context is missing ({err})")),
@@ -299,15 +312,15 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         tag: engine.build_tag(&run.service, &run.commit_sha),
     };
     log.line(Stage::Build, &format!("-----> Build ({}) of {} at {short} ...", settings.dockerfile, run.service));
-    let deadline = tokio::time::Instant::now() + inner.config.build_timeout;
+    let deadline = tokio::time::Instant::now() + engine.config().build_timeout;
     let mut tries = 0;
     let result = loop {
         tries += 1;
         let attempt = async {
             // Image collection here waits while builds run (removing images under a
             // build's cache lookup breaks it).
-            let _building = inner.image_lock.read().await;
-            inner.builder.build(&request, log).await
+            let _building = engine.images().lock.read().await;
+            engine.builder().build(&request, log).await
         };
         let result = tokio::time::timeout_at(deadline, attempt).await;
         // Podman's (buildah 1.28's) cache lookup reads every image on the engine and fails
@@ -328,11 +341,11 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
     };
     match result {
         Err(_) => {
-            StageOutcome::Failed(format!("the build took longer than {} s", inner.config.build_timeout.as_secs()))
+            StageOutcome::Failed(format!("the build took longer than {} s", engine.config().build_timeout.as_secs()))
         }
         Ok(Err(err)) => StageOutcome::Failed(err.to_string()),
         Ok(Ok(image)) => {
-            if let Err(err) = inner.store.set_run_image(run.id, &image.tag, &image.id).await {
+            if let Err(err) = engine.store().set_run_image(run.id, &image.tag, &image.id).await {
                 return StageOutcome::Failed(format!("recording the image: {err}"));
             }
             let id = image.id.trim_start_matches("sha256:");
@@ -343,12 +356,11 @@ async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
 }
 
 async fn push(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
-    let inner = &engine.inner;
-    let Some(registry) = &inner.config.registry else {
+    let Some(registry) = &engine.config().registry else {
         return StageOutcome::Skipped("no registry configured (--registry); the image stays on this engine".to_owned());
     };
     // The run row was loaded before the build recorded its image: read it again.
-    let local = match inner.store.run_by_id(run.id).await {
+    let local = match engine.store().run_by_id(run.id).await {
         Ok(fresh) => match fresh.image {
             Some(image) => image,
             None => return StageOutcome::Failed("no image was built".to_owned()),
@@ -363,16 +375,18 @@ async fn push(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
         credentials: registry.credentials.clone(),
     };
     log.line(Stage::Push, &format!("-----> Push {}:{tag} ...", request.repository));
-    match tokio::time::timeout(inner.config.build_timeout, inner.builder.push(&request, log)).await {
-        Err(_) => StageOutcome::Failed(format!("the push took longer than {} s", inner.config.build_timeout.as_secs())),
+    match tokio::time::timeout(engine.config().build_timeout, engine.builder().push(&request, log)).await {
+        Err(_) => {
+            StageOutcome::Failed(format!("the push took longer than {} s", engine.config().build_timeout.as_secs()))
+        }
         Ok(Err(err)) => StageOutcome::Failed(err.to_string()),
         Ok(Ok(digest)) => {
             let pushed = format!("{}:{tag}@{digest}", request.repository);
-            let id = match inner.store.run_by_id(run.id).await {
+            let id = match engine.store().run_by_id(run.id).await {
                 Ok(fresh) => fresh.image_id.unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            if let Err(err) = inner.store.set_run_image(run.id, &pushed, &id).await {
+            if let Err(err) = engine.store().set_run_image(run.id, &pushed, &id).await {
                 return StageOutcome::Failed(format!("recording the pushed image: {err}"));
             }
             log.line(Stage::Push, &format!("-----> Pushed {pushed}"));

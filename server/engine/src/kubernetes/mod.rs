@@ -26,9 +26,25 @@ use crate::logger::RunLog;
 mod against_sim;
 mod error;
 mod manifests;
+mod runtime;
 mod watch;
 pub use error::KubeError;
 pub use manifests::{ClusterAddon, Desired, manifests, namespace_of, playable, release_job, split_base};
+
+/// What the engine keeps of the registered clusters.
+#[derive(Debug, Default)]
+pub(crate) struct Clusters {
+    /// One client per cluster (see `Engine::cluster_client`).
+    pub(crate) clients: ClusterClients,
+    /// The managed Deployments' replica counts on each cluster, as its watch last saw
+    /// them: `(cluster, namespace, deployment)` → ready and desired.
+    pub(crate) workloads: std::sync::Mutex<std::collections::HashMap<(String, String, String), crate::Workload>>,
+    /// Cluster objects a drift check settled (found clean, or whose dry run the server
+    /// refused): `cluster/namespace/Kind name` → the live resourceVersion and the
+    /// manifest's hash then. Not checked again until one of them changes (see
+    /// `Engine::drifted`).
+    pub(crate) drift_settled: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+}
 pub(crate) use watch::watch_clusters;
 
 /// The field manager of everything Slipway applies.
@@ -203,7 +219,7 @@ impl Engine {
             hasher.finish()
         };
         let now = (version, manifest);
-        if crate::locked(&self.inner.drift_settled).get(&key) == Some(&now) {
+        if crate::locked(&self.clusters().drift_settled).get(&key) == Some(&now) {
             return Ok(false);
         }
         // A dry run the server refused (an admission webhook without dry-run support)
@@ -217,7 +233,7 @@ impl Engine {
             Ok(same) => *same,
             Err(err) => matches!(err, kube::Error::Api(_)),
         };
-        let mut settled = crate::locked(&self.inner.drift_settled);
+        let mut settled = crate::locked(&self.clusters().drift_settled);
         if settles {
             settled.insert(key, now);
         } else {
@@ -447,27 +463,25 @@ impl Engine {
         name: &str,
     ) -> Result<(kube::Client, slipway_store::clusters::ClusterRow), KubeError> {
         let row = self
-            .inner
-            .store
+            .store()
             .cluster_by_name(name)
             .await
             .map_err(|source| KubeError::Registration { name: name.to_owned(), source })?;
         let registration = (row.kubeconfig_sealed.clone(), row.context.clone());
         let cached = {
-            let clients = self.inner.cluster_clients.lock();
+            let clients = self.clusters().clients.lock();
             clients.get(name).filter(|(made_from, _)| *made_from == registration).map(|(_, client)| client.clone())
         };
         if let Some(client) = cached {
             return Ok((client, row));
         }
         let yaml = self
-            .inner
-            .config
+            .config()
             .secret_key
             .open(&row.kubeconfig_sealed, &cluster_seal_context(name))
             .map_err(|source| KubeError::Sealed { name: name.to_owned(), source })?;
         let client = client(&yaml, &row.context).await?;
-        self.inner.cluster_clients.lock().insert(name.to_owned(), (registration, client.clone()));
+        self.clusters().clients.lock().insert(name.to_owned(), (registration, client.clone()));
         Ok((client, row))
     }
 }

@@ -25,7 +25,7 @@ pub(crate) async fn watch_clusters(engine: Engine) {
     }
     let mut watching = Watches(HashMap::new());
     loop {
-        if let Ok(clusters) = engine.inner.store.list_clusters().await {
+        if let Ok(clusters) = engine.store().list_clusters().await {
             watching.0.retain(|name, task| {
                 let keep = clusters.iter().any(|c| &c.name == name) && !task.is_finished();
                 if !keep {
@@ -116,15 +116,15 @@ impl Engine {
     /// Drops what is known of a cluster no longer registered: its workloads' counts and
     /// its objects' clean drift checks.
     pub(crate) fn forget_cluster(&self, cluster: &str) {
-        crate::locked(&self.inner.cluster_workloads).retain(|(c, _, _), _| c != cluster);
+        crate::locked(&self.clusters().workloads).retain(|(c, _, _), _| c != cluster);
         let prefix = format!("{cluster}/");
-        crate::locked(&self.inner.drift_settled).retain(|key, _| !key.starts_with(&prefix));
-        self.inner.cluster_clients.forget(cluster);
+        crate::locked(&self.clusters().drift_settled).retain(|key, _| !key.starts_with(&prefix));
+        self.clusters().clients.forget(cluster);
     }
 
     /// Keeps, of a cluster's workloads, those a complete re-list saw.
     fn retain_workloads(&self, cluster: &str, seen: &HashSet<(String, String)>) {
-        let mut workloads = crate::locked(&self.inner.cluster_workloads);
+        let mut workloads = crate::locked(&self.clusters().workloads);
         workloads.retain(|(c, ns, name), _| c != cluster || seen.contains(&(ns.clone(), name.clone())));
     }
 
@@ -134,7 +134,7 @@ impl Engine {
             deployment.metadata.namespace.clone().unwrap_or_default(),
             deployment.metadata.name.clone().unwrap_or_default(),
         );
-        let mut workloads = crate::locked(&self.inner.cluster_workloads);
+        let mut workloads = crate::locked(&self.clusters().workloads);
         if gone {
             workloads.remove(&key);
             return;
@@ -163,7 +163,7 @@ impl Engine {
     /// before the watch has seen any.
     pub fn cluster_workloads(&self, cluster: &str, service: &str, environment: &str) -> Option<crate::Workload> {
         let ns = manifests::namespace_of(service, environment);
-        let workloads = crate::locked(&self.inner.cluster_workloads);
+        let workloads = crate::locked(&self.clusters().workloads);
         if let Some(web) = workloads.get(&(cluster.to_owned(), ns.clone(), WEB.to_owned())) {
             return Some(web.clone());
         }

@@ -3,6 +3,8 @@
 //! and run with an init so it stops promptly. Health is an HTTP GET of the release's
 //! health path.
 
+pub(crate) mod local;
+
 use crate::EngineError;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -67,6 +67,44 @@ pub fn parse_stored(json: &str) -> Result<Option<Spec>, SpecError> {
     serde_json::from_str(json).map(Some).map_err(SpecError::Unreadable)
 }
 
+/// An environment's or release's rendered spec as the store reads it: typed, decoded once
+/// when the row is read (an unreadable one fails the read), and absent for environments
+/// and releases made before templates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredSpec(Option<Spec>);
+
+impl StoredSpec {
+    pub fn get(&self) -> Option<&Spec> {
+        self.0.as_ref()
+    }
+
+    /// The spec, or the web template's defaults (`port`, `health`) for a record older
+    /// than templates.
+    pub fn or_legacy(&self, port: u16, health: &str) -> Spec {
+        self.0.clone().unwrap_or_else(|| legacy_spec(port, health))
+    }
+
+    /// The column's text for a spec.
+    pub fn encode(spec: &Spec) -> String {
+        // A Spec has string map keys and plain fields, which serde_json always writes.
+        serde_json::to_string(spec).unwrap_or_default()
+    }
+}
+
+impl TryFrom<String> for StoredSpec {
+    type Error = SpecError;
+
+    fn try_from(json: String) -> Result<StoredSpec, SpecError> {
+        parse_stored(&json).map(StoredSpec)
+    }
+}
+
+impl From<Spec> for StoredSpec {
+    fn from(spec: Spec) -> StoredSpec {
+        StoredSpec(Some(spec))
+    }
+}
+
 /// The workload `scale` sizes: `web`, else the first.
 pub fn primary(spec: &Spec) -> Option<&str> {
     if spec.workloads.contains_key(WEB) { Some(WEB) } else { spec.workloads.keys().next().map(String::as_str) }
@@ -146,5 +184,12 @@ mod tests {
         );
         assert!(matches!(parse_stored("{not json"), Err(SpecError::Unreadable(_))));
         assert!(parse_stored("  ").expect("empty is no spec").is_none());
+        assert!(StoredSpec::try_from("{not json".to_owned()).is_err());
+        let legacy = StoredSpec::try_from(String::new()).expect("empty is a legacy record");
+        assert_eq!(legacy.get(), None);
+        assert_eq!(legacy.or_legacy(5000, "/up"), legacy_spec(5000, "/up"));
+        let spec = legacy_spec(8080, "/");
+        let stored = StoredSpec::try_from(StoredSpec::encode(&spec)).expect("an encoded spec reads back");
+        assert_eq!(stored.get(), Some(&spec));
     }
 }

@@ -70,9 +70,7 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let settings = context::read_settings(&engine.config().contexts_dir, run.id)
         .await
         .map_err(|e| format!("the build settings are missing ({e})"))?;
-    let template_spec = workloads::parse_stored(&state.spec)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH));
+    let template_spec = state.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH);
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
     let spec = workloads::effective(&template_spec, &settings, primary_replicas).map_err(|e| e.to_string())?;
     // The newest config: a config change queues a deploy of the current image to apply it.
@@ -127,7 +125,6 @@ pub(crate) async fn record_release(
     config_version: i32,
 ) -> Result<ReleaseRow, String> {
     let web = spec.workloads.get(WEB);
-    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     engine
         .store()
         .create_release(
@@ -143,7 +140,7 @@ pub(crate) async fn record_release(
                 template: &state.template,
                 template_version: &state.template_version,
                 parameters: &state.parameters,
-                spec: &spec_json,
+                spec,
                 created_by: &run.actor,
             },
             now_ms(),
@@ -153,10 +150,8 @@ pub(crate) async fn record_release(
 }
 
 /// The spec a release runs (releases made before templates ran one web workload).
-pub(crate) fn release_spec(release: &ReleaseRow) -> Result<Spec, String> {
-    Ok(workloads::parse_stored(&release.spec).map_err(|e| e.to_string())?.unwrap_or_else(|| {
-        workloads::legacy_spec(u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT), &release.health)
-    }))
+pub(crate) fn release_spec(release: &ReleaseRow) -> Spec {
+    release.spec.or_legacy(u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT), &release.health)
 }
 
 /// Removes every replica of an environment and its route (the environment is destroyed).

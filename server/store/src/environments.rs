@@ -3,6 +3,9 @@
 //! per-team quotas themselves. Every change that grows an environment checks the quotas
 //! in the same transaction, so two concurrent requests cannot both squeeze under a limit.
 
+use slipway_core::template::Spec;
+use slipway_core::workloads::StoredSpec;
+
 use crate::{Result, Store, StoreError, on_pool};
 
 /// Where an environment stands: what it runs, its branch, size, current release and pin.
@@ -24,8 +27,9 @@ pub struct EnvironmentState {
     pub template_version: String,
     /// The parameter values, JSON.
     pub parameters: String,
-    /// The rendered spec, JSON (empty for environments older than templates).
-    pub spec: String,
+    /// The rendered spec (none for environments older than templates).
+    #[sqlx(try_from = "String")]
+    pub spec: StoredSpec,
     pub preview: bool,
     pub expires_at: Option<i64>,
     pub idle_ttl_ms: Option<i64>,
@@ -55,7 +59,7 @@ pub struct EnvironmentShape<'a> {
     pub template: &'a str,
     pub template_version: &'a str,
     pub parameters: &'a str,
-    pub spec: &'a str,
+    pub spec: &'a Spec,
     pub replicas: i32,
     pub total_replicas: i32,
     pub total_memory_mb: i64,
@@ -160,7 +164,7 @@ macro_rules! insert_environment {
             .bind(s.template)
             .bind(s.template_version)
             .bind(s.parameters)
-            .bind(s.spec)
+            .bind(slipway_core::workloads::StoredSpec::encode(s.spec))
             .bind(new.preview)
             .bind(new.expires_at)
             .bind(new.idle_ttl_ms)
@@ -301,7 +305,7 @@ impl Store {
             sqlx::query(
                 "UPDATE environments SET template = $1, template_version = $2, parameters = $3, spec = $4, \
                  replicas = $5, total_replicas = $6, total_memory_mb = $7 WHERE id = $8")
-                .bind(shape.template).bind(shape.template_version).bind(shape.parameters).bind(shape.spec)
+                .bind(shape.template).bind(shape.template_version).bind(shape.parameters).bind(StoredSpec::encode(shape.spec))
                 .bind(shape.replicas).bind(shape.total_replicas).bind(shape.total_memory_mb).bind(environment_id)
                 .execute(&mut *tx).await?;
             let delta = Usage {

@@ -1,6 +1,9 @@
 //! Releases: each successful deploy's immutable record (image, commit, config version,
 //! template and rendered spec), and the environment's pointer to the one that serves.
 
+use slipway_core::template::Spec;
+use slipway_core::workloads::StoredSpec;
+
 use crate::{Result, Store, on_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,7 +22,9 @@ pub struct ReleaseRow {
     pub template: String,
     pub template_version: String,
     pub parameters: String,
-    pub spec: String,
+    /// The spec the release ran (none for releases older than templates).
+    #[sqlx(try_from = "String")]
+    pub spec: StoredSpec,
     pub created_by: String,
     pub created_at: i64,
 }
@@ -38,7 +43,7 @@ pub struct NewRelease<'a> {
     pub template: &'a str,
     pub template_version: &'a str,
     pub parameters: &'a str,
-    pub spec: &'a str,
+    pub spec: &'a Spec,
     pub created_by: &'a str,
 }
 
@@ -65,7 +70,7 @@ impl Store {
                 release_columns!()))
                 .bind(new.environment_id).bind(new.run_id).bind(new.image).bind(new.image_id)
                 .bind(new.commit_sha).bind(new.port).bind(new.health).bind(new.config_version).bind(new.template)
-                .bind(new.template_version).bind(new.parameters).bind(new.spec).bind(new.created_by).bind(now)
+                .bind(new.template_version).bind(new.parameters).bind(StoredSpec::encode(new.spec)).bind(new.created_by).bind(now)
                 .fetch_one(&mut *tx).await?;
             sqlx::query("UPDATE environments SET current_release = $1 WHERE id = $2")
                 .bind(row.id).bind(new.environment_id).execute(&mut *tx).await?;

@@ -20,13 +20,14 @@ async fn setup(store: &Store) -> (i64, Vec<i64>) {
     let team = store.create_team("payments", 1).await.expect("team");
     let service = store.create_service("shop", team.id, &CatalogFields::default(), None, 1).await.expect("service");
     let mut environments = Vec::new();
+    let spec = slipway_core::workloads::legacy_spec(8080, "/");
     for i in 0..ENVIRONMENTS {
         let (name, branch) = (format!("e{i}"), format!("b{i}"));
         let shape = EnvironmentShape {
             template: "web",
             template_version: "1.0.0",
             parameters: "{}",
-            spec: "",
+            spec: &spec,
             replicas: 1,
             total_replicas: 1,
             total_memory_mb: 0,
@@ -43,6 +44,9 @@ async fn setup(store: &Store) -> (i64, Vec<i64>) {
         };
         environments.push(store.create_environment(service.id, team.id, &new, 1).await.expect("environment"));
     }
+    // The spec reads back typed, as written.
+    let state = store.environment_state(environments[0]).await.expect("environment");
+    assert_eq!(state.spec.get(), Some(&spec));
     (service.id, environments)
 }
 

@@ -135,10 +135,8 @@ pub async fn list_releases_page(
 }
 
 /// The spec an environment runs now (environments older than templates ran web's defaults).
-fn current_spec(env: &EnvironmentState) -> Result<Spec> {
-    Ok(workloads::parse_stored(&env.spec)
-        .map_err(|e| ServiceError::internal_from("the stored spec", e))?
-        .unwrap_or_else(|| workloads::legacy_spec(context::DEFAULT_PORT, context::DEFAULT_HEALTH)))
+fn current_spec(env: &EnvironmentState) -> Spec {
+    env.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH)
 }
 
 /// How much a spec counts against quotas, with the primary workload at `primary` replicas.
@@ -155,14 +153,13 @@ fn totals(spec: &Spec, primary: u32) -> (i32, i64) {
     (i32::try_from(replicas).unwrap_or(i32::MAX), memory_mb)
 }
 
-/// What the store records of an environment running `spec` (stored as `spec_json`) with
-/// its primary workload at `replicas`: the quota counts follow from them.
+/// What the store records of an environment running `spec` with its primary workload at
+/// `replicas`: the quota counts follow from them.
 fn sized_shape<'a>(
     template: &'a str,
     template_version: &'a str,
     parameters: &'a str,
-    spec_json: &'a str,
-    spec: &Spec,
+    spec: &'a Spec,
     replicas: u32,
 ) -> EnvironmentShape<'a> {
     let (total_replicas, total_memory_mb) = totals(spec, replicas);
@@ -170,7 +167,7 @@ fn sized_shape<'a>(
         template,
         template_version,
         parameters,
-        spec: spec_json,
+        spec,
         replicas: i32::try_from(replicas).unwrap_or(1),
         total_replicas,
         total_memory_mb,
@@ -185,7 +182,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     let service = find_service(state, service).await?;
     require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
     let env = find_environment(state, &service, env).await?;
-    let spec = current_spec(&env)?;
+    let spec = current_spec(&env);
     let max = spec.policy.max_replicas.unwrap_or(MAX_REPLICAS).min(MAX_REPLICAS);
     if !(1..=max).contains(&replicas) {
         return Err(ServiceError::invalid(
@@ -193,7 +190,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
             format!("replicas must be between 1 and {max} (the template's max_replicas), not {replicas}"),
         ));
     }
-    let shape = sized_shape(&env.template, &env.template_version, &env.parameters, &env.spec, &spec, replicas);
+    let shape = sized_shape(&env.template, &env.template_version, &env.parameters, &spec, replicas);
     state.store.reshape_environment(env.id, service.team_id, &shape).await?;
     state.engine.reconcile_soon();
     Ok(to_api(state, state.store.environment_state(env.id).await?).await)
@@ -230,20 +227,15 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
     }
     // A rollback restores what the release ran with: its spec (template, parameters)
     // and its config, as Heroku's restores config.
-    if !release.spec.is_empty() {
-        let spec =
-            workloads::parse_stored(&release.spec).map_err(|e| ServiceError::internal_from("the stored spec", e))?;
-        if let Some(spec) = spec {
-            let shape = sized_shape(
-                &release.template,
-                &release.template_version,
-                &release.parameters,
-                &release.spec,
-                &spec,
-                primary_replicas(&spec),
-            );
-            state.store.reshape_environment(env.id, service.team_id, &shape).await?;
-        }
+    if let Some(spec) = release.spec.get() {
+        let shape = sized_shape(
+            &release.template,
+            &release.template_version,
+            &release.parameters,
+            spec,
+            primary_replicas(spec),
+        );
+        state.store.reshape_environment(env.id, service.team_id, &shape).await?;
     }
     crate::config::restore_config(state, actor, env.id, release.config_version).await?;
     let run_id = crate::enqueue::queue_redeploy(state, actor, &service, &env, &release, "rollback").await?;

@@ -32,6 +32,9 @@ struct Inner {
     repair: reconcile::Repair,
     clusters: kubernetes::Clusters,
     images: images::Images,
+    /// Where every environment runs instead, in tests (see `fake`).
+    #[cfg(feature = "fake-runtime")]
+    fake: Option<Arc<crate::fake::FakeRuntime>>,
 }
 
 impl Engine {
@@ -50,9 +53,32 @@ impl Engine {
                 repair: reconcile::Repair::default(),
                 clusters: kubernetes::Clusters::default(),
                 images: images::Images::new(&config),
+                #[cfg(feature = "fake-runtime")]
+                fake: None,
                 config,
             }),
         }
+    }
+
+    /// An engine whose environments all run on `fake` (no container engine is used:
+    /// `local` is a client of none, and `config.local_engine_down` should say so).
+    #[cfg(feature = "fake-runtime")]
+    pub fn with_fake_runtime(
+        store: Store,
+        local: LocalEngine,
+        config: EngineConfig,
+        fake: Arc<crate::fake::FakeRuntime>,
+    ) -> Engine {
+        let mut engine = Engine::new(store, local, config);
+        if let Some(inner) = Arc::get_mut(&mut engine.inner) {
+            inner.fake = Some(fake);
+        }
+        engine
+    }
+
+    #[cfg(feature = "fake-runtime")]
+    pub(crate) fn fake(&self) -> Option<&crate::fake::FakeRuntime> {
+        self.inner.fake.as_deref()
     }
 
     /// The lock that serialises deploys and reconciles of one environment.

@@ -14,6 +14,8 @@ pub mod containers;
 pub mod context;
 mod deploy;
 pub mod error;
+#[cfg(feature = "fake-runtime")]
+pub mod fake;
 mod handle;
 pub mod hub;
 pub mod images;

@@ -79,6 +79,8 @@ pub(crate) struct Cluster<'a>(pub &'a str);
 pub(crate) enum RuntimeOf<'a> {
     Local(Local),
     Cluster(Cluster<'a>),
+    #[cfg(feature = "fake-runtime")]
+    Fake(&'a crate::fake::FakeRuntime),
 }
 
 impl Engine {
@@ -94,7 +96,11 @@ impl Engine {
 
     /// The runtime an environment's `runtime` field names: `local` (the column's default),
     /// or a registered cluster's name.
-    pub(crate) fn runtime_of<'a>(&self, runtime: &'a str) -> RuntimeOf<'a> {
+    pub(crate) fn runtime_of<'a>(&'a self, runtime: &'a str) -> RuntimeOf<'a> {
+        #[cfg(feature = "fake-runtime")]
+        if let Some(fake) = self.fake() {
+            return RuntimeOf::Fake(fake);
+        }
         if runtime.is_empty() || runtime == crate::LOCAL_RUNTIME {
             RuntimeOf::Local(Local)
         } else {
@@ -108,6 +114,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.status(engine, state),
             RuntimeOf::Cluster(cluster) => cluster.status(engine, state),
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.status(engine, state),
         }
     }
 
@@ -115,6 +123,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.has_image(engine, image).await,
             RuntimeOf::Cluster(cluster) => cluster.has_image(engine, image).await,
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.has_image(engine, image).await,
         }
     }
 
@@ -122,6 +132,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.addons_in_release(),
             RuntimeOf::Cluster(cluster) => cluster.addons_in_release(),
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.addons_in_release(),
         }
     }
 
@@ -135,6 +147,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.apply(engine, desired, log, deadline).await,
             RuntimeOf::Cluster(cluster) => cluster.apply(engine, desired, log, deadline).await,
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.apply(engine, desired, log, deadline).await,
         }
     }
 
@@ -142,6 +156,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.reconcile(engine, state).await,
             RuntimeOf::Cluster(cluster) => cluster.reconcile(engine, state).await,
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.reconcile(engine, state).await,
         }
     }
 
@@ -155,6 +171,8 @@ impl Runtime for RuntimeOf<'_> {
         match self {
             RuntimeOf::Local(local) => local.tear_down(engine, environment_id, service, environment).await,
             RuntimeOf::Cluster(cluster) => cluster.tear_down(engine, environment_id, service, environment).await,
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.tear_down(engine, environment_id, service, environment).await,
         }
     }
 }

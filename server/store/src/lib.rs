@@ -25,6 +25,8 @@ pub mod schema;
 pub mod services;
 pub mod teams;
 pub mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod users;
 

@@ -2,15 +2,13 @@
 //! does, a claim hands each run to exactly one of many competing replicas, and a run's
 //! stages end with it.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::Fresh;
 use slipway_core::run::{PUSH_STAGES, RunStatus, StageStatus};
 use slipway_store::environments::{EnvironmentShape, NewEnvironment};
 use slipway_store::runs::NewRun;
 use slipway_store::services::CatalogFields;
+use slipway_store::testing::Fresh;
 use slipway_store::{Store, StoreError};
 
 const ENVIRONMENTS: usize = 6;

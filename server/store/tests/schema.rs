@@ -3,9 +3,7 @@
 //! same named indexes. Needs `SLIPWAY_TEST_POSTGRES_URL` (an admin connection that may
 //! create databases), which `scripts/test` sets.
 
-mod common;
-
-use common::Fresh;
+use slipway_store::testing::Fresh;
 
 #[tokio::test]
 async fn sqlite_and_postgresql_schemas_stay_alike() {

@@ -1,7 +1,8 @@
-//! Opens a fresh store on each database: a SQLite file, and a PostgreSQL database of the
-//! test's own on the server `SLIPWAY_TEST_POSTGRES_URL` names (`scripts/test` starts one).
+//! Fresh stores for tests (feature `testing`), on each database: a SQLite file, and a
+//! PostgreSQL database of the test's own on the server `SLIPWAY_TEST_POSTGRES_URL` names
+//! (`scripts/test` starts one). The store's own tests and the use cases' tests share it.
 
-use slipway_store::Store;
+use crate::Store;
 use sqlx::Connection;
 
 /// A fresh store on one database: its SQLite file goes with its directory when dropped,

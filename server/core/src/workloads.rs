@@ -36,8 +36,9 @@ pub const DEFAULT_HEALTH: &str = "/";
 /// Why a spec cannot be deployed.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// Why, in serde_json's words (kept as text: a row read once may be asked often).
     #[error("the stored spec is unreadable: {0}")]
-    Unreadable(#[source] serde_json::Error),
+    Unreadable(String),
     #[error("workload {workload} runs process {process:?}, which slipway.toml [processes] does not define")]
     UndefinedProcess { workload: String, process: String },
 }
@@ -64,24 +65,26 @@ pub fn parse_stored(json: &str) -> Result<Option<Spec>, SpecError> {
     if json.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(json).map(Some).map_err(SpecError::Unreadable)
+    serde_json::from_str(json).map(Some).map_err(|e| SpecError::Unreadable(e.to_string()))
 }
 
-/// An environment's or release's rendered spec as the store reads it: typed, decoded once
-/// when the row is read (an unreadable one fails the read), and absent for environments
-/// and releases made before templates.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredSpec(Option<Spec>);
+/// An environment's or release's rendered spec as the store reads it: decoded once, when
+/// the row is read; absent for environments and releases made before templates. An
+/// unreadable one (say, written by a newer replica during an upgrade) does not fail the
+/// read, so one bad row never hides the others from a listing or the reconcile loop: it
+/// fails where the spec is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSpec(Result<Option<Spec>, String>);
 
 impl StoredSpec {
-    pub fn get(&self) -> Option<&Spec> {
-        self.0.as_ref()
+    pub fn get(&self) -> Result<Option<&Spec>, SpecError> {
+        self.0.as_ref().map(Option::as_ref).map_err(|why| SpecError::Unreadable(why.clone()))
     }
 
     /// The spec, or the web template's defaults (`port`, `health`) for a record older
     /// than templates.
-    pub fn or_legacy(&self, port: u16, health: &str) -> Spec {
-        self.0.clone().unwrap_or_else(|| legacy_spec(port, health))
+    pub fn or_legacy(&self, port: u16, health: &str) -> Result<Spec, SpecError> {
+        Ok(self.get()?.cloned().unwrap_or_else(|| legacy_spec(port, health)))
     }
 
     /// The column's text for a spec.
@@ -91,17 +94,19 @@ impl StoredSpec {
     }
 }
 
-impl TryFrom<String> for StoredSpec {
-    type Error = SpecError;
-
-    fn try_from(json: String) -> Result<StoredSpec, SpecError> {
-        parse_stored(&json).map(StoredSpec)
+/// For the store's row decoding (`#[sqlx(try_from = "String")]`; it never fails).
+impl From<String> for StoredSpec {
+    fn from(json: String) -> StoredSpec {
+        StoredSpec(parse_stored(&json).map_err(|e| match e {
+            SpecError::Unreadable(why) => why,
+            other => other.to_string(),
+        }))
     }
 }
 
 impl From<Spec> for StoredSpec {
     fn from(spec: Spec) -> StoredSpec {
-        StoredSpec(Some(spec))
+        StoredSpec(Ok(Some(spec)))
     }
 }
 
@@ -183,13 +188,15 @@ mod tests {
             "workload jobs runs process \"missing\", which slipway.toml [processes] does not define"
         );
         assert!(matches!(parse_stored("{not json"), Err(SpecError::Unreadable(_))));
+        let unreadable = StoredSpec::from("{not json".to_owned());
+        assert!(matches!(unreadable.get(), Err(SpecError::Unreadable(_))));
+        assert!(unreadable.or_legacy(8080, "/").is_err(), "never the legacy defaults in its place");
         assert!(parse_stored("  ").expect("empty is no spec").is_none());
-        assert!(StoredSpec::try_from("{not json".to_owned()).is_err());
-        let legacy = StoredSpec::try_from(String::new()).expect("empty is a legacy record");
-        assert_eq!(legacy.get(), None);
-        assert_eq!(legacy.or_legacy(5000, "/up"), legacy_spec(5000, "/up"));
+        let legacy = StoredSpec::from(String::new());
+        assert_eq!(legacy.get().expect("empty is a legacy record"), None);
+        assert_eq!(legacy.or_legacy(5000, "/up").expect("legacy"), legacy_spec(5000, "/up"));
         let spec = legacy_spec(8080, "/");
-        let stored = StoredSpec::try_from(StoredSpec::encode(&spec)).expect("an encoded spec reads back");
-        assert_eq!(stored.get(), Some(&spec));
+        let stored = StoredSpec::from(StoredSpec::encode(&spec));
+        assert_eq!(stored.get().expect("an encoded spec reads back"), Some(&spec));
     }
 }

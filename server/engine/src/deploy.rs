@@ -70,7 +70,8 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     let settings = context::read_settings(&engine.config().contexts_dir, run.id)
         .await
         .map_err(|e| format!("the build settings are missing ({e})"))?;
-    let template_spec = state.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH);
+    let template_spec =
+        state.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH).map_err(|e| e.to_string())?;
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
     let spec = workloads::effective(&template_spec, &settings, primary_replicas).map_err(|e| e.to_string())?;
     // The newest config: a config change queues a deploy of the current image to apply it.
@@ -150,8 +151,9 @@ pub(crate) async fn record_release(
 }
 
 /// The spec a release runs (releases made before templates ran one web workload).
-pub(crate) fn release_spec(release: &ReleaseRow) -> Spec {
-    release.spec.or_legacy(u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT), &release.health)
+pub(crate) fn release_spec(release: &ReleaseRow) -> Result<Spec, String> {
+    let port = u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT);
+    release.spec.or_legacy(port, &release.health).map_err(|e| e.to_string())
 }
 
 /// Removes every replica of an environment and its route (the environment is destroyed).

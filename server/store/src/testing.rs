@@ -27,6 +27,8 @@ impl Fresh {
             panic!("SLIPWAY_TEST_POSTGRES_URL is not set: run scripts/test, which starts a private PostgreSQL")
         });
         // A fixed prefix, the test's tag (letters and `_`) and the process id.
+        // PostgreSQL cuts names at 63 bytes: a long tag is cut instead of the process id.
+        let tag: String = tag.chars().take(40).collect();
         let name = format!("slipway_store_{tag}_{}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
         for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {

@@ -44,7 +44,7 @@ async fn setup(store: &Store) -> (i64, Vec<i64>) {
     }
     // The spec reads back typed, as written.
     let state = store.environment_state(environments[0]).await.expect("environment");
-    assert_eq!(state.spec.get(), Some(&spec));
+    assert_eq!(state.spec.get().expect("readable"), Some(&spec));
     (service.id, environments)
 }
 

@@ -101,7 +101,7 @@ pub(crate) async fn deploy_to_cluster(
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {
             let release = engine.store().release_by_id(previous).await.map_err(|e| e.to_string())?;
-            let old_spec = release_spec(&release);
+            let old_spec = release_spec(&release)?;
             let old_config =
                 config_vars::open(engine.store(), &engine.config().secret_key, state.id, Some(release.config_version))
                     .await?;
@@ -173,7 +173,7 @@ fn cluster_manifests(
 pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
     let Some(release_id) = state.current_release else { return Ok(()) };
     let release = engine.store().release_by_id(release_id).await.map_err(|e| e.to_string())?;
-    let mut spec = release_spec(&release);
+    let mut spec = release_spec(&release)?;
     if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
         && let Some(w) = spec.workloads.get_mut(&primary)
     {

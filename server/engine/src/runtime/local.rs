@@ -238,7 +238,7 @@ pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentSt
     let Some(release_id) = environment.current_release else { return Ok(()) };
     let release = engine.store().release_by_id(release_id).await.map_err(|e| e.to_string())?;
     let Some(run_id) = release.run_id else { return Ok(()) };
-    let mut spec = release_spec(&release);
+    let mut spec = release_spec(&release)?;
     if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
         && let Some(w) = spec.workloads.get_mut(&primary)
     {

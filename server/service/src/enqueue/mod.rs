@@ -130,7 +130,7 @@ pub(crate) async fn queue_redeploy(
         commit_at: None,
     };
     let contexts = &state.engine.config().contexts_dir;
-    let processes = release.spec.get().map(workloads::processes_of).unwrap_or_default();
+    let processes = release.spec.get().ok().flatten().map(workloads::processes_of).unwrap_or_default();
     let settings = BuildSettings {
         dockerfile: String::new(),
         args: Default::default(),

@@ -245,7 +245,7 @@ pub async fn create_environment(
         Err(err) => return Err(err.into()),
     };
     let diff = match &existing {
-        Some(env) => spec_diff(&current_spec(env), &p.spec)?,
+        Some(env) => spec_diff(&current_spec(env)?, &p.spec)?,
         None => None,
     };
     let plan = plan(&req.name, &p.template, &p.values, &p.spec, diff)?;
@@ -295,7 +295,7 @@ pub async fn update_environment(
         .collect();
     values.extend(req.parameters.clone());
     let (values, spec) = template.render(&values).map_err(render_error)?;
-    let running = current_spec(&env);
+    let running = current_spec(&env)?;
     if let Some(gone) = running.addons.iter().find(|a| !spec.addons.contains(a)) {
         return Err(ServiceError::InvalidParameters {
             field: "template".to_owned(),

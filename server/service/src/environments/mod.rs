@@ -135,8 +135,10 @@ pub async fn list_releases_page(
 }
 
 /// The spec an environment runs now (environments older than templates ran web's defaults).
-fn current_spec(env: &EnvironmentState) -> Spec {
-    env.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH)
+fn current_spec(env: &EnvironmentState) -> Result<Spec> {
+    env.spec
+        .or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH)
+        .map_err(|e| ServiceError::internal_from("the stored spec", e))
 }
 
 /// How much a spec counts against quotas, with the primary workload at `primary` replicas.
@@ -182,7 +184,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     let service = find_service(state, service).await?;
     require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
     let env = find_environment(state, &service, env).await?;
-    let spec = current_spec(&env);
+    let spec = current_spec(&env)?;
     let max = spec.policy.max_replicas.unwrap_or(MAX_REPLICAS).min(MAX_REPLICAS);
     if !(1..=max).contains(&replicas) {
         return Err(ServiceError::invalid(
@@ -227,7 +229,7 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
     }
     // A rollback restores what the release ran with: its spec (template, parameters)
     // and its config, as Heroku's restores config.
-    if let Some(spec) = release.spec.get() {
+    if let Some(spec) = release.spec.get().map_err(|e| ServiceError::internal_from("the stored spec", e))? {
         let shape = sized_shape(
             &release.template,
             &release.template_version,

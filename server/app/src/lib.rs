@@ -13,7 +13,6 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use slipway_engine::supervise::supervise;
 use slipway_engine::{Engine, EngineConfig, LocalEngine, Registry, RegistryCredentials};
 use slipway_git::GitConfig;
 use slipway_service::auth::jwt::JwtKeys;
@@ -146,7 +145,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
     let subscription = store.subscribe_auth_changes().await;
     tokio::spawn(state.clone().follow_auth_changes(subscription));
     let reaped = state.clone();
-    supervise("reaper", move || slipway_service::reaper::reap_loop(reaped.clone(), clock.clone()));
+    state.engine.supervise("reaper", move || slipway_service::reaper::reap_loop(reaped.clone(), clock.clone()));
     let git = GitConfig {
         root: config.data_dir.join("repos"),
         spool: config.data_dir.join("tmp"),

@@ -32,6 +32,8 @@ struct Inner {
     repair: reconcile::Repair,
     clusters: kubernetes::Clusters,
     images: images::Images,
+    /// The background loops (see `supervise`).
+    tasks: crate::supervise::Supervisor,
     /// Where every environment runs instead, in tests (see `fake`).
     #[cfg(feature = "fake-runtime")]
     fake: Option<Arc<crate::fake::FakeRuntime>>,
@@ -53,6 +55,7 @@ impl Engine {
                 repair: reconcile::Repair::default(),
                 clusters: kubernetes::Clusters::default(),
                 images: images::Images::new(&config),
+                tasks: crate::supervise::Supervisor::default(),
                 #[cfg(feature = "fake-runtime")]
                 fake: None,
                 config,
@@ -134,5 +137,19 @@ impl Engine {
 
     pub(crate) fn images(&self) -> &images::Images {
         &self.inner.images
+    }
+
+    /// Runs a background loop under this engine's supervisor: restarted when it dies,
+    /// ended by [`Engine::drain`] (see `supervise`).
+    pub fn supervise<F, Fut>(&self, name: &'static str, start: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(name, start);
+    }
+
+    pub(crate) fn tasks(&self) -> &crate::supervise::Supervisor {
+        &self.inner.tasks
     }
 }

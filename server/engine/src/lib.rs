@@ -199,20 +199,20 @@ impl Engine {
         // Each loop is supervised: one that panics or returns is logged, counted and
         // started again (see `supervise`).
         let engine = self.clone();
-        supervise::supervise("reconcile", move || reconcile::reconcile_loop(engine.clone()));
+        self.supervise("reconcile", move || reconcile::reconcile_loop(engine.clone()));
         for n in 0..self.config().workers.max(1) {
             let engine = self.clone();
-            supervise::supervise("worker", move || worker::run_worker(engine.clone(), n));
+            self.supervise("worker", move || worker::run_worker(engine.clone(), n));
         }
         let engine = self.clone();
-        supervise::supervise("lease-reaper", move || worker::reap_expired_leases(engine.clone()));
+        self.supervise("lease-reaper", move || worker::reap_expired_leases(engine.clone()));
         let engine = self.clone();
-        supervise::supervise("activity", move || record_activity(engine.clone()));
+        self.supervise("activity", move || record_activity(engine.clone()));
         let engine = self.clone();
-        supervise::supervise("cluster-watch", move || kubernetes::watch_clusters(engine.clone()));
+        self.supervise("cluster-watch", move || kubernetes::watch_clusters(engine.clone()));
         if self.local_engine().is_ok() {
             let engine = self.clone();
-            supervise::supervise("engine-check", move || check_local_engine(engine.clone()));
+            self.supervise("engine-check", move || check_local_engine(engine.clone()));
         }
         Ok(())
     }
@@ -255,7 +255,15 @@ impl Engine {
     /// runs executing here get up to `grace` to finish, and those still running then are
     /// stopped and handed back to the queue when another replica can run them (a shared
     /// data dir), or left to be ended as interrupted at this replica's next start.
+    /// Then the background loops end (the reconcile loop, the reapers, the watches).
     pub async fn drain(&self, grace: Duration) {
+        self.drain_runs(grace).await;
+        if !self.tasks().stop(LOOPS_END_WITHIN).await {
+            tracing::warn!("stopping with background loops still running");
+        }
+    }
+
+    async fn drain_runs(&self, grace: Duration) {
         self.queue().stopping.cancel();
         // Runs queued for this replica alone would wait for it forever (and their pushers
         // with them): they end now, with a reason the pusher can act on.
@@ -310,6 +318,9 @@ impl Engine {
         }
     }
 }
+
+/// How long the background loops get to end once the runs are drained.
+const LOOPS_END_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long executions stopped for a hand-back get to store their lines and hand back.
 const HAND_BACK_WITHIN: Duration = Duration::from_secs(10);

@@ -63,7 +63,17 @@ pub fn remove_containers_of(node: &str) {
 pub async fn running(labels: &[String]) -> Vec<Value> {
     let filters = json!({"label": labels, "status": ["running"]}).to_string();
     let (_, list) = call_async("GET", "/v1.41/containers/json", &[("filters", &filters)], None).await;
-    list.as_array().cloned().unwrap_or_default()
+    list.as_array().into_iter().flatten().filter(|c| carries_all(&c["Labels"], labels)).cloned().collect()
+}
+
+/// Whether an object's labels hold every `key=value` of `labels`. Checked here too:
+/// Podman's API answers objects carrying *any* of several label filters (volumes at
+/// least), so a test would see another test's objects.
+fn carries_all(have: &Value, labels: &[String]) -> bool {
+    labels.iter().all(|label| match label.split_once('=') {
+        Some((key, value)) => have[key].as_str() == Some(value),
+        None => !have[label.as_str()].is_null(),
+    })
 }
 
 /// Ids of the running containers carrying every one of `labels`.
@@ -97,17 +107,13 @@ pub async fn exec(id: &str, cmd: &[&str]) -> String {
 
 /// Names of the volumes carrying every one of `labels`.
 pub async fn volumes(labels: &[String]) -> Vec<String> {
-    volumes_where(json!({"label": labels})).await
-}
-
-/// Names of the volumes whose name contains `part`.
-pub async fn volumes_named(part: &str) -> Vec<String> {
-    volumes_where(json!({"name": [part]})).await
-}
-
-async fn volumes_where(filters: Value) -> Vec<String> {
-    let (_, list) = call_async("GET", "/v1.41/volumes", &[("filters", &filters.to_string())], None).await;
-    list["Volumes"].as_array().into_iter().flatten().filter_map(|v| v["Name"].as_str().map(str::to_owned)).collect()
+    let filters = json!({"label": labels}).to_string();
+    let (_, list) = call_async("GET", "/v1.41/volumes", &[("filters", &filters)], None).await;
+    let volumes = list["Volumes"].as_array().into_iter().flatten();
+    volumes
+        .filter(|v| carries_all(&v["Labels"], labels))
+        .filter_map(|v| v["Name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Whether the engine has an image.

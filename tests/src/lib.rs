@@ -18,7 +18,7 @@ pub mod repo;
 mod server_process;
 pub use server_process::{Started, start_process};
 
-pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes, volumes_named};
+pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes};
 pub use repo::{borrowed, commit, fixture_app, git, local_repo};
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,9 @@
 //! refused by the browser and, past it, by the server with its message), roll back from
 //! the releases list, and publish a template version. Screenshots of the main pages are
 //! saved under target/test-artifacts/portal/.
+//!
+//! SQLite only: it is about the pages in a real browser; the portal's routes and queries
+//! run on both databases in `portal.rs`.
 
 use fantoccini::Locator;
 use slipway_e2e::browser::{Browser, artifacts_dir};

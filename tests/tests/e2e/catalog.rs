@@ -1,9 +1,10 @@
 //! catalog-info.yaml read on push, its owner checked against the owning team, and DORA
 //! metrics following deploys and rollbacks, in the API, the CLI and the portal.
 
+use crate::both_databases;
 use serde_json::{Value, json};
 use slipway_e2e::portal::Portal;
-use slipway_e2e::{Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo};
+use slipway_e2e::{TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo};
 
 const CATALOG_INFO: &str = "apiVersion: backstage.io/v1alpha1
 kind: Component
@@ -20,9 +21,8 @@ spec:
   dependsOn: [component:billing, resource:default/shop-db]
 ";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(catalog_info_and_dora_metrics_follow_pushes_and_rollbacks);
+async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp) {
     app.team("payments").await;
     app.user("ana").await;
     app.member("payments", "ana", "maintainer").await;

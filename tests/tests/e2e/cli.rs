@@ -1,12 +1,12 @@
 //! The real `slipway` binary against a real `slipwayd`: the "done when" walk-through of
 //! the foundation issue, output formats, config file permissions and errors.
 
+use crate::both_databases;
 use serde_json::Value;
-use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, run_cli};
+use slipway_e2e::{ADMIN_PASSWORD, TestApp, run_cli};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_sets_up_a_team_and_a_developer_creates_a_service() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(admin_sets_up_a_team_and_a_developer_creates_a_service);
+async fn admin_sets_up_a_team_and_a_developer_creates_a_service(app: TestApp) {
     let home = tempfile::tempdir().expect("tempdir");
     let admin_cfg = home.path().join("admin/config.toml");
     let ana_cfg = home.path().join("ana/config.toml");
@@ -85,9 +85,8 @@ async fn admin_sets_up_a_team_and_a_developer_creates_a_service() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_print_once_and_logout_revokes() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(tokens_print_once_and_logout_revokes);
+async fn tokens_print_once_and_logout_revokes(app: TestApp) {
     let home = tempfile::tempdir().expect("tempdir");
     let cfg = home.path().join("config.toml");
     let login = run_cli(
@@ -142,9 +141,8 @@ async fn tokens_print_once_and_logout_revokes() {
     assert!(out.stderr.contains("not logged in"), "{out:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_are_one_line_with_a_non_zero_exit() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(errors_are_one_line_with_a_non_zero_exit);
+async fn errors_are_one_line_with_a_non_zero_exit(app: TestApp) {
     let home = tempfile::tempdir().expect("tempdir");
     let cfg = home.path().join("config.toml");
     let wrong = run_cli(

@@ -2,6 +2,7 @@
 //! rolls out as a new release, a rollback restores the config its release ran with, and a
 //! secret's value appears nowhere Slipway shows or stores it in the clear.
 
+use crate::each_database;
 use serde_json::{Value, json};
 use slipway_e2e::{CliOutput, Db, TestApp, git, local_repo, nonce};
 
@@ -23,10 +24,10 @@ async fn cli(app: &TestApp, token: &str, args: &[&str], stdin: &str) -> CliOutpu
     app.slipway(token, args, stdin).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_reaches_the_replicas_and_secrets_never_leave() {
+each_database!(config_reaches_the_replicas_and_secrets_never_leave);
+async fn config_reaches_the_replicas_and_secrets_never_leave(db: Db) {
     let app = TestApp::start_with_env(
-        Db::Sqlite,
+        db,
         &[],
         &[("SLIPWAY_LOG", "info,slipwayd=debug,slipway_service=debug,slipway_engine=debug,slipway_git=debug")],
     )

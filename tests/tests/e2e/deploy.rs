@@ -2,13 +2,14 @@
 //! release replaces the old, an unhealthy release leaves the old one serving, and a
 //! killed replica is replaced.
 
+use crate::both_databases;
+use crate::each_database;
 use std::time::{Duration, Instant};
 
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_ends_live_and_the_next_push_replaces_it() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_push_ends_live_and_the_next_push_replaces_it);
+async fn a_push_ends_live_and_the_next_push_replaces_it(app: TestApp) {
     let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let (status, _) = app.get_app("shop", "production", "/").await;
@@ -39,9 +40,8 @@ async fn a_push_ends_live_and_the_next_push_replaces_it() {
     assert!(unknown.contains("No such app"), "{unknown}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unhealthy_release_leaves_the_old_one_serving() {
-    let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await;
+both_databases!(an_unhealthy_release_leaves_the_old_one_serving with ["--health-timeout", "3"]);
+async fn an_unhealthy_release_leaves_the_old_one_serving(app: TestApp) {
     let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let good = format!("good {}\n", nonce());
@@ -58,6 +58,8 @@ async fn an_unhealthy_release_leaves_the_old_one_serving() {
     assert_eq!(app.get_app("shop", "production", "/").await, (200, good));
 }
 
+// SQLite only: it is about the reconcile loop replacing a container; the rows it reads are those
+// the deploy tests check on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_replaced() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -93,6 +95,8 @@ async fn kill(id: &str) {
     assert_eq!(status, 204, "{answer}");
 }
 
+// SQLite only: it measures the router during rollouts (four threads of load); the
+// store's part of a deploy is the same as in the deploy tests above, which run on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollouts_under_load_fail_no_request() {
     let app = std::sync::Arc::new(TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await);
@@ -146,9 +150,8 @@ async fn rollouts_under_load_fail_no_request() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(rollback_pins_then_deploy_unpins_and_promote_and_scale_work);
+async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work(app: TestApp) {
     let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let cli = |args: &'static [&'static str]| {
@@ -238,9 +241,8 @@ async fn wait_healthy_replicas(app: &TestApp, want: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn app_logs_show_the_replicas_output_to_the_owners() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(app_logs_show_the_replicas_output_to_the_owners);
+async fn app_logs_show_the_replicas_output_to_the_owners(app: TestApp) {
     let token = app.shop_to_push().await;
     let marker = nonce();
     let containerfile = format!(
@@ -265,6 +267,8 @@ async fn app_logs_show_the_replicas_output_to_the_owners() {
     assert_eq!(status, 403);
 }
 
+// SQLite only: it is about the router and the reconcile loop's replacements, which read the same
+// rows as the deploy tests that run on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_replica_left_the_router_answers_503_until_they_are_back() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -313,10 +317,11 @@ fi
 printf 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n'
 "#;
 
+// SQLite only: it is about the router's splicing of upgraded connections; no query is involved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgraded_connections_pass_through_the_router() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::start(Db::Sqlite).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let token = app.shop_to_push().await;
     let containerfile = "FROM localhost/slipway/busybox\nCOPY serve.sh /serve.sh\n\
                          CMD [\"nc\", \"-ll\", \"-p\", \"8080\", \"-e\", \"/bin/sh\", \"/serve.sh\"]\n";
@@ -355,16 +360,12 @@ async fn upgraded_connections_pass_through_the_router() {
     assert_eq!(&echoed, b"ping over the upgraded connection\n");
 }
 
+each_database!(old_build_images_are_collected_and_rollback_says_when_one_went);
 /// Old build images go once no kept release needs them; rolling back to a release whose
 /// image went says how to get it back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
-    let app = TestApp::start_with_env(
-        Db::Sqlite,
-        &["--image-retention", "1"],
-        &[("SLIPWAY_LOG", "warn,slipway_engine=debug")],
-    )
-    .await;
+async fn old_build_images_are_collected_and_rollback_says_when_one_went(db: Db) {
+    let app =
+        TestApp::start_with_env(db, &["--image-retention", "1"], &[("SLIPWAY_LOG", "warn,slipway_engine=debug")]).await;
     let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let work = local_repo(&borrowed(&fixture_app(&format!("gc v1 {}\n", nonce())))).await;
@@ -395,6 +396,8 @@ async fn old_build_images_are_collected_and_rollback_says_when_one_went() {
 /// An engine that stops answering mid-deploy fails the deploy at `--deploy-timeout`,
 /// naming the step, and the previous release keeps serving; once the engine answers
 /// again, the next push goes live.
+// SQLite only: it is about an engine that stops answering (through a proxy of the
+// engine API); what the store records of a failed deploy is checked on both above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_serving() {
     let proxy = slipway_e2e::engine_proxy::EngineProxy::start().await;
@@ -437,6 +440,8 @@ async fn a_deploy_the_engine_never_answers_times_out_and_the_old_release_keeps_s
 /// get their own images: one's image collection never removes what the other runs.
 /// (Both once tagged `localhost/slipway/shop:<commit>`, and a rollback in one hung or
 /// failed when the other collected that tag.)
+// SQLite only: what it checks is the engine's image names and collection, which no
+// query decides; two installations on PostgreSQL would add two databases and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installations_sharing_an_engine_never_share_or_collect_each_others_images() {
     let a = TestApp::start_with(Db::Sqlite, &["--image-retention", "1"]).await;
@@ -483,6 +488,8 @@ async fn image_of_run(app: &TestApp, run: i64) -> String {
 /// environment. (The reconcile loop held the environment's lock through the replacement's
 /// whole health wait, up to --health-timeout, and a push or rollback meanwhile sat in
 /// its deploy stage, "running" with nothing in its log.)
+// SQLite only: it is about the environment lock between the reconcile loop and a deploy, held in
+// memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_does_not_wait_behind_a_slow_replacement() {
     let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "90"]).await;

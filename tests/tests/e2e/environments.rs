@@ -3,6 +3,8 @@
 //! previews made by branch pushes and reaped by TTL or idleness (with a clock the test moves),
 //! quota refusals, and bad input refused without leaving anything behind.
 
+use crate::both_databases;
+use crate::each_database;
 use serde_json::{Value, json};
 use slipway_e2e::{Db, TestApp, TestClock, borrowed, fixture_app, git, local_repo, nonce};
 
@@ -198,9 +200,8 @@ async fn quotas_refuse_growth_and_name_the_limit(app: TestApp) {
     assert_eq!(status, 201, "{created}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn environments_are_created_upgraded_and_destroyed_on_the_local_runtime() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(environments_are_created_upgraded_and_destroyed_on_the_local_runtime);
+async fn environments_are_created_upgraded_and_destroyed_on_the_local_runtime(app: TestApp) {
     let token = setup(&app).await;
     let url = app.git_url("shop", &token);
     let body = format!("staging {}\n", nonce());
@@ -291,9 +292,8 @@ async fn environments_are_created_upgraded_and_destroyed_on_the_local_runtime() 
     assert!(app.replicas_of("shop", "jobs").await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_creation_leaves_nothing_behind() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_failed_creation_leaves_nothing_behind);
+async fn a_failed_creation_leaves_nothing_behind(app: TestApp) {
     let token = setup(&app).await;
     let mut files = fixture_app("broken\n");
     files.retain(|(name, _)| *name != "slipway.toml");
@@ -309,12 +309,12 @@ async fn a_failed_creation_leaves_nothing_behind() {
     assert_eq!(app.admin("GET", "/services/shop/environments/broken", None).await.0, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remove() {
+each_database!(branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remove);
+async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remove(db: Db) {
     // In-process, so the reaper's clock is the test's to move (slipwayd reads no test
     // hook from its environment).
     let clock = std::sync::Arc::new(TestClock::default());
-    let app = TestApp::start_in_process(Db::Sqlite, clock.clone()).await;
+    let app = TestApp::start_in_process(db, clock.clone()).await;
     let token = setup(&app).await;
     let url = app.git_url("shop", &token);
     let (status, problem) = app.admin("PATCH", "/services/shop", Some(json!({"preview_template": "nope"}))).await;
@@ -406,9 +406,8 @@ exec httpd -f -p 8080 -h /www
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(add_ons_are_provisioned_injected_and_removed_with_the_environment);
+async fn add_ons_are_provisioned_injected_and_removed_with_the_environment(app: TestApp) {
     let token = setup(&app).await;
     assert_eq!(app.admin("POST", "/templates", Some(json!({"source": DATA_TEMPLATE}))).await.0, 201);
     let work = local_repo(&borrowed(&data_app())).await;
@@ -453,15 +452,15 @@ async fn add_ons_are_provisioned_injected_and_removed_with_the_environment() {
     assert!(!log.to_string().contains(&password));
 
     let labels = [format!("dev.slipway.node={}", app.node()), "dev.slipway.environment=data".to_owned()];
-    assert_eq!(slipway_e2e::volumes_named("slipway-shop-data-").await.len(), 2, "one volume per add-on");
+    // This slipwayd's (the other database's variant of this test shares the engine).
+    assert_eq!(slipway_e2e::volumes(&labels).await.len(), 2, "one volume per add-on");
     assert_eq!(app.slipway(&token, &["envs", "destroy", "shop", "data"], "").await.code, 0);
     assert!(slipway_e2e::running_containers(&labels).await.is_empty(), "replicas and add-ons are gone");
-    assert!(slipway_e2e::volumes_named("slipway-shop-data-").await.is_empty(), "and so are the volumes");
+    assert!(slipway_e2e::volumes(&labels).await.is_empty(), "and so are the volumes");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_add_on_that_cannot_start_leaves_nothing_behind() {
-    let app = TestApp::start_with(Db::Sqlite, &["--postgres-image", "localhost/slipway/no-such-image"]).await;
+both_databases!(an_add_on_that_cannot_start_leaves_nothing_behind with ["--postgres-image", "localhost/slipway/no-such-image"]);
+async fn an_add_on_that_cannot_start_leaves_nothing_behind(app: TestApp) {
     setup(&app).await;
     let before = app.snapshot().await;
     let (status, problem) =

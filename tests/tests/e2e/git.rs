@@ -1,6 +1,7 @@
 //! Git hosting with the real git client: push, clone and fetch through slipwayd, the
 //! credential helper, access checks and the push size limit.
 
+use crate::both_databases;
 use serde_json::json;
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, slipway_bin};
 
@@ -40,9 +41,8 @@ fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_clone_and_fetch_through_slipwayd() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(push_clone_and_fetch_through_slipwayd);
+async fn push_clone_and_fetch_through_slipwayd(app: TestApp) {
     let token = setup(&app).await;
     let remote = format!("{}/git/shop.git", app.url);
     // The CLI acts as git's credential helper: no token in any URL.
@@ -71,9 +71,8 @@ async fn push_clone_and_fetch_through_slipwayd() {
     assert_eq!(fetched, pushed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushes_need_a_valid_token_and_the_owning_team() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(pushes_need_a_valid_token_and_the_owning_team);
+async fn pushes_need_a_valid_token_and_the_owning_team(app: TestApp) {
     setup(&app).await;
     let remote = format!("{}/git/shop.git", app.url);
     let with = |token: &str| remote.replacen("http://", &format!("http://someone:{token}@"), 1);
@@ -111,6 +110,7 @@ async fn pushes_need_a_valid_token_and_the_owning_team() {
     assert!(out.stderr.contains("404") || out.stderr.contains("not found"), "{out:?}");
 }
 
+// SQLite only: the size gate refuses the push before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_over_the_size_limit_is_refused_cleanly() {
     let app = TestApp::start_with(Db::Sqlite, &["--max-push-mb", "1"]).await;
@@ -141,6 +141,7 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
+// SQLite only: the size gate refuses the push before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_that_would_outgrow_the_repository_limit_is_refused() {
     let app = TestApp::start_with(Db::Sqlite, &["--max-repo-mb", "1", "--max-push-mb", "8"]).await;
@@ -166,10 +167,11 @@ async fn a_push_that_would_outgrow_the_repository_limit_is_refused() {
 
 /// A gzip body is measured after inflating: 4 MiB of zeros gzip to a few KiB, and must
 /// still meet `--max-push-mb 1`. An encoding git never sends is refused unread.
+// SQLite only: the size gate refuses the push before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compressed_push_is_measured_inflated() {
-    use std::io::Write;
     let app = TestApp::start_with(Db::Sqlite, &["--max-push-mb", "1"]).await;
+    use std::io::Write;
     let token = setup(&app).await;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![0u8; 4 * 1024 * 1024]).expect("gzip");

@@ -3,6 +3,7 @@
 //! metrics series per invented method, connection headers passed to apps, a database
 //! file others can read.
 
+use crate::both_databases;
 use serde_json::json;
 use slipway_e2e::portal::Portal;
 use slipway_e2e::{Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
@@ -62,9 +63,8 @@ fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_in_never_sends_the_browser_to_another_site() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(signing_in_never_sends_the_browser_to_another_site);
+async fn signing_in_never_sends_the_browser_to_another_site(app: TestApp) {
     app.user("ana").await;
     // Browsers drop tabs and newlines from URLs and read a backslash as a slash: each of
     // these is `//evil.example` to them.
@@ -86,6 +86,8 @@ async fn signing_in_never_sends_the_browser_to_another_site() {
 
 /// A health path that answers 404 is not a healthy release (Kubernetes' probes count
 /// 2xx and 3xx only); the previous release keeps serving.
+// SQLite only: it is about the engine's health check; a failed deploy's records are checked on both
+// in deploy.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_whose_health_path_answers_404_never_goes_live() {
     let app = TestApp::start_with(Db::Sqlite, &["--health-timeout", "3"]).await;
@@ -104,6 +106,7 @@ async fn a_release_whose_health_path_answers_404_never_goes_live() {
 }
 
 /// hyper accepts any token as a method; each must not become a metrics series.
+// SQLite only: it is about the metrics' labels; no query is involved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invented_methods_share_one_metrics_series() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -123,6 +126,7 @@ async fn invented_methods_share_one_metrics_series() {
 
 /// Headers about the client's connection to the router (`Connection` and the headers it
 /// names, `Keep-Alive`, `TE`…) stay there: the app sees the message, not the hop.
+// SQLite only: it is about the router's handling of headers; no query is involved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_headers_stay_with_the_router() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -161,6 +165,7 @@ async fn connection_headers_stay_with_the_router() {
 
 /// The database holds password hashes and sealed secrets: 0600 when created, and made
 /// 0600 again at start when someone opened it up.
+// SQLite only: it is about the SQLite database file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_file_is_readable_by_slipwayd_alone() {
     use std::os::unix::fs::PermissionsExt;
@@ -184,6 +189,8 @@ async fn the_database_file_is_readable_by_slipwayd_alone() {
 /// A build that prints without end is cut at its stage's budget with one marker line;
 /// the deploy's lines still follow. Watching the finished run's events again and again
 /// leaves no channel behind.
+// SQLite only: it is about the bounds of a build's output in memory and in the log; the run's rows
+// are checked on both in pipeline.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_that_prints_without_end_is_cut_and_watching_it_costs_nothing_after() {
     let app = TestApp::start(Db::Sqlite).await;

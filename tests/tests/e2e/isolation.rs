@@ -2,6 +2,9 @@
 //! (uid 0 inside is an unprivileged host user), with no way to gain privileges and a
 //! bound on processes; slipwayd refuses an engine that runs containers as root unless
 //! told to accept the risk, and keeps its data dir private.
+//!
+//! SQLite only: these are properties of the container engine and the data dir; the
+//! SQLite file's own mode is one of them.
 
 use std::os::unix::fs::PermissionsExt;
 

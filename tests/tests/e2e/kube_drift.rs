@@ -4,6 +4,9 @@
 //! autoscaled workload's rollout waits on the autoscaler's count, and the push prints the
 //! cluster's URL. Also: an installation whose environments run on clusters starts
 //! without a container engine.
+//!
+//! SQLite only: what they check is the Kubernetes runtime against the simulator; the
+//! releases and environments they record are the same rows the deploy tests write on both.
 
 use serde_json::{Value, json};
 use slipway_e2e::kube_sim::KubeSim;

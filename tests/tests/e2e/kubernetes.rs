@@ -2,6 +2,9 @@
 //! behind a kubeconfig): cluster registration, a deploy that applies the namespace,
 //! Secret, Deployment, Service and Ingress and waits for the rollout, a no-op redeploy, an
 //! update, a failed rollout rolled back automatically, and destroy.
+//!
+//! SQLite only: what it checks is the Kubernetes runtime against the simulator; the
+//! releases and environments it records are the same rows the deploy tests write on both.
 
 use serde_json::{Value, json};
 use slipway_e2e::kube_sim::{KubeSim, PodFailure};

@@ -9,6 +9,7 @@ fn compressible(bytes: usize) -> Vec<u8> {
     b"# padding line that compresses very well\n".iter().copied().cycle().take(bytes).collect()
 }
 
+// SQLite only: the build gate refuses the commit before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_descriptors_are_refused_unread() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -42,6 +43,7 @@ async fn oversized_descriptors_are_refused_unread() {
     assert_eq!(status, 200, "the server keeps serving");
 }
 
+// SQLite only: the build gate refuses the commit before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_over_the_limit_is_refused_before_it_is_archived() {
     let app = TestApp::start_with(Db::Sqlite, &["--max-context-mb", "1"]).await;
@@ -88,6 +90,7 @@ async fn git_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> St
 
 /// A push of a few objects whose trees reuse one another describes a million files (a
 /// "tree bomb"): it is refused by counting entries, without listing them all.
+// SQLite only: the build gate refuses the commit before anything reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_bomb_is_refused_by_its_entry_count() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -148,6 +151,8 @@ async fn login_from(client: &reqwest::Client, app: &TestApp, username: &str, pas
 /// are told to come back (503, Retry-After) instead of each taking 19 MiB; one address
 /// trying many usernames is cut off; wrong passwords from one place never lock the
 /// account's owner out elsewhere.
+// SQLite only: it measures slipwayd's memory under a flood of password hashing (four
+// threads of load); the lockout rules' queries run on both in the auth tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_flood_is_bounded_and_locks_nobody_out() {
     let app = TestApp::start(Db::Sqlite).await;

@@ -1,6 +1,9 @@
 //! A team's worth of pushes at once: ten services pushed to one slipwayd together, five
 //! rounds in a row, and every push goes live. (Issue: one replica of ten once never
 //! answered its health check, and a rollback's deploy hung, when pushes overlapped.)
+//!
+//! SQLite only: its single writer is the harder case for fifty overlapping runs; claims
+//! competing on PostgreSQL are tested in `replicas.rs` and the store's tests.
 
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 

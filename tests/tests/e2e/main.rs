@@ -30,20 +30,43 @@ mod untrusted;
 mod validation;
 
 /// Generates `<name>::sqlite` and `<name>::postgres` tests from one async fn taking a
-/// started `TestApp`.
+/// started `TestApp`; `name with ["--flag", "value"]` starts it with extra flags.
 #[macro_export]
 macro_rules! both_databases {
+    ($($name:ident $(with [$($flag:expr),* $(,)?])?),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let flags: &[&str] = &[$($($flag),*)?];
+                    super::$name(slipway_e2e::TestApp::start_with(slipway_e2e::Db::Sqlite, flags).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let flags: &[&str] = &[$($($flag),*)?];
+                    super::$name(slipway_e2e::TestApp::start_with(slipway_e2e::Db::Postgres, flags).await).await
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`both_databases!`], for an async fn that starts its app itself from the `Db`
+/// it is given (flags computed at run time, an in-process server).
+#[macro_export]
+macro_rules! each_database {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name(slipway_e2e::TestApp::start(slipway_e2e::Db::Sqlite).await).await
+                    super::$name(slipway_e2e::Db::Sqlite).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    super::$name(slipway_e2e::TestApp::start(slipway_e2e::Db::Postgres).await).await
+                    super::$name(slipway_e2e::Db::Postgres).await
                 }
             }
         )*

@@ -1,6 +1,8 @@
 //! git push to build, with the real git client and real Podman: live output, rejected
 //! pushes, the layer cache, crash recovery, concurrency, deploys and cancel.
 
+use crate::both_databases;
+use crate::each_database;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -49,9 +51,8 @@ async fn remote_main(dir: &std::path::Path, url: &str) -> Option<String> {
     out.stdout.split_whitespace().next().map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_push_streams_its_build_and_ends_in_a_stored_run);
+async fn a_push_streams_its_build_and_ends_in_a_stored_run(app: TestApp) {
     let token = setup(&app, "shop").await;
     // A step that takes a second and cannot come from the cache, so the build lasts
     // long enough to see its first lines arrive while the push is still running.
@@ -115,9 +116,8 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run() {
     assert!(pushed, "an accepted push is audited: {audit}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_build_rejects_the_push_and_keeps_the_branch() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_failing_build_rejects_the_push_and_keeps_the_branch);
+async fn a_failing_build_rejects_the_push_and_keeps_the_branch(app: TestApp) {
     let token = setup(&app, "shop").await;
     let url = app.git_url("shop", &token);
     let work = local_repo(&borrowed(&fixture_app("v1\n"))).await;
@@ -154,6 +154,7 @@ async fn a_failing_build_rejects_the_push_and_keeps_the_branch() {
     assert_eq!(remote_main(work.path(), &url).await, good);
 }
 
+// SQLite only: it is about the engine's build cache; the runs' rows are checked on both above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_file_change_rebuilds_from_the_cache() {
     let app = TestApp::start(Db::Sqlite).await;
@@ -171,9 +172,8 @@ async fn a_one_file_change_rebuilds_from_the_cache() {
     assert!(!log_of(&app, runs[1]["id"].as_i64().expect("id")).await.contains("Using cache"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_mid_build_leaves_no_run_running() {
-    let mut app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_server_killed_mid_build_leaves_no_run_running);
+async fn a_server_killed_mid_build_leaves_no_run_running(mut app: TestApp) {
     let token = setup(&app, "shop").await;
     let files = containerfile(&format!("RUN sleep 20 && echo {}\n", nonce()));
     let work = local_repo(&borrowed(&files)).await;
@@ -226,9 +226,8 @@ async fn ten_concurrent_pushes_each_end_in_a_finished_run(app: TestApp) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_without_a_push_and_cancel() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(deploy_without_a_push_and_cancel);
+async fn deploy_without_a_push_and_cancel(app: TestApp) {
     let token = setup(&app, "shop").await;
     let url = app.git_url("shop", &token);
     let slow = containerfile(&format!("RUN sleep 20 && echo {}\n", nonce()));
@@ -275,11 +274,11 @@ async fn deploy_without_a_push_and_cancel() {
     assert_eq!(runs[0]["status"], "succeeded");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_built_image_is_pushed_to_the_registry() {
+each_database!(a_built_image_is_pushed_to_the_registry);
+async fn a_built_image_is_pushed_to_the_registry(db: Db) {
     let location = slipway_e2e::registry_location('t');
     let (registry, prefix) = location.split_once('/').expect("HOST/PREFIX");
-    let app = TestApp::start_with(Db::Sqlite, &["--registry", &location]).await;
+    let app = TestApp::start_with(db, &["--registry", &location]).await;
     let token = setup(&app, "shop").await;
     let work = local_repo(&borrowed(&fixture_app(&format!("pushed {}\n", nonce())))).await;
     let out = git(work.path(), &[], &["push", &app.git_url("shop", &token), "main"]).await;
@@ -305,9 +304,8 @@ async fn a_built_image_is_pushed_to_the_registry() {
     assert_eq!(tags["tags"], json!([&commit[..12]]), "{tags}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(a_newer_run_supersedes_a_queued_one_for_the_same_environment);
+async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment(app: TestApp) {
     let token = setup(&app, "shop").await;
     let url = app.git_url("shop", &token);
     let work = local_repo(&borrowed(&fixture_app("v1\n"))).await;
@@ -332,6 +330,8 @@ async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment() {
     assert_eq!(last["status"], "succeeded", "{last}");
 }
 
+// SQLite only: it is about the build's time limit in the engine; a failed run's rows are checked on
+// both above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_over_its_time_limit_fails_the_run() {
     let app = TestApp::start_with(Db::Sqlite, &["--build-timeout", "1"]).await;
@@ -345,6 +345,8 @@ async fn a_build_over_its_time_limit_fails_the_run() {
     assert_eq!(run["stages"][0]["status"], "failed");
 }
 
+// SQLite only: it is about the registry's login; the push stage's records are checked
+// on both databases in `a_built_image_is_pushed_to_the_registry`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_to_a_registry_that_needs_a_login() {
     let setting = std::env::var("SLIPWAY_TEST_AUTH_REGISTRY").unwrap_or_else(|_| {

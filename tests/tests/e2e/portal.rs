@@ -2,9 +2,10 @@
 //! title, key elements and accessibility basics; sign-in and the session cookie; CSRF
 //! and ownership on every form; catalog-info.yaml and DORA metrics on the pages.
 
+use crate::both_databases;
 use serde_json::json;
 use slipway_e2e::portal::Portal;
-use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
+use slipway_e2e::{ADMIN_PASSWORD, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
 
 crate::both_databases!(pages_render_for_signed_in_users, forms_refuse_other_teams_and_missing_csrf);
 
@@ -294,11 +295,10 @@ async fn forms_refuse_other_teams_and_missing_csrf(app: TestApp) {
     assert_eq!(status, 400, "{problem}");
 }
 
+both_databases!(an_owner_deploys_and_cancels_from_the_portal);
 /// The owner deploys a slow commit from the environment page and cancels it from the
 /// run page; the cancel button is there only while the run can be cancelled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owner_deploys_and_cancels_from_the_portal() {
-    let app = TestApp::start(Db::Sqlite).await;
+async fn an_owner_deploys_and_cancels_from_the_portal(app: TestApp) {
     app.team("alpha").await;
     app.user("ana").await;
     app.member("alpha", "ana", "member").await;

@@ -2,6 +2,7 @@
 //! moves; its output reaches the pusher, and its failure or overrun leaves the previous
 //! release serving.
 
+use crate::both_databases;
 use std::time::{Duration, Instant};
 
 use slipway_e2e::{Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
@@ -14,9 +15,8 @@ fn with_release(body: &str, command: &str) -> Vec<(&'static str, Vec<u8>)> {
     files
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_release_command_runs_before_traffic_moves() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(the_release_command_runs_before_traffic_moves);
+async fn the_release_command_runs_before_traffic_moves(app: TestApp) {
     let token = app.shop_to_push().await;
     let url = app.git_url("shop", &token);
     let v1 = format!("v1 {}\n", nonce());
@@ -36,6 +36,8 @@ async fn the_release_command_runs_before_traffic_moves() {
 }
 
 /// A release command that never ends is killed at `--release-timeout`; nothing moves.
+// SQLite only: it is about the release command's time limit in the engine; the release rows are
+// checked on both above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_command_that_never_ends_times_out() {
     let app = TestApp::start_with(Db::Sqlite, &["--release-timeout", "2"]).await;
@@ -67,6 +69,8 @@ async fn a_release_command_that_never_ends_times_out() {
 /// The engine's followed output of a release command that never ends (Podman's can miss
 /// the container's exit) does not hold the deploy: the exit decides, and the output
 /// still reaches the pusher.
+// SQLite only: it is about the engine's followed output (through a proxy of the engine
+// API); the release it records is the same as in the tests above, which run on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followed_output_that_never_ends_does_not_hold_the_release() {
     let proxy = slipway_e2e::engine_proxy::EngineProxy::start().await;

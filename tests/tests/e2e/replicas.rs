@@ -1,6 +1,9 @@
 //! Several slipwayd processes on one PostgreSQL and one shared data dir (as on
 //! Kubernetes): every push is run exactly once, by the replica that received it, and a
 //! replica killed mid-run does not lose its run: another takes it over and finishes it.
+//!
+//! PostgreSQL only: replicas share one database, which SQLite (a file of one process)
+//! cannot be.
 
 use std::time::{Duration, Instant};
 

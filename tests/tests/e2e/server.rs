@@ -1,11 +1,12 @@
 //! slipwayd as a process: configuration errors, first start, health, metrics, the
 //! OpenAPI document, JSON logs and graceful shutdown.
 
+use crate::both_databases;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use slipway_e2e::{Db, TestApp, slipwayd_bin, start_process};
+use slipway_e2e::{TestApp, slipwayd_bin, start_process};
 use tokio::process::Command;
 
 /// Runs slipwayd expecting it to exit; answers the code and stderr.
@@ -52,6 +53,7 @@ async fn bad_configuration_exits_with_a_clear_message() {
     assert!(stderr.contains("bad.toml is not valid"), "{stderr}");
 }
 
+// SQLite only: it is the first start with no flags, whose database is SQLite.
 #[tokio::test]
 async fn first_start_creates_admin_with_a_password_shown_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -99,9 +101,8 @@ async fn first_start_creates_admin_with_a_password_shown_once() {
     assert!(again.stdout_before.iter().all(|l| !l.contains("Created user admin")), "{:?}", again.stdout_before);
 }
 
-#[tokio::test]
-async fn health_metrics_and_openapi() {
-    let app = TestApp::start(Db::Sqlite).await;
+both_databases!(health_metrics_and_openapi);
+async fn health_metrics_and_openapi(app: TestApp) {
     let get = |path: &str| app.http.get(format!("{}{path}", app.url)).send();
     assert_eq!(get("/healthz").await.expect("healthz").status(), 200);
     assert_eq!(get("/readyz").await.expect("readyz").status(), 200);

@@ -2,9 +2,10 @@
 //! or cookie stops working), and a password change ends every earlier session while API
 //! tokens keep working.
 
+use crate::both_databases;
 use serde_json::json;
 use slipway_e2e::portal::Portal;
-use slipway_e2e::{Db, TestApp, USER_PASSWORD};
+use slipway_e2e::{TestApp, USER_PASSWORD};
 
 async fn session(app: &TestApp, username: &str, password: &str) -> (u16, String) {
     let (status, body) =
@@ -54,10 +55,9 @@ async fn signing_out_and_password_changes_end_sessions(app: TestApp) {
     assert_eq!(app.call("GET", "/user", Some(&fresh), None).await.0, 200);
 }
 
+both_databases!(a_copied_cookie_stops_working_after_signing_out);
 /// The portal's sign-out revokes the session: the cookie, copied before, no longer works.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copied_cookie_stops_working_after_signing_out() {
-    let app = TestApp::start(Db::Sqlite).await;
+async fn a_copied_cookie_stops_working_after_signing_out(app: TestApp) {
     app.user("ana").await;
     let portal = Portal::sign_in(&app.url, "ana", USER_PASSWORD).await;
     assert_eq!(portal.get("/").await.status, 200);

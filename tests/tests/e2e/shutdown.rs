@@ -1,7 +1,10 @@
 //! A replica told to stop (SIGTERM) loses no run: the run it is executing gets its grace
 //! to finish, and one still running after the grace is handed to another replica that
 //! shares the data dir, which runs it again from the start.
+//!
+//! The hand-back test is PostgreSQL only: it needs a second replica on the same database.
 
+use crate::both_databases;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -31,12 +34,11 @@ async fn running_run(app: &TestApp) -> Value {
     }
 }
 
+both_databases!(a_stopping_server_lets_the_run_it_executes_finish with ["--workers", "1"]);
 /// Deploys through the API: no request in flight holds the server up, so only the
 /// engine's drain keeps the run alive after SIGTERM. With one worker a second deploy
 /// waits in the queue for this replica alone: it is ended with a reason, not waited for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_server_lets_the_run_it_executes_finish() {
-    let mut app = TestApp::start_with(Db::Sqlite, &["--workers", "1"]).await;
+async fn a_stopping_server_lets_the_run_it_executes_finish(mut app: TestApp) {
     shop(&app).await;
     let staging = Some(json!({"name": "staging", "template": "web", "branch": "staging"}));
     assert_eq!(app.admin("POST", "/services/shop/environments", staging).await.0, 201);

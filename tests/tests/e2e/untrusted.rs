@@ -3,6 +3,9 @@
 //! symlink in the context, `RUN --mount` from a stage, `COPY`/`ADD` of absolute paths)
 //! is refused or contained, the output holds nothing of the host, and the server keeps
 //! serving.
+//!
+//! SQLite only: what these tests check happens in the build gate and the engine, before
+//! and outside the store, which only records the run (as in `pipeline.rs`, on both).
 
 use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, borrowed, commit, fixture_app, git, local_repo, nonce};
 

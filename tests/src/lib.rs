@@ -19,7 +19,7 @@ mod server_process;
 pub use server_process::{Started, start_process};
 
 pub use engine::{engine_has_image, remove_containers_of, running_containers, volumes};
-pub use repo::{borrowed, commit, fixture_app, git, local_repo};
+pub use repo::{borrowed, commit, fixture_app, git, keepalive_app, local_repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -64,6 +64,52 @@ pub fn fixture_app(body: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The keep-alive test app (`tests/apps/keepalive.rs`) as a repository: the binary, an
+/// image on the offline busybox base, and `body` (its first line names the release in
+/// every answer's `X-Body`). A `broken` one answers its health check with 500.
+pub fn keepalive_app(body: &str, broken: bool) -> Vec<(&'static str, Vec<u8>)> {
+    let containerfile = format!(
+        "FROM localhost/slipway/busybox\nCOPY keepalive /keepalive\nRUN chmod 0755 /keepalive\nCOPY body.txt /body.txt\n{}\
+         CMD [\"/keepalive\", \"/body.txt\"]\n",
+        if broken { "ENV BROKEN=1\n" } else { "" }
+    );
+    vec![
+        ("Containerfile", containerfile.into_bytes()),
+        ("keepalive", keepalive_binary().to_vec()),
+        ("body.txt", format!("{body}\n").into_bytes()),
+    ]
+}
+
+/// `tests/apps/keepalive.rs` compiled with `rustc` (the standard library only, static),
+/// once per test process.
+fn keepalive_binary() -> &'static [u8] {
+    static BINARY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("apps/keepalive.rs");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("keepalive");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+        let built = std::process::Command::new(rustc)
+            .args([
+                "--edition",
+                "2024",
+                "-C",
+                "opt-level=2",
+                "-C",
+                "strip=symbols",
+                "-C",
+                "target-feature=+crt-static",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(&source)
+            .output()
+            .expect("running rustc");
+        assert!(built.status.success(), "compiling the keep-alive app: {}", String::from_utf8_lossy(&built.stderr));
+        std::fs::read(&out).expect("the compiled app")
+    })
+}
+
 /// `files` as the borrowed pairs [`local_repo`] and [`commit`] take.
 pub fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
     files.iter().map(|(name, content)| (*name, content.as_slice())).collect()

@@ -149,6 +149,11 @@ pub struct Args {
     /// How long new replicas have to pass their health check, in seconds [default: 60].
     #[arg(long, env = "SLIPWAY_HEALTH_TIMEOUT", value_name = "SECONDS")]
     pub health_timeout: Option<u64>,
+    /// How long a replica taken out of the router (a rollout, a scale-down) may finish
+    /// the requests it was sent before it is stopped anyway, in seconds [default: 30]; a
+    /// template's `policy.drain_seconds` wins.
+    #[arg(long, env = "SLIPWAY_DRAIN_SECONDS", value_name = "SECONDS")]
+    pub drain_seconds: Option<u64>,
     /// How long a deploy stage may take from start to the route switch (waiting for
     /// another deploy of the environment, starting replicas, their health checks, a
     /// cluster rollout), in seconds [default: 300]; the release command has its own limit.
@@ -204,6 +209,7 @@ struct FileConfig {
     build_timeout: Option<u64>,
     base_domain: Option<String>,
     health_timeout: Option<u64>,
+    drain_seconds: Option<u64>,
     deploy_timeout: Option<u64>,
     release_timeout: Option<u64>,
     addon_timeout: Option<u64>,
@@ -245,6 +251,7 @@ pub struct Config {
     pub build_timeout: u64,
     pub base_domain: String,
     pub health_timeout: u64,
+    pub drain_seconds: u64,
     pub deploy_timeout: u64,
     pub release_timeout: u64,
     pub addon_timeout: u64,
@@ -284,6 +291,7 @@ impl fmt::Debug for Config {
             .field("build_timeout", &self.build_timeout)
             .field("base_domain", &self.base_domain)
             .field("health_timeout", &self.health_timeout)
+            .field("drain_seconds", &self.drain_seconds)
             .field("deploy_timeout", &self.deploy_timeout)
             .field("release_timeout", &self.release_timeout)
             .field("addon_timeout", &self.addon_timeout)
@@ -425,6 +433,8 @@ impl Config {
         }
         let health_timeout = args.health_timeout.or(file.health_timeout).unwrap_or(60);
         in_range("--health-timeout", health_timeout, 1..=3600, "seconds")?;
+        let drain_seconds = args.drain_seconds.or(file.drain_seconds).unwrap_or(30);
+        in_range("--drain-seconds", drain_seconds, 0..=3600, "seconds")?;
         let deploy_timeout = args.deploy_timeout.or(file.deploy_timeout).unwrap_or(300.max(health_timeout * 2));
         in_range("--deploy-timeout", deploy_timeout, 1..=7200, "seconds")?;
         if deploy_timeout <= health_timeout {
@@ -470,6 +480,7 @@ impl Config {
             build_timeout,
             base_domain: base_domain.to_ascii_lowercase(),
             health_timeout,
+            drain_seconds,
             deploy_timeout,
             release_timeout,
             addon_timeout,

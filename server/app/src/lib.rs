@@ -106,6 +106,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
                     .map(|(username, password)| RegistryCredentials { username, password }),
             }),
             health_timeout: Duration::from_secs(config.health_timeout),
+            drain: Duration::from_secs(config.drain_seconds),
             deploy_timeout: Duration::from_secs(config.deploy_timeout),
             release_timeout: Duration::from_secs(config.release_timeout),
             addon_timeout: Duration::from_secs(config.addon_timeout),

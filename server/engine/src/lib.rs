@@ -65,6 +65,9 @@ pub struct EngineConfig {
     pub deploy_timeout: Duration,
     /// How long a release command may run.
     pub release_timeout: Duration,
+    /// How long a retired replica may finish the requests it was sent before it is
+    /// stopped anyway (a template's `policy.drain_seconds` wins).
+    pub drain: Duration,
     /// How long a new add-on has to accept connections.
     pub addon_timeout: Duration,
     /// Opens the sealed secrets of environments' config.

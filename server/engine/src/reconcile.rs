@@ -19,6 +19,9 @@ pub(crate) struct Repair {
     /// check yet (`false`: they count as running but get no traffic) or failed it and
     /// could not be removed yet (`true`: they count as dead and are removed again).
     pub(crate) unconfirmed: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// Replicas being drained before they stop (see `runtime::local::retire`): the
+    /// reconcile loop neither counts nor removes them.
+    pub(crate) retiring: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Environments whose last reconcile failed: when to try again, and the pause then.
     pub(crate) backoff: std::sync::Mutex<std::collections::HashMap<i64, (Instant, Duration)>>,
 }

@@ -1,43 +1,122 @@
 //! The app router: serves each environment at `http://<service>-<env>.<base domain>`,
-//! forwarding to its healthy replicas round-robin. A refused connection is retried on
-//! the next replica for requests without a body (GET, HEAD, OPTIONS); bodies stream both
-//! ways; upgraded connections (websockets) are spliced through once the replica answers
-//! 101. Built on hyper's client and axum's server, so no HTTP is parsed here.
+//! forwarding to its healthy replicas round-robin. Each replica has its own connection
+//! pool and a count of the requests in flight to it (a response counts until its body has
+//! been sent, an upgraded connection until it closes), so a replica leaving the table is
+//! drained: it gets no new requests, is stopped only once what it serves is done (or a
+//! drain timeout passes, [`Routes::drain`]), and its idle pooled connections close with
+//! it. A connection error is retried on the next replica only for an idempotent request
+//! without a body (nothing was sent, and nothing is lost by sending it again); bodies
+//! stream both ways; upgraded connections (websockets) are spliced through once the
+//! replica answers 101. Built on hyper's client and axum's server, so no HTTP is parsed
+//! here.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
+use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Notify;
 
 /// Which replicas serve which environment, keyed `<service>-<env>`.
 #[derive(Debug, Default)]
 pub struct Routes {
     table: RwLock<HashMap<String, Arc<Backends>>>,
+    /// Every replica a route names or a request or drain still holds, by address: one
+    /// link each, shared by all routes naming it. Weak, so a link (and its pool) goes
+    /// when the last of them lets go.
+    links: Mutex<HashMap<SocketAddr, Weak<Link>>>,
 }
 
 #[derive(Debug)]
 struct Backends {
-    addrs: Vec<SocketAddr>,
+    replicas: Vec<Arc<Link>>,
     next: AtomicUsize,
     /// When the environment last got a request (Unix ms; 0: not since the route was set).
     last_request: AtomicI64,
 }
 
+/// The router's side of one replica.
+#[derive(Debug)]
+struct Link {
+    addr: SocketAddr,
+    in_flight: AtomicUsize,
+    /// Notified when `in_flight` drops to zero.
+    idle: Notify,
+    /// This replica's own pool: dropped with the link, which closes its idle connections.
+    client: Client<HttpConnector, Body>,
+}
+
+impl Link {
+    fn new(addr: SocketAddr) -> Link {
+        let mut connector = HttpConnector::new();
+        // As on the listening side: no Nagle delay on small writes to replicas.
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build::<_, Body>(connector);
+        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client }
+    }
+}
+
+/// A request in flight to a replica: counted from when the replica was picked (under the
+/// table's lock, so a drain that starts after the table changed sees it) until dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Link>);
+
+impl InFlight {
+    fn new(link: &Arc<Link>) -> InFlight {
+        link.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(link.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What a request may be sent to.
+enum Pick {
+    /// No environment is routed at this key.
+    Unknown,
+    /// None left to try (none healthy, or every one refused).
+    Exhausted,
+    Replica(InFlight),
+}
+
 impl Routes {
-    /// Points `key` at `addrs` (an empty list makes it answer 503).
+    /// Points `key` at `addrs` (an empty list makes it answer 503). A replica no longer
+    /// named gets no new requests; [`Routes::drain`] waits for the ones it has.
     pub fn set(&self, key: &str, addrs: Vec<SocketAddr>) {
+        let replicas = {
+            let mut links = crate::locked(&self.links);
+            links.retain(|_, link| link.strong_count() > 0);
+            addrs
+                .into_iter()
+                .map(|addr| {
+                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade) {
+                        return link;
+                    }
+                    let link = Arc::new(Link::new(addr));
+                    links.insert(addr, Arc::downgrade(&link));
+                    link
+                })
+                .collect()
+        };
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         // Keep the activity of a route whose replicas change.
         let last = table.get(key).map_or(0, |b| b.last_request.load(Ordering::Relaxed));
-        let backends = Backends { addrs, next: AtomicUsize::new(0), last_request: AtomicI64::new(last) };
+        let backends = Backends { replicas, next: AtomicUsize::new(0), last_request: AtomicI64::new(last) };
         table.insert(key.to_owned(), Arc::new(backends));
     }
 
@@ -52,20 +131,53 @@ impl Routes {
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<SocketAddr>> {
-        self.table.read().unwrap_or_else(|e| e.into_inner()).get(key).map(|b| b.addrs.clone())
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.replicas.iter().map(|l| l.addr).collect())
     }
 
-    /// The replicas to try for one request, starting with the next in turn; `None` for
-    /// an unknown environment.
-    fn pick(&self, key: &str) -> Option<Vec<SocketAddr>> {
-        let backends = self.table.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
-        backends.last_request.store(crate::now_ms(), Ordering::Relaxed);
-        let n = backends.addrs.len();
-        if n == 0 {
-            return Some(Vec::new());
+    /// The requests in flight to a replica now.
+    pub fn in_flight(&self, addr: SocketAddr) -> usize {
+        crate::locked(&self.links).get(&addr).and_then(Weak::upgrade).map_or(0, |l| l.in_flight.load(Ordering::SeqCst))
+    }
+
+    /// Waits until a replica that no route names any more has no request in flight, at
+    /// most `within`; answers how many were still in flight then (0: drained). Its idle
+    /// pooled connections close once it is drained. Call it after the route changed.
+    pub async fn drain(&self, addr: SocketAddr, within: Duration) -> usize {
+        let Some(link) = crate::locked(&self.links).get(&addr).and_then(Weak::upgrade) else { return 0 };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let idle = link.idle.notified();
+            let left = link.in_flight.load(Ordering::SeqCst);
+            if left == 0 {
+                return 0;
+            }
+            tokio::select! {
+                () = idle => {}
+                () = tokio::time::sleep_until(deadline) => return link.in_flight.load(Ordering::SeqCst),
+            }
         }
-        let start = backends.next.fetch_add(1, Ordering::Relaxed) % n;
-        Some((0..n).map(|i| backends.addrs[(start + i) % n]).collect())
+    }
+
+    /// The next replica in turn for one request that `tried` none of yet, counted in
+    /// flight before the table's lock is let go. `start` is the request's place in the
+    /// turn, chosen at its first attempt. The table may have changed since an earlier
+    /// attempt (a reconcile dropped a dead replica): the current one is asked.
+    fn pick(&self, key: &str, tried: &[SocketAddr], start: &mut Option<usize>) -> Pick {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let Some(backends) = table.get(key) else { return Pick::Unknown };
+        let n = backends.replicas.len();
+        if tried.is_empty() {
+            backends.last_request.store(crate::now_ms(), Ordering::Relaxed);
+        }
+        if n == 0 {
+            return Pick::Exhausted;
+        }
+        let first = *start.get_or_insert_with(|| backends.next.fetch_add(1, Ordering::Relaxed));
+        (0..n)
+            .map(|i| &backends.replicas[(first + i) % n])
+            .find(|link| !tried.contains(&link.addr))
+            .map_or(Pick::Exhausted, |link| Pick::Replica(InFlight::new(link)))
     }
 }
 
@@ -81,17 +193,21 @@ pub fn route_key(host: &str, base_domain: &str) -> Option<String> {
 struct RouterState {
     routes: Arc<Routes>,
     base_domain: Arc<str>,
-    client: Client<HttpConnector, Body>,
 }
 
 /// The router as an axum app.
 pub fn app(routes: Arc<Routes>, base_domain: &str) -> axum::Router {
-    let mut connector = HttpConnector::new();
-    // As on the listening side: no Nagle delay on small writes to replicas.
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new()).build::<_, Body>(connector);
-    let state = RouterState { routes, base_domain: Arc::from(base_domain), client };
+    let state = RouterState { routes, base_domain: Arc::from(base_domain) };
     axum::Router::new().fallback(forward).with_state(state)
+}
+
+/// Whether a request may be sent again after a connection error: an idempotent method
+/// (RFC 9110 9.2.2) and no body, so nothing the app could have acted on was sent and
+/// nothing is lost by sending it once more.
+fn retryable(method: &Method, body: &Body) -> bool {
+    let idempotent =
+        matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE);
+    idempotent && axum::body::HttpBody::size_hint(body).exact() == Some(0)
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -107,14 +223,16 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
     let Some(key) = route_key(&host, &state.base_domain) else {
         return page(StatusCode::NOT_FOUND, "No such app", "Apps are served at http://SERVICE-ENVIRONMENT.<domain>.");
     };
-    let Some(backends) = state.routes.pick(&key) else {
-        return page(StatusCode::NOT_FOUND, "No such app", &format!("No environment is deployed at {key}."));
+    let mut start = None;
+    let first = match state.routes.pick(&key, &[], &mut start) {
+        Pick::Unknown => {
+            return page(StatusCode::NOT_FOUND, "No such app", &format!("No environment is deployed at {key}."));
+        }
+        Pick::Exhausted => return unavailable(&key),
+        Pick::Replica(first) => first,
     };
-    if backends.is_empty() {
-        return unavailable(&key);
-    }
-    let retryable = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (mut parts, body) = request.into_parts();
+    let retryable = retryable(&parts.method, &body);
     // A protocol upgrade (websockets): once the replica answers 101, the two connections
     // are spliced together.
     let client_upgrade = if parts.headers.contains_key(header::UPGRADE) {
@@ -141,13 +259,16 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
     let mut body = Some(body);
-    for addr in &backends {
-        let Ok(uri) = format!("http://{addr}{path}").parse::<Uri>() else {
+    let mut attempt = Some(first);
+    let mut tried = Vec::new();
+    while let Some(in_flight) = attempt.take() {
+        let link = in_flight.0.clone();
+        let Ok(uri) = format!("http://{}{path}", link.addr).parse::<Uri>() else {
             return page(StatusCode::BAD_REQUEST, "Bad request", "The request path is not valid.");
         };
         let mut outgoing = Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
         *outgoing.uri_mut() = uri;
-        match state.client.request(outgoing).await {
+        match link.client.request(outgoing).await {
             Ok(mut response) => {
                 // By class (2xx…5xx): an app chooses its status codes, and each would be a series.
                 let class = format!("{}xx", response.status().as_u16() / 100);
@@ -156,19 +277,31 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                 {
+                    // In flight until the upgraded connection closes.
                     let backend_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(splice(client_upgrade, backend_upgrade));
-                } else {
-                    strip_hop_by_hop(response.headers_mut(), false);
+                    tokio::spawn(splice(client_upgrade, backend_upgrade, in_flight));
+                    return response.into_response();
                 }
-                return response.into_response();
+                strip_hop_by_hop(response.headers_mut(), false);
+                // In flight until the body has been sent (or the client went away).
+                let (parts, incoming) = response.into_parts();
+                let body = incoming.map_frame(move |frame| {
+                    let _counted = &in_flight;
+                    frame
+                });
+                return Response::from_parts(parts, Body::new(body));
             }
             Err(err) if retryable && err.is_connect() => {
-                tracing::debug!(%err, %addr, "replica refused; trying the next");
-                continue;
+                tracing::debug!(%err, addr = %link.addr, "replica refused; trying the next");
+                drop(in_flight);
+                tried.push(link.addr);
+                match state.routes.pick(&key, &tried, &mut start) {
+                    Pick::Replica(next) => attempt = Some(next),
+                    Pick::Unknown | Pick::Exhausted => {}
+                }
             }
             Err(err) => {
-                tracing::warn!(%err, %addr, environment = %key, "forwarding to a replica");
+                tracing::warn!(%err, addr = %link.addr, environment = %key, "forwarding to a replica");
                 return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The app did not answer properly.");
             }
         }
@@ -215,8 +348,9 @@ fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap, upgrade: bool) {
     }
 }
 
-/// Copies bytes both ways between an upgraded client connection and the replica's.
-async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+/// Copies bytes both ways between an upgraded client connection and the replica's; the
+/// replica counts it in flight until it closes.
+async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, _in_flight: InFlight) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(err) => {
@@ -274,16 +408,84 @@ mod tests {
         assert_eq!(upgrade.get(header::UPGRADE).map(|v| v.as_bytes()), Some(&b"websocket"[..]));
     }
 
+    /// The replicas one request would try, in order.
+    fn turn(routes: &Routes, key: &str) -> Option<Vec<SocketAddr>> {
+        let mut start = None;
+        let mut addrs = Vec::new();
+        loop {
+            match routes.pick(key, &addrs, &mut start) {
+                Pick::Unknown => return None,
+                Pick::Exhausted => return Some(addrs),
+                Pick::Replica(in_flight) => addrs.push(in_flight.0.addr),
+            }
+        }
+    }
+
     #[test]
     fn picks_round_robin() {
         let routes = Routes::default();
         let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
         routes.set("shop-production", vec![a, b]);
-        assert_eq!(routes.pick("shop-production"), Some(vec![a, b]));
-        assert_eq!(routes.pick("shop-production"), Some(vec![b, a]));
-        assert_eq!(routes.pick("nope"), None);
+        assert_eq!(turn(&routes, "shop-production"), Some(vec![a, b]));
+        assert_eq!(turn(&routes, "shop-production"), Some(vec![b, a]));
+        assert_eq!(turn(&routes, "nope"), None);
         routes.set("empty", vec![]);
-        assert_eq!(routes.pick("empty"), Some(vec![]));
+        assert_eq!(turn(&routes, "empty"), Some(vec![]));
+    }
+
+    #[test]
+    fn a_retry_asks_the_table_as_it_is_now() {
+        let routes = Routes::default();
+        let (a, b, c) =
+            ("127.0.0.1:1".parse().expect("a"), "127.0.0.1:2".parse().expect("b"), "127.0.0.1:3".parse().expect("c"));
+        routes.set("shop-production", vec![a, b]);
+        let mut start = None;
+        let Pick::Replica(first) = routes.pick("shop-production", &[], &mut start) else { panic!("routed") };
+        let tried = [first.0.addr];
+        // A reconcile replaced the table meanwhile: the retry goes to what is routed now
+        // and not yet tried, however short the new table is.
+        routes.set("shop-production", vec![tried[0], c]);
+        let Pick::Replica(next) = routes.pick("shop-production", &tried, &mut start) else { panic!("c is left") };
+        assert_eq!(next.0.addr, c);
+        routes.set("shop-production", vec![tried[0]]);
+        assert!(matches!(routes.pick("shop-production", &tried, &mut start), Pick::Exhausted));
+    }
+
+    #[tokio::test]
+    async fn a_replica_leaving_the_table_drains_what_it_has() {
+        let routes = Routes::default();
+        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().expect("a"), "127.0.0.1:2".parse().expect("b"));
+        routes.set("shop-production", vec![a]);
+        let Pick::Replica(request) = routes.pick("shop-production", &[], &mut None) else { panic!("a is routed") };
+        assert_eq!(routes.in_flight(a), 1, "counted from the pick");
+        // The route moves to b: a gets nothing new, and its drain waits for its request.
+        routes.set("shop-production", vec![b]);
+        assert_eq!(turn(&routes, "shop-production"), Some(vec![b]));
+        assert_eq!(routes.drain(a, Duration::from_millis(50)).await, 1, "still in flight at the timeout");
+        let drained = tokio::spawn({
+            let routes = Arc::new(routes);
+            let waiting = routes.clone();
+            async move { (waiting.drain(a, Duration::from_secs(10)).await, routes) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(request);
+        let (left, routes) = drained.await.expect("drain");
+        assert_eq!(left, 0, "drained once the request ended");
+        // Nothing holds a's link any more: it (and its pool) is gone.
+        assert_eq!(routes.in_flight(a), 0);
+        routes.set("other", vec![]);
+        assert!(!crate::locked(&routes.links).contains_key(&a), "a's link is dropped");
+        assert_eq!(routes.drain(b, Duration::from_millis(10)).await, 0, "b has nothing in flight");
+    }
+
+    #[test]
+    fn only_idempotent_requests_without_a_body_are_sent_again() {
+        assert!(retryable(&Method::GET, &Body::empty()));
+        assert!(retryable(&Method::PUT, &Body::empty()));
+        assert!(retryable(&Method::DELETE, &Body::empty()));
+        assert!(!retryable(&Method::POST, &Body::empty()), "POST is not idempotent");
+        assert!(!retryable(&Method::PUT, &Body::from("x")), "a body may have been read");
+        assert!(!retryable(&Method::PATCH, &Body::empty()));
     }
 }

@@ -46,6 +46,7 @@ async fn world(fresh: Fresh) -> World {
         build_timeout: Duration::from_secs(60),
         registry: None,
         health_timeout: Duration::from_secs(5),
+        drain: Duration::from_secs(5),
         deploy_timeout: Duration::from_secs(30),
         release_timeout: Duration::from_secs(30),
         addon_timeout: Duration::from_secs(5),

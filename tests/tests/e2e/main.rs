@@ -23,6 +23,7 @@ mod pipeline;
 mod portal;
 mod release;
 mod replicas;
+mod router;
 mod server;
 mod sessions;
 mod shutdown;

@@ -168,7 +168,15 @@ pub struct Policy {
     /// Runtimes the environment may run on (`local`, or cluster names); empty: any.
     #[serde(default)]
     pub runtimes: Vec<String>,
+    /// How long a replica being retired may finish the requests it has before it is
+    /// stopped anyway (seconds); slipwayd's `--drain-seconds` when unset. Left out of a
+    /// stored spec when unset, so a replica of an older version still reads the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<u32>,
 }
+
+/// The longest drain a template may ask for.
+pub const MAX_DRAIN_SECONDS: u32 = 3600;
 
 /// A rendering that breaks a rule; `path` names where (`spec.workloads.web.port`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,6 +240,12 @@ impl Spec {
         let max = self.policy.max_replicas.unwrap_or(MAX_REPLICAS);
         if max > MAX_REPLICAS {
             return Err(spec_err("spec.policy.max_replicas", format!("must be at most {MAX_REPLICAS}, not {max}")));
+        }
+        if let Some(drain) = self.policy.drain_seconds.filter(|d| *d > MAX_DRAIN_SECONDS) {
+            return Err(spec_err(
+                "spec.policy.drain_seconds",
+                format!("must be at most {MAX_DRAIN_SECONDS} (an hour), not {drain}"),
+            ));
         }
         for (name, w) in &self.workloads {
             let at = |field: &str| format!("spec.workloads.{name}.{field}");

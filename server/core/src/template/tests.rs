@@ -155,6 +155,10 @@ fn malformed_templates_are_refused_with_the_reason() {
         (SAMPLE.replace("addons: []", "addons: [mysql]"), "an add-on is `postgres`, `redis`"),
         (SAMPLE.replace("addons: []", "addons: [redis, {type: redis}]"), "redis is listed twice"),
         (SAMPLE.replace("ttl: null", "ttl: soon"), "spec.policy.ttl: \"soon\" is not a duration"),
+        (
+            SAMPLE.replace("ttl: null", "ttl: null, drain_seconds: 3601"),
+            "spec.policy.drain_seconds: must be at most 3600 (an hour), not 3601",
+        ),
         (SAMPLE.replace("port: 8080", "port: 70000"), "spec.workloads.web.port"),
         (SAMPLE.replace("    web:\n", "    api:\n"), "only the workload named web receives traffic"),
         (SAMPLE.replace("\"${memory}\"", "512M"), "is not a memory size"),

@@ -60,9 +60,6 @@ impl Runtime for Local {
     }
 }
 
-/// How long retired replicas keep serving requests already sent to them.
-const DRAIN: Duration = Duration::from_millis(500);
-
 /// How long a replica without a port must keep running to count as started.
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -196,21 +193,40 @@ pub(crate) async fn deploy_local(
     } else {
         engine.route_table().remove(&key);
     }
-    retire(engine.clone(), old);
+    retire(engine.clone(), old, drain_of(engine, spec));
     Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
 }
 
-/// Removes replicas after the drain period, in the background; then the images only
-/// they used can go.
-pub(crate) fn retire(engine: Engine, replicas: Vec<Replica>) {
+/// How long a retired replica of this spec may finish its requests: the template's
+/// `policy.drain_seconds`, else `--drain-seconds`.
+fn drain_of(engine: &Engine, spec: &Spec) -> Duration {
+    spec.policy.drain_seconds.map_or(engine.config().drain, |s| Duration::from_secs(u64::from(s)))
+}
+
+/// Stops replicas that no route names any more, in the background: each once the
+/// requests it was sent are done (the router counts them) or `drain` has passed, then
+/// with SIGTERM and the engine's stop timeout; then the images only they used can go.
+pub(crate) fn retire(engine: Engine, replicas: Vec<Replica>, drain: Duration) {
     if replicas.is_empty() {
         return;
     }
+    crate::locked(&engine.repair().retiring).extend(replicas.iter().map(|r| r.id.clone()));
     tokio::spawn(async move {
-        tokio::time::sleep(DRAIN).await;
-        for replica in replicas {
-            engine.local().remove_replica(&replica.id).await;
-        }
+        let stops = replicas.into_iter().map(|replica| {
+            let engine = engine.clone();
+            async move {
+                if let Some(addr) = replica.addr {
+                    let left = engine.route_table().drain(addr, drain).await;
+                    if left > 0 {
+                        tracing::warn!(replica = %replica.id, requests = left, drain_s = drain.as_secs(),
+                            "a retired replica still had requests in flight at the drain timeout; stopping it");
+                    }
+                }
+                engine.local().remove_replica(&replica.id).await;
+                crate::locked(&engine.repair().retiring).remove(&replica.id);
+            }
+        });
+        futures_util::future::join_all(stops).await;
         engine.collect_images().await;
     });
 }
@@ -244,7 +260,10 @@ pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentSt
     {
         w.replicas = u32::try_from(environment.replicas).unwrap_or(1).max(1);
     }
-    let replicas = engine.local().replicas(&engine.config().node, &environment.service, &environment.name).await?;
+    let mut replicas = engine.local().replicas(&engine.config().node, &environment.service, &environment.name).await?;
+    // Replicas being drained are on their way out already.
+    let retiring = crate::locked(&engine.repair().retiring).clone();
+    replicas.retain(|r| !retiring.contains(&r.id));
     let key = route_key(&environment.service, &environment.name);
 
     let (current, others): (Vec<Replica>, Vec<Replica>) = replicas.into_iter().partition(|r| r.run_id == run_id);
@@ -325,7 +344,7 @@ pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentSt
     } else {
         engine.route_table().remove(&key);
     }
-    retire(engine.clone(), extra);
+    retire(engine.clone(), extra, drain_of(engine, &spec));
     if !deploying {
         // Replicas of older releases (a deploy that was interrupted) serve nothing.
         for replica in others.into_iter().filter(|r| r.run_id < run_id) {

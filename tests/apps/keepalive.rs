@@ -1,0 +1,202 @@
+//! A test app that behaves like a real web app behind the router, where busybox `httpd`
+//! does not: HTTP/1.1 keep-alive, a delay per request, a slow streaming response, request
+//! bodies, and a graceful SIGTERM (stop accepting, finish what is in flight, close idle
+//! connections, exit). The e2e tests compile it with `rustc` alone (the standard library
+//! and no crates, linked with `crt-static`) into an image built offline on busybox.
+//!
+//! Usage: `keepalive BODY_FILE` on `$PORT` (8080). Every response carries `X-Body` (the
+//! first line of BODY_FILE: which release answered) and, once SIGTERM arrived,
+//! `X-Stopping: 1`.
+//! - `GET /` answers BODY_FILE (500 when `$BROKEN` is set: a release that never gets healthy);
+//! - `GET /delay?ms=N` answers after N ms;
+//! - `POST /…` reads the body and answers its length;
+//! - `GET /stream?chunks=N&ms=M` sends N chunks, one every M ms.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: i32) {
+    STOPPING.store(true, Ordering::SeqCst);
+}
+
+unsafe extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+}
+
+const SIGTERM: i32 = 15;
+
+fn main() {
+    let body_file = std::env::args().nth(1).unwrap_or_else(|| "/body.txt".to_owned());
+    let body = std::fs::read(&body_file).unwrap_or_else(|_| b"ok\n".to_vec());
+    let broken = std::env::var_os("BROKEN").is_some();
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_owned());
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { signal(SIGTERM, on_sigterm) };
+    let listener = TcpListener::bind(format!("0.0.0.0:{port}")).expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let app = Arc::new(App { body, broken, open: AtomicUsize::new(0) });
+    eprintln!("keepalive listening on {port}");
+    while !STOPPING.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let app = app.clone();
+                app.open.fetch_add(1, Ordering::SeqCst);
+                thread::spawn(move || {
+                    let _ = serve(&app, stream);
+                    app.open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            Err(_) => thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    // Stop accepting; let the connections finish what they are doing.
+    drop(listener);
+    eprintln!("keepalive: SIGTERM, finishing {} connection(s)", app.open.load(Ordering::SeqCst));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("keepalive: stopped");
+}
+
+struct App {
+    body: Vec<u8>,
+    broken: bool,
+    open: AtomicUsize,
+}
+
+/// Serves one connection's requests until the client closes it, or SIGTERM arrived
+/// while it was idle.
+fn serve(app: &App, stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    // Short reads, so an idle connection notices SIGTERM.
+    stream.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Some(head) = read_head(&mut reader)? else { return Ok(()) };
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or("/"));
+        let mut length = 0usize;
+        let mut close = false;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            if name == "content-length" {
+                length = value.parse().unwrap_or(0);
+            } else if name == "connection" && value.eq_ignore_ascii_case("close") {
+                close = true;
+            }
+        }
+        let mut body = vec![0u8; length];
+        read_exact_patiently(&mut reader, &mut body)?;
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let param = |key: &str| -> u64 {
+            query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
+        };
+        if method == "GET" && path == "/stream" {
+            stream_chunks(app, &mut writer, param("chunks"), param("ms"))?;
+        } else {
+            let (status, answer) = match (method, path) {
+                ("GET", "/") if app.broken => ("500 Internal Server Error", b"broken\n".to_vec()),
+                ("GET", "/delay") => {
+                    thread::sleep(Duration::from_millis(param("ms")));
+                    ("200 OK", app.body.clone())
+                }
+                ("POST", _) | ("PUT", _) => ("200 OK", format!("got {} bytes\n", body.len()).into_bytes()),
+                ("GET", _) | ("HEAD", _) => ("200 OK", app.body.clone()),
+                _ => ("405 Method Not Allowed", b"no\n".to_vec()),
+            };
+            let stopping = STOPPING.load(Ordering::SeqCst);
+            let mut response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Body: {}\r\n",
+                answer.len(),
+                first_line(&app.body)
+            )
+            .into_bytes();
+            if stopping {
+                response.extend_from_slice(b"X-Stopping: 1\r\nConnection: close\r\n");
+            }
+            response.extend_from_slice(b"\r\n");
+            if method != "HEAD" {
+                response.extend_from_slice(&answer);
+            }
+            writer.write_all(&response)?;
+            if stopping {
+                return Ok(());
+            }
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn first_line(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).lines().next().unwrap_or_default().to_owned()
+}
+
+/// Reads a request's head (up to the blank line); `None` when the client closed the
+/// connection, or SIGTERM arrived while no request had begun.
+fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<String>> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {
+                head.push_str(&line);
+                if line == "\r\n" || line == "\n" {
+                    if head.trim().is_empty() {
+                        head.clear();
+                        continue;
+                    }
+                    return Ok(Some(head));
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                // `read_line` keeps what it read in `line` on a timeout.
+                head.push_str(&line);
+                if head.is_empty() && STOPPING.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_exact_patiently(reader: &mut BufReader<TcpStream>, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match reader.read(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn stream_chunks(app: &App, writer: &mut TcpStream, chunks: u64, ms: u64) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nX-Body: {}\r\n\r\n",
+        first_line(&app.body)
+    );
+    writer.write_all(head.as_bytes())?;
+    for n in 0..chunks {
+        let chunk = format!("chunk {n}\n");
+        writer.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes())?;
+        writer.flush()?;
+        thread::sleep(Duration::from_millis(ms));
+    }
+    writer.write_all(b"0\r\n\r\n")
+}

@@ -145,16 +145,20 @@ fn first_line(body: &[u8]) -> String {
 }
 
 /// Reads a request's head (up to the blank line); `None` when the client closed the
-/// connection, or SIGTERM arrived while no request had begun.
+/// connection, or SIGTERM arrived while no request had begun. A line cut by the short
+/// read timeout is completed by the next read, never taken for a whole one.
 fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<String>> {
     let mut head = String::new();
+    let mut line = String::new();
     loop {
-        let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) => return Ok(None),
+            Ok(_) if !line.ends_with('\n') => {}
             Ok(_) => {
+                let blank = line == "\r\n" || line == "\n";
                 head.push_str(&line);
-                if line == "\r\n" || line == "\n" {
+                line.clear();
+                if blank {
                     if head.trim().is_empty() {
                         head.clear();
                         continue;
@@ -162,10 +166,9 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<String
                     return Ok(Some(head));
                 }
             }
+            // `read_line` keeps what it read in `line` on a timeout.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                // `read_line` keeps what it read in `line` on a timeout.
-                head.push_str(&line);
-                if head.is_empty() && STOPPING.load(Ordering::SeqCst) {
+                if head.is_empty() && line.is_empty() && STOPPING.load(Ordering::SeqCst) {
                     return Ok(None);
                 }
             }

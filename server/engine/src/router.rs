@@ -44,6 +44,14 @@ struct Backends {
     last_request: AtomicI64,
 }
 
+/// How long a pooled connection to a replica may stay idle.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+/// How many idle connections to one replica are kept.
+const POOL_MAX_IDLE: usize = 32;
+/// How many times one request is sent again after a kept-alive connection failed under
+/// it (the app closed it as the router reused it).
+const STALE_RETRIES: u32 = 2;
+
 /// The router's side of one replica.
 #[derive(Debug)]
 struct Link {
@@ -60,7 +68,13 @@ impl Link {
         let mut connector = HttpConnector::new();
         // As on the listening side: no Nagle delay on small writes to replicas.
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build::<_, Body>(connector);
+        // Idle connections are bounded and reaped: a burst of slow requests must not pin
+        // sockets (and an app's threads) to the replica for the rest of its life.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
+            .build::<_, Body>(connector);
         Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client }
     }
 }
@@ -201,6 +215,18 @@ pub fn app(routes: Arc<Routes>, base_domain: &str) -> axum::Router {
     axum::Router::new().fallback(forward).with_state(state)
 }
 
+/// Whether a client error means the connection closed before any answer came.
+fn closed_under_it(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed();
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Whether a request may be sent again after a connection error: an idempotent method
 /// (RFC 9110 9.2.2) and no body, so nothing the app could have acted on was sent and
 /// nothing is lost by sending it once more.
@@ -261,6 +287,7 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
     let mut body = Some(body);
     let mut attempt = Some(first);
     let mut tried = Vec::new();
+    let mut stale_retries = 0;
     while let Some(in_flight) = attempt.take() {
         let link = in_flight.0.clone();
         let Ok(uri) = format!("http://{}{path}", link.addr).parse::<Uri>() else {
@@ -295,6 +322,17 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
                 tracing::debug!(%err, addr = %link.addr, "replica refused; trying the next");
                 drop(in_flight);
                 tried.push(link.addr);
+                match state.routes.pick(&key, &tried, &mut start) {
+                    Pick::Replica(next) => attempt = Some(next),
+                    Pick::Unknown | Pick::Exhausted => {}
+                }
+            }
+            // A kept-alive connection the app closed as it was reused (an idle timeout):
+            // nothing was answered, so the request goes again, on a fresh connection.
+            Err(err) if retryable && stale_retries < STALE_RETRIES && closed_under_it(&err) => {
+                tracing::debug!(%err, addr = %link.addr, "a pooled connection was closed; sending again");
+                stale_retries += 1;
+                drop(in_flight);
                 match state.routes.pick(&key, &tried, &mut start) {
                     Pick::Replica(next) => attempt = Some(next),
                     Pick::Unknown | Pick::Exhausted => {}
@@ -477,6 +515,75 @@ mod tests {
         routes.set("other", vec![]);
         assert!(!crate::locked(&routes.links).contains_key(&a), "a's link is dropped");
         assert_eq!(routes.drain(b, Duration::from_millis(10)).await, 0, "b has nothing in flight");
+    }
+
+    /// A replica that answers the first request on each connection, then reads the next
+    /// one and closes the connection without answering (an app closing a kept-alive
+    /// connection as the router reuses it). Answers its address.
+    async fn closing_replica() -> SocketAddr {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    for answered in [true, false] {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        let _ = reader.read_exact(&mut body).await;
+                        if answered {
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+                            let _ = reader.get_mut().write_all(ok).await;
+                        }
+                    }
+                    // Dropped: closed under the second request.
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends one request through a router on `router` and answers its status code.
+    async fn status_of(router: SocketAddr, request: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(router).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_under_a_get_is_retried_but_never_under_a_post() {
+        let routes = Arc::new(Routes::default());
+        routes.set("shop-production", vec![closing_replica().await]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let router = listener.local_addr().expect("addr");
+        tokio::spawn(axum::serve(listener, app(routes, "localhost")).into_future());
+        let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
+        let post =
+            "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+        // The first request opens the router's pooled connection; the second reuses it,
+        // and the replica closes it unanswered: a GET goes again on a fresh connection.
+        assert_eq!(status_of(router, get).await, 200);
+        assert_eq!(status_of(router, get).await, 200, "the GET was sent again");
+        // The POST could have been acted on: the client gets the error, not a second POST.
+        assert_eq!(status_of(router, get).await, 200);
+        assert_eq!(status_of(router, post).await, 502, "a POST is never sent twice");
     }
 
     #[test]

@@ -79,7 +79,7 @@ async fn rollouts_under_keep_alive_load_lose_nothing(app: TestApp) {
         tokio::spawn(async move {
             let response = reqwest::Client::new().get(url).header("host", host).send().await.expect("stream");
             let body = response.headers().get("x-body").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            (body, response.text().await.expect("the whole stream"))
+            (body, response.text().await.expect("the whole stream"), std::time::Instant::now())
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -89,7 +89,9 @@ async fn rollouts_under_keep_alive_load_lose_nothing(app: TestApp) {
     commit(work.path(), &[("body.txt", format!("{v2}\n").as_bytes())], "v2").await;
     let out = git(work.path(), &[], &["push", &url, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    let (streamed_by, streamed) = stream.await.expect("stream task");
+    let switched = std::time::Instant::now();
+    let (streamed_by, streamed, ended) = stream.await.expect("stream task");
+    assert!(ended > switched, "the stream must outlast the rollout to show its drain; lengthen it");
     assert_eq!(streamed_by, v1, "the stream began on v1");
     assert_eq!(streamed.lines().count(), 100, "the stream ran to its end through the rollout: {streamed:?}");
 
@@ -120,8 +122,19 @@ async fn rollouts_under_keep_alive_load_lose_nothing(app: TestApp) {
     let id = run["id"].as_i64().expect("run id");
     let run = app.wait_for_run(id, 120, |r| r["status"] != "queued" && r["status"] != "running").await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    // Load on past the retired replicas' drain.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Load on until the retired replicas are gone (each stopped once drained).
+    let node = std::fs::read_to_string(app.data_dir.path().join("node-id")).expect("node id");
+    let labels = [format!("dev.slipway.node={}", node.trim()), "dev.slipway.environment=production".to_owned()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, env) = app.admin("GET", "/services/shop/environments/production", None).await;
+        let running = slipway_e2e::running_containers(&labels).await.len();
+        if Some(running as u64) == env["replicas"].as_u64() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the retired replicas were stopped within 60 s: {running} run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop.store(true, Ordering::Relaxed);
 
     let mut total = 0;

@@ -146,10 +146,13 @@ pub(crate) async fn deploy_local(
         deadline += began.elapsed();
     }
     step.set("listing the running replicas");
-    let old =
+    let mut old =
         tokio::time::timeout_at(deadline, engine.local().replicas(&engine.config().node, &run.service, &environment))
             .await
             .map_err(|_| format!("{}; {}", timed_out(within, &step), still_serving(state)))??;
+    // Those draining already keep their own drain.
+    let retiring = crate::locked(&engine.repair().retiring).clone();
+    old.retain(|r| !retiring.contains(&r.id));
     let mut started: Vec<Replica> = Vec::new();
     let rollout = async {
         for name in spec.workloads.keys() {
@@ -197,6 +200,15 @@ pub(crate) async fn deploy_local(
     Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
 }
 
+/// A replica in the reconcile loop's `retiring` set, until this is dropped.
+struct RetiringMark(Engine, String);
+
+impl Drop for RetiringMark {
+    fn drop(&mut self) {
+        crate::locked(&self.0.repair().retiring).remove(&self.1);
+    }
+}
+
 /// How long a retired replica of this spec may finish its requests: the template's
 /// `policy.drain_seconds`, else `--drain-seconds`.
 fn drain_of(engine: &Engine, spec: &Spec) -> Duration {
@@ -210,11 +222,23 @@ pub(crate) fn retire(engine: Engine, replicas: Vec<Replica>, drain: Duration) {
     if replicas.is_empty() {
         return;
     }
-    crate::locked(&engine.repair().retiring).extend(replicas.iter().map(|r| r.id.clone()));
+    // Marked now, before the spawn: the reconcile loop must not count them meanwhile.
+    // Each is unmarked when its stop is done, or its task dropped.
+    let marks: Vec<RetiringMark> = {
+        let mut retiring = crate::locked(&engine.repair().retiring);
+        replicas
+            .iter()
+            .map(|r| {
+                retiring.insert(r.id.clone());
+                RetiringMark(engine.clone(), r.id.clone())
+            })
+            .collect()
+    };
     tokio::spawn(async move {
-        let stops = replicas.into_iter().map(|replica| {
+        let stops = replicas.into_iter().zip(marks).map(|(replica, mark)| {
             let engine = engine.clone();
             async move {
+                let _unmarked_when_done = mark;
                 if let Some(addr) = replica.addr {
                     let left = engine.route_table().drain(addr, drain).await;
                     if left > 0 {
@@ -223,7 +247,6 @@ pub(crate) fn retire(engine: Engine, replicas: Vec<Replica>, drain: Duration) {
                     }
                 }
                 engine.local().remove_replica(&replica.id).await;
-                crate::locked(&engine.repair().retiring).remove(&replica.id);
             }
         });
         futures_util::future::join_all(stops).await;

@@ -423,11 +423,11 @@ impl Engine {
     /// Keeps an environment's add-ons running: starts a stopped one, and re-creates a
     /// missing one on its volume with its password and under the same name (its volume's),
     /// so the URLs replicas hold keep working.
-    pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), String> {
+    pub(crate) async fn ensure_addons(&self, env: &EnvironmentState) -> Result<(), crate::DeployError> {
         if self.runtime_of(&env.runtime).addons_in_release() {
             return Ok(()); // the cluster's StatefulSet controller keeps it running
         }
-        for row in self.store().addons_of(env.id).await.map_err(|e| e.to_string())? {
+        for row in self.store().addons_of(env.id).await? {
             let Some(kind) = kind_of(&row.kind) else { continue };
             match self.local().inspect_container(&row.container).await {
                 Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {}
@@ -446,7 +446,7 @@ impl Engine {
                         .start_addon(labels(self, env, kind), &name, kind, image, &row.volume, &password)
                         .await?;
                     let (host, port) = (row.volume.clone(), i32::from(port_of(kind)));
-                    self.store().move_addon(env.id, &row.kind, &id, &host, port).await.map_err(|e| e.to_string())?;
+                    self.store().move_addon(env.id, &row.kind, &id, &host, port).await?;
                     tracing::warn!(addon = %row.kind, environment = %env.name, "re-created a missing add-on container");
                 }
             }

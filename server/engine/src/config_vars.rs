@@ -30,13 +30,6 @@ pub enum ConfigOpenError {
     Secret { name: String, source: slipway_core::secrets::SecretError },
 }
 
-/// See `From<crate::EngineError> for String`.
-impl From<ConfigOpenError> for String {
-    fn from(err: ConfigOpenError) -> String {
-        err.to_string()
-    }
-}
-
 /// Opens `version` of an environment's config (`None`: the newest).
 pub async fn open(
     store: &Store,

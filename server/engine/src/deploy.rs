@@ -43,9 +43,9 @@ pub(crate) fn timed_out(within: Duration, step: &Step) -> String {
 /// whole by `--deploy-timeout` (the release command by its own limit, not counted), so
 /// a hung engine or replica fails the run with the step it was on, and the previous
 /// release keeps serving.
-pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Result<String, String> {
+pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Result<String, crate::DeployError> {
     let Some(environment_id) = run.environment_id else {
-        return Err("the run has no environment to deploy to".to_owned());
+        return Err("the run has no environment to deploy to".to_owned().into());
     };
     let within = engine.config().deploy_timeout;
     let step = Step::default();
@@ -56,24 +56,24 @@ pub(crate) async fn deploy(engine: &Engine, run: &RunRow, log: &RunLog) -> Resul
     // this deploy's own time.
     let holder_bound = within + engine.config().release_timeout + Duration::from_secs(120);
     let Ok(_guard) = tokio::time::timeout(holder_bound, lock.lock()).await else {
-        return Err(format!("{}; the previous release, if any, keeps serving", timed_out(holder_bound, &step)));
+        return Err(format!("{}; the previous release, if any, keeps serving", timed_out(holder_bound, &step)).into());
     };
     let deadline = tokio::time::Instant::now() + within;
-    let state = engine.store().environment_state(environment_id).await.map_err(|e| e.to_string())?;
-    if let Some(over) = engine.store().quota_violation(state.team_id).await.map_err(|e| e.to_string())? {
+    let state = engine.store().environment_state(environment_id).await?;
+    if let Some(over) = engine.store().quota_violation(state.team_id).await? {
         return Err(format!(
             "the team is over its quota {} (limit {}, in use {}); ask an admin to raise it, or scale down or destroy \
              an environment",
             over.quota, over.limit, over.used
-        ));
+        )
+        .into());
     }
     let settings = context::read_settings(&engine.config().contexts_dir, run.id)
         .await
         .map_err(|e| format!("the build settings are missing ({e})"))?;
-    let template_spec =
-        state.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH).map_err(|e| e.to_string())?;
+    let template_spec = state.spec.or_legacy(context::DEFAULT_PORT, context::DEFAULT_HEALTH)?;
     let primary_replicas = u32::try_from(state.replicas).unwrap_or(1).max(1);
-    let spec = workloads::effective(&template_spec, &settings, primary_replicas).map_err(|e| e.to_string())?;
+    let spec = workloads::effective(&template_spec, &settings, primary_replicas)?;
     // The newest config: a config change queues a deploy of the current image to apply it.
     let config = config_vars::open(engine.store(), &engine.config().secret_key, environment_id, None).await?;
     let vars = with_addons(engine, environment_id, config.vars).await?;
@@ -94,7 +94,7 @@ pub(crate) async fn with_addons(
     engine: &Engine,
     environment_id: i64,
     config: Vec<(String, String)>,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, crate::DeployError> {
     let mut vars: Vec<(String, String)> = engine
         .open_addons(environment_id)
         .await?
@@ -124,7 +124,7 @@ pub(crate) async fn record_release(
     image_id: &str,
     spec: &Spec,
     config_version: i32,
-) -> Result<ReleaseRow, String> {
+) -> Result<ReleaseRow, crate::DeployError> {
     let web = spec.workloads.get(WEB);
     engine
         .store()
@@ -147,13 +147,13 @@ pub(crate) async fn record_release(
             now_ms(),
         )
         .await
-        .map_err(|e| format!("recording the release: {e}"))
+        .map_err(|e| crate::DeployError::Rollout(format!("recording the release: {e}")))
 }
 
 /// The spec a release runs (releases made before templates ran one web workload).
-pub(crate) fn release_spec(release: &ReleaseRow) -> Result<Spec, String> {
+pub(crate) fn release_spec(release: &ReleaseRow) -> Result<Spec, crate::DeployError> {
     let port = u16::try_from(release.port).unwrap_or(context::DEFAULT_PORT);
-    release.spec.or_legacy(port, &release.health).map_err(|e| e.to_string())
+    Ok(release.spec.or_legacy(port, &release.health)?)
 }
 
 /// Removes every replica of an environment and its route (the environment is destroyed).

@@ -54,14 +54,6 @@ impl EngineError {
     }
 }
 
-/// The deploy and add-on stages still carry their failure as the run log's line (text);
-/// an engine error becomes that line where one meets them.
-impl From<EngineError> for String {
-    fn from(err: EngineError) -> String {
-        err.to_string()
-    }
-}
-
 /// An error provisioning, opening or keeping an environment's add-ons.
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
@@ -89,16 +81,34 @@ impl AddonError {
     }
 }
 
-/// See `From<EngineError> for String`.
-impl From<crate::kubernetes::KubeError> for String {
-    fn from(err: crate::kubernetes::KubeError) -> String {
-        err.to_string()
-    }
+/// Why a deploy, or a pass of the reconcile loop over one environment, failed. Its
+/// `Display` is the line the run's log and reason show (a rollout's ends with what still
+/// serves); the error underneath stays reachable as the `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The rollout's own account: a replica that did not get healthy, a step out of time,
+    /// a release command that failed, a quota, with what still serves.
+    #[error("{0}")]
+    Rollout(String),
+    #[error(transparent)]
+    NoEngine(#[from] EngineDown),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Cluster(#[from] crate::kubernetes::KubeError),
+    #[error(transparent)]
+    Addon(#[from] AddonError),
+    #[error(transparent)]
+    Config(#[from] crate::config_vars::ConfigOpenError),
+    #[error(transparent)]
+    Spec(#[from] slipway_core::workloads::SpecError),
+    #[error(transparent)]
+    Store(#[from] slipway_store::StoreError),
 }
 
-/// See `From<EngineError> for String`.
-impl From<AddonError> for String {
-    fn from(err: AddonError) -> String {
-        err.to_string()
+/// A rollout's own account, in its words.
+impl From<String> for DeployError {
+    fn from(line: String) -> DeployError {
+        DeployError::Rollout(line)
     }
 }

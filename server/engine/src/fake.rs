@@ -71,10 +71,10 @@ impl Runtime for &FakeRuntime {
         desired: &DesiredRelease<'_>,
         _log: &RunLog,
         _deadline: tokio::time::Instant,
-    ) -> Result<String, String> {
+    ) -> Result<String, crate::DeployError> {
         let DesiredRelease { run, state, spec, vars, config_version, .. } = *desired;
         if let Some(why) = locked(&self.state).fail_next.take() {
-            return Err(format!("{why}; {}", still_serving(state)));
+            return Err(format!("{why}; {}", still_serving(state)).into());
         }
         let image = engine.local_image(run);
         let image_id = run.image_id.clone().unwrap_or_default();
@@ -91,7 +91,7 @@ impl Runtime for &FakeRuntime {
         Ok(format!("-----> Deploy {} v{} (fake runtime)", state.name, release.version))
     }
 
-    async fn reconcile(&self, _engine: &Engine, _state: &EnvironmentState) -> Result<(), String> {
+    async fn reconcile(&self, _engine: &Engine, _state: &EnvironmentState) -> Result<(), crate::DeployError> {
         Ok(())
     }
 

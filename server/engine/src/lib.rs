@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use build::{Builder, LocalEngine, RegistryCredentials};
-pub use error::{AddonError, EngineDown, EngineError};
+pub use error::{AddonError, DeployError, EngineDown, EngineError};
 pub use handle::Engine;
 pub use hub::{Hub, RunEvent};
 
@@ -173,7 +173,7 @@ impl Engine {
     /// process started without one. Reads only: `/readyz` is open to anyone, and a flood
     /// of it must not become a flood of engine calls or wait on a hung engine.
     pub fn local_engine_answers(&self) -> Result<(), EngineDown> {
-        self.local_engine().map_err(EngineDown)?;
+        self.local_engine()?;
         match &*locked(self.engine_answer()) {
             Some(answer) => answer.clone(),
             // Not checked yet: the start checked it.
@@ -182,10 +182,10 @@ impl Engine {
     }
 
     /// `Err` with the reason when this process has no local container engine.
-    pub(crate) fn local_engine(&self) -> Result<(), String> {
+    pub(crate) fn local_engine(&self) -> Result<(), EngineDown> {
         match &self.config().local_engine_down {
             None => Ok(()),
-            Some(why) => Err(format!("there is no container engine to build or run on: {why}")),
+            Some(why) => Err(EngineDown(format!("there is no container engine to build or run on: {why}"))),
         }
     }
 

@@ -97,12 +97,12 @@ pub(crate) async fn reconcile_all(engine: &Engine) {
 /// Makes an environment's running replicas match its current release, and its route
 /// match its healthy web replicas. Leaves other runs' replicas alone while a deploy of
 /// this environment is in flight.
-async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<(), String> {
+async fn reconcile(engine: &Engine, environment: &EnvironmentState) -> Result<(), crate::DeployError> {
     // A deploy of this environment is under way: it owns the replicas and the route.
     let lock = engine.environment_lock(environment.id);
     let Ok(_guard) = lock.try_lock() else { return Ok(()) };
     // Read again under the lock: a deploy may have just changed the current release.
-    let environment = &engine.store().environment_state(environment.id).await.map_err(|e| e.to_string())?;
+    let environment = &engine.store().environment_state(environment.id).await?;
     // On a cluster its controllers keep pods running and Slipway keeps the objects as
     // released; here Slipway keeps the replicas and the route.
     engine.runtime_of(&environment.runtime).reconcile(engine, environment).await

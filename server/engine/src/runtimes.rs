@@ -35,11 +35,11 @@ pub(crate) trait Runtime {
         desired: &DesiredRelease<'_>,
         log: &RunLog,
         deadline: tokio::time::Instant,
-    ) -> Result<String, String>;
+    ) -> Result<String, crate::DeployError>;
 
     /// Keeps what runs equal to the environment's current release (replicas restarted,
     /// routes set, drift repaired). Called with the environment's lock held.
-    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String>;
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), crate::DeployError>;
 
     /// The environment's replicas as this runtime last saw them: ready (here the router's
     /// healthy replicas), desired (an autoscaler's count when it has one) and a failing
@@ -143,7 +143,7 @@ impl Runtime for RuntimeOf<'_> {
         desired: &DesiredRelease<'_>,
         log: &RunLog,
         deadline: tokio::time::Instant,
-    ) -> Result<String, String> {
+    ) -> Result<String, crate::DeployError> {
         match self {
             RuntimeOf::Local(local) => local.apply(engine, desired, log, deadline).await,
             RuntimeOf::Cluster(cluster) => cluster.apply(engine, desired, log, deadline).await,
@@ -152,7 +152,7 @@ impl Runtime for RuntimeOf<'_> {
         }
     }
 
-    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), crate::DeployError> {
         match self {
             RuntimeOf::Local(local) => local.reconcile(engine, state).await,
             RuntimeOf::Cluster(cluster) => cluster.reconcile(engine, state).await,

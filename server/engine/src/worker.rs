@@ -280,7 +280,7 @@ async fn run_stage(engine: &Engine, run: &RunRow, stage: &StageRow, log: &RunLog
                 log.line(Stage::Deploy, &message);
                 StageOutcome::Succeeded
             }
-            Err(why) => StageOutcome::Failed(why),
+            Err(why) => StageOutcome::Failed(why.to_string()),
         },
     }
 }
@@ -297,7 +297,7 @@ fn lost_layer(why: &str) -> bool {
 
 async fn build(engine: &Engine, run: &RunRow, log: &RunLog) -> StageOutcome {
     if let Err(why) = engine.local_engine() {
-        return StageOutcome::Failed(why);
+        return StageOutcome::Failed(why.to_string());
     }
     let dir = &engine.config().contexts_dir;
     let settings = match context::read_settings(dir, run.id).await {

@@ -204,7 +204,7 @@ impl Engine {
         client: &kube::Client,
         object: &Value,
         params: &PatchParams,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, crate::DeployError> {
         let (api, name) = api_for(client, object);
         let key =
             format!("{cluster}/{}/{}", object["metadata"]["namespace"].as_str().unwrap_or_default(), describe(object));

@@ -35,11 +35,11 @@ impl Runtime for Cluster<'_> {
         desired: &DesiredRelease<'_>,
         log: &RunLog,
         _deadline: tokio::time::Instant,
-    ) -> Result<String, String> {
+    ) -> Result<String, crate::DeployError> {
         deploy_to_cluster(engine, desired, log).await
     }
 
-    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), crate::DeployError> {
         reconcile_cluster(engine, state).await
     }
 
@@ -63,14 +63,14 @@ pub(crate) async fn deploy_to_cluster(
     engine: &Engine,
     desired: &DesiredRelease<'_>,
     log: &RunLog,
-) -> Result<String, String> {
+) -> Result<String, crate::DeployError> {
     let DesiredRelease { run, state, spec, vars, config_version, release_command } = *desired;
     // The cluster pulls from the registry, by digest: the push stage must have run.
-    let fresh = engine.store().run_by_id(run.id).await.map_err(|e| e.to_string())?;
+    let fresh = engine.store().run_by_id(run.id).await?;
     let image = fresh.image.clone().filter(|i| i.contains("@sha256:")).ok_or_else(|| {
         format!("deploying to cluster {} needs the image in a registry: start slipwayd with --registry", state.runtime)
     })?;
-    let (client, cluster) = engine.cluster_client(&state.runtime).await.map_err(|e| e.to_string())?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let ns = crate::kubernetes::namespace_of(&state.service, &state.name);
     let quota = cluster_quota(engine, state).await?;
     let secret_keys = secret_keys(engine, state.id, None).await?;
@@ -86,21 +86,21 @@ pub(crate) async fn deploy_to_cluster(
     if let Some(command) = release_command {
         // The release phase: a Job with the new image and config, before any workload moves.
         let (base, _) = crate::kubernetes::split_base(&objects);
-        crate::kubernetes::apply(&client, &base).await.map_err(|e| e.to_string())?;
+        crate::kubernetes::apply(&client, &base).await?;
         log.line(Stage::Deploy, &format!("-----> Release command (a Job): {command}"));
         let job = crate::kubernetes::release_job(&state.service, &state.name, run.id, &image, command);
         crate::kubernetes::run_job(&client, &job, engine.config().release_timeout)
             .await
             .map_err(|why| format!("{why}; {}", still_serving(state)))?;
     }
-    crate::kubernetes::apply(&client, &objects).await.map_err(|e| e.to_string())?;
+    crate::kubernetes::apply(&client, &objects).await?;
     if let Err(why) = crate::kubernetes::wait_rollout(&client, &ns, spec, engine.config().health_timeout, log).await {
         for event in crate::kubernetes::warning_events(&client, &ns, 3).await {
             log.line(Stage::Deploy, &format!("event: {event}"));
         }
         // Auto-rollback: the previous release's objects, as they were.
         if let Some(previous) = state.current_release {
-            let release = engine.store().release_by_id(previous).await.map_err(|e| e.to_string())?;
+            let release = engine.store().release_by_id(previous).await?;
             let old_spec = release_spec(&release)?;
             let old_config =
                 config_vars::open(engine.store(), &engine.config().secret_key, state.id, Some(release.config_version))
@@ -115,7 +115,7 @@ pub(crate) async fn deploy_to_cluster(
                 }
             }
         }
-        return Err(format!("{why}; {}", still_serving(state)));
+        return Err(format!("{why}; {}", still_serving(state)).into());
     }
     let image_id = fresh.image_id.clone().unwrap_or_default();
     let release = record_release(engine, state, run, &image, &image_id, spec, config_version).await?;
@@ -128,11 +128,11 @@ pub(crate) async fn deploy_to_cluster(
 
 /// What an environment may use in its namespace, when its team has a quota: memory and
 /// pods, doubled for the extra pods of a rolling update.
-async fn cluster_quota(engine: &Engine, state: &EnvironmentState) -> Result<Option<(i64, i64)>, String> {
-    let quota = engine.store().quota(state.team_id).await.map_err(|e| e.to_string())?;
+async fn cluster_quota(engine: &Engine, state: &EnvironmentState) -> Result<Option<(i64, i64)>, crate::DeployError> {
+    let quota = engine.store().quota(state.team_id).await?;
     let limited = quota != slipway_store::environments::Quota::default();
     // Add-on pods count too, at the LimitRange's default memory.
-    let addons = i64::try_from(engine.store().addons_of(state.id).await.map_err(|e| e.to_string())?.len()).unwrap_or(0);
+    let addons = i64::try_from(engine.store().addons_of(state.id).await?.len()).unwrap_or(0);
     Ok(limited.then_some((state.total_memory_mb * 2 + addons * 256, i64::from(state.total_replicas) * 2 + addons)))
 }
 
@@ -170,9 +170,9 @@ fn cluster_manifests(
 
 /// Keeps a cluster environment's objects as its current release says: anything changed
 /// or deleted out of band (drift), or a new replica count from `scale`, is re-applied.
-pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState) -> Result<(), crate::DeployError> {
     let Some(release_id) = state.current_release else { return Ok(()) };
-    let release = engine.store().release_by_id(release_id).await.map_err(|e| e.to_string())?;
+    let release = engine.store().release_by_id(release_id).await?;
     let mut spec = release_spec(&release)?;
     if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
         && let Some(w) = spec.workloads.get_mut(&primary)
@@ -183,7 +183,7 @@ pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState)
         config_vars::open(engine.store(), &engine.config().secret_key, state.id, Some(release.config_version)).await?;
     let keys = secret_keys_of(engine, state.id, &config.secret_keys).await?;
     let vars = with_addons(engine, state.id, config.vars).await?;
-    let (client, cluster) = engine.cluster_client(&state.runtime).await.map_err(|e| e.to_string())?;
+    let (client, cluster) = engine.cluster_client(&state.runtime).await?;
     let quota = cluster_quota(engine, state).await?;
     let addons = engine.cluster_addons(state.id).await?;
     let objects = cluster_manifests(
@@ -203,7 +203,7 @@ pub(crate) async fn reconcile_cluster(engine: &Engine, state: &EnvironmentState)
         let names: Vec<String> = drift.iter().map(crate::kubernetes::describe).collect();
         tracing::warn!(service = %state.service, environment = %state.name, cluster = %state.runtime,
             objects = %names.join(", "), "re-applying objects that differ from the release (drift repaired)");
-        crate::kubernetes::apply(&client, &drift).await.map_err(|e| e.to_string())?;
+        crate::kubernetes::apply(&client, &drift).await?;
     }
     Ok(())
 }
@@ -213,14 +213,18 @@ async fn secret_keys_of(
     engine: &Engine,
     environment_id: i64,
     config_secrets: &[String],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, crate::DeployError> {
     let mut keys = config_secrets.to_vec();
     keys.extend(engine.open_addons(environment_id).await?.into_iter().map(|a| a.var.to_owned()));
     Ok(keys)
 }
 
 /// The secret var names of a config version (`None`: the newest) and the add-ons.
-async fn secret_keys(engine: &Engine, environment_id: i64, version: Option<i32>) -> Result<Vec<String>, String> {
+async fn secret_keys(
+    engine: &Engine,
+    environment_id: i64,
+    version: Option<i32>,
+) -> Result<Vec<String>, crate::DeployError> {
     let config = config_vars::open(engine.store(), &engine.config().secret_key, environment_id, version).await?;
     secret_keys_of(engine, environment_id, &config.secret_keys).await
 }

@@ -41,11 +41,11 @@ impl Runtime for Local {
         desired: &DesiredRelease<'_>,
         log: &RunLog,
         deadline: tokio::time::Instant,
-    ) -> Result<String, String> {
+    ) -> Result<String, crate::DeployError> {
         deploy_local(engine, desired, log, deadline).await
     }
 
-    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), String> {
+    async fn reconcile(&self, engine: &Engine, state: &EnvironmentState) -> Result<(), crate::DeployError> {
         reconcile_local(engine, state).await
     }
 
@@ -98,14 +98,18 @@ pub(crate) fn replica_spec(
 
 /// Waits until a new replica is ready: a web replica answers its health check, any other
 /// keeps running for [`SETTLE`].
-pub(crate) async fn wait_ready(engine: &Engine, replica: &Replica, spec: &Spec) -> Result<Duration, String> {
+pub(crate) async fn wait_ready(
+    engine: &Engine,
+    replica: &Replica,
+    spec: &Spec,
+) -> Result<Duration, crate::DeployError> {
     let w = &spec.workloads[&replica.workload];
     match (w.port, replica.addr) {
         (Some(_), Some(addr)) => {
             let health = w.health.as_deref().unwrap_or(context::DEFAULT_HEALTH);
             Ok(wait_healthy(addr, health, engine.config().health_timeout).await?)
         }
-        (Some(_), None) => Err("it published no port".to_owned()),
+        (Some(_), None) => Err("it published no port".to_owned().into()),
         (None, _) => Ok(engine.local().wait_running(&replica.id, SETTLE).await.map(|()| SETTLE)?),
     }
 }
@@ -116,7 +120,7 @@ pub(crate) async fn deploy_local(
     desired: &DesiredRelease<'_>,
     log: &RunLog,
     mut deadline: tokio::time::Instant,
-) -> Result<String, String> {
+) -> Result<String, crate::DeployError> {
     let DesiredRelease { run, state, spec, vars, config_version, release_command } = *desired;
     let environment = state.name.clone();
     let within = engine.config().deploy_timeout;
@@ -141,7 +145,7 @@ pub(crate) async fn deploy_local(
             .await
             .map_err(|why| format!("the release command failed: {why}; {}", still_serving(state)))?;
         if code != 0 {
-            return Err(format!("the release command exited with status {code}; {}", still_serving(state)));
+            return Err(format!("the release command exited with status {code}; {}", still_serving(state)).into());
         }
         deadline += began.elapsed();
     }
@@ -172,9 +176,10 @@ pub(crate) async fn deploy_local(
                 &format!("replica {}/{total} ({}) healthy in {:.2} s", i + 1, replica.workload, took.as_secs_f64()),
             );
         }
-        Ok::<(), String>(())
+        Ok::<(), crate::DeployError>(())
     };
-    let outcome = tokio::time::timeout_at(deadline, rollout).await.unwrap_or_else(|_| Err(timed_out(within, &step)));
+    let outcome =
+        tokio::time::timeout_at(deadline, rollout).await.unwrap_or_else(|_| Err(timed_out(within, &step).into()));
     if let Err(why) = outcome {
         // Every replica this run started goes, also one whose start was cut short by the
         // deadline (found by its run label).
@@ -183,7 +188,7 @@ pub(crate) async fn deploy_local(
         for id in ids {
             engine.local().remove_replica(&id).await;
         }
-        return Err(format!("{why}; {}", still_serving(state)));
+        return Err(format!("{why}; {}", still_serving(state)).into());
     }
 
     let web = spec.workloads.get(WEB);
@@ -269,13 +274,13 @@ pub(crate) async fn tear_down_local(
 }
 
 /// Makes an environment's local replicas and route match its current release.
-pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentState) -> Result<(), String> {
+pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentState) -> Result<(), crate::DeployError> {
     // Without a local engine there is nothing here to keep running (reported at start).
     if engine.local_engine().is_err() {
         return Ok(());
     }
     let Some(release_id) = environment.current_release else { return Ok(()) };
-    let release = engine.store().release_by_id(release_id).await.map_err(|e| e.to_string())?;
+    let release = engine.store().release_by_id(release_id).await?;
     let Some(run_id) = release.run_id else { return Ok(()) };
     let mut spec = release_spec(&release)?;
     if let Some(primary) = workloads::primary(&spec).map(str::to_owned)
@@ -306,7 +311,7 @@ pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentSt
         let ended = match engine.store().run_by_id(replica.run_id).await {
             Ok(run) => run.status.is_final(),
             Err(slipway_store::StoreError::NotFound) => true,
-            Err(err) => return Err(err.to_string()),
+            Err(err) => return Err(err.into()),
         };
         if ended {
             engine.local().remove_replica(&replica.id).await;

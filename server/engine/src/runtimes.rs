@@ -55,6 +55,13 @@ pub(crate) trait Runtime {
     /// addresses. Otherwise the engine starts and keeps their containers.
     fn addons_in_release(&self) -> bool;
 
+    /// Where the environment is served; `router_url` is the app router's URL for it.
+    async fn url(&self, engine: &Engine, state: &EnvironmentState, router_url: String) -> String;
+
+    /// Why this runtime cannot hold an environment of this name, if it cannot (a
+    /// cluster's namespace name is at most 63 characters).
+    fn name_problem(&self, service: &str, environment: &str) -> Option<String>;
+
     /// Removes everything the environment runs (it is being destroyed). Called with the
     /// environment's lock held.
     async fn tear_down(
@@ -92,6 +99,17 @@ impl Engine {
     /// Whether a release's image of this environment can be deployed again.
     pub async fn release_image_available(&self, state: &EnvironmentState, image: &str) -> bool {
         self.runtime_of(&state.runtime).has_image(self, image).await
+    }
+
+    /// Where an environment is served: `router_url` (the app router's URL for it) here,
+    /// or its Ingress host on a cluster.
+    pub async fn environment_url(&self, state: &EnvironmentState, router_url: String) -> String {
+        self.runtime_of(&state.runtime).url(self, state, router_url).await
+    }
+
+    /// Why an environment of this name cannot run on `runtime`, if it cannot.
+    pub fn environment_name_problem(&self, runtime: &str, service: &str, environment: &str) -> Option<String> {
+        self.runtime_of(runtime).name_problem(service, environment)
     }
 
     /// The runtime an environment's `runtime` field names: `local` (the column's default),
@@ -134,6 +152,24 @@ impl Runtime for RuntimeOf<'_> {
             RuntimeOf::Cluster(cluster) => cluster.addons_in_release(),
             #[cfg(feature = "fake-runtime")]
             RuntimeOf::Fake(fake) => fake.addons_in_release(),
+        }
+    }
+
+    async fn url(&self, engine: &Engine, state: &EnvironmentState, router_url: String) -> String {
+        match self {
+            RuntimeOf::Local(local) => local.url(engine, state, router_url).await,
+            RuntimeOf::Cluster(cluster) => cluster.url(engine, state, router_url).await,
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.url(engine, state, router_url).await,
+        }
+    }
+
+    fn name_problem(&self, service: &str, environment: &str) -> Option<String> {
+        match self {
+            RuntimeOf::Local(local) => local.name_problem(service, environment),
+            RuntimeOf::Cluster(cluster) => cluster.name_problem(service, environment),
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.name_problem(service, environment),
         }
     }
 

@@ -29,6 +29,20 @@ impl Runtime for Cluster<'_> {
         true
     }
 
+    async fn url(&self, engine: &Engine, state: &EnvironmentState, _router_url: String) -> String {
+        match engine.store().cluster_by_name(self.0).await {
+            Ok(cluster) => format!("http://{}", super::host_of(state, &cluster.base_domain)),
+            // A cluster removed under its environments: nowhere to reach them.
+            Err(_) => String::new(),
+        }
+    }
+
+    fn name_problem(&self, service: &str, environment: &str) -> Option<String> {
+        let namespace = super::namespace_of(service, environment);
+        (namespace.len() > 63)
+            .then(|| format!("{namespace} is longer than 63 characters, the limit of a namespace name"))
+    }
+
     async fn apply(
         &self,
         engine: &Engine,

@@ -227,16 +227,8 @@ pub async fn create_environment(
     let (_, template) = find_template(state, &req.template, true).await?;
     let runtime = req.runtime.clone().unwrap_or_else(|| state.settings.default_runtime.clone());
     crate::clusters::check_runtime(state, &runtime).await?;
-    if runtime != slipway_engine::LOCAL_RUNTIME
-        && slipway_engine::kubernetes::namespace_of(&service.name, &req.name).len() > 63
-    {
-        return Err(ServiceError::invalid(
-            "name",
-            format!(
-                "slipway-{}-{} is longer than 63 characters, the limit of a namespace name",
-                service.name, req.name
-            ),
-        ));
+    if let Some(problem) = state.engine.environment_name_problem(&runtime, &service.name, &req.name) {
+        return Err(ServiceError::invalid("name", problem));
     }
     let p = check_provision(template, &req.parameters, req.ttl.as_deref(), Some(&runtime))?;
     let existing = match state.store.environment_by_name(service.id, &req.name).await {

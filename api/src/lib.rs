@@ -355,6 +355,28 @@ pub struct Environment {
     pub runtime: String,
     pub created_by: String,
     pub created_at: String,
+    /// What the app router served it over the last hour (on a cluster, whose Ingress
+    /// serves it, nothing is counted).
+    pub traffic: Traffic,
+}
+
+/// An environment's traffic through the app router over a window ending now: the last
+/// hour, or since the environment was created when that is later. Includes the minute
+/// still being counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Traffic {
+    /// The window's length in seconds (at most 3600).
+    pub window_seconds: u64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// The share of requests answered 5xx (0..1); absent without requests.
+    pub error_rate: Option<f64>,
+    /// Time to the response's head under which half of the requests were answered, in
+    /// milliseconds (within 19 %); absent without requests.
+    pub p50_ms: Option<f64>,
+    /// The same for 99 % of them.
+    pub p99_ms: Option<f64>,
 }
 
 /// Create an environment of a service from a template.

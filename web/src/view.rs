@@ -123,6 +123,37 @@ impl EnvRow {
     }
 }
 
+/// An environment's traffic figures in words.
+#[derive(Debug, Clone)]
+pub struct TrafficView {
+    /// `the last hour` or `the last 12 minutes`.
+    pub window: String,
+    pub requests: u64,
+    pub per_second: String,
+    pub errors: String,
+    pub p50: String,
+    pub p99: String,
+}
+
+impl From<&slipway_api::Traffic> for TrafficView {
+    fn from(t: &slipway_api::Traffic) -> TrafficView {
+        let ms = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1} ms"));
+        let minutes = t.window_seconds.div_ceil(60);
+        TrafficView {
+            window: match minutes {
+                60.. => "the last hour".to_owned(),
+                1 => "the last minute".to_owned(),
+                m => format!("the last {m} minutes"),
+            },
+            requests: t.requests,
+            per_second: format!("{:.2}", t.requests_per_second),
+            errors: t.error_rate.map_or_else(|| "–".to_owned(), |r| format!("{:.1} %", r * 100.0)),
+            p50: ms(t.p50_ms),
+            p99: ms(t.p99_ms),
+        }
+    }
+}
+
 /// DORA figures in words, for a metrics panel.
 #[derive(Debug, Clone)]
 pub struct DoraView {

@@ -16,9 +16,9 @@ fn release(v: Option<u32>) -> String {
 }
 
 /// The environments table of `envs list` and `status`.
-fn print_environments(envs: Vec<Environment>) {
+fn print_environments(envs: &[Environment]) {
     let rows = envs
-        .into_iter()
+        .iter()
         .map(|e| {
             let note = if e.pinned {
                 "pinned"
@@ -28,17 +28,38 @@ fn print_environments(envs: Vec<Environment>) {
                 ""
             };
             vec![
-                e.name,
-                e.branch,
+                e.name.clone(),
+                e.branch.clone(),
                 release(e.release),
                 format!("{}/{}", e.healthy_replicas, e.replicas),
-                e.template,
+                e.template.clone(),
                 note.to_owned(),
-                e.url,
+                e.url.clone(),
             ]
         })
         .collect();
     output::table(&["env", "branch", "release", "healthy", "template", "", "url"], rows);
+}
+
+/// Each environment's traffic through the app router over the last hour.
+fn print_traffic(envs: &[Environment]) {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
+    let rows = envs
+        .iter()
+        .map(|e| {
+            let t = &e.traffic;
+            vec![
+                e.name.clone(),
+                format!("{:.2}", t.requests_per_second),
+                t.requests.to_string(),
+                t.error_rate.map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+                ms(t.p50_ms),
+                ms(t.p99_ms),
+            ]
+        })
+        .collect();
+    println!("Traffic, last hour:");
+    output::table(&["env", "req/s", "requests", "5xx", "p50", "p99"], rows);
 }
 
 pub async fn list(service: String, json: bool) -> Result<(), CliError> {
@@ -47,7 +68,7 @@ pub async fn list(service: String, json: bool) -> Result<(), CliError> {
     if json {
         return output::json(&envs);
     }
-    print_environments(envs);
+    print_environments(&envs);
     Ok(())
 }
 
@@ -159,7 +180,9 @@ pub async fn status(service: String, days: u32, json: bool) -> Result<(), CliErr
         println!("warning: catalog-info.yaml names owner {owner:?}");
     }
     println!();
-    print_environments(envs);
+    print_environments(&envs);
+    println!();
+    print_traffic(&envs);
     println!();
     super::runs::print_runs(runs.items);
     println!();

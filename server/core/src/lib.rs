@@ -16,6 +16,7 @@ pub mod roles;
 pub mod run;
 pub mod secrets;
 pub mod template;
+pub mod traffic;
 pub mod workloads;
 
 pub use names::{NameError, ServiceName, TeamName, Username};

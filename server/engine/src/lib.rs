@@ -28,6 +28,7 @@ pub mod router;
 pub mod runtime;
 mod runtimes;
 pub mod supervise;
+mod traffic;
 mod worker;
 
 use std::path::PathBuf;
@@ -212,6 +213,8 @@ impl Engine {
         let engine = self.clone();
         self.supervise("activity", move || record_activity(engine.clone()));
         let engine = self.clone();
+        self.supervise("traffic", move || traffic::record_traffic(engine.clone()));
+        let engine = self.clone();
         self.supervise("cluster-watch", move || kubernetes::watch_clusters(engine.clone()));
         if self.local_engine().is_ok() {
             let engine = self.clone();
@@ -261,6 +264,8 @@ impl Engine {
     /// Then the background loops end (the reconcile loop, the reapers, the watches).
     pub async fn drain(&self, grace: Duration) {
         self.drain_runs(grace).await;
+        // What the router counted this minute is stored, not lost with the process.
+        self.flush_traffic().await;
         if !self.tasks().stop(LOOPS_END_WITHIN).await {
             tracing::warn!("stopping with background loops still running");
         }

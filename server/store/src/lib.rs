@@ -28,6 +28,7 @@ pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
+pub mod traffic;
 pub mod users;
 
 /// Runs the same query code against whichever database the store holds.

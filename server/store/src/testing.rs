@@ -50,3 +50,42 @@ impl Fresh {
         }
     }
 }
+
+/// A team `payments`, its service `shop` and `count` environments `e0`, `e1`… (tracking
+/// branches `b0`, `b1`…); answers (service, environments).
+pub async fn environments(store: &Store, count: usize) -> (i64, Vec<i64>) {
+    let team = store.create_team("payments", 1).await.expect("team");
+    let service = store
+        .create_service("shop", team.id, &crate::services::CatalogFields::default(), None, 1)
+        .await
+        .expect("service");
+    let mut environments = Vec::new();
+    let spec = slipway_core::workloads::legacy_spec(8080, "/");
+    for i in 0..count {
+        let (name, branch) = (format!("e{i}"), format!("b{i}"));
+        let shape = crate::environments::EnvironmentShape {
+            template: "web",
+            template_version: "1.0.0",
+            parameters: "{}",
+            spec: &spec,
+            replicas: 1,
+            total_replicas: 1,
+            total_memory_mb: 0,
+        };
+        let new = crate::environments::NewEnvironment {
+            name: &name,
+            branch: &branch,
+            shape,
+            preview: false,
+            expires_at: None,
+            idle_ttl_ms: None,
+            runtime: "local",
+            created_by: "admin",
+        };
+        environments.push(store.create_environment(service.id, team.id, &new, 1).await.expect("environment"));
+    }
+    // The spec reads back typed, as written.
+    let state = store.environment_state(environments[0]).await.expect("environment");
+    assert_eq!(state.spec.get().expect("readable"), Some(&spec));
+    (service.id, environments)
+}

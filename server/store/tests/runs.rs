@@ -5,48 +5,11 @@
 use std::collections::HashSet;
 
 use slipway_core::run::{PUSH_STAGES, RunStatus, StageStatus};
-use slipway_store::environments::{EnvironmentShape, NewEnvironment};
+use slipway_store::StoreError;
 use slipway_store::runs::NewRun;
-use slipway_store::services::CatalogFields;
 use slipway_store::testing::Fresh;
-use slipway_store::{Store, StoreError};
 
 const ENVIRONMENTS: usize = 6;
-
-/// A team, a service and `ENVIRONMENTS` environments; answers (service, environments).
-async fn setup(store: &Store) -> (i64, Vec<i64>) {
-    let team = store.create_team("payments", 1).await.expect("team");
-    let service = store.create_service("shop", team.id, &CatalogFields::default(), None, 1).await.expect("service");
-    let mut environments = Vec::new();
-    let spec = slipway_core::workloads::legacy_spec(8080, "/");
-    for i in 0..ENVIRONMENTS {
-        let (name, branch) = (format!("e{i}"), format!("b{i}"));
-        let shape = EnvironmentShape {
-            template: "web",
-            template_version: "1.0.0",
-            parameters: "{}",
-            spec: &spec,
-            replicas: 1,
-            total_replicas: 1,
-            total_memory_mb: 0,
-        };
-        let new = NewEnvironment {
-            name: &name,
-            branch: &branch,
-            shape,
-            preview: false,
-            expires_at: None,
-            idle_ttl_ms: None,
-            runtime: "local",
-            created_by: "admin",
-        };
-        environments.push(store.create_environment(service.id, team.id, &new, 1).await.expect("environment"));
-    }
-    // The spec reads back typed, as written.
-    let state = store.environment_state(environments[0]).await.expect("environment");
-    assert_eq!(state.spec.get().expect("readable"), Some(&spec));
-    (service.id, environments)
-}
 
 fn run(service: i64, environment: i64, status: RunStatus, node: Option<&str>) -> NewRun<'_> {
     NewRun {
@@ -66,7 +29,7 @@ fn run(service: i64, environment: i64, status: RunStatus, node: Option<&str>) ->
 
 async fn the_queue_follows_the_state_machine(fresh: Fresh) {
     let store = &fresh.store;
-    let (service, envs) = setup(store).await;
+    let (service, envs) = slipway_store::testing::environments(store, ENVIRONMENTS).await;
 
     // A newer waiting run of an environment supersedes its older waiting ones.
     let older = store.create_run(&run(service, envs[0], RunStatus::Queued, None), 10).await.expect("run");
@@ -136,7 +99,7 @@ async fn the_queue_follows_the_state_machine(fresh: Fresh) {
 
 async fn competing_replicas_claim_each_run_exactly_once(fresh: Fresh) {
     let store = &fresh.store;
-    let (service, envs) = setup(store).await;
+    let (service, envs) = slipway_store::testing::environments(store, ENVIRONMENTS).await;
     let mut ids = HashSet::new();
     for &env in &envs {
         ids.insert(store.create_run(&run(service, env, RunStatus::Queued, None), 10).await.expect("run"));

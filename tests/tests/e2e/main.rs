@@ -27,6 +27,7 @@ mod router;
 mod server;
 mod sessions;
 mod shutdown;
+mod traffic;
 mod untrusted;
 mod validation;
 

@@ -147,3 +147,81 @@ async fn rollouts_under_keep_alive_load_lose_nothing(app: TestApp) {
     }
     assert!(total > 200, "too little load to show anything: {total} requests");
 }
+
+/// A websocket through the router to the environment's replicas.
+async fn websocket(app: &TestApp, host: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}/ws", app.apps_url.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("host", host.parse().expect("host"));
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("websocket through the router");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends a text message and answers the echo (`<release>: <text>`).
+async fn echo(socket: &mut Socket, text: &str) -> String {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    socket.send(Message::text(text)).await.expect("send");
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("an echo in time");
+        match next.expect("the socket is open").expect("a frame") {
+            Message::Text(echoed) => return echoed.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("{other:?} instead of the echo of {text:?}"),
+        }
+    }
+}
+
+both_databases!(websockets_outlive_a_rollout_or_close_cleanly_at_the_drain_timeout with ["--drain-seconds", "3"]);
+/// A websocket opened before a rollout keeps its replica (draining) until it closes; one
+/// still open at the drain timeout is closed by its app on SIGTERM with a close frame
+/// (1001), not cut.
+async fn websockets_outlive_a_rollout_or_close_cleanly_at_the_drain_timeout(app: TestApp) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let token = app.shop_to_push().await;
+    let url = app.git_url("shop", &token);
+    let v1 = format!("v1 {}", nonce());
+    let work = local_repo(&borrowed(&keepalive_app(&v1, false))).await;
+    assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
+    let port = app.apps_url.rsplit(':').next().unwrap_or_default().to_owned();
+    let host = format!("shop-production.localhost:{port}");
+
+    let mut closing = websocket(&app, &host).await;
+    let mut lasting = websocket(&app, &host).await;
+    assert_eq!(echo(&mut closing, "before").await, format!("{v1}: before"));
+    assert_eq!(echo(&mut lasting, "before").await, format!("{v1}: before"));
+
+    let v2 = format!("v2 {}", nonce());
+    commit(work.path(), &[("body.txt", format!("{v2}\n").as_bytes())], "v2").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let rolled_out = std::time::Instant::now();
+    // New connections reach v2; the open ones still talk to their v1 replicas.
+    let mut fresh = websocket(&app, &host).await;
+    assert_eq!(echo(&mut fresh, "new").await, format!("{v2}: new"));
+    assert_eq!(echo(&mut closing, "after").await, format!("{v1}: after"));
+    assert_eq!(echo(&mut lasting, "after").await, format!("{v1}: after"));
+    closing.close(None).await.expect("closed by the client");
+
+    // The drain timeout (3 s) passes with `lasting` open: its replica gets SIGTERM and
+    // the app says goodbye.
+    let close = loop {
+        let next = tokio::time::timeout(Duration::from_secs(60), lasting.next()).await.expect("closed in time");
+        match next.expect("a close frame before the end").expect("a clean frame, not a cut connection") {
+            Message::Close(frame) => break frame.expect("a close code"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("{other:?} on an idle socket"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Away, "{close:?}");
+    assert!(rolled_out.elapsed() >= Duration::from_secs(3), "closed before the drain timeout: {close:?}");
+    let _ = lasting.send(Message::Close(None)).await;
+    assert_eq!(echo(&mut fresh, "still").await, format!("{v2}: still"));
+}

@@ -18,7 +18,7 @@ use super::{Nav, render, render_with};
 use crate::error::PageError;
 use crate::form::{Fields, Form, Query, change, require_csrf};
 use crate::session::Viewer;
-use crate::view::{EnvRow, RunRow};
+use crate::view::{EnvRow, RunRow, TrafficView};
 
 #[derive(Template)]
 #[template(path = "environment.html")]
@@ -26,6 +26,7 @@ struct EnvironmentPage {
     nav: Nav,
     service: String,
     d: EnvDetail,
+    traffic: TrafficView,
     parameters: String,
     runs: Vec<RunRow>,
     next_runs: Option<String>,
@@ -71,6 +72,7 @@ pub async fn environment(
         .collect();
     render(EnvironmentPage {
         nav: Nav::new(&viewer, "catalog"),
+        traffic: TrafficView::from(&environment.traffic),
         parameters: serde_json::to_string(&environment.parameters).unwrap_or_default(),
         d: EnvDetail {
             env: EnvRow::new(&service, &environment),

@@ -22,6 +22,7 @@ use crate::runs::get_run;
 use crate::{Actor, AppState, Result, ServiceError};
 
 mod create;
+mod traffic;
 pub(crate) use create::{OwnedShape, create_preview, first_environment};
 pub use create::{create_environment, preview_name, update_environment};
 
@@ -33,14 +34,7 @@ pub const DEFAULT_MEMORY_MB: i64 = 256;
 /// Where an environment is served: the app router's address here, or on a cluster its
 /// Ingress at the cluster's domain.
 pub(crate) async fn url_of(state: &AppState, env: &EnvironmentState) -> String {
-    if env.runtime == slipway_engine::LOCAL_RUNTIME {
-        state.settings.app_url(&env.service, &env.name)
-    } else {
-        match state.store.cluster_by_name(&env.runtime).await {
-            Ok(cluster) => format!("http://{}", slipway_engine::kubernetes::host_of(env, &cluster.base_domain)),
-            Err(_) => String::new(),
-        }
-    }
+    state.engine.environment_url(env, state.settings.app_url(&env.service, &env.name)).await
 }
 
 async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
@@ -50,7 +44,9 @@ async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
         state.engine.environment_status(&env);
     let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
     let url = url_of(state, &env).await;
+    let traffic = traffic::traffic_of(state, &env).await;
     Environment {
+        traffic,
         url,
         runtime: env.runtime.clone(),
         template: format!("{}@{}", env.template, env.template_version),

@@ -1,0 +1,204 @@
+//! The routing table: which replicas serve each environment, one link (connection pool,
+//! requests in flight, traffic tally) per replica, the pick of the next replica, and
+//! drains.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use slipway_core::traffic::Figures;
+use tokio::sync::Notify;
+
+use crate::traffic::Tally;
+
+/// Which replicas serve which environment, keyed `<service>-<env>`.
+#[derive(Debug, Default)]
+pub struct Routes {
+    table: RwLock<HashMap<String, Arc<Backends>>>,
+    /// Every replica a route names or a request or drain still holds, by address: one
+    /// link each, shared by all routes naming it. Weak, so a link (and its pool) goes
+    /// when the last of them lets go.
+    pub(super) links: Mutex<HashMap<SocketAddr, Weak<Link>>>,
+}
+
+#[derive(Debug)]
+struct Backends {
+    replicas: Vec<Arc<Link>>,
+    next: AtomicUsize,
+    /// When the environment last got a request (Unix ms; 0: not since the route was set).
+    last_request: AtomicI64,
+    /// The environment's traffic since the last minute's flush (kept when the replicas
+    /// change).
+    pub(super) traffic: Arc<Tally>,
+}
+
+/// How long a pooled connection to a replica may stay idle.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+/// How many idle connections to one replica are kept.
+const POOL_MAX_IDLE: usize = 32;
+/// How many times one request is sent again after a kept-alive connection failed under
+/// it (the app closed it as the router reused it).
+pub(super) const STALE_RETRIES: u32 = 2;
+
+/// The router's side of one replica.
+#[derive(Debug)]
+pub(super) struct Link {
+    pub(super) addr: SocketAddr,
+    in_flight: AtomicUsize,
+    /// Notified when `in_flight` drops to zero.
+    idle: Notify,
+    /// This replica's own pool: dropped with the link, which closes its idle connections.
+    pub(super) client: Client<HttpConnector, Body>,
+}
+
+impl Link {
+    fn new(addr: SocketAddr) -> Link {
+        let mut connector = HttpConnector::new();
+        // As on the listening side: no Nagle delay on small writes to replicas.
+        connector.set_nodelay(true);
+        // Idle connections are bounded and reaped: a burst of slow requests must not pin
+        // sockets (and an app's threads) to the replica for the rest of its life.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
+            .build::<_, Body>(connector);
+        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client }
+    }
+}
+
+/// A request in flight to a replica: counted from when the replica was picked (under the
+/// table's lock, so a drain that starts after the table changed sees it) until dropped.
+#[derive(Debug)]
+pub(super) struct InFlight(pub(super) Arc<Link>);
+
+impl InFlight {
+    fn new(link: &Arc<Link>) -> InFlight {
+        link.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(link.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What a request may be sent to.
+pub(super) enum Pick {
+    /// No environment is routed at this key.
+    Unknown,
+    /// None left to try (none healthy, or every one refused); the environment's tally.
+    Exhausted(Arc<Tally>),
+    /// The replica, counted in flight, and the environment's tally.
+    Replica(InFlight, Arc<Tally>),
+}
+
+impl Routes {
+    /// Points `key` at `addrs` (an empty list makes it answer 503). A replica no longer
+    /// named gets no new requests; [`Routes::drain`] waits for the ones it has.
+    pub fn set(&self, key: &str, addrs: Vec<SocketAddr>) {
+        let replicas = {
+            let mut links = crate::locked(&self.links);
+            links.retain(|_, link| link.strong_count() > 0);
+            addrs
+                .into_iter()
+                .map(|addr| {
+                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade) {
+                        return link;
+                    }
+                    let link = Arc::new(Link::new(addr));
+                    links.insert(addr, Arc::downgrade(&link));
+                    link
+                })
+                .collect()
+        };
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        // Keep the activity and traffic of a route whose replicas change.
+        let last = table.get(key).map_or(0, |b| b.last_request.load(Ordering::Relaxed));
+        let traffic = table.get(key).map_or_else(|| Arc::new(Tally::new()), |b| b.traffic.clone());
+        let backends = Backends { replicas, next: AtomicUsize::new(0), last_request: AtomicI64::new(last), traffic };
+        table.insert(key.to_owned(), Arc::new(backends));
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// When `key` last got a request through the router (Unix ms), if it did.
+    pub fn last_request(&self, key: &str) -> Option<i64> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.last_request.load(Ordering::Relaxed)).filter(|at| *at > 0)
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<SocketAddr>> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.replicas.iter().map(|l| l.addr).collect())
+    }
+
+    /// An environment's traffic since the last take, and since when (Unix ms).
+    pub(crate) fn peek_traffic(&self, key: &str) -> Option<(Figures, i64)> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.traffic.peek())
+    }
+
+    /// An environment's traffic since the last take, counting starting again.
+    pub(crate) fn take_traffic(&self, key: &str) -> Option<Figures> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(key).map(|b| b.traffic.take())
+    }
+
+    /// The requests in flight to a replica now.
+    pub fn in_flight(&self, addr: SocketAddr) -> usize {
+        crate::locked(&self.links).get(&addr).and_then(Weak::upgrade).map_or(0, |l| l.in_flight.load(Ordering::SeqCst))
+    }
+
+    /// Waits until a replica that no route names any more has no request in flight, at
+    /// most `within`; answers how many were still in flight then (0: drained). Its idle
+    /// pooled connections close once it is drained. Call it after the route changed.
+    pub async fn drain(&self, addr: SocketAddr, within: Duration) -> usize {
+        let Some(link) = crate::locked(&self.links).get(&addr).and_then(Weak::upgrade) else { return 0 };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let idle = link.idle.notified();
+            let left = link.in_flight.load(Ordering::SeqCst);
+            if left == 0 {
+                return 0;
+            }
+            tokio::select! {
+                () = idle => {}
+                () = tokio::time::sleep_until(deadline) => return link.in_flight.load(Ordering::SeqCst),
+            }
+        }
+    }
+
+    /// The next replica in turn for one request that `tried` none of yet, counted in
+    /// flight before the table's lock is let go. `start` is the request's place in the
+    /// turn, chosen at its first attempt. The table may have changed since an earlier
+    /// attempt (a reconcile dropped a dead replica): the current one is asked.
+    pub(super) fn pick(&self, key: &str, tried: &[SocketAddr], start: &mut Option<usize>) -> Pick {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let Some(backends) = table.get(key) else { return Pick::Unknown };
+        let n = backends.replicas.len();
+        if tried.is_empty() {
+            backends.last_request.store(crate::now_ms(), Ordering::Relaxed);
+        }
+        if n == 0 {
+            return Pick::Exhausted(backends.traffic.clone());
+        }
+        let first = *start.get_or_insert_with(|| backends.next.fetch_add(1, Ordering::Relaxed));
+        (0..n).map(|i| &backends.replicas[(first + i) % n]).find(|link| !tried.contains(&link.addr)).map_or_else(
+            || Pick::Exhausted(backends.traffic.clone()),
+            |link| Pick::Replica(InFlight::new(link), backends.traffic.clone()),
+        )
+    }
+}

@@ -1,0 +1,184 @@
+//! The router's unit tests: routing keys, headers, picks, drains and retries.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn hosts_map_to_environments() {
+    assert_eq!(route_key("shop-production.localhost:7780", "localhost").as_deref(), Some("shop-production"));
+    assert_eq!(route_key("Shop-Staging.apps.example.com", "apps.example.com").as_deref(), Some("shop-staging"));
+    assert_eq!(route_key("localhost:7780", "localhost"), None);
+    assert_eq!(route_key("a.b.localhost", "localhost"), None);
+    assert_eq!(route_key("shop-production.example.org", "localhost"), None);
+}
+
+#[test]
+fn hop_by_hop_headers_stay_with_their_connection() {
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret, x-forwarded-for"));
+    headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    headers.insert("x-secret", HeaderValue::from_static("1"));
+    headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    strip_hop_by_hop(&mut headers, false);
+    let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(left, ["accept"]);
+
+    let mut upgrade = axum::http::HeaderMap::new();
+    upgrade.insert(header::CONNECTION, HeaderValue::from_static("Upgrade, keep-alive"));
+    upgrade.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    strip_hop_by_hop(&mut upgrade, true);
+    assert_eq!(upgrade.get(header::CONNECTION).map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+    assert_eq!(upgrade.get(header::UPGRADE).map(|v| v.as_bytes()), Some(&b"websocket"[..]));
+}
+
+/// The replicas one request would try, in order.
+fn turn(routes: &Routes, key: &str) -> Option<Vec<SocketAddr>> {
+    let mut start = None;
+    let mut addrs = Vec::new();
+    loop {
+        match routes.pick(key, &addrs, &mut start) {
+            Pick::Unknown => return None,
+            Pick::Exhausted(_) => return Some(addrs),
+            Pick::Replica(in_flight, _) => addrs.push(in_flight.0.addr),
+        }
+    }
+}
+
+#[test]
+fn picks_round_robin() {
+    let routes = Routes::default();
+    let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+    routes.set("shop-production", vec![a, b]);
+    assert_eq!(turn(&routes, "shop-production"), Some(vec![a, b]));
+    assert_eq!(turn(&routes, "shop-production"), Some(vec![b, a]));
+    assert_eq!(turn(&routes, "nope"), None);
+    routes.set("empty", vec![]);
+    assert_eq!(turn(&routes, "empty"), Some(vec![]));
+}
+
+#[test]
+fn a_retry_asks_the_table_as_it_is_now() {
+    let routes = Routes::default();
+    let (a, b, c) =
+        ("127.0.0.1:1".parse().expect("a"), "127.0.0.1:2".parse().expect("b"), "127.0.0.1:3".parse().expect("c"));
+    routes.set("shop-production", vec![a, b]);
+    let mut start = None;
+    let Pick::Replica(first, _) = routes.pick("shop-production", &[], &mut start) else { panic!("routed") };
+    let tried = [first.0.addr];
+    // A reconcile replaced the table meanwhile: the retry goes to what is routed now
+    // and not yet tried, however short the new table is.
+    routes.set("shop-production", vec![tried[0], c]);
+    let Pick::Replica(next, _) = routes.pick("shop-production", &tried, &mut start) else { panic!("c is left") };
+    assert_eq!(next.0.addr, c);
+    routes.set("shop-production", vec![tried[0]]);
+    assert!(matches!(routes.pick("shop-production", &tried, &mut start), Pick::Exhausted(_)));
+}
+
+#[tokio::test]
+async fn a_replica_leaving_the_table_drains_what_it_has() {
+    let routes = Routes::default();
+    let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().expect("a"), "127.0.0.1:2".parse().expect("b"));
+    routes.set("shop-production", vec![a]);
+    let Pick::Replica(request, _) = routes.pick("shop-production", &[], &mut None) else { panic!("a is routed") };
+    assert_eq!(routes.in_flight(a), 1, "counted from the pick");
+    // The route moves to b: a gets nothing new, and its drain waits for its request.
+    routes.set("shop-production", vec![b]);
+    assert_eq!(turn(&routes, "shop-production"), Some(vec![b]));
+    assert_eq!(routes.drain(a, Duration::from_millis(50)).await, 1, "still in flight at the timeout");
+    let drained = tokio::spawn({
+        let routes = Arc::new(routes);
+        let waiting = routes.clone();
+        async move { (waiting.drain(a, Duration::from_secs(10)).await, routes) }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(request);
+    let (left, routes) = drained.await.expect("drain");
+    assert_eq!(left, 0, "drained once the request ended");
+    // Nothing holds a's link any more: it (and its pool) is gone.
+    assert_eq!(routes.in_flight(a), 0);
+    routes.set("other", vec![]);
+    assert!(!crate::locked(&routes.links).contains_key(&a), "a's link is dropped");
+    assert_eq!(routes.drain(b, Duration::from_millis(10)).await, 0, "b has nothing in flight");
+}
+
+/// A replica that answers the first request on each connection, then reads the next
+/// one and closes the connection without answering (an app closing a kept-alive
+/// connection as the router reuses it). Answers its address.
+async fn closing_replica() -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                for answered in [true, false] {
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body).await;
+                    if answered {
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+                        let _ = reader.get_mut().write_all(ok).await;
+                    }
+                }
+                // Dropped: closed under the second request.
+            });
+        }
+    });
+    addr
+}
+
+/// Sends one request through a router on `router` and answers its status code.
+async fn status_of(router: SocketAddr, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(router).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_get_is_retried_but_never_under_a_post() {
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![closing_replica().await]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let router = listener.local_addr().expect("addr");
+    tokio::spawn(axum::serve(listener, app(routes, "localhost")).into_future());
+    let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
+    let post = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+    // The first request opens the router's pooled connection; the second reuses it,
+    // and the replica closes it unanswered: a GET goes again on a fresh connection.
+    assert_eq!(status_of(router, get).await, 200);
+    assert_eq!(status_of(router, get).await, 200, "the GET was sent again");
+    // The POST could have been acted on: the client gets the error, not a second POST.
+    assert_eq!(status_of(router, get).await, 200);
+    assert_eq!(status_of(router, post).await, 502, "a POST is never sent twice");
+}
+
+#[test]
+fn only_idempotent_requests_without_a_body_are_sent_again() {
+    assert!(retryable(&Method::GET, &Body::empty()));
+    assert!(retryable(&Method::PUT, &Body::empty()));
+    assert!(retryable(&Method::DELETE, &Body::empty()));
+    assert!(!retryable(&Method::POST, &Body::empty()), "POST is not idempotent");
+    assert!(!retryable(&Method::PUT, &Body::from("x")), "a body may have been read");
+    assert!(!retryable(&Method::PATCH, &Body::empty()));
+}

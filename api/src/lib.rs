@@ -355,9 +355,10 @@ pub struct Environment {
     pub runtime: String,
     pub created_by: String,
     pub created_at: String,
-    /// What the app router served it over the last hour (on a cluster, whose Ingress
-    /// serves it, nothing is counted).
-    pub traffic: Traffic,
+    /// What the app router served it over the last hour; absent on a cluster, whose
+    /// Ingress serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
 }
 
 /// An environment's traffic through the app router over a window ending now: the last

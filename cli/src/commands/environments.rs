@@ -46,8 +46,8 @@ fn print_traffic(envs: &[Environment]) {
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
     let rows = envs
         .iter()
-        .map(|e| {
-            let t = &e.traffic;
+        .filter_map(|e| e.traffic.as_ref().map(|t| (e, t)))
+        .map(|(e, t)| {
             vec![
                 e.name.clone(),
                 format!("{:.2}", t.requests_per_second),
@@ -58,7 +58,7 @@ fn print_traffic(envs: &[Environment]) {
             ]
         })
         .collect();
-    println!("Traffic, last hour:");
+    println!("Traffic through the app router, last hour:");
     output::table(&["env", "req/s", "requests", "5xx", "p50", "p99"], rows);
 }
 

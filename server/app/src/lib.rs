@@ -31,6 +31,9 @@ pub use config::{Args, Config};
 /// How long requests may stay open after the shutdown grace before the server stops anyway.
 const REQUESTS_AFTER_GRACE: Duration = Duration::from_secs(15);
 
+/// How long a stop waits for the app router's connections to end.
+const ROUTER_STOPS_WITHIN: Duration = Duration::from_secs(5);
+
 /// What a server is launched with besides its configuration.
 #[derive(Debug)]
 pub struct Launch {
@@ -164,7 +167,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
     let apps_listener = apps_listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    tokio::spawn(async move {
+    let router_served = tokio::spawn(async move {
         let serve = axum::serve(apps_listener, apps.into_make_service_with_connect_info::<SocketAddr>());
         if let Err(err) = serve.with_graceful_shutdown(router_shutdown.cancelled_owned()).await {
             tracing::error!(%err, "the app router stopped");
@@ -184,7 +187,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
     // On shutdown the engine stops claiming runs and gives those executing here the
     // grace to finish, while the servers finish the requests in flight (a push's request
     // lasts as long as its run).
-    let engine = state_engine;
+    let engine = state_engine.clone();
     let grace = Duration::from_secs(config.shutdown_grace);
     let stopping = shutdown.clone();
     let drained = tokio::spawn(async move {
@@ -205,6 +208,10 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
         () = open_too_long => tracing::warn!("stopping with requests still open after the shutdown grace"),
     }
     let _ = drained.await;
+    // What the router answered after the engine's drain is stored too, once it stopped
+    // (a websocket can keep it serving: not past a bound).
+    let _ = tokio::time::timeout(ROUTER_STOPS_WITHIN, router_served).await;
+    state_engine.flush_traffic().await;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())

@@ -49,10 +49,10 @@ pub struct BadHistogram(pub String);
 impl Figures {
     /// Adds another period's figures to these.
     pub fn add(&mut self, other: &Figures) {
-        self.requests += other.requests;
-        self.errors += other.errors;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-            *mine += theirs;
+            *mine = mine.saturating_add(*theirs);
         }
     }
 
@@ -64,15 +64,15 @@ impl Figures {
     /// The latency under which a share `q` (0..=1) of requests was answered, in ms: the
     /// upper bound of the bucket it falls in (at most 19 % above the true figure).
     pub fn percentile_ms(&self, q: f64) -> Option<f64> {
-        let total: u64 = self.buckets.iter().sum();
+        let total = self.buckets.iter().fold(0u64, |sum, n| sum.saturating_add(*n));
         if total == 0 {
             return None;
         }
         // The rank of the request at quantile q, 1-based (nearest-rank method).
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen = 0u64;
         for (i, count) in self.buckets.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(*count);
             if seen >= rank {
                 return Some(bucket_bound_ms(i));
             }
@@ -92,15 +92,21 @@ impl Figures {
         pairs.join(",")
     }
 
-    /// Reads a stored histogram back (see [`Figures::encode_buckets`]).
+    /// Reads a stored histogram back (see [`Figures::encode_buckets`]): each bucket at
+    /// most once, in order, with a count a database integer holds.
     pub fn decode_buckets(text: &str) -> Result<Vec<u64>, BadHistogram> {
         let mut buckets = vec![0; BUCKETS];
+        let mut next = 0;
         for pair in text.split(',').filter(|p| !p.is_empty()) {
             let bad = || BadHistogram(text.to_owned());
             let (i, count) = pair.split_once(':').ok_or_else(bad)?;
             let i: usize = i.parse().map_err(|_| bad())?;
             let count: u64 = count.parse().map_err(|_| bad())?;
-            *buckets.get_mut(i).ok_or_else(bad)? += count;
+            if i < next || i >= BUCKETS || count > i64::MAX as u64 {
+                return Err(bad());
+            }
+            buckets[i] = count;
+            next = i + 1;
         }
         Ok(buckets)
     }
@@ -143,6 +149,12 @@ mod tests {
         assert!((800.0..952.0).contains(&p99), "p99 {p99}");
         assert_eq!(Figures::default().percentile_ms(0.5), None);
         assert_eq!(Figures::default().error_rate(), None);
+        // Sums saturate rather than wrap (or panic).
+        let mut huge = Figures { requests: u64::MAX, ..Figures::default() };
+        huge.buckets[3] = u64::MAX;
+        huge.add(&a);
+        assert_eq!((huge.requests, huge.buckets[3]), (u64::MAX, u64::MAX));
+        assert!(huge.percentile_ms(0.99).is_some());
     }
 
     #[test]
@@ -155,7 +167,7 @@ mod tests {
         assert_eq!(text, "0:3,17:12,80:1");
         assert_eq!(Figures::decode_buckets(&text).unwrap(), f.buckets);
         assert_eq!(Figures::decode_buckets("").unwrap(), vec![0; BUCKETS]);
-        for bad in ["3", "x:1", "1:y", "81:1", "1:-2"] {
+        for bad in ["3", "x:1", "1:y", "81:1", "1:-2", "1:5,1:6", "4:1,2:1", "1:18446744073709551615"] {
             assert!(Figures::decode_buckets(bad).is_err(), "{bad} was read");
         }
     }

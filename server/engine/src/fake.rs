@@ -109,6 +109,10 @@ impl Runtime for &FakeRuntime {
         true
     }
 
+    fn routed_here(&self) -> bool {
+        true
+    }
+
     async fn url(&self, _engine: &Engine, _state: &EnvironmentState, router_url: String) -> String {
         router_url
     }

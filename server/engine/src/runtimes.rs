@@ -55,6 +55,9 @@ pub(crate) trait Runtime {
     /// addresses. Otherwise the engine starts and keeps their containers.
     fn addons_in_release(&self) -> bool;
 
+    /// Whether the app router serves the environment (and counts its traffic).
+    fn routed_here(&self) -> bool;
+
     /// Where the environment is served; `router_url` is the app router's URL for it.
     async fn url(&self, engine: &Engine, state: &EnvironmentState, router_url: String) -> String;
 
@@ -105,6 +108,11 @@ impl Engine {
     /// or its Ingress host on a cluster.
     pub async fn environment_url(&self, state: &EnvironmentState, router_url: String) -> String {
         self.runtime_of(&state.runtime).url(self, state, router_url).await
+    }
+
+    /// Whether the app router serves an environment (and counts its traffic).
+    pub fn routed_here(&self, state: &EnvironmentState) -> bool {
+        self.runtime_of(&state.runtime).routed_here()
     }
 
     /// Why an environment of this name cannot run on `runtime`, if it cannot.
@@ -161,6 +169,15 @@ impl Runtime for RuntimeOf<'_> {
             RuntimeOf::Cluster(cluster) => cluster.url(engine, state, router_url).await,
             #[cfg(feature = "fake-runtime")]
             RuntimeOf::Fake(fake) => fake.url(engine, state, router_url).await,
+        }
+    }
+
+    fn routed_here(&self) -> bool {
+        match self {
+            RuntimeOf::Local(local) => local.routed_here(),
+            RuntimeOf::Cluster(cluster) => cluster.routed_here(),
+            #[cfg(feature = "fake-runtime")]
+            RuntimeOf::Fake(fake) => fake.routed_here(),
         }
     }
 

@@ -53,14 +53,25 @@ impl Tally {
         (figures, self.since_ms.load(Ordering::Relaxed))
     }
 
-    /// The figures so far, counting starting again from zero. (A request recorded during
-    /// the take may count its parts in two minutes; never twice, never lost.)
-    pub(crate) fn take(&self) -> Figures {
-        self.since_ms.store(now_ms(), Ordering::Relaxed);
-        Figures {
+    /// The figures so far and when counting began, counting starting again from zero. (A
+    /// request recorded during the take may count its parts in two minutes; never twice,
+    /// never lost.)
+    pub(crate) fn take(&self) -> (Figures, i64) {
+        let since = self.since_ms.swap(now_ms(), Ordering::Relaxed);
+        let figures = Figures {
             requests: self.requests.swap(0, Ordering::Relaxed),
             errors: self.errors.swap(0, Ordering::Relaxed),
             buckets: self.buckets.iter().map(|b| b.swap(0, Ordering::Relaxed)).collect(),
+        };
+        (figures, since)
+    }
+
+    /// Counts again figures taken but not stored.
+    pub(crate) fn restore(&self, figures: &Figures) {
+        self.requests.fetch_add(figures.requests, Ordering::Relaxed);
+        self.errors.fetch_add(figures.errors, Ordering::Relaxed);
+        for (bucket, count) in self.buckets.iter().zip(&figures.buckets) {
+            bucket.fetch_add(*count, Ordering::Relaxed);
         }
     }
 }
@@ -75,25 +86,34 @@ pub(crate) async fn record_traffic(engine: Engine) {
 }
 
 impl Engine {
-    /// Stores what the router counted since the last flush, as the minute now ending (or
-    /// the current one, when called mid-minute at shutdown), and prunes old minutes.
+    /// Stores what the router counted since the last flush, each environment's under the
+    /// minute its counting began (the one now ending, or a later one after a late wake or
+    /// a mid-minute stop), and prunes old minutes. What cannot be stored is counted again
+    /// for the next flush.
     pub async fn flush_traffic(&self) {
-        let now_s = now_ms() / 1000;
-        // The minute of the second just past: at 12:01:00.02 that is 12:00.
-        let minute = (now_s - 1).div_euclid(60) * 60;
-        let Ok(environments) = self.store().live_environments().await else { return };
+        let environments = match self.store().live_environments().await {
+            Ok(environments) => environments,
+            Err(err) => return tracing::warn!(%err, "listing environments to store their traffic"),
+        };
+        let ids: std::collections::HashMap<String, i64> =
+            environments.iter().map(|env| (deploy::route_key(&env.service, &env.name), env.id)).collect();
         let mut minutes = Vec::new();
-        for env in environments {
-            let key = deploy::route_key(&env.service, &env.name);
-            if let Some(figures) = self.route_table().take_traffic(&key).filter(|f| f.requests > 0) {
-                minutes.push(TrafficMinute { environment_id: env.id, minute, figures });
+        let mut keys = Vec::new();
+        // Routes of environments destroyed meanwhile have no id: their counts go with them.
+        for (key, figures, since) in self.route_table().take_traffic() {
+            if let Some(id) = ids.get(&key) {
+                minutes.push(TrafficMinute { environment_id: *id, minute: since.div_euclid(60_000) * 60, figures });
+                keys.push(key);
             }
         }
         if let Err(err) = self.store().record_traffic(&minutes).await {
-            tracing::warn!(%err, minutes = minutes.len(), "storing traffic figures");
+            tracing::warn!(%err, minutes = minutes.len(), "storing traffic figures; trying again next minute");
+            for (key, minute) in keys.iter().zip(&minutes) {
+                self.route_table().restore_traffic(key, &minute.figures);
+            }
         }
         let kept = i64::try_from(TRAFFIC_KEPT.as_secs()).unwrap_or(i64::MAX);
-        if let Err(err) = self.store().prune_traffic(now_s - kept).await {
+        if let Err(err) = self.store().prune_traffic(now_ms() / 1000 - kept).await {
             tracing::warn!(%err, "pruning traffic figures");
         }
     }
@@ -120,8 +140,11 @@ mod tests {
         assert_eq!((peeked.requests, peeked.errors), (3, 1));
         assert_eq!(peeked.buckets[bucket_of(3.0)], 1);
         assert_eq!(peeked.buckets[0], 1);
-        assert_eq!(tally.take(), peeked);
-        let (after, _) = tally.peek();
+        assert_eq!(tally.take(), (peeked.clone(), since));
+        let (after, later) = tally.peek();
         assert_eq!(after, Figures::default());
+        assert!(later >= since);
+        tally.restore(&peeked);
+        assert_eq!(tally.peek().0, peeked, "figures put back count again");
     }
 }

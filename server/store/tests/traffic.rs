@@ -13,7 +13,7 @@ fn minute(environment_id: i64, minute: i64, requests: u64, errors: u64, ms: f64)
 
 async fn minutes_sum_prune_and_cascade(fresh: Fresh) {
     let store = &fresh.store;
-    let (_, envs) = slipway_store::testing::environments(store, 2).await;
+    let (service, envs) = slipway_store::testing::environments(store, 2).await;
     let (a, b) = (envs[0], envs[1]);
     store
         .record_traffic(&[
@@ -34,11 +34,14 @@ async fn minutes_sum_prune_and_cascade(fresh: Fresh) {
     assert_eq!((later.figures.requests, later.first_minute), (90, Some(120)));
     assert_eq!(store.traffic_since(b, 0).await.expect("sum").figures.errors, 5);
 
-    // A batch with an unknown environment is refused whole.
-    let refused = store.record_traffic(&[minute(a, 180, 1, 0, 1.0), minute(9_999, 180, 1, 0, 1.0)]).await;
-    assert!(refused.is_err(), "a minute of no environment was stored");
-    assert_eq!(store.traffic_since(a, 180).await.expect("sum").figures.requests, 0, "half a batch was kept");
+    // A minute of an environment destroyed meanwhile is skipped; the others are kept.
+    store.record_traffic(&[minute(a, 180, 1, 0, 1.0), minute(9_999, 180, 1, 0, 1.0)]).await.expect("record");
+    assert_eq!(store.traffic_since(a, 180).await.expect("sum").figures.requests, 1, "the batch was lost");
+    assert_eq!(store.traffic_since(9_999, 0).await.expect("sum").figures.requests, 0);
 
+    let each = store.service_traffic_since(service, 120).await.expect("each");
+    assert_eq!((each[&a].figures.requests, each[&b].figures.requests), (91, 5));
+    assert_eq!(each.len(), 2);
     assert_eq!(store.prune_traffic(120).await.expect("prune"), 1);
     assert_eq!(store.traffic_since(a, 0).await.expect("sum").first_minute, Some(120));
     store.delete_environment(b).await.expect("delete");

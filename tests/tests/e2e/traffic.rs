@@ -51,7 +51,7 @@ async fn traffic_figures_count_what_the_router_served(mut app: TestApp) {
 
     let out = app.slipway(&token, &["status", "shop"], "").await;
     assert_eq!(out.code, 0, "{out:?}");
-    let section = out.stdout.split("Traffic, last hour:").nth(1).expect("a traffic section");
+    let section = out.stdout.split("Traffic through the app router, last hour:").nth(1).expect("a traffic section");
     let row = section.lines().find(|l| l.contains("production")).expect("a row for production");
     assert!(row.contains(" 40 ") && row.contains("5.0%"), "{row}");
 

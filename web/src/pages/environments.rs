@@ -26,7 +26,8 @@ struct EnvironmentPage {
     nav: Nav,
     service: String,
     d: EnvDetail,
-    traffic: TrafficView,
+    /// None on a cluster, whose Ingress serves the environment.
+    traffic: Option<TrafficView>,
     parameters: String,
     runs: Vec<RunRow>,
     next_runs: Option<String>,
@@ -72,7 +73,7 @@ pub async fn environment(
         .collect();
     render(EnvironmentPage {
         nav: Nav::new(&viewer, "catalog"),
-        traffic: TrafficView::from(&environment.traffic),
+        traffic: environment.traffic.as_ref().map(TrafficView::from),
         parameters: serde_json::to_string(&environment.parameters).unwrap_or_default(),
         d: EnvDetail {
             env: EnvRow::new(&service, &environment),

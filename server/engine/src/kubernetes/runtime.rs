@@ -29,6 +29,10 @@ impl Runtime for Cluster<'_> {
         true
     }
 
+    fn routed_here(&self) -> bool {
+        false
+    }
+
     async fn url(&self, engine: &Engine, state: &EnvironmentState, _router_url: String) -> String {
         match engine.store().cluster_by_name(self.0).await {
             Ok(cluster) => format!("http://{}", super::host_of(state, &cluster.base_domain)),

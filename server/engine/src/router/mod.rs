@@ -31,7 +31,9 @@ pub fn route_key(host: &str, base_domain: &str) -> Option<String> {
     let host =
         host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
     let key = host.strip_suffix(base_domain)?.strip_suffix('.')?;
-    (!key.is_empty() && !key.contains('.')).then(|| key.to_ascii_lowercase())
+    // Only what names can hold: anything else is no environment (and never reaches a page).
+    let name_like = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    (!key.is_empty() && name_like).then(|| key.to_ascii_lowercase())
 }
 
 #[derive(Clone)]
@@ -138,14 +140,16 @@ async fn send(
     let mut attempt = Some(first);
     let mut tried = Vec::new();
     let mut stale_retries = 0;
-    while let Some(in_flight) = attempt.take() {
-        let link = in_flight.0.clone();
+    while let Some(mut in_flight) = attempt.take() {
+        let link = in_flight.link.clone();
+        // Dropped once the head arrived (the iteration ends): see `InFlight`.
+        let Some(client) = in_flight.client.take() else { return unavailable(key) };
         let Ok(uri) = format!("http://{}{path}", link.addr).parse::<Uri>() else {
             return page(StatusCode::BAD_REQUEST, "Bad request", "The request path is not valid.");
         };
         let mut outgoing = Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
         *outgoing.uri_mut() = uri;
-        match link.client.request(outgoing).await {
+        match client.request(outgoing).await {
             Ok(mut response) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade

@@ -25,6 +25,8 @@ pub struct Routes {
     /// link each, shared by all routes naming it. Weak, so a link (and its pool) goes
     /// when the last of them lets go.
     pub(super) links: Mutex<HashMap<SocketAddr, Weak<Link>>>,
+    /// Traffic of routes removed since the last take (key, figures, since when).
+    departed: Mutex<Vec<(String, Figures, i64)>>,
 }
 
 #[derive(Debug)]
@@ -41,7 +43,7 @@ struct Backends {
 /// How long a pooled connection to a replica may stay idle.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 /// How many idle connections to one replica are kept.
-const POOL_MAX_IDLE: usize = 32;
+const POOL_MAX_IDLE: usize = 256;
 /// How many times one request is sent again after a kept-alive connection failed under
 /// it (the app closed it as the router reused it).
 pub(super) const STALE_RETRIES: u32 = 2;
@@ -53,8 +55,9 @@ pub(super) struct Link {
     in_flight: AtomicUsize,
     /// Notified when `in_flight` drops to zero.
     idle: Notify,
-    /// This replica's own pool: dropped with the link, which closes its idle connections.
-    pub(super) client: Client<HttpConnector, Body>,
+    /// This replica's own pool; taken away when it is retired (a drain begins), which
+    /// closes its idle connections at once and each busy one as its request ends.
+    client: Mutex<Option<Client<HttpConnector, Body>>>,
 }
 
 impl Link {
@@ -63,32 +66,47 @@ impl Link {
         // As on the listening side: no Nagle delay on small writes to replicas.
         connector.set_nodelay(true);
         // Idle connections are bounded and reaped: a burst of slow requests must not pin
-        // sockets (and an app's threads) to the replica for the rest of its life.
+        // sockets (and an app's threads) to the replica for long. As many as a busy
+        // environment's concurrent requests (256 keeps a load of that many on reused
+        // connections; fewer and each request past them pays a new connection through the
+        // engine's port forwarder), closed after 30 s idle as nginx's upstream keep-alive.
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(POOL_MAX_IDLE)
             .build::<_, Body>(connector);
-        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client }
+        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client: Mutex::new(Some(client)) }
+    }
+
+    fn client(&self) -> Option<Client<HttpConnector, Body>> {
+        crate::locked(&self.client).clone()
     }
 }
 
 /// A request in flight to a replica: counted from when the replica was picked (under the
-/// table's lock, so a drain that starts after the table changed sees it) until dropped.
+/// table's lock, so a drain that starts after the table changed sees it) until dropped,
+/// with the replica's pool as it was then, to be taken for sending. (Held no longer than
+/// that: a response streaming from a retired replica must not keep its idle
+/// connections open.)
 #[derive(Debug)]
-pub(super) struct InFlight(pub(super) Arc<Link>);
+pub(super) struct InFlight {
+    pub(super) link: Arc<Link>,
+    pub(super) client: Option<Client<HttpConnector, Body>>,
+}
 
 impl InFlight {
-    fn new(link: &Arc<Link>) -> InFlight {
+    /// None when the replica was retired.
+    fn new(link: &Arc<Link>) -> Option<InFlight> {
+        let client = link.client()?;
         link.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(link.clone())
+        Some(InFlight { link: link.clone(), client: Some(client) })
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        if self.link.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.link.idle.notify_waiters();
         }
     }
 }
@@ -113,7 +131,8 @@ impl Routes {
             addrs
                 .into_iter()
                 .map(|addr| {
-                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade) {
+                    // A retired link is never used again (a new replica may get its address).
+                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade).filter(|l| l.client().is_some()) {
                         return link;
                     }
                     let link = Arc::new(Link::new(addr));
@@ -130,8 +149,15 @@ impl Routes {
         table.insert(key.to_owned(), Arc::new(backends));
     }
 
+    /// Stops routing `key`; what it counted since the last take waits for the next one.
     pub fn remove(&self, key: &str) {
-        self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+        let removed = self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+        if let Some(backends) = removed {
+            let (figures, since) = backends.traffic.take();
+            if figures.requests > 0 {
+                crate::locked(&self.departed).push((key.to_owned(), figures, since));
+            }
+        }
     }
 
     /// When `key` last got a request through the router (Unix ms), if it did.
@@ -151,10 +177,27 @@ impl Routes {
         table.get(key).map(|b| b.traffic.peek())
     }
 
-    /// An environment's traffic since the last take, counting starting again.
-    pub(crate) fn take_traffic(&self, key: &str) -> Option<Figures> {
+    /// Every environment's traffic since the last take (and since when, Unix ms), routed
+    /// or removed since, counting starting again.
+    pub(crate) fn take_traffic(&self) -> Vec<(String, Figures, i64)> {
+        let mut taken = std::mem::take(&mut *crate::locked(&self.departed));
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table.get(key).map(|b| b.traffic.take())
+        for (key, backends) in table.iter() {
+            let (figures, since) = backends.traffic.take();
+            if figures.requests > 0 {
+                taken.push((key.clone(), figures, since));
+            }
+        }
+        taken
+    }
+
+    /// Puts back traffic that could not be stored, for the next take.
+    pub(crate) fn restore_traffic(&self, key: &str, figures: &Figures) {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        match table.get(key) {
+            Some(backends) => backends.traffic.restore(figures),
+            None => crate::locked(&self.departed).push((key.to_owned(), figures.clone(), crate::now_ms())),
+        }
     }
 
     /// The requests in flight to a replica now.
@@ -162,11 +205,12 @@ impl Routes {
         crate::locked(&self.links).get(&addr).and_then(Weak::upgrade).map_or(0, |l| l.in_flight.load(Ordering::SeqCst))
     }
 
-    /// Waits until a replica that no route names any more has no request in flight, at
-    /// most `within`; answers how many were still in flight then (0: drained). Its idle
-    /// pooled connections close once it is drained. Call it after the route changed.
+    /// Retires a replica that no route names any more (call it after the route changed):
+    /// its idle pooled connections close now, and this waits until it has no request in
+    /// flight, at most `within`; answers how many were still in flight then (0: drained).
     pub async fn drain(&self, addr: SocketAddr, within: Duration) -> usize {
         let Some(link) = crate::locked(&self.links).get(&addr).and_then(Weak::upgrade) else { return 0 };
+        crate::locked(&link.client).take();
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let idle = link.idle.notified();
@@ -196,9 +240,13 @@ impl Routes {
             return Pick::Exhausted(backends.traffic.clone());
         }
         let first = *start.get_or_insert_with(|| backends.next.fetch_add(1, Ordering::Relaxed));
-        (0..n).map(|i| &backends.replicas[(first + i) % n]).find(|link| !tried.contains(&link.addr)).map_or_else(
-            || Pick::Exhausted(backends.traffic.clone()),
-            |link| Pick::Replica(InFlight::new(link), backends.traffic.clone()),
-        )
+        (0..n)
+            .map(|i| &backends.replicas[(first + i) % n])
+            .filter(|link| !tried.contains(&link.addr))
+            .find_map(InFlight::new)
+            .map_or_else(
+                || Pick::Exhausted(backends.traffic.clone()),
+                |in_flight| Pick::Replica(in_flight, backends.traffic.clone()),
+            )
     }
 }

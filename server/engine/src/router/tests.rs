@@ -11,6 +11,7 @@ fn hosts_map_to_environments() {
     assert_eq!(route_key("localhost:7780", "localhost"), None);
     assert_eq!(route_key("a.b.localhost", "localhost"), None);
     assert_eq!(route_key("shop-production.example.org", "localhost"), None);
+    assert_eq!(route_key("<b>x</b>-production.localhost", "localhost"), None);
 }
 
 #[test]
@@ -42,7 +43,7 @@ fn turn(routes: &Routes, key: &str) -> Option<Vec<SocketAddr>> {
         match routes.pick(key, &addrs, &mut start) {
             Pick::Unknown => return None,
             Pick::Exhausted(_) => return Some(addrs),
-            Pick::Replica(in_flight, _) => addrs.push(in_flight.0.addr),
+            Pick::Replica(in_flight, _) => addrs.push(in_flight.link.addr),
         }
     }
 }
@@ -68,12 +69,12 @@ fn a_retry_asks_the_table_as_it_is_now() {
     routes.set("shop-production", vec![a, b]);
     let mut start = None;
     let Pick::Replica(first, _) = routes.pick("shop-production", &[], &mut start) else { panic!("routed") };
-    let tried = [first.0.addr];
+    let tried = [first.link.addr];
     // A reconcile replaced the table meanwhile: the retry goes to what is routed now
     // and not yet tried, however short the new table is.
     routes.set("shop-production", vec![tried[0], c]);
     let Pick::Replica(next, _) = routes.pick("shop-production", &tried, &mut start) else { panic!("c is left") };
-    assert_eq!(next.0.addr, c);
+    assert_eq!(next.link.addr, c);
     routes.set("shop-production", vec![tried[0]]);
     assert!(matches!(routes.pick("shop-production", &tried, &mut start), Pick::Exhausted(_)));
 }
@@ -181,4 +182,64 @@ fn only_idempotent_requests_without_a_body_are_sent_again() {
     assert!(!retryable(&Method::POST, &Body::empty()), "POST is not idempotent");
     assert!(!retryable(&Method::PUT, &Body::from("x")), "a body may have been read");
     assert!(!retryable(&Method::PATCH, &Body::empty()));
+}
+
+/// A keep-alive replica answering every request; sends on `closed` when a connection
+/// ends. Answers its address.
+async fn keep_alive_replica(closed: tokio::sync::mpsc::UnboundedSender<()>) -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    if line == "\r\n" {
+                        let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await;
+                    }
+                    line.clear();
+                }
+                let _ = closed.send(());
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_drain_closes_the_replicas_idle_connections_at_once_and_keeps_its_traffic() {
+    let (closed, mut connection_ended) = tokio::sync::mpsc::unbounded_channel();
+    let replica = keep_alive_replica(closed).await;
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![replica]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let router = listener.local_addr().expect("addr");
+    tokio::spawn(axum::serve(listener, app(routes.clone(), "localhost")).into_future());
+    let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_of(router, get).await, 200);
+    // The router keeps its connection to the replica alive, idle in the pool.
+    let kept = tokio::time::timeout(Duration::from_millis(300), connection_ended.recv()).await;
+    assert!(kept.is_err(), "the pooled connection closed by itself");
+
+    // A request is still streaming its response (its connection is its own).
+    let Pick::Replica(mut streaming, _) = routes.pick("shop-production", &[], &mut None) else { panic!("routed") };
+    drop(streaming.client.take());
+
+    // The replica is retired: its idle connection closes now, not when the stream ends
+    // or 30 s later.
+    routes.remove("shop-production");
+    assert_eq!(routes.drain(replica, Duration::from_millis(200)).await, 1, "the stream is in flight");
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection_ended.recv()).await;
+    assert!(ended.is_ok(), "the idle pooled connection outlived the start of the drain");
+    drop(streaming);
+    assert_eq!(routes.drain(replica, Duration::from_secs(5)).await, 0);
+
+    // What the removed route counted waits for the next take.
+    let taken = routes.take_traffic();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!((taken[0].0.as_str(), taken[0].1.requests), ("shop-production", 1));
+    assert!(routes.take_traffic().is_empty(), "taken once");
 }

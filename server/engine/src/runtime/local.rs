@@ -35,6 +35,10 @@ impl Runtime for Local {
         false
     }
 
+    fn routed_here(&self) -> bool {
+        true
+    }
+
     async fn url(&self, _engine: &Engine, _state: &EnvironmentState, router_url: String) -> String {
         router_url
     }

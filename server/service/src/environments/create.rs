@@ -14,7 +14,7 @@ use slipway_store::StoreError;
 use slipway_store::environments::{EnvironmentShape, EnvironmentState, NewEnvironment};
 use slipway_store::services::ServiceRow;
 
-use super::{current_spec, destroy, primary_replicas, to_api, totals};
+use super::{current_spec, destroy, primary_replicas, to_api_with_traffic, totals};
 use crate::access::require_in_team;
 use crate::clock::now_ms;
 use crate::enqueue::queue_redeploy;
@@ -261,7 +261,7 @@ pub async fn create_environment(
         Some(id) => Some(get_run(state, actor, id).await?),
         None => None,
     };
-    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run })
+    Ok(EnvironmentChange { plan, environment: Some(to_api_with_traffic(state, env).await), run })
 }
 
 /// Moves an environment to another template version and/or parameter values; the
@@ -300,7 +300,7 @@ pub async fn update_environment(
     let diff = spec_diff(&running, &spec)?;
     let plan = plan(&env.name, &template, &values, &spec, diff.clone())?;
     if req.dry_run {
-        return Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run: None });
+        return Ok(EnvironmentChange { plan, environment: Some(to_api_with_traffic(state, env).await), run: None });
     }
     let shape = OwnedShape::new(&template, &values, &spec)?;
     state.store.reshape_environment(env.id, service.team_id, &shape.borrow()).await?;
@@ -314,7 +314,7 @@ pub async fn update_environment(
         _ => None,
     };
     let env = state.store.environment_state(env.id).await?;
-    Ok(EnvironmentChange { plan, environment: Some(to_api(state, env).await), run })
+    Ok(EnvironmentChange { plan, environment: Some(to_api_with_traffic(state, env).await), run })
 }
 
 /// Provisions the add-ons a spec asks for that the environment lacks.

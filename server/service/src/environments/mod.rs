@@ -37,14 +37,19 @@ pub(crate) async fn url_of(state: &AppState, env: &EnvironmentState) -> String {
     state.engine.environment_url(env, state.settings.app_url(&env.service, &env.name)).await
 }
 
-async fn to_api(state: &AppState, env: EnvironmentState) -> Environment {
+/// An environment as the API shows it, with its traffic figures.
+async fn to_api_with_traffic(state: &AppState, env: EnvironmentState) -> Environment {
+    let traffic = traffic::traffic_of(state, &env).await;
+    to_api(state, env, traffic).await
+}
+
+async fn to_api(state: &AppState, env: EnvironmentState, traffic: Option<slipway_api::Traffic>) -> Environment {
     // Here the router's healthy replicas; on a cluster what the workloads' status says
     // (ready and desired, the autoscaler's count when it has one).
     let slipway_engine::Workload { ready: healthy, desired: replicas, condition } =
         state.engine.environment_status(&env);
     let idle_ttl = env.idle_ttl_ms.map(|ms| format_duration(ms / 1000));
     let url = url_of(state, &env).await;
-    let traffic = traffic::traffic_of(state, &env).await;
     Environment {
         traffic,
         url,
@@ -92,16 +97,18 @@ fn release_to_api(row: ReleaseRow, current: Option<i64>) -> Release {
 pub async fn list_environments(state: &AppState, _actor: &Actor, service: &str) -> Result<Vec<Environment>> {
     let service = find_service(state, service).await?;
     let rows = state.store.list_environments(service.id).await?;
+    let mut traffic = traffic::traffic_of_each(state, service.id, &rows).await;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        out.push(to_api(state, row).await);
+        let figures = traffic.remove(&row.id);
+        out.push(to_api(state, row, figures).await);
     }
     Ok(out)
 }
 
 pub async fn get_environment(state: &AppState, _actor: &Actor, service: &str, env: &str) -> Result<Environment> {
     let service = find_service(state, service).await?;
-    Ok(to_api(state, find_environment(state, &service, env).await?).await)
+    Ok(to_api_with_traffic(state, find_environment(state, &service, env).await?).await)
 }
 
 pub async fn list_releases(state: &AppState, _actor: &Actor, service: &str, env: &str) -> Result<Vec<Release>> {
@@ -191,7 +198,7 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     let shape = sized_shape(&env.template, &env.template_version, &env.parameters, &spec, replicas);
     state.store.reshape_environment(env.id, service.team_id, &shape).await?;
     state.engine.reconcile_soon();
-    Ok(to_api(state, state.store.environment_state(env.id).await?).await)
+    Ok(to_api_with_traffic(state, state.store.environment_state(env.id).await?).await)
 }
 
 /// Redeploys an earlier release (the one before the current by default) and pins the

@@ -110,6 +110,12 @@ impl Engine {
         self.runtime_of(&state.runtime).url(self, state, router_url).await
     }
 
+    /// How long a retired replica may finish what it serves: the spec's
+    /// `policy.drain_seconds`, else `--drain-seconds`.
+    pub(crate) fn drain_of(&self, spec: &Spec) -> std::time::Duration {
+        spec.policy.drain_seconds.map_or(self.config().drain, |s| std::time::Duration::from_secs(u64::from(s)))
+    }
+
     /// Whether the app router serves an environment (and counts its traffic).
     pub fn routed_here(&self, state: &EnvironmentState) -> bool {
         self.runtime_of(&state.runtime).routed_here()

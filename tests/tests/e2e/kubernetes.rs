@@ -331,6 +331,7 @@ async fn generated_deployments_play_on_podman() {
         host: "shop-play.example.com".into(),
         ingress_class: "",
         progress_deadline: std::time::Duration::from_secs(60),
+        drain: std::time::Duration::from_secs(30),
         quota: None,
         addons: &[],
     });

@@ -49,6 +49,10 @@ pub struct Desired<'a> {
     pub host: String,
     pub ingress_class: &'a str,
     pub progress_deadline: Duration,
+    /// How long a pod has after SIGTERM to finish what it serves before it is killed
+    /// (`terminationGracePeriodSeconds`): the environment's drain, as the app router gives
+    /// a retired replica.
+    pub drain: Duration,
     /// What the environment may use in its namespace (a ResourceQuota): memory in MiB and
     /// pods, with room for a rolling update's extra pod per workload. None: no quota.
     pub quota: Option<(i64, i64)>,
@@ -136,7 +140,7 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
                     "metadata": {"labels": {"slipway.dev/env": d.environment, "slipway.dev/service": d.service,
                         "app.kubernetes.io/component": name, "app.kubernetes.io/name": d.service},
                         "annotations": {"slipway.dev/config-version": d.config_version.to_string()}},
-                    "spec": {"containers": [container]},
+                    "spec": {"terminationGracePeriodSeconds": d.drain.as_secs(), "containers": [container]},
                 },
             },
         });

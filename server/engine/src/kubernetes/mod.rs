@@ -530,6 +530,7 @@ mod tests {
             host: "shop-staging.example.com".into(),
             ingress_class: "",
             progress_deadline: Duration::from_secs(60),
+            drain: Duration::from_secs(45),
             quota,
             addons: &[],
         })
@@ -555,6 +556,7 @@ mod tests {
         assert_eq!(c["resources"]["limits"]["cpu"], "500m", "cores are written as millicores");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(d["spec"]["replicas"], 2);
+        assert_eq!(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 45, "the drain");
         assert_eq!(d["spec"]["template"]["metadata"]["annotations"]["slipway.dev/config-version"], "3");
         assert_eq!(find(&objects, "ConfigMap").unwrap()["data"]["GREETING"], "hi");
         assert_eq!(find(&objects, "Secret").unwrap()["data"]["API_KEY"], "czNjcmV0");

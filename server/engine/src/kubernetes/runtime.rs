@@ -181,6 +181,7 @@ fn cluster_manifests(
         host: crate::kubernetes::host_of(state, &cluster.base_domain),
         ingress_class: &cluster.ingress_class,
         progress_deadline: engine.config().health_timeout,
+        drain: engine.drain_of(spec),
         quota,
         addons,
     })

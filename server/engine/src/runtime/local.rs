@@ -213,7 +213,7 @@ pub(crate) async fn deploy_local(
     } else {
         engine.route_table().remove(&key);
     }
-    retire(engine.clone(), old, drain_of(engine, spec));
+    retire(engine.clone(), old, engine.drain_of(spec));
     Ok(format!("-----> Deploy {environment} v{}: {total}/{total} replicas healthy", release.version))
 }
 
@@ -227,10 +227,6 @@ impl Drop for RetiringMark {
 }
 
 /// How long a retired replica of this spec may finish its requests: the template's
-/// `policy.drain_seconds`, else `--drain-seconds`.
-fn drain_of(engine: &Engine, spec: &Spec) -> Duration {
-    spec.policy.drain_seconds.map_or(engine.config().drain, |s| Duration::from_secs(u64::from(s)))
-}
 
 /// Stops replicas that no route names any more, in the background: each once the
 /// requests it was sent are done (the router counts them) or `drain` has passed, then
@@ -384,7 +380,7 @@ pub(crate) async fn reconcile_local(engine: &Engine, environment: &EnvironmentSt
     } else {
         engine.route_table().remove(&key);
     }
-    retire(engine.clone(), extra, drain_of(engine, &spec));
+    retire(engine.clone(), extra, engine.drain_of(&spec));
     if !deploying {
         // Replicas of older releases (a deploy that was interrupted) serve nothing.
         for replica in others.into_iter().filter(|r| r.run_id < run_id) {

@@ -226,8 +226,6 @@ impl Drop for RetiringMark {
     }
 }
 
-/// How long a retired replica of this spec may finish its requests: the template's
-
 /// Stops replicas that no route names any more, in the background: each once the
 /// requests it was sent are done (the router counts them) or `drain` has passed, then
 /// with SIGTERM and the engine's stop timeout; then the images only they used can go.

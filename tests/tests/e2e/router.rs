@@ -200,9 +200,10 @@ async fn websockets_outlive_a_rollout_or_close_cleanly_at_the_drain_timeout(app:
 
     let v2 = format!("v2 {}", nonce());
     commit(work.path(), &[("body.txt", format!("{v2}\n").as_bytes())], "v2").await;
+    // The switch, and the drain after it, begin during the push.
+    let pushed = std::time::Instant::now();
     let out = git(work.path(), &[], &["push", &url, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    let rolled_out = std::time::Instant::now();
     // New connections reach v2; the open ones still talk to their v1 replicas.
     let mut fresh = websocket(&app, &host).await;
     assert_eq!(echo(&mut fresh, "new").await, format!("{v2}: new"));
@@ -221,7 +222,7 @@ async fn websockets_outlive_a_rollout_or_close_cleanly_at_the_drain_timeout(app:
         }
     };
     assert_eq!(close.code, CloseCode::Away, "{close:?}");
-    assert!(rolled_out.elapsed() >= Duration::from_secs(3), "closed before the drain timeout: {close:?}");
+    assert!(pushed.elapsed() >= Duration::from_secs(3), "closed before the drain timeout: {close:?}");
     let _ = lasting.send(Message::Close(None)).await;
     assert_eq!(echo(&mut fresh, "still").await, format!("{v2}: still"));
 }

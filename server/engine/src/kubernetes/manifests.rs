@@ -49,9 +49,9 @@ pub struct Desired<'a> {
     pub host: String,
     pub ingress_class: &'a str,
     pub progress_deadline: Duration,
-    /// How long a pod has after SIGTERM to finish what it serves before it is killed
-    /// (`terminationGracePeriodSeconds`): the environment's drain, as the app router gives
-    /// a retired replica.
+    /// The environment's drain: a pod has that and the engine's stop timeout (2 s) after
+    /// SIGTERM to finish what it serves before it is killed
+    /// (`terminationGracePeriodSeconds`, never 0, which would force-delete pods).
     pub drain: Duration,
     /// What the environment may use in its namespace (a ResourceQuota): memory in MiB and
     /// pods, with room for a rolling update's extra pod per workload. None: no quota.
@@ -140,7 +140,7 @@ pub fn manifests(d: &Desired<'_>) -> Vec<Value> {
                     "metadata": {"labels": {"slipway.dev/env": d.environment, "slipway.dev/service": d.service,
                         "app.kubernetes.io/component": name, "app.kubernetes.io/name": d.service},
                         "annotations": {"slipway.dev/config-version": d.config_version.to_string()}},
-                    "spec": {"terminationGracePeriodSeconds": d.drain.as_secs(), "containers": [container]},
+                    "spec": {"terminationGracePeriodSeconds": d.drain.as_secs() + 2, "containers": [container]},
                 },
             },
         });

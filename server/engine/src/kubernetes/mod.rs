@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(c["resources"]["limits"]["cpu"], "500m", "cores are written as millicores");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(d["spec"]["replicas"], 2);
-        assert_eq!(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 45, "the drain");
+        assert_eq!(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 47, "the drain and 2 s");
         assert_eq!(d["spec"]["template"]["metadata"]["annotations"]["slipway.dev/config-version"], "3");
         assert_eq!(find(&objects, "ConfigMap").unwrap()["data"]["GREETING"], "hi");
         assert_eq!(find(&objects, "Secret").unwrap()["data"]["API_KEY"], "czNjcmV0");

@@ -25,8 +25,9 @@ pub struct Routes {
     /// link each, shared by all routes naming it. Weak, so a link (and its pool) goes
     /// when the last of them lets go.
     pub(super) links: Mutex<HashMap<SocketAddr, Weak<Link>>>,
-    /// Traffic of routes removed since the last take (key, figures, since when).
-    departed: Mutex<Vec<(String, Figures, i64)>>,
+    /// Tallies of routes removed since the last take (a request picked before the removal
+    /// still records into its route's tally).
+    departed: Mutex<Vec<(String, Arc<Tally>)>>,
 }
 
 #[derive(Debug)]
@@ -153,10 +154,7 @@ impl Routes {
     pub fn remove(&self, key: &str) {
         let removed = self.table.write().unwrap_or_else(|e| e.into_inner()).remove(key);
         if let Some(backends) = removed {
-            let (figures, since) = backends.traffic.take();
-            if figures.requests > 0 {
-                crate::locked(&self.departed).push((key.to_owned(), figures, since));
-            }
+            crate::locked(&self.departed).push((key.to_owned(), backends.traffic.clone()));
         }
     }
 
@@ -180,23 +178,27 @@ impl Routes {
     /// Every environment's traffic since the last take (and since when, Unix ms), routed
     /// or removed since, counting starting again.
     pub(crate) fn take_traffic(&self) -> Vec<(String, Figures, i64)> {
-        let mut taken = std::mem::take(&mut *crate::locked(&self.departed));
+        let departed = std::mem::take(&mut *crate::locked(&self.departed));
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        for (key, backends) in table.iter() {
-            let (figures, since) = backends.traffic.take();
-            if figures.requests > 0 {
-                taken.push((key.clone(), figures, since));
-            }
-        }
-        taken
+        let routed = table.iter().map(|(key, backends)| (key, &backends.traffic));
+        departed
+            .iter()
+            .map(|(key, tally)| (key, tally))
+            .chain(routed)
+            .filter_map(|(key, tally)| {
+                let (figures, since) = tally.take();
+                (figures.requests > 0).then(|| (key.clone(), figures, since))
+            })
+            .collect()
     }
 
     /// Puts back traffic that could not be stored, for the next take.
     pub(crate) fn restore_traffic(&self, key: &str, figures: &Figures) {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        match table.get(key) {
-            Some(backends) => backends.traffic.restore(figures),
-            None => crate::locked(&self.departed).push((key.to_owned(), figures.clone(), crate::now_ms())),
+        let tally = table.get(key).map_or_else(|| Arc::new(Tally::new()), |b| b.traffic.clone());
+        tally.restore(figures);
+        if !table.contains_key(key) {
+            crate::locked(&self.departed).push((key.to_owned(), tally));
         }
     }
 
@@ -210,7 +212,16 @@ impl Routes {
     /// flight, at most `within`; answers how many were still in flight then (0: drained).
     pub async fn drain(&self, addr: SocketAddr, within: Duration) -> usize {
         let Some(link) = crate::locked(&self.links).get(&addr).and_then(Weak::upgrade) else { return 0 };
-        crate::locked(&link.client).take();
+        {
+            // The address may serve a route again (a replica that died freed its port and
+            // a new one got it): that link is not retiring, and nothing of the old one is
+            // left to wait for. Checked under the table's lock, as `set` changes it.
+            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+            if table.values().any(|b| b.replicas.iter().any(|l| Arc::ptr_eq(l, &link))) {
+                return 0;
+            }
+            crate::locked(&link.client).take();
+        }
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let idle = link.idle.notified();

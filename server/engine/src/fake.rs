@@ -109,18 +109,6 @@ impl Runtime for &FakeRuntime {
         true
     }
 
-    fn routed_here(&self) -> bool {
-        true
-    }
-
-    async fn url(&self, _engine: &Engine, _state: &EnvironmentState, router_url: String) -> String {
-        router_url
-    }
-
-    fn name_problem(&self, _service: &str, _environment: &str) -> Option<String> {
-        None
-    }
-
     async fn tear_down(
         &self,
         _engine: &Engine,

@@ -56,14 +56,22 @@ pub(crate) trait Runtime {
     fn addons_in_release(&self) -> bool;
 
     /// Whether the app router serves the environment (and counts its traffic).
-    fn routed_here(&self) -> bool;
+    /// By default the router does (a runtime of this machine).
+    fn routed_here(&self) -> bool {
+        true
+    }
 
-    /// Where the environment is served; `router_url` is the app router's URL for it.
-    async fn url(&self, engine: &Engine, state: &EnvironmentState, router_url: String) -> String;
+    /// Where the environment is served; `router_url` is the app router's URL for it,
+    /// the default.
+    async fn url(&self, _engine: &Engine, _state: &EnvironmentState, router_url: String) -> String {
+        router_url
+    }
 
     /// Why this runtime cannot hold an environment of this name, if it cannot (a
-    /// cluster's namespace name is at most 63 characters).
-    fn name_problem(&self, service: &str, environment: &str) -> Option<String>;
+    /// cluster's namespace name is at most 63 characters); by default any valid name.
+    fn name_problem(&self, _service: &str, _environment: &str) -> Option<String> {
+        None
+    }
 
     /// Removes everything the environment runs (it is being destroyed). Called with the
     /// environment's lock held.

@@ -35,18 +35,6 @@ impl Runtime for Local {
         false
     }
 
-    fn routed_here(&self) -> bool {
-        true
-    }
-
-    async fn url(&self, _engine: &Engine, _state: &EnvironmentState, router_url: String) -> String {
-        router_url
-    }
-
-    fn name_problem(&self, _service: &str, _environment: &str) -> Option<String> {
-        None
-    }
-
     async fn apply(
         &self,
         engine: &Engine,

@@ -164,12 +164,8 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
 
     let router_shutdown = shutdown.clone();
     let apps = slipway_engine::router::app(routes, &config.base_domain);
-    let apps_listener = apps_listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let router_served = tokio::spawn(async move {
-        let serve = axum::serve(apps_listener, apps.into_make_service_with_connect_info::<SocketAddr>());
-        if let Err(err) = serve.with_graceful_shutdown(router_shutdown.cancelled_owned()).await {
+        if let Err(err) = slipway_engine::router::serve(apps_listener, apps, router_shutdown).await {
             tracing::error!(%err, "the app router stopped");
         }
     });

@@ -7,9 +7,10 @@
 //! it. A connection error is retried on the next replica only for an idempotent request
 //! without a body (nothing was sent, and nothing is lost by sending it again); bodies
 //! stream both ways; upgraded connections (websockets) are spliced through once the
-//! replica answers 101. Built on hyper's client and axum's server, so no HTTP is parsed
-//! here.
+//! replica answers 101. Served on one single-threaded runtime per core ([`serve`]), each
+//! with its own pools. Built on hyper's client and server, so no HTTP is parsed here.
 
+mod serve;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use http_body_util::BodyExt as _;
 
+pub use serve::serve;
 pub use table::Routes;
 use table::{InFlight, Pick, STALE_RETRIES};
 
@@ -156,7 +158,7 @@ async fn send(
                 {
                     // In flight until the upgraded connection closes.
                     let backend_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(splice(client_upgrade, backend_upgrade, in_flight));
+                    serve::spawn(splice(client_upgrade, backend_upgrade, in_flight));
                     return response.into_response();
                 }
                 strip_hop_by_hop(response.headers_mut(), false);

@@ -56,9 +56,11 @@ pub(super) struct Link {
     in_flight: AtomicUsize,
     /// Notified when `in_flight` drops to zero.
     idle: Notify,
-    /// This replica's own pool; taken away when it is retired (a drain begins), which
-    /// closes its idle connections at once and each busy one as its request ends.
-    client: Mutex<Option<Client<HttpConnector, Body>>>,
+    /// This replica's pools, one per router thread (a connection is served by the
+    /// thread that opened it, with no wake-up of another); taken away when it is retired
+    /// (a drain begins), which closes its idle connections at once and each busy one as
+    /// its request ends.
+    client: Mutex<Option<Vec<Client<HttpConnector, Body>>>>,
 }
 
 impl Link {
@@ -71,16 +73,27 @@ impl Link {
         // environment's concurrent requests (256 keeps a load of that many on reused
         // connections; fewer and each request past them pays a new connection through the
         // engine's port forwarder), closed after 30 s idle as nginx's upstream keep-alive.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_MAX_IDLE)
-            .build::<_, Body>(connector);
-        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client: Mutex::new(Some(client)) }
+        let clients = (0..super::serve::threads())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(hyper_util::rt::TokioTimer::new())
+                    .pool_idle_timeout(POOL_IDLE)
+                    .pool_max_idle_per_host(POOL_MAX_IDLE)
+                    .build::<_, Body>(connector.clone())
+            })
+            .collect();
+        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client: Mutex::new(Some(clients)) }
     }
 
+    /// The pool of the router thread asking.
     fn client(&self) -> Option<Client<HttpConnector, Body>> {
-        crate::locked(&self.client).clone()
+        let clients = crate::locked(&self.client);
+        let clients = clients.as_ref()?;
+        clients.get(super::serve::this_thread() % clients.len()).cloned()
+    }
+
+    fn retired(&self) -> bool {
+        crate::locked(&self.client).is_none()
     }
 }
 
@@ -133,7 +146,7 @@ impl Routes {
                 .into_iter()
                 .map(|addr| {
                     // A retired link is never used again (a new replica may get its address).
-                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade).filter(|l| l.client().is_some()) {
+                    if let Some(link) = links.get(&addr).and_then(Weak::upgrade).filter(|l| !l.retired()) {
                         return link;
                     }
                     let link = Arc::new(Link::new(addr));

@@ -248,3 +248,112 @@ async fn a_drain_closes_the_replicas_idle_connections_at_once_and_keeps_its_traf
     assert_eq!((taken[0].0.as_str(), taken[0].1.requests), ("shop-production", 1));
     assert!(routes.take_traffic().is_empty(), "taken once");
 }
+
+/// A replica that answers each request with the `X-Forwarded-For` it got, `/slow` after
+/// 300 ms, and an upgrade with 101, then echoes what it is sent. Answers its address.
+async fn echo_replica() -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let (mut forwarded, mut slow, mut upgrade) = (String::new(), false, false);
+                let mut line = String::new();
+                while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let lower = line.to_ascii_lowercase();
+                    slow |= lower.starts_with("get /slow ");
+                    upgrade |= lower.starts_with("upgrade:");
+                    if let Some(value) = lower.strip_prefix("x-forwarded-for:") {
+                        forwarded = value.trim().to_owned();
+                    }
+                    if line == "\r\n" {
+                        if slow {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        if upgrade {
+                            let switch =
+                                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+                            let _ = reader.get_mut().write_all(switch).await;
+                            let (mut read, mut write) = tokio::io::split(reader);
+                            let _ = tokio::io::copy(&mut read, &mut write).await;
+                            return;
+                        }
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", forwarded.len());
+                        let _ = reader.get_mut().write_all(format!("{head}{forwarded}").as_bytes()).await;
+                        (forwarded, slow) = (String::new(), false);
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one response (head and a `Content-Length` body) off a kept-alive connection:
+/// its status code and body.
+async fn response_on(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> (u16, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let (mut status, mut length) = (0, 0);
+    let mut line = String::new();
+    while stream.read_line(&mut line).await.expect("read") > 0 && line != "\r\n" {
+        if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
+            status = code[..3].parse().expect("status");
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("length");
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn router_threads_serve_connections_and_let_them_finish_at_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![echo_replica().await]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let router = listener.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(serve::serve(listener, app(routes, "localhost"), shutdown.clone()));
+    let connect = || async { BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect")) };
+
+    // Connections go to every router thread in turn; each knows its client's address.
+    let mut idle = connect().await;
+    for _ in 0..=serve::threads() {
+        let mut client = connect().await;
+        let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n";
+        client.get_mut().write_all(get.as_bytes()).await.expect("write");
+        assert_eq!(response_on(&mut client).await, (200, "127.0.0.1".to_owned()));
+    }
+    idle.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n").await.expect("write");
+    assert_eq!(response_on(&mut idle).await.0, 200);
+    let mut upgraded = connect().await;
+    let upgrade = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+    upgraded.get_mut().write_all(upgrade.as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut upgraded).await.0, 101);
+    let mut slow = connect().await;
+    slow.get_mut().write_all(b"GET /slow HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // At shutdown the request in flight is answered, the idle connection closes, and the
+    // upgraded one carries on: the router waits for it.
+    shutdown.cancel();
+    assert_eq!(response_on(&mut slow).await, (200, "127.0.0.1".to_owned()), "answered after the shutdown began");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the idle connection was closed: {closed:?}");
+    upgraded.get_mut().write_all(b"ping").await.expect("write");
+    let mut echoed = [0; 4];
+    upgraded.read_exact(&mut echoed).await.expect("echo");
+    assert_eq!(&echoed, b"ping", "the upgraded connection still carries bytes");
+    assert!(!served.is_finished(), "the router stopped under an upgraded connection");
+    drop(upgraded);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), served).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "the router stopped once its connections closed: {stopped:?}");
+}

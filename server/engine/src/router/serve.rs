@@ -24,8 +24,9 @@ use tokio_util::task::TaskTracker;
 
 /// How many connections wait for a router thread before the accept loop waits too.
 const HANDOFF: usize = 64;
-/// How long a client may take to send a request's head (slow-loris bound).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's head: a connection trickling one
+/// (a slow-loris attack) or opened and left silent is closed then (1 s in unit tests).
+pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 30 });
 /// The most router threads.
 const MAX_THREADS: usize = 16;
 

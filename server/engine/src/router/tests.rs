@@ -357,3 +357,36 @@ async fn router_threads_serve_connections_and_let_them_finish_at_shutdown() {
     let stopped = tokio::time::timeout(Duration::from_secs(5), served).await;
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "the router stopped once its connections closed: {stopped:?}");
 }
+
+#[tokio::test]
+async fn a_client_trickling_a_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![echo_replica().await]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let router = listener.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(serve::serve(listener, app(routes, "localhost"), shutdown.clone()));
+    let started = tokio::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(router).await.expect("connect");
+    let mut loris = tokio::net::TcpStream::connect(router).await.expect("connect");
+    loris.write_all(b"GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n").await.expect("write");
+    // Each header line could come just in time; the whole head has a deadline.
+    let trickled = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut rest = Vec::new();
+        loop {
+            let _ = loris.write_all(b"X-Slow: 1\r\n").await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), loris.read_to_end(&mut rest)).await {
+                return n;
+            }
+        }
+    })
+    .await;
+    assert!(trickled.is_ok(), "the trickling connection was left open for {:?}", started.elapsed());
+    assert!(started.elapsed() >= serve::HEAD_TIMEOUT, "closed before the deadline");
+    let mut rest = Vec::new();
+    let silence = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
+    assert!(silence.is_ok(), "the silent connection was left open");
+    shutdown.cancel();
+}

@@ -163,9 +163,9 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
     let app = routes::router(state, metrics, git);
 
     let router_shutdown = shutdown.clone();
-    let apps = slipway_engine::router::app(routes, &config.base_domain);
+    let base_domain = config.base_domain.clone();
     let router_served = tokio::spawn(async move {
-        if let Err(err) = slipway_engine::router::serve(apps_listener, apps, router_shutdown).await {
+        if let Err(err) = slipway_engine::router::serve(apps_listener, routes, &base_domain, router_shutdown).await {
             tracing::error!(%err, "the app router stopped");
         }
     });

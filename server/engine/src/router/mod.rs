@@ -10,20 +10,25 @@
 //! replica answers 101. Served on one single-threaded runtime per core ([`serve`]), each
 //! with its own pools. Built on hyper's client and server, so no HTTP is parsed here.
 
+mod pool;
 mod serve;
 mod table;
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use http_body_util::BodyExt as _;
+use hyper::body::{Frame, Incoming, SizeHint};
 
+use pool::{Lent, Pool, Sender};
 pub use serve::serve;
 pub use table::Routes;
 use table::{InFlight, Pick, STALE_RETRIES};
@@ -38,37 +43,26 @@ pub fn route_key(host: &str, base_domain: &str) -> Option<String> {
     (!key.is_empty() && name_like).then(|| key.to_ascii_lowercase())
 }
 
+/// What every router thread serves from.
 #[derive(Clone)]
 struct RouterState {
     routes: Arc<Routes>,
     base_domain: Arc<str>,
 }
 
-/// The router as an axum app.
-pub fn app(routes: Arc<Routes>, base_domain: &str) -> axum::Router {
-    let state = RouterState { routes, base_domain: Arc::from(base_domain) };
-    axum::Router::new().fallback(forward).with_state(state)
-}
-
-/// Whether a client error means the connection closed before any answer came.
-fn closed_under_it(err: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed();
-        }
-        source = cause.source();
-    }
-    false
-}
-
-/// Whether a request may be sent again after a connection error: an idempotent method
-/// (RFC 9110 9.2.2) and no body, so nothing the app could have acted on was sent and
-/// nothing is lost by sending it once more.
+/// Whether a request may be sent again after its connection closed once it was written:
+/// an idempotent method (RFC 9110 9.2.2) and no body, so nothing the app could have acted
+/// on was sent and nothing is lost by sending it once more. (A request not yet written
+/// when its connection failed goes again whatever it is.)
 fn retryable(method: &Method, body: &Body) -> bool {
     let idempotent =
         matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE);
     idempotent && axum::body::HttpBody::size_hint(body).exact() == Some(0)
+}
+
+/// Whether an error means the connection closed before any answer came.
+fn closed_under_it(err: &hyper::Error) -> bool {
+    err.is_incomplete_message() || err.is_canceled() || err.is_closed()
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -79,7 +73,11 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
     (status, Html(body)).into_response()
 }
 
-async fn forward(State(state): State<RouterState>, request: Request) -> Response {
+/// The request counter's status label, by class: an app chooses its status codes, and
+/// each would be a series.
+const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+async fn forward(state: &RouterState, peer: SocketAddr, request: Request) -> Response {
     let started = std::time::Instant::now();
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_default();
     let Some(key) = route_key(&host, &state.base_domain) else {
@@ -92,14 +90,27 @@ async fn forward(State(state): State<RouterState>, request: Request) -> Response
             return page(StatusCode::NOT_FOUND, "No such app", &format!("No environment is deployed at {key}."));
         }
         Pick::Exhausted(tally) => (unavailable(&key), tally),
-        Pick::Replica(first, tally) => (send(&state.routes, &key, &host, first, start, request).await, tally),
+        Pick::Replica(first, tally) => (send(&state.routes, &key, &host, peer, first, start, request).await, tally),
     };
     let status = response.status();
     tally.record(status.as_u16(), started.elapsed());
-    // By class (2xx…5xx): an app chooses its status codes, and each would be a series.
-    let class = format!("{}xx", status.as_u16() / 100);
+    let class = CLASSES.get(usize::from(status.as_u16() / 100)).copied().unwrap_or("5xx");
     metrics::counter!("slipway_router_requests_total", "environment" => key, "status" => class).increment(1);
     response
+}
+
+/// An idle connection of this thread's to the replica that is ready for a request, or a
+/// new one (`fresh`: always a new one).
+async fn checkout(pool: &Pool, addr: SocketAddr, fresh: bool) -> std::io::Result<Sender> {
+    if !fresh {
+        while let Some(mut sender) = pool.take() {
+            // Ready once the connection has finished the last exchange; an error: closed.
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+    }
+    pool::connect(addr).await
 }
 
 /// Sends a request to the replica picked first, and on to others as retries allow.
@@ -107,6 +118,7 @@ async fn send(
     routes: &Routes,
     key: &str,
     host: &str,
+    peer: SocketAddr,
     first: InFlight,
     mut start: Option<usize>,
     request: Request,
@@ -120,81 +132,136 @@ async fn send(
     } else {
         None
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    // Origin form: a request in absolute form (as to a proxy) reaches the app as a path.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        parts.uri = Uri::from(parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    }
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, client_upgrade.is_some());
-    if let Some(peer) = peer {
-        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {peer}"),
-            None => peer,
-        };
-        if let Ok(value) = HeaderValue::from_str(&forwarded) {
-            headers.insert("x-forwarded-for", value);
-        }
+    let peer = peer.ip().to_string();
+    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", value);
     }
     if let Ok(value) = HeaderValue::from_str(host) {
         headers.insert("x-forwarded-host", value);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
-    let mut body = Some(body);
+    // Kept to send again should a connection close once it was written.
+    let again = retryable.then(|| parts.clone());
+    let mut request = Some(Request::from_parts(parts, body));
     let mut attempt = Some(first);
     let mut tried = Vec::new();
     let mut stale_retries = 0;
+    let mut fresh = false;
     while let Some(mut in_flight) = attempt.take() {
-        let link = in_flight.link.clone();
+        let addr = in_flight.link.addr;
         // Dropped once the head arrived (the iteration ends): see `InFlight`.
-        let Some(client) = in_flight.client.take() else { return unavailable(key) };
-        let Ok(uri) = format!("http://{}{path}", link.addr).parse::<Uri>() else {
-            return page(StatusCode::BAD_REQUEST, "Bad request", "The request path is not valid.");
+        let Some(pool) = in_flight.pool.take() else { return unavailable(key) };
+        let mut sender = match checkout(&pool, addr, fresh).await {
+            Ok(sender) => sender,
+            // Nothing was sent: the request goes to the next replica, whatever it is.
+            Err(err) => {
+                tracing::debug!(%err, %addr, "replica refused; trying the next");
+                drop(in_flight);
+                tried.push(addr);
+                if let Pick::Replica(next, _) = routes.pick(key, &tried, &mut start) {
+                    attempt = Some(next);
+                }
+                fresh = false;
+                continue;
+            }
         };
-        let mut outgoing = Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
-        *outgoing.uri_mut() = uri;
-        match client.request(outgoing).await {
+        let Some(outgoing) = request.take() else { return bad_gateway() };
+        match sender.try_send_request(outgoing).await {
             Ok(mut response) => {
+                let lent = Lent::new(sender, Arc::downgrade(&pool));
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                 {
-                    // In flight until the upgraded connection closes.
+                    // In flight until the upgraded connection closes (which is not reused).
                     let backend_upgrade = hyper::upgrade::on(&mut response);
                     serve::spawn(splice(client_upgrade, backend_upgrade, in_flight));
                     return response.into_response();
                 }
                 strip_hop_by_hop(response.headers_mut(), false);
                 // In flight until the body has been sent (or the client went away).
-                let (parts, incoming) = response.into_parts();
-                let body = incoming.map_frame(move |frame| {
-                    let _counted = &in_flight;
-                    frame
-                });
-                return Response::from_parts(parts, Body::new(body));
+                let (parts, body) = response.into_parts();
+                return Response::from_parts(parts, Body::new(Answer { body, lent, _in_flight: in_flight }));
             }
-            Err(err) if retryable && err.is_connect() => {
-                tracing::debug!(%err, addr = %link.addr, "replica refused; trying the next");
-                drop(in_flight);
-                tried.push(link.addr);
-                if let Pick::Replica(next, _) = routes.pick(key, &tried, &mut start) {
-                    attempt = Some(next);
+            Err(mut err) => {
+                let unsent = err.take_message();
+                let err = err.into_error();
+                if stale_retries < STALE_RETRIES
+                    && let Some(resend) = unsent.or_else(|| {
+                        let parts = again.as_ref().filter(|_| closed_under_it(&err))?;
+                        Some(Request::from_parts(parts.clone(), Body::empty()))
+                    })
+                {
+                    // A kept-alive connection the app closed as it was reused (an idle
+                    // timeout): nothing was answered, and the request either was not
+                    // written or may be sent twice; again, on a fresh connection.
+                    tracing::debug!(%err, %addr, "a pooled connection was closed; sending again");
+                    stale_retries += 1;
+                    request = Some(resend);
+                    in_flight.pool = Some(pool);
+                    attempt = Some(in_flight);
+                    fresh = true;
+                    continue;
                 }
-            }
-            // A kept-alive connection the app closed as it was reused (an idle timeout):
-            // nothing was answered, so the request goes again, on a fresh connection.
-            Err(err) if retryable && stale_retries < STALE_RETRIES && closed_under_it(&err) => {
-                tracing::debug!(%err, addr = %link.addr, "a pooled connection was closed; sending again");
-                stale_retries += 1;
-                drop(in_flight);
-                if let Pick::Replica(next, _) = routes.pick(key, &tried, &mut start) {
-                    attempt = Some(next);
-                }
-            }
-            Err(err) => {
-                tracing::warn!(%err, addr = %link.addr, environment = %key, "forwarding to a replica");
-                return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The app did not answer properly.");
+                tracing::warn!(%err, %addr, environment = %key, "forwarding to a replica");
+                return bad_gateway();
             }
         }
     }
     unavailable(key)
+}
+
+/// A replica's response body on its way to the client: the replica counts it in flight
+/// until it is dropped, and its connection goes back to the pool once it has ended.
+struct Answer {
+    body: Incoming,
+    lent: Lent,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Answer {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        if frame.is_none() {
+            this.lent.give_back();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.body)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        http_body::Body::size_hint(&self.body)
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        // A body the server never had to read (empty, or a HEAD's) has ended too.
+        if http_body::Body::is_end_stream(&self.body) {
+            self.lent.give_back();
+        }
+    }
+}
+
+fn bad_gateway() -> Response {
+    page(StatusCode::BAD_GATEWAY, "Bad gateway", "The app did not answer properly.")
 }
 
 /// Removes the headers that describe one connection rather than the message (RFC 9110

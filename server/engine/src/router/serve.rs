@@ -13,14 +13,18 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use super::pool::POOL_IDLE;
+use super::{RouterState, Routes, forward};
 
 /// How many connections wait for a router thread before the accept loop waits too.
 const HANDOFF: usize = 64;
@@ -57,20 +61,27 @@ pub(super) fn spawn(task: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
-/// Serves `app` (the router) on `listener` until `shutdown`, then lets each connection
-/// finish the request it is on and returns once all have closed.
-pub async fn serve(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Serves the router for `routes` (at `<key>.<base_domain>`) on `listener` until
+/// `shutdown`, then lets each connection finish the request it is on and returns once
+/// all have closed (upgraded ones too).
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<Routes>,
+    base_domain: &str,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = RouterState { routes, base_domain: Arc::from(base_domain) };
     let mut senders = Vec::new();
     let mut done = Vec::new();
     for index in 0..threads() {
         let (sender, receiver) = mpsc::channel(HANDOFF);
         let (finished, finished_rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let app = app.clone();
+        let state = state.clone();
         let shutdown = shutdown.clone();
         std::thread::Builder::new().name(format!("slipway-router-{index}")).spawn(move || {
             THIS_THREAD.with(|t| t.set(index));
-            runtime.block_on(worker(receiver, app, shutdown));
+            runtime.block_on(worker(receiver, state, shutdown));
             let _ = finished.send(());
         })?;
         senders.push(sender);
@@ -110,23 +121,35 @@ pub async fn serve(listener: TcpListener, app: axum::Router, shutdown: Cancellat
 /// One router thread: serves the connections handed to it until the accept loop ends.
 async fn worker(
     mut connections: mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
-    app: axum::Router,
+    state: RouterState,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
     TASKS.with(|tasks| *tasks.borrow_mut() = Some(tracker.clone()));
+    // This thread's connections to replicas idle too long are closed.
+    let reaper = tokio::spawn({
+        let routes = state.routes.clone();
+        async move {
+            let mut every = tokio::time::interval(POOL_IDLE / 6);
+            loop {
+                every.tick().await;
+                routes.reap_idle();
+            }
+        }
+    });
     while let Some((stream, peer)) = connections.recv().await {
         let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { continue };
-        tracker.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
+        tracker.spawn(connection(stream, peer, state.clone(), shutdown.clone()));
     }
     tracker.close();
     tracker.wait().await;
+    reaper.abort();
 }
 
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: axum::Router, shutdown: CancellationToken) {
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, state: RouterState, shutdown: CancellationToken) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(forward(&state, peer, request.map(Body::new)).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -8,13 +8,10 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use slipway_core::traffic::Figures;
 use tokio::sync::Notify;
 
+use super::pool::Pool;
 use crate::traffic::Tally;
 
 /// Which replicas serve which environment, keyed `<service>-<env>`.
@@ -41,10 +38,6 @@ struct Backends {
     pub(super) traffic: Arc<Tally>,
 }
 
-/// How long a pooled connection to a replica may stay idle.
-const POOL_IDLE: Duration = Duration::from_secs(30);
-/// How many idle connections to one replica are kept.
-const POOL_MAX_IDLE: usize = 256;
 /// How many times one request is sent again after a kept-alive connection failed under
 /// it (the app closed it as the router reused it).
 pub(super) const STALE_RETRIES: u32 = 2;
@@ -60,60 +53,44 @@ pub(super) struct Link {
     /// thread that opened it, with no wake-up of another); taken away when it is retired
     /// (a drain begins), which closes its idle connections at once and each busy one as
     /// its request ends.
-    client: Mutex<Option<Vec<Client<HttpConnector, Body>>>>,
+    pools: Mutex<Option<Vec<Arc<Pool>>>>,
 }
 
 impl Link {
     fn new(addr: SocketAddr) -> Link {
-        let mut connector = HttpConnector::new();
-        // As on the listening side: no Nagle delay on small writes to replicas.
-        connector.set_nodelay(true);
-        // Idle connections are bounded and reaped: a burst of slow requests must not pin
-        // sockets (and an app's threads) to the replica for long. As many as a busy
-        // environment's concurrent requests (256 keeps a load of that many on reused
-        // connections; fewer and each request past them pays a new connection through the
-        // engine's port forwarder), closed after 30 s idle as nginx's upstream keep-alive.
-        let clients = (0..super::serve::threads())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(hyper_util::rt::TokioTimer::new())
-                    .pool_idle_timeout(POOL_IDLE)
-                    .pool_max_idle_per_host(POOL_MAX_IDLE)
-                    .build::<_, Body>(connector.clone())
-            })
-            .collect();
-        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), client: Mutex::new(Some(clients)) }
+        let pools = (0..super::serve::threads()).map(|_| Arc::default()).collect();
+        Link { addr, in_flight: AtomicUsize::new(0), idle: Notify::new(), pools: Mutex::new(Some(pools)) }
     }
 
-    /// The pool of the router thread asking.
-    fn client(&self) -> Option<Client<HttpConnector, Body>> {
-        let clients = crate::locked(&self.client);
-        let clients = clients.as_ref()?;
-        clients.get(super::serve::this_thread() % clients.len()).cloned()
+    /// The pool of the router thread asking; none once retired.
+    fn pool(&self) -> Option<Arc<Pool>> {
+        let pools = crate::locked(&self.pools);
+        let pools = pools.as_ref()?;
+        pools.get(super::serve::this_thread() % pools.len()).cloned()
     }
 
     fn retired(&self) -> bool {
-        crate::locked(&self.client).is_none()
+        crate::locked(&self.pools).is_none()
     }
 }
 
 /// A request in flight to a replica: counted from when the replica was picked (under the
 /// table's lock, so a drain that starts after the table changed sees it) until dropped,
-/// with the replica's pool as it was then, to be taken for sending. (Held no longer than
-/// that: a response streaming from a retired replica must not keep its idle
-/// connections open.)
+/// with this thread's pool to the replica as it was then, to be taken for sending. (Held
+/// no longer than that: a response streaming from a retired replica must not keep its
+/// idle connections open.)
 #[derive(Debug)]
 pub(super) struct InFlight {
     pub(super) link: Arc<Link>,
-    pub(super) client: Option<Client<HttpConnector, Body>>,
+    pub(super) pool: Option<Arc<Pool>>,
 }
 
 impl InFlight {
     /// None when the replica was retired.
     fn new(link: &Arc<Link>) -> Option<InFlight> {
-        let client = link.client()?;
+        let pool = link.pool()?;
         link.in_flight.fetch_add(1, Ordering::SeqCst);
-        Some(InFlight { link: link.clone(), client: Some(client) })
+        Some(InFlight { link: link.clone(), pool: Some(pool) })
     }
 }
 
@@ -215,6 +192,14 @@ impl Routes {
         }
     }
 
+    /// Closes this router thread's connections to replicas that were idle too long.
+    pub(super) fn reap_idle(&self) {
+        let links: Vec<Arc<Link>> = crate::locked(&self.links).values().filter_map(Weak::upgrade).collect();
+        for pool in links.iter().filter_map(|link| link.pool()) {
+            pool.reap();
+        }
+    }
+
     /// The requests in flight to a replica now.
     pub fn in_flight(&self, addr: SocketAddr) -> usize {
         crate::locked(&self.links).get(&addr).and_then(Weak::upgrade).map_or(0, |l| l.in_flight.load(Ordering::SeqCst))
@@ -233,7 +218,7 @@ impl Routes {
             if table.values().any(|b| b.replicas.iter().any(|l| Arc::ptr_eq(l, &link))) {
                 return 0;
             }
-            crate::locked(&link.client).take();
+            crate::locked(&link.pools).take();
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {

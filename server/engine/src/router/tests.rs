@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::*;
 
 #[test]
@@ -167,7 +169,7 @@ async fn a_kept_alive_connection_closed_under_a_get_is_retried_but_never_under_a
     routes.set("shop-production", vec![closing_replica().await]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let router = listener.local_addr().expect("addr");
-    tokio::spawn(axum::serve(listener, app(routes, "localhost")).into_future());
+    tokio::spawn(serve::serve(listener, routes, "localhost", CancellationToken::new()));
     let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
     let post = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
     // The first request opens the router's pooled connection; the second reuses it,
@@ -189,56 +191,138 @@ fn only_idempotent_requests_without_a_body_are_sent_again() {
     assert!(!retryable(&Method::PATCH, &Body::empty()));
 }
 
-/// A keep-alive replica answering every request; sends on `closed` when a connection
-/// ends. Answers its address.
-async fn keep_alive_replica(closed: tokio::sync::mpsc::UnboundedSender<()>) -> SocketAddr {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+/// What a test replica saw happen to its connections.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Opened,
+    Closed,
+}
+
+/// A keep-alive replica answering every request with its body (none to a HEAD); tells
+/// `seen` when a connection opens and ends. Answers its address.
+async fn keep_alive_replica(seen: tokio::sync::mpsc::UnboundedSender<Seen>) -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let closed = closed.clone();
+            let seen = seen.clone();
+            let _ = seen.send(Seen::Opened);
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stream);
+                let (mut length, mut head) = (0, false);
                 let mut line = String::new();
                 while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let lower = line.to_ascii_lowercase();
+                    head |= lower.starts_with("head ");
+                    if let Some(value) = lower.strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
                     if line == "\r\n" {
-                        let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await;
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).await.is_err() {
+                            break;
+                        }
+                        let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n").into_bytes();
+                        if !head {
+                            answer.extend_from_slice(&body);
+                        }
+                        let _ = reader.get_mut().write_all(&answer).await;
+                        (length, head) = (0, false);
                     }
                     line.clear();
                 }
-                let _ = closed.send(());
+                let _ = seen.send(Seen::Closed);
             });
         }
     });
     addr
 }
 
+/// Starts a router for `routes` on a free port: its address.
+async fn router_for(routes: Arc<Routes>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let router = listener.local_addr().expect("addr");
+    tokio::spawn(serve::serve(listener, routes, "localhost", CancellationToken::new()));
+    router
+}
+
+#[tokio::test]
+async fn connections_to_a_replica_are_reused_then_closed_when_idle() {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let (seen, mut replica_saw) = tokio::sync::mpsc::unbounded_channel();
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![keep_alive_replica(seen).await]);
+    let router = router_for(routes).await;
+    let mut client = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+    // Bodies, none, a HEAD (whose body the server never reads): one connection serves all.
+    for (request, body) in [
+        ("GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n", ""),
+        ("PUT / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 5\r\n\r\nhello", "hello"),
+        ("HEAD / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n", ""),
+        ("POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\n\r\nhi", "hi"),
+    ] {
+        client.get_mut().write_all(request.as_bytes()).await.expect("write");
+        let (status, answered) = if request.starts_with("HEAD") {
+            (response_head_on(&mut client).await, String::new())
+        } else {
+            response_on(&mut client).await
+        };
+        assert_eq!((status, answered.as_str()), (200, body), "{request}");
+    }
+    assert_eq!(replica_saw.recv().await, Some(Seen::Opened));
+    assert!(replica_saw.try_recv().is_err(), "the replica saw a second connection");
+    // Idle for longer than the pool keeps a connection: the router closes it.
+    let closed = tokio::time::timeout(pool::POOL_IDLE * 4, replica_saw.recv()).await;
+    assert_eq!(closed.ok().flatten(), Some(Seen::Closed), "the idle connection was kept");
+}
+
+#[tokio::test]
+async fn a_request_of_any_method_goes_to_the_next_replica_when_one_refuses() {
+    let (seen, _replica_saw) = tokio::sync::mpsc::unbounded_channel();
+    let refusing = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![refusing, keep_alive_replica(seen).await]);
+    let router = router_for(routes).await;
+    // Round-robin: one of two requests starts at the refusing replica. Nothing was sent
+    // to it, so even a POST with a body goes on, whole.
+    for _ in 0..2 {
+        let mut client = tokio::io::BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+        let post = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 5\r\n\r\nhello";
+        tokio::io::AsyncWriteExt::write_all(client.get_mut(), post.as_bytes()).await.expect("write");
+        assert_eq!(response_on(&mut client).await, (200, "hello".to_owned()));
+    }
+}
+
 #[tokio::test]
 async fn a_drain_closes_the_replicas_idle_connections_at_once_and_keeps_its_traffic() {
-    let (closed, mut connection_ended) = tokio::sync::mpsc::unbounded_channel();
-    let replica = keep_alive_replica(closed).await;
+    let (seen, mut replica_saw) = tokio::sync::mpsc::unbounded_channel();
+    let replica = keep_alive_replica(seen).await;
     let routes = Arc::new(Routes::default());
     routes.set("shop-production", vec![replica]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let router = listener.local_addr().expect("addr");
-    tokio::spawn(axum::serve(listener, app(routes.clone(), "localhost")).into_future());
+    tokio::spawn(serve::serve(listener, routes.clone(), "localhost", CancellationToken::new()));
     let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
     assert_eq!(status_of(router, get).await, 200);
     // The router keeps its connection to the replica alive, idle in the pool.
-    let kept = tokio::time::timeout(Duration::from_millis(300), connection_ended.recv()).await;
+    assert_eq!(replica_saw.recv().await, Some(Seen::Opened));
+    let kept = tokio::time::timeout(Duration::from_millis(300), replica_saw.recv()).await;
     assert!(kept.is_err(), "the pooled connection closed by itself");
 
     // A request is still streaming its response (its connection is its own).
     let Pick::Replica(mut streaming, _) = routes.pick("shop-production", &[], &mut None) else { panic!("routed") };
-    drop(streaming.client.take());
+    drop(streaming.pool.take());
 
     // The replica is retired: its idle connection closes now, not when the stream ends
     // or 30 s later.
     routes.remove("shop-production");
     assert_eq!(routes.drain(replica, Duration::from_millis(200)).await, 1, "the stream is in flight");
-    let ended = tokio::time::timeout(Duration::from_secs(5), connection_ended.recv()).await;
-    assert!(ended.is_ok(), "the idle pooled connection outlived the start of the drain");
+    let ended = tokio::time::timeout(Duration::from_millis(500), replica_saw.recv()).await;
+    assert_eq!(ended.ok().flatten(), Some(Seen::Closed), "the idle pooled connection outlived the start of the drain");
     drop(streaming);
     assert_eq!(routes.drain(replica, Duration::from_secs(5)).await, 0);
 
@@ -312,6 +396,21 @@ async fn response_on(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Reads a response head off a kept-alive connection (a HEAD's: no body follows): its
+/// status code.
+async fn response_head_on(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> u16 {
+    use tokio::io::AsyncBufReadExt;
+    let mut status = 0;
+    let mut line = String::new();
+    while stream.read_line(&mut line).await.expect("read") > 0 && line != "\r\n" {
+        if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
+            status = code[..3].parse().expect("status");
+        }
+        line.clear();
+    }
+    status
+}
+
 #[tokio::test]
 async fn router_threads_serve_connections_and_let_them_finish_at_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -319,8 +418,8 @@ async fn router_threads_serve_connections_and_let_them_finish_at_shutdown() {
     routes.set("shop-production", vec![echo_replica().await]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let router = listener.local_addr().expect("addr");
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let served = tokio::spawn(serve::serve(listener, app(routes, "localhost"), shutdown.clone()));
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(serve::serve(listener, routes, "localhost", shutdown.clone()));
     let connect = || async { BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect")) };
 
     // Connections go to every router thread in turn; each knows its client's address.
@@ -365,8 +464,8 @@ async fn a_client_trickling_a_request_head_is_cut_off() {
     routes.set("shop-production", vec![echo_replica().await]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let router = listener.local_addr().expect("addr");
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(serve::serve(listener, app(routes, "localhost"), shutdown.clone()));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve::serve(listener, routes, "localhost", shutdown.clone()));
     let started = tokio::time::Instant::now();
     let mut silent = tokio::net::TcpStream::connect(router).await.expect("connect");
     let mut loris = tokio::net::TcpStream::connect(router).await.expect("connect");

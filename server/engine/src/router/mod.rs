@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -303,9 +304,16 @@ fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap, upgrade: bool) {
     }
 }
 
+/// How long an upgraded connection one side has closed waits for the other side to
+/// close too (a client that never does would otherwise hold it open for good); 1 s in
+/// unit tests.
+const HALF_CLOSED_LINGER: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 30 });
+
 /// Copies bytes both ways between an upgraded client connection and the replica's; the
-/// replica counts it in flight until it closes.
+/// replica counts it in flight until it closes. Once either side has closed, the other
+/// is told so (its write half is shut) and given [`HALF_CLOSED_LINGER`] to close too.
 async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, _in_flight: InFlight) {
+    use tokio::io::AsyncWriteExt as _;
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(err) => {
@@ -313,10 +321,27 @@ async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
             return;
         }
     };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut backend = hyper_util::rt::TokioIo::new(backend);
-    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        tracing::debug!(%err, "an upgraded connection ended");
+    let (mut client_read, mut client_write) = tokio::io::split(hyper_util::rt::TokioIo::new(client));
+    let (mut backend_read, mut backend_write) = tokio::io::split(hyper_util::rt::TokioIo::new(backend));
+    let up = async {
+        let copied = tokio::io::copy(&mut client_read, &mut backend_write).await;
+        let _ = backend_write.shutdown().await;
+        copied
+    };
+    let down = async {
+        let copied = tokio::io::copy(&mut backend_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+        copied
+    };
+    tokio::pin!(up, down);
+    let (first, other) = tokio::select! {
+        copied = &mut up => (copied, tokio::time::timeout(HALF_CLOSED_LINGER, down).await),
+        copied = &mut down => (copied, tokio::time::timeout(HALF_CLOSED_LINGER, up).await),
+    };
+    match (first, other) {
+        (Err(err), _) | (_, Ok(Err(err))) => tracing::debug!(%err, "an upgraded connection ended"),
+        (_, Err(_)) => tracing::debug!("an upgraded connection's other side did not close in time"),
+        _ => {}
     }
 }
 

@@ -334,7 +334,8 @@ async fn a_drain_closes_the_replicas_idle_connections_at_once_and_keeps_its_traf
 }
 
 /// A replica that answers each request with the `X-Forwarded-For` it got, `/slow` after
-/// 300 ms, and an upgrade with 101, then echoes what it is sent. Answers its address.
+/// 300 ms, and an upgrade with 101, then echoes what it is sent (to `/close`: says "bye"
+/// and closes). Answers its address.
 async fn echo_replica() -> SocketAddr {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -343,11 +344,12 @@ async fn echo_replica() -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stream);
-                let (mut forwarded, mut slow, mut upgrade) = (String::new(), false, false);
+                let (mut forwarded, mut slow, mut upgrade, mut close) = (String::new(), false, false, false);
                 let mut line = String::new();
                 while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
                     let lower = line.to_ascii_lowercase();
                     slow |= lower.starts_with("get /slow ");
+                    close |= lower.starts_with("get /close ");
                     upgrade |= lower.starts_with("upgrade:");
                     if let Some(value) = lower.strip_prefix("x-forwarded-for:") {
                         forwarded = value.trim().to_owned();
@@ -360,6 +362,10 @@ async fn echo_replica() -> SocketAddr {
                             let switch =
                                 b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
                             let _ = reader.get_mut().write_all(switch).await;
+                            if close {
+                                let _ = reader.get_mut().write_all(b"bye").await;
+                                return;
+                            }
                             let (mut read, mut write) = tokio::io::split(reader);
                             let _ = tokio::io::copy(&mut read, &mut write).await;
                             return;
@@ -488,4 +494,30 @@ async fn a_client_trickling_a_request_head_is_cut_off() {
     let silence = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
     assert!(silence.is_ok(), "the silent connection was left open");
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_the_replica_closed_ends_even_if_the_client_never_does() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    let replica = echo_replica().await;
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![replica]);
+    let router = router_for(routes.clone()).await;
+    let mut client = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+    let upgrade =
+        "GET /close HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+    client.get_mut().write_all(upgrade.as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut client).await.0, 101);
+    // The replica said goodbye and closed; the client is told (end of stream) and keeps
+    // its side open.
+    let mut said = Vec::new();
+    client.read_to_end(&mut said).await.expect("read");
+    assert_eq!(said, b"bye");
+    assert_eq!(routes.in_flight(replica), 1, "waiting for the client to close its side");
+    // It never does: the router lets go after the linger.
+    let deadline = tokio::time::Instant::now() + HALF_CLOSED_LINGER * 5;
+    while routes.in_flight(replica) > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the half-closed connection was held past the linger");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -61,10 +61,20 @@ fn retryable(method: &Method, body: &Body) -> bool {
     idempotent && axum::body::HttpBody::size_hint(body).exact() == Some(0)
 }
 
-/// Whether an error means the connection closed before any answer came.
+/// Whether an error means the connection closed (or was reset) before any answer came.
 fn closed_under_it(err: &hyper::Error) -> bool {
-    err.is_incomplete_message() || err.is_canceled() || err.is_closed()
+    let reset = std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe));
+    err.is_incomplete_message() || err.is_canceled() || err.is_closed() || reset
 }
+
+/// How long opening a connection to a replica may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// How long a replica may take to answer a request's head once it was sent (as nginx's
+/// `proxy_read_timeout`): then the client gets 504 and the connection is closed; 1 s in
+/// unit tests.
+const ANSWER_WITHIN: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 60 });
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = format!(
@@ -101,17 +111,16 @@ async fn forward(state: &RouterState, peer: SocketAddr, request: Request) -> Res
 }
 
 /// An idle connection of this thread's to the replica that is ready for a request, or a
-/// new one (`fresh`: always a new one).
+/// new one (`fresh`: always a new one). Never waits on a pooled one: a connection not
+/// ready now (still sending an upload the app answered early, or closed) is let go.
 async fn checkout(pool: &Pool, addr: SocketAddr, fresh: bool) -> std::io::Result<Sender> {
-    if !fresh {
-        while let Some(mut sender) = pool.take() {
-            // Ready once the connection has finished the last exchange; an error: closed.
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
-        }
+    if !fresh && let Some(sender) = pool.take() {
+        return Ok(sender);
     }
-    pool::connect(addr).await
+    match tokio::time::timeout(CONNECT_WITHIN, pool::connect(addr)).await {
+        Ok(connected) => connected,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting took too long")),
+    }
 }
 
 /// Sends a request to the replica picked first, and on to others as retries allow.
@@ -178,7 +187,11 @@ async fn send(
             }
         };
         let Some(outgoing) = request.take() else { return bad_gateway() };
-        match sender.try_send_request(outgoing).await {
+        let Ok(answered) = tokio::time::timeout(ANSWER_WITHIN, sender.try_send_request(outgoing)).await else {
+            tracing::warn!(%addr, environment = %key, "a replica did not answer in time");
+            return page(StatusCode::GATEWAY_TIMEOUT, "Gateway timeout", "The app did not answer in time.");
+        };
+        match answered {
             Ok(mut response) => {
                 let lent = Lent::new(sender, Arc::downgrade(&pool));
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -304,14 +317,15 @@ fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap, upgrade: bool) {
     }
 }
 
-/// How long an upgraded connection one side has closed waits for the other side to
-/// close too (a client that never does would otherwise hold it open for good); 1 s in
+/// How long an upgraded connection the replica has closed waits for the client to close
+/// its side too (a client that never does would otherwise hold it open for good); 1 s in
 /// unit tests.
 const HALF_CLOSED_LINGER: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 30 });
 
 /// Copies bytes both ways between an upgraded client connection and the replica's; the
 /// replica counts it in flight until it closes. Once either side has closed, the other
-/// is told so (its write half is shut) and given [`HALF_CLOSED_LINGER`] to close too.
+/// is told so (its write half is shut); a client is given [`HALF_CLOSED_LINGER`] to
+/// close its side too.
 async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, _in_flight: InFlight) {
     use tokio::io::AsyncWriteExt as _;
     let (client, backend) = match tokio::try_join!(client, backend) {
@@ -334,8 +348,10 @@ async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
         copied
     };
     tokio::pin!(up, down);
+    // A client that closed its side may still be sent what the replica streams (a drain
+    // ends that); a replica that closed its side leaves the client the linger.
     let (first, other) = tokio::select! {
-        copied = &mut up => (copied, tokio::time::timeout(HALF_CLOSED_LINGER, down).await),
+        copied = &mut up => (copied, Ok(down.await)),
         copied = &mut down => (copied, tokio::time::timeout(HALF_CLOSED_LINGER, up).await),
     };
     match (first, other) {

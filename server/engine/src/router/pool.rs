@@ -17,8 +17,8 @@ use hyper_util::rt::TokioIo;
 /// How long an idle connection to a replica is kept (as nginx's upstream keep-alive);
 /// 1 s in unit tests.
 pub(super) const POOL_IDLE: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 30 });
-/// How many idle connections to one replica each router thread keeps: as many as a busy
-/// environment's concurrent requests (256 keeps a load of that many on reused
+/// How many idle connections to one replica the router threads keep between them: as
+/// many as a busy environment's concurrent requests (256 keeps a load of that many on reused
 /// connections; fewer and each request past them pays a new connection through the
 /// engine's port forwarder).
 const POOL_MAX_IDLE: usize = 256;
@@ -33,21 +33,23 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// The most recently used idle connection that is still open, if any.
+    /// The most recently used idle connection that is ready for a request, if any.
     pub(super) fn take(&self) -> Option<Sender> {
         let mut idle = crate::locked(&self.idle);
         while let Some((sender, since)) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < POOL_IDLE {
+            if sender.is_ready() && since.elapsed() < POOL_IDLE {
                 return Some(sender);
             }
         }
         None
     }
 
-    /// Keeps a connection whose exchange ended, unless the pool is full.
+    /// Keeps a connection whose exchange ended, if it is ready for the next one (not
+    /// still sending an upload the app answered before reading it all) and the pool has
+    /// room: the replica's share of [`POOL_MAX_IDLE`] for each router thread.
     fn put(&self, sender: Sender) {
         let mut idle = crate::locked(&self.idle);
-        if !sender.is_closed() && idle.len() < POOL_MAX_IDLE {
+        if sender.is_ready() && idle.len() < (POOL_MAX_IDLE / super::serve::threads()).max(1) {
             idle.push((sender, Instant::now()));
         }
     }

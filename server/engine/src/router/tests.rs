@@ -165,20 +165,90 @@ async fn status_of(router: SocketAddr, request: &str) -> u16 {
 
 #[tokio::test]
 async fn a_kept_alive_connection_closed_under_a_get_is_retried_but_never_under_a_post() {
+    use tokio::io::{AsyncWriteExt, BufReader};
     let routes = Arc::new(Routes::default());
     routes.set("shop-production", vec![closing_replica().await]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let router = listener.local_addr().expect("addr");
-    tokio::spawn(serve::serve(listener, routes, "localhost", CancellationToken::new()));
-    let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\nConnection: close\r\n\r\n";
-    let post = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+    let router = router_for(routes).await;
+    // One client connection, so one router thread and its pool serve every request.
+    let mut client = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+    let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n";
+    let post = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 2\r\n\r\nhi";
     // The first request opens the router's pooled connection; the second reuses it,
     // and the replica closes it unanswered: a GET goes again on a fresh connection.
-    assert_eq!(status_of(router, get).await, 200);
-    assert_eq!(status_of(router, get).await, 200, "the GET was sent again");
-    // The POST could have been acted on: the client gets the error, not a second POST.
-    assert_eq!(status_of(router, get).await, 200);
-    assert_eq!(status_of(router, post).await, 502, "a POST is never sent twice");
+    client.get_mut().write_all(get.as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut client).await.0, 200);
+    client.get_mut().write_all(get.as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut client).await.0, 200, "the GET was sent again");
+    // The POST reuses that fresh connection, which the replica closes under it too: it
+    // could have been acted on, so the client gets the error, not a second POST.
+    client.get_mut().write_all(post.as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut client).await.0, 502, "a POST is never sent twice");
+}
+
+/// A replica that answers a POST with 413 as soon as its head has come, without reading
+/// its body (and keeps the connection open reading on), and a GET with 200. Answers its
+/// address.
+async fn early_answer_replica() -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut post = false;
+                let mut line = String::new();
+                while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    post |= line.starts_with("POST ");
+                    if line == "\r\n" {
+                        let answer: &[u8] = if post {
+                            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+                        };
+                        let _ = reader.get_mut().write_all(answer).await;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upload_the_app_answered_early_holds_up_no_other_request() {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![early_answer_replica().await]);
+    let router = router_for(routes).await;
+    // An upload that stops after 10 of its 1,000 bytes: the app has answered it, and the
+    // router's connection to the app is still sending it.
+    let mut upload = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+    let head = "POST / HTTP/1.1\r\nHost: shop-production.localhost\r\nContent-Length: 1000\r\n\r\n";
+    upload.get_mut().write_all(format!("{head}0123456789").as_bytes()).await.expect("write");
+    assert_eq!(response_on(&mut upload).await.0, 413);
+    // Connections go to the router threads in turn: one of these is served by the
+    // upload's thread, whose pool must not hand it the busy connection.
+    for _ in 0..serve::threads() {
+        let mut client = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+        let get = "GET / HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n";
+        client.get_mut().write_all(get.as_bytes()).await.expect("write");
+        let answered = tokio::time::timeout(Duration::from_secs(5), response_on(&mut client)).await;
+        assert_eq!(answered.ok().map(|(status, _)| status), Some(200), "a GET waited behind the upload");
+    }
+}
+
+#[tokio::test]
+async fn a_replica_that_never_answers_gets_a_gateway_timeout() {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let routes = Arc::new(Routes::default());
+    routes.set("shop-production", vec![echo_replica().await]);
+    let router = router_for(routes).await;
+    let mut client = BufReader::new(tokio::net::TcpStream::connect(router).await.expect("connect"));
+    client.get_mut().write_all(b"GET /hang HTTP/1.1\r\nHost: shop-production.localhost\r\n\r\n").await.expect("write");
+    let answered = tokio::time::timeout(ANSWER_WITHIN * 5, response_on(&mut client)).await;
+    assert_eq!(answered.ok().map(|(status, _)| status), Some(504));
 }
 
 #[test]
@@ -334,7 +404,7 @@ async fn a_drain_closes_the_replicas_idle_connections_at_once_and_keeps_its_traf
 }
 
 /// A replica that answers each request with the `X-Forwarded-For` it got, `/slow` after
-/// 300 ms, and an upgrade with 101, then echoes what it is sent (to `/close`: says "bye"
+/// 300 ms, `/hang` never, and an upgrade with 101, then echoes what it is sent (to `/close`: says "bye"
 /// and closes). Answers its address.
 async fn echo_replica() -> SocketAddr {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -350,6 +420,9 @@ async fn echo_replica() -> SocketAddr {
                     let lower = line.to_ascii_lowercase();
                     slow |= lower.starts_with("get /slow ");
                     close |= lower.starts_with("get /close ");
+                    if lower.starts_with("get /hang ") {
+                        std::future::pending::<()>().await;
+                    }
                     upgrade |= lower.starts_with("upgrade:");
                     if let Some(value) = lower.strip_prefix("x-forwarded-for:") {
                         forwarded = value.trim().to_owned();

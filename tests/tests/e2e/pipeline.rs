@@ -325,7 +325,10 @@ async fn a_newer_run_supersedes_a_queued_one_for_the_same_environment(app: TestA
     // One active run per environment: the second never starts, the third waits its turn.
     let superseded = app.wait_for_run(second, 10, |run| run["status"] != "queued").await;
     assert_eq!(superseded["status"], "superseded", "{superseded}");
-    assert_eq!(first.await.expect("push").code, 0);
+    let pushed = first.await.expect("push");
+    // Said in full if it fails: the push's own run and what it printed.
+    let run = app.wait_for_run(2, 60, |run| run["finished_at"].is_string()).await;
+    assert_eq!(pushed.code, 0, "{pushed:?}\nrun 2: {run}");
     let last = app.wait_for_run(third, 60, |run| run["finished_at"].is_string()).await;
     assert_eq!(last["status"], "succeeded", "{last}");
 }

@@ -45,9 +45,17 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        /// Quoted as users write the name (`"shop"`), not as a Rust value: messages
+        /// format names with `{:?}` so that what a user typed is shown escaped.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.0.as_str(), f)
+            }
+        }
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, NameError> {
@@ -94,6 +102,13 @@ name_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_in_a_message_reads_as_the_user_wrote_it() {
+        let name = ServiceName::parse("shop").unwrap();
+        assert_eq!(format!("service {name:?} already exists"), "service \"shop\" already exists");
+        assert_eq!(format!("{:?}", TeamName::parse("payments").unwrap()), "\"payments\"");
+    }
 
     #[test]
     fn accepts_dns_labels() {

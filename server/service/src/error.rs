@@ -21,6 +21,10 @@ pub enum ServiceError {
     Forbidden(String),
     #[error("{kind} {name:?} does not exist")]
     NotFound { kind: &'static str, name: String },
+    /// A relation that does not hold (a user who is not a team's member): 404 with a
+    /// message saying what is missing.
+    #[error("{0}")]
+    Absent(String),
     #[error("{0}")]
     Conflict(String),
     /// Input that breaks a rule; `field` names the request field.
@@ -80,7 +84,7 @@ impl ServiceError {
         match self {
             ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ServiceError::NotFound { .. } | ServiceError::Absent(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ServiceError::InvalidParameters { .. } => StatusCode::UNPROCESSABLE_ENTITY,

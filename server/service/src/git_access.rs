@@ -64,12 +64,14 @@ impl GitAccess for ServiceGitAccess {
         // A service whose repository went missing (a crash between creating the row and
         // the repository, or a restored database) gets an empty one rather than an error.
         let settings = &state.settings;
+        let repository = state.service_names.lock(repo).await;
         if !repos::path(&settings.repos_dir, repo).join("HEAD").is_file()
             && let Err(err) = repos::init(&settings.git, &settings.repos_dir, repo).await
         {
             tracing::error!(%err, repo, "recreating a missing repository");
             return Err(Denial::Unavailable("the repository is not available; try again".to_owned()));
         }
+        drop(repository);
         let mut env = Vec::new();
         if op == GitOp::Push {
             // The pre-receive hook calls back with this secret; it proves the push was

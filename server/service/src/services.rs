@@ -121,6 +121,7 @@ pub async fn create_service(state: &AppState, actor: &Actor, req: CreateService)
         runtime: &state.settings.default_runtime,
         created_by: &actor.username,
     };
+    let _repository = state.service_names.lock(name.as_str()).await;
     let row = match state.store.create_service(name.as_str(), team.id, &fields, Some(&first), now_ms()).await {
         Ok(row) => row,
         Err(StoreError::Conflict) => {
@@ -185,9 +186,8 @@ pub async fn update_service(state: &AppState, actor: &Actor, name: &str, update:
     {
         // The template must exist now, not fail at the first branch push.
         crate::templates::find_template(state, template, true).await.map_err(|e| match e {
-            ServiceError::NotFound { .. } | ServiceError::Conflict(_) => {
-                ServiceError::invalid("preview_template", format!("preview_template: {e}"))
-            }
+            ServiceError::NotFound { .. } => ServiceError::Absent(format!("preview_template: {e}")),
+            ServiceError::Conflict(_) => ServiceError::Conflict(format!("preview_template: {e}")),
             other => other,
         })?;
     }
@@ -206,6 +206,7 @@ pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Resu
             .await
             .map_err(|e| ServiceError::internal_from(format!("stopping the replicas of {}", env.name), e))?;
     }
+    let _repository = state.service_names.lock(name).await;
     match state.store.delete_service(row.id).await {
         Ok(()) => {
             if let Err(err) = repos::remove(&state.settings.repos_dir, name).await {

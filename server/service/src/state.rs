@@ -53,6 +53,8 @@ pub struct AppState {
     pub auth_cache: Arc<AuthCache>,
     pub engine: slipway_engine::Engine,
     pub push_grants: Arc<crate::pipeline::PushGrants>,
+    /// Serializes the create and delete of one service name's repository.
+    pub service_names: Arc<crate::locks::NameLocks>,
 }
 
 impl FromRef<AppState> for Store {
@@ -72,6 +74,7 @@ impl AppState {
             auth_cache: Arc::new(AuthCache::default()),
             engine,
             push_grants: Arc::default(),
+            service_names: Arc::default(),
         }
     }
 

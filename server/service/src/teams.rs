@@ -81,7 +81,7 @@ pub async fn remove_member(state: &AppState, actor: &Actor, team: &str, username
     match state.store.remove_member(team.id, user.id).await {
         Ok(()) => Ok(()),
         Err(StoreError::NotFound) => {
-            Err(ServiceError::NotFound { kind: "member", name: format!("{username} in team {}", team.name) })
+            Err(ServiceError::Absent(format!("user {username:?} is not a member of team {:?}", team.name)))
         }
         Err(err) => Err(err.into()),
     }

@@ -25,10 +25,65 @@ where
     type Rejection = ServiceError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        // Parsed as a JSON value first: every request body is an object (serde would
+        // also take a struct from an array, `[null, null]`), and a whole number may be
+        // written `3.0`, which JSON Schema counts as an integer and serde refuses.
+        let mut value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(rejection_to_error(rejection)),
+        };
+        if !value.is_object() {
+            return Err(ServiceError::invalid("", "the body must be a JSON object, e.g. {\"name\": \"shop\"}"));
         }
+        whole_numbers_as_integers(&mut value);
+        if let Some(field) = nul_in(&value, "") {
+            return Err(ServiceError::invalid(
+                field.clone(),
+                format!("{field} contains a NUL character (\\u0000), which no text may hold"),
+            ));
+        }
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { field_of(&err.inner().to_string()) } else { path.clone() };
+            let text = if path == "." { err.inner().to_string() } else { format!("{path}: {}", err.inner()) };
+            ServiceError::invalid(field, format!("the body does not match the expected shape: {text}"))
+        })
+    }
+}
+
+/// The path of the first string (or key) holding NUL: stored text cannot hold it
+/// (PostgreSQL refuses it), so it is refused here for every field alike.
+fn nul_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_in(item, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            // Template parameters are checked against the template's own rules (422).
+            if path.is_empty() && key == "parameters" {
+                return None;
+            }
+            let path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            if key.contains('\0') { Some(path) } else { nul_in(item, &path) }
+        }),
+        _ => None,
+    }
+}
+
+/// Turns `3.0` into `3` wherever it appears, so an integer field takes it.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Within ±2^53 a float is an exact whole number, and i64 holds it.
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
     }
 }
 
@@ -87,6 +142,22 @@ fn field_of(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::field_of;
+
+    #[test]
+    fn nul_is_found_wherever_it_is() {
+        let value = serde_json::json!({"set": {"A": "ok", "B": "x\u{0}y"}});
+        assert_eq!(super::nul_in(&value, "").as_deref(), Some("set.B"));
+        assert_eq!(super::nul_in(&serde_json::json!({"a": ["", "\u{0}"]}), "").as_deref(), Some("a[1]"));
+        assert_eq!(super::nul_in(&serde_json::json!({"a": "fine"}), ""), None);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_become_integers() {
+        let mut value = serde_json::json!({"replicas": 3.0, "list": [2.5, -0.0, 1e3], "name": "x"});
+        super::whole_numbers_as_integers(&mut value);
+        assert_eq!(value, serde_json::json!({"replicas": 3, "list": [2.5, 0, 1000], "name": "x"}));
+        assert!(value["replicas"].is_i64());
+    }
 
     #[test]
     fn finds_the_field_in_serde_messages() {

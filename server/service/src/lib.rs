@@ -17,8 +17,10 @@ pub mod config;
 pub mod enqueue;
 pub mod environments;
 pub mod error;
+pub mod extract;
 pub mod git_access;
 pub mod json;
+pub mod locks;
 pub mod lookup;
 pub mod pagination;
 pub mod pipeline;
@@ -34,6 +36,7 @@ pub mod users;
 
 pub use actor::Actor;
 pub use error::ServiceError;
+pub use extract::{ApiPath, ApiQuery};
 pub use json::ApiJson;
 pub use state::{AppState, Settings};
 

@@ -1,9 +1,9 @@
 //! `GET /api/v1/audit`: the audit log (admins only).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use slipway_api::{AuditEntry, Page, Problem};
 use slipway_service::audit::AuditQuery;
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, audit};
+use slipway_service::{Actor, ApiJson, ApiQuery, AppState, ServiceError, audit};
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query),
@@ -13,7 +13,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, audit};
 pub async fn list_audit(
     State(state): State<AppState>,
     actor: Actor,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<ApiJson<Page<AuditEntry>>, ServiceError> {
     audit::list_audit(&state, &actor, &query).await.map(ApiJson)
 }

@@ -1,14 +1,20 @@
 //! `/api/v1/clusters`: registered Kubernetes clusters (admins add and remove them).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use slipway_api::{AddCluster, Cluster, Problem};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, clusters};
+use slipway_api::{AddCluster, Cluster, Page, Problem};
+use slipway_service::pagination::PageParams;
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, clusters};
 
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Cluster>)))]
-pub async fn list_clusters(State(state): State<AppState>, actor: Actor) -> Result<ApiJson<Vec<Cluster>>, ServiceError> {
-    clusters::list_clusters(&state, &actor).await.map(ApiJson)
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Cluster>)))]
+pub async fn list_clusters(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<ApiJson<Page<Cluster>>, ServiceError> {
+    clusters::list_clusters_page(&state, &actor, &page).await.map(ApiJson)
 }
 
 /// Registers a cluster; its kubeconfig is checked and stored encrypted (admins).
@@ -30,7 +36,7 @@ pub async fn add_cluster(
 pub async fn remove_cluster(
     State(state): State<AppState>,
     actor: Actor,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ServiceError> {
     clusters::remove_cluster(&state, &actor, &name).await.map(|()| StatusCode::NO_CONTENT)
 }

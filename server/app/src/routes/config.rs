@@ -1,9 +1,9 @@
 //! `/api/v1/services/{service}/environments/{env}/config`: an environment's config vars
 //! and secrets (owning team and admins).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use slipway_api::{Config, ConfigChange, ConfigChanged, Problem};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, config};
+use slipway_service::{Actor, ApiJson, ApiPath, AppState, ServiceError, config};
 
 /// The newest config; secret values are `null`.
 #[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}/config", tag = "environments",
@@ -12,7 +12,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, config};
 pub async fn get_config(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<Config>, ServiceError> {
     config::get_config(&state, &actor, &service, &env).await.map(ApiJson)
 }
@@ -25,7 +25,7 @@ pub async fn get_config(
 pub async fn change_config(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
     ApiJson(change): ApiJson<ConfigChange>,
 ) -> Result<ApiJson<ConfigChanged>, ServiceError> {
     config::change_config(&state, &actor, &service, &env, change).await.map(ApiJson)

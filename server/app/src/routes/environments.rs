@@ -1,22 +1,25 @@
 //! `/api/v1/services/{service}/environments`: environments, releases, rollback, scale,
 //! and promote between environments.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_api::{
-    CreateEnvironment, Environment, EnvironmentChange, Problem, PromoteRequest, Release, RollbackRequest, Run,
+    CreateEnvironment, Environment, EnvironmentChange, Page, Problem, PromoteRequest, Release, RollbackRequest, Run,
     ScaleRequest, UpdateEnvironment,
 };
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, environments};
+use slipway_service::pagination::PageParams;
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, environments};
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/environments", tag = "environments", security(("bearer" = [])),
-    params(("service" = String, Path)), responses((status = 200, body = Vec<Environment>), (status = 404, body = Problem)))]
+    params(("service" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Environment>), (status = 404, body = Problem)))]
 pub async fn list_environments(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
-) -> Result<ApiJson<Vec<Environment>>, ServiceError> {
-    environments::list_environments(&state, &actor, &service).await.map(ApiJson)
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<ApiJson<Page<Environment>>, ServiceError> {
+    environments::list_environments_page(&state, &actor, &service, &page).await.map(ApiJson)
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}", tag = "environments",
@@ -25,20 +28,23 @@ pub async fn list_environments(
 pub async fn get_environment(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<Environment>, ServiceError> {
     environments::get_environment(&state, &actor, &service, &env).await.map(ApiJson)
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/environments/{env}/releases", tag = "environments",
-    security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
-    responses((status = 200, body = Vec<Release>), (status = 404, body = Problem)))]
+    security(("bearer" = [])),
+    params(("service" = String, Path), ("env" = String, Path), ("limit" = Option<u32>, Query),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Release>), (status = 404, body = Problem)))]
 pub async fn list_releases(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
-) -> Result<ApiJson<Vec<Release>>, ServiceError> {
-    environments::list_releases(&state, &actor, &service, &env).await.map(ApiJson)
+    ApiPath((service, env)): ApiPath<(String, String)>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<ApiJson<Page<Release>>, ServiceError> {
+    environments::list_releases_page(&state, &actor, &service, &env, &page).await.map(ApiJson)
 }
 
 /// Redeploys an earlier release and pins the environment (owning team and admins).
@@ -50,7 +56,7 @@ pub async fn list_releases(
 pub async fn rollback(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<RollbackRequest>,
 ) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
     environments::rollback(&state, &actor, &service, &env, req.to).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
@@ -60,11 +66,11 @@ pub async fn rollback(
 #[utoipa::path(post, path = "/api/v1/services/{service}/environments/{env}/scale", tag = "environments",
     security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)), request_body = ScaleRequest,
     responses((status = 200, body = Environment), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+        (status = 404, body = Problem), (status = 422, description = "More replicas than the template's max_replicas")))]
 pub async fn scale(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<ScaleRequest>,
 ) -> Result<ApiJson<Environment>, ServiceError> {
     environments::scale(&state, &actor, &service, &env, req.replicas).await.map(ApiJson)
@@ -78,7 +84,7 @@ pub async fn scale(
 pub async fn promote(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     ApiJson(req): ApiJson<PromoteRequest>,
 ) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
     environments::promote(&state, &actor, &service, &req.from, &req.to).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
@@ -103,8 +109,8 @@ pub struct AppLogsQuery {
 pub async fn app_logs(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
-    axum::extract::Query(query): axum::extract::Query<AppLogsQuery>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<AppLogsQuery>,
 ) -> Result<axum::response::Response, ServiceError> {
     use axum::response::IntoResponse;
     let rx = environments::app_logs(&state, &actor, &service, &env, query.follow, query.tail.unwrap_or(100)).await?;
@@ -121,11 +127,12 @@ pub async fn app_logs(
     security(("bearer" = [])), params(("service" = String, Path)), request_body = CreateEnvironment,
     responses((status = 201, body = EnvironmentChange), (status = 200, description = "dry run", body = EnvironmentChange),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 503, description = "An add-on could not be provisioned; nothing was created", body = Problem)))]
 pub async fn create_environment(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     ApiJson(req): ApiJson<CreateEnvironment>,
 ) -> Result<(StatusCode, ApiJson<EnvironmentChange>), ServiceError> {
     let dry_run = req.dry_run;
@@ -139,11 +146,12 @@ pub async fn create_environment(
     security(("bearer" = [])), params(("service" = String, Path), ("env" = String, Path)),
     request_body = UpdateEnvironment,
     responses((status = 200, body = EnvironmentChange), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 503, description = "An add-on could not be provisioned", body = Problem)))]
 pub async fn update_environment(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<UpdateEnvironment>,
 ) -> Result<ApiJson<EnvironmentChange>, ServiceError> {
     environments::update_environment(&state, &actor, &service, &env, req).await.map(ApiJson)
@@ -156,7 +164,7 @@ pub async fn update_environment(
 pub async fn destroy_environment(
     State(state): State<AppState>,
     actor: Actor,
-    Path((service, env)): Path<(String, String)>,
+    ApiPath((service, env)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ServiceError> {
     environments::destroy_environment(&state, &actor, &service, &env).await.map(|()| StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,9 @@
 //! `/api/v1/services/{service}/metrics` and `/api/v1/teams/{team}/metrics`: DORA's four
 //! keys over 7, 30 or 90 days.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use slipway_api::{DoraMetrics, Problem};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, catalog};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, catalog};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,8 +18,8 @@ pub struct Window {
 pub async fn service_metrics(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
-    Query(window): Query<Window>,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(window): ApiQuery<Window>,
 ) -> Result<ApiJson<DoraMetrics>, ServiceError> {
     catalog::service_metrics(&state, &actor, &service, window.days).await.map(ApiJson)
 }
@@ -31,8 +31,8 @@ pub async fn service_metrics(
 pub async fn team_metrics(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
-    Query(window): Query<Window>,
+    ApiPath(team): ApiPath<String>,
+    ApiQuery(window): ApiQuery<Window>,
 ) -> Result<ApiJson<DoraMetrics>, ServiceError> {
     catalog::team_metrics(&state, &actor, &team, window.days).await.map(ApiJson)
 }

@@ -41,7 +41,7 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::authenticate_and_audit))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state.clone());
-    let openapi = std::sync::Arc::new(openapi);
+    let openapi = std::sync::Arc::new(crate::openapi::complete(openapi));
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz).with_state(state.clone()))

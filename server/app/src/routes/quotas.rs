@@ -1,9 +1,9 @@
 //! `/api/v1/teams/{team}/quota`: a team's limits and usage (members and admins read,
 //! admins set).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use slipway_api::{Problem, SetQuota, TeamQuota};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, quotas};
+use slipway_service::{Actor, ApiJson, ApiPath, AppState, ServiceError, quotas};
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/quota", tag = "teams", security(("bearer" = [])),
     params(("team" = String, Path)),
@@ -11,7 +11,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, quotas};
 pub async fn get_quota(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> Result<ApiJson<TeamQuota>, ServiceError> {
     quotas::get_quota(&state, &actor, &team).await.map(ApiJson)
 }
@@ -24,7 +24,7 @@ pub async fn get_quota(
 pub async fn set_quota(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
     ApiJson(req): ApiJson<SetQuota>,
 ) -> Result<ApiJson<TeamQuota>, ServiceError> {
     quotas::set_quota(&state, &actor, &team, req).await.map(ApiJson)

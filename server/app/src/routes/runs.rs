@@ -3,14 +3,14 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use slipway_api::{CreateRun, LogPage, Page, Problem, Run};
 use slipway_service::pagination::PageParams;
 use slipway_service::runs::{self, FollowEvent};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError};
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/runs", tag = "runs", security(("bearer" = [])),
     params(("service" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -18,8 +18,8 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError};
 pub async fn list_runs(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
-    Query(page): Query<PageParams>,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<ApiJson<Page<Run>>, ServiceError> {
     runs::list_runs(&state, &actor, &service, &page).await.map(ApiJson)
 }
@@ -32,7 +32,7 @@ pub async fn list_runs(
 pub async fn create_run(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> Result<(StatusCode, ApiJson<Run>), ServiceError> {
     runs::deploy(&state, &actor, &service, req).await.map(|r| (StatusCode::CREATED, ApiJson(r)))
@@ -43,7 +43,7 @@ pub async fn create_run(
 pub async fn get_run(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<Run>, ServiceError> {
     runs::get_run(&state, &actor, id).await.map(ApiJson)
 }
@@ -62,8 +62,8 @@ pub struct LogQuery {
 pub async fn run_log(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
-    Query(query): Query<LogQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<ApiJson<LogPage>, ServiceError> {
     runs::run_log(&state, &actor, id, query.after.unwrap_or(0)).await.map(ApiJson)
 }
@@ -77,7 +77,7 @@ pub async fn run_log(
 pub async fn run_events(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ServiceError> {
     let rx = runs::follow_as(state, &actor, id).await?;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -101,7 +101,7 @@ pub async fn run_events(
 pub async fn cancel_run(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<Run>, ServiceError> {
     runs::cancel_run(&state, &actor, id).await.map(ApiJson)
 }

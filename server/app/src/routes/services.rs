@@ -1,19 +1,19 @@
 //! `/api/v1/services`: services and their catalog metadata.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_api::{CreateService, Page, Problem, Service, UpdateService};
 use slipway_service::services::{self, ListServices};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError};
 
 #[utoipa::path(get, path = "/api/v1/services", tag = "services", security(("bearer" = [])),
     params(("team" = Option<String>, Query, description = "only services this team owns"),
         ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Page<Service>)))]
+    responses((status = 200, body = Page<Service>), (status = 404, description = "The team does not exist")))]
 pub async fn list_services(
     State(state): State<AppState>,
     actor: Actor,
-    Query(query): Query<ListServices>,
+    ApiQuery(query): ApiQuery<ListServices>,
 ) -> Result<ApiJson<Page<Service>>, ServiceError> {
     services::list_services(&state, &actor, &query).await.map(ApiJson)
 }
@@ -36,7 +36,7 @@ pub async fn create_service(
 pub async fn get_service(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
 ) -> Result<ApiJson<Service>, ServiceError> {
     services::get_service(&state, &actor, &service).await.map(ApiJson)
 }
@@ -49,7 +49,7 @@ pub async fn get_service(
 pub async fn update_service(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     ApiJson(update): ApiJson<UpdateService>,
 ) -> Result<ApiJson<Service>, ServiceError> {
     services::update_service(&state, &actor, &service, update).await.map(ApiJson)
@@ -62,7 +62,7 @@ pub async fn update_service(
 pub async fn delete_service(
     State(state): State<AppState>,
     actor: Actor,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
 ) -> Result<StatusCode, ServiceError> {
     services::delete_service(&state, &actor, &service).await.map(|()| StatusCode::NO_CONTENT)
 }

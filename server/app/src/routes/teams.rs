@@ -1,10 +1,10 @@
 //! `/api/v1/teams`: teams and their members.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_api::{AddMember, CreateTeam, Page, Problem, Team};
 use slipway_service::pagination::PageParams;
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, teams};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, teams};
 
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -12,7 +12,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, teams};
 pub async fn list_teams(
     State(state): State<AppState>,
     actor: Actor,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<ApiJson<Page<Team>>, ServiceError> {
     teams::list_teams(&state, &actor, &page).await.map(ApiJson)
 }
@@ -34,7 +34,7 @@ pub async fn create_team(
 pub async fn get_team(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> Result<ApiJson<Team>, ServiceError> {
     teams::get_team(&state, &actor, &team).await.map(ApiJson)
 }
@@ -46,7 +46,7 @@ pub async fn get_team(
 pub async fn delete_team(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> Result<StatusCode, ServiceError> {
     teams::delete_team(&state, &actor, &team).await.map(|()| StatusCode::NO_CONTENT)
 }
@@ -59,7 +59,7 @@ pub async fn delete_team(
 pub async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
     ApiJson(req): ApiJson<AddMember>,
 ) -> Result<ApiJson<Team>, ServiceError> {
     teams::add_member(&state, &actor, &team, req).await.map(ApiJson)
@@ -72,7 +72,7 @@ pub async fn add_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     actor: Actor,
-    Path((team, user)): Path<(String, String)>,
+    ApiPath((team, user)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ServiceError> {
     teams::remove_member(&state, &actor, &team, &user).await.map(|()| StatusCode::NO_CONTENT)
 }

@@ -1,18 +1,21 @@
 //! `/api/v1/templates`: environment templates; publishing and deprecating take an admin.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use slipway_api::{Problem, PublishTemplate, TemplateDetail, TemplateSummary};
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, templates};
+use slipway_api::{Page, Problem, PublishTemplate, TemplateDetail, TemplateSummary};
+use slipway_service::pagination::PageParams;
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, templates};
 
 /// Every version of every template.
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TemplateSummary>)))]
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<TemplateSummary>)))]
 pub async fn list_templates(
     State(state): State<AppState>,
     actor: Actor,
-) -> Result<ApiJson<Vec<TemplateSummary>>, ServiceError> {
-    templates::list_templates(&state, &actor).await.map(ApiJson)
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<ApiJson<Page<TemplateSummary>>, ServiceError> {
+    templates::list_templates_page(&state, &actor, &page).await.map(ApiJson)
 }
 
 /// Publishes a new template version (admins).
@@ -34,7 +37,7 @@ pub async fn publish_template(
 pub async fn get_latest_template(
     State(state): State<AppState>,
     actor: Actor,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<ApiJson<TemplateDetail>, ServiceError> {
     templates::get_template(&state, &actor, &name).await.map(ApiJson)
 }
@@ -45,7 +48,7 @@ pub async fn get_latest_template(
 pub async fn get_template(
     State(state): State<AppState>,
     actor: Actor,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<TemplateDetail>, ServiceError> {
     templates::get_template(&state, &actor, &format!("{name}@{version}")).await.map(ApiJson)
 }
@@ -58,7 +61,7 @@ pub async fn get_template(
 pub async fn deprecate_template(
     State(state): State<AppState>,
     actor: Actor,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<TemplateSummary>, ServiceError> {
     templates::deprecate_template(&state, &actor, &name, &version).await.map(ApiJson)
 }

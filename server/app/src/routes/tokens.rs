@@ -1,10 +1,10 @@
 //! `/api/v1/tokens`: the caller's own API tokens.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_api::{CreateToken, CreatedToken, Page, Problem, Token};
 use slipway_service::pagination::PageParams;
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, tokens};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, tokens};
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -12,7 +12,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, tokens};
 pub async fn list_tokens(
     State(state): State<AppState>,
     actor: Actor,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<ApiJson<Page<Token>>, ServiceError> {
     tokens::list_tokens(&state, &actor, &page).await.map(ApiJson)
 }
@@ -34,7 +34,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     actor: Actor,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ServiceError> {
     tokens::revoke_token(&state, &actor, &name).await.map(|()| StatusCode::NO_CONTENT)
 }

@@ -1,10 +1,10 @@
 //! `/api/v1/users`: accounts (created by admins, readable by everyone signed in).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_api::{CreateUser, Page, Problem, User};
 use slipway_service::pagination::PageParams;
-use slipway_service::{Actor, ApiJson, AppState, ServiceError, users};
+use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, users};
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -12,7 +12,7 @@ use slipway_service::{Actor, ApiJson, AppState, ServiceError, users};
 pub async fn list_users(
     State(state): State<AppState>,
     actor: Actor,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<ApiJson<Page<User>>, ServiceError> {
     users::list_users(&state, &actor, &page).await.map(ApiJson)
 }
@@ -20,7 +20,7 @@ pub async fn list_users(
 /// Creates a user (admins only).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUser,
     responses((status = 201, body = User), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem)))]
+        (status = 409, body = Problem), (status = 503, description = "Too many passwords are being hashed at once; retry after Retry-After seconds", body = Problem)))]
 pub async fn create_user(
     State(state): State<AppState>,
     actor: Actor,
@@ -35,7 +35,7 @@ pub async fn create_user(
 pub async fn get_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
 ) -> Result<ApiJson<User>, ServiceError> {
     users::get_user(&state, &actor, &user).await.map(ApiJson)
 }

@@ -117,6 +117,7 @@ pub async fn launch(config: Config, launch: Launch) -> anyhow::Result<()> {
             lease: Duration::from_secs(config.lease_seconds),
             local_engine_down,
             image_retention: i64::from(config.image_retention),
+            clock: clock.clone(),
             addon_images: {
                 let defaults = slipway_engine::addons::AddonImages::default();
                 slipway_engine::addons::AddonImages {

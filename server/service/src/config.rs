@@ -49,7 +49,8 @@ fn invalid(err: ConfigError) -> ServiceError {
         | ConfigError::ValueHasNul { key }
         | ConfigError::SecretTooShort { key }
         | ConfigError::Duplicate { key } => format!("set.{key}"),
-        ConfigError::NotSet { .. } => "unset".to_owned(),
+        // Nothing by that name to unset: the request names something absent.
+        ConfigError::NotSet { .. } => return ServiceError::Absent(err.to_string()),
         ConfigError::TooMany { .. } | ConfigError::Empty => "set".to_owned(),
     };
     ServiceError::invalid(field, err.to_string())

@@ -1,8 +1,9 @@
 //! Keyset pagination for every list: `?limit=N&cursor=C`, answering `next_cursor` when
-//! more items follow. Cursors are opaque to clients (base64 of the last key).
+//! more items follow. Cursors are opaque to clients: the last key in lower-case hex, so
+//! that every cursor the document's pattern allows (`^([0-9a-f]{2})*$`, and for lists
+//! keyed by id `^(3[0-9]){1,18}$`, the hex of a decimal id) names a position; a client
+//! cannot make one that fails later.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use crate::ServiceError;
@@ -36,10 +37,15 @@ impl PageRequest {
         }
         let after = match &params.cursor {
             None => String::new(),
-            Some(cursor) => URL_SAFE_NO_PAD
-                .decode(cursor)
+            Some(cursor) => hex::decode(cursor)
                 .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|_| !cursor.bytes().any(|b| b.is_ascii_uppercase()))
+                // A key is compared, never shown: bytes that are not UTF-8 still order;
+                // NUL is dropped (PostgreSQL's text cannot hold it).
+                .map(|mut bytes| {
+                    bytes.retain(|b| *b != 0);
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
                 .ok_or_else(|| {
                     ServiceError::invalid("cursor", "cursor is not one this server handed out; start again without it")
                 })?,
@@ -73,7 +79,7 @@ impl PageRequest {
 }
 
 pub fn encode_cursor(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(key.as_bytes())
+    hex::encode(key.as_bytes())
 }
 
 #[cfg(test)]
@@ -111,7 +117,14 @@ mod tests {
             let err = PageRequest::parse(&PageParams { limit: Some(limit), cursor: None }).expect_err("bad limit");
             assert!(matches!(err, ServiceError::Invalid { ref field, .. } if field == "limit"));
         }
-        let err = PageRequest::parse(&PageParams { limit: None, cursor: Some("%%%".into()) }).expect_err("bad cursor");
-        assert!(matches!(err, ServiceError::Invalid { ref field, .. } if field == "cursor"));
+        for cursor in ["%%%", "abc", "AB"] {
+            let err = PageRequest::parse(&PageParams { limit: None, cursor: Some(cursor.into()) }).expect_err(cursor);
+            assert!(matches!(err, ServiceError::Invalid { ref field, .. } if field == "cursor"));
+        }
+        // Any pairs of hex digits are a position, even bytes no key holds.
+        let odd = PageRequest::parse(&PageParams { limit: None, cursor: Some("ff00".into()) }).expect("a position");
+        assert_eq!(odd.after, "\u{fffd}");
+        let id = PageRequest::parse(&PageParams { limit: None, cursor: Some("3132".into()) }).expect("an id");
+        assert_eq!(id.before_id().expect("12"), 12);
     }
 }

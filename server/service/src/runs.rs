@@ -148,7 +148,10 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
         Err(err) => return Err(err.into()),
     };
     let git_ref = req.git_ref.clone().unwrap_or_else(|| environment.branch.clone());
-    if git_ref.is_empty() || git_ref.len() > 255 || git_ref.starts_with('-') || git_ref.chars().any(|c| c.is_control())
+    if git_ref.is_empty()
+        || git_ref.chars().count() > 255
+        || git_ref.starts_with('-')
+        || git_ref.chars().any(|c| c.is_control())
     {
         return Err(ServiceError::invalid("git_ref", format!("git_ref {git_ref:?} is not a branch, tag or commit")));
     }

@@ -76,6 +76,8 @@ pub enum ParamError {
     NotAllowed { name: String, value: String, allowed: String },
     #[error("parameter {name:?}: the value is longer than {MAX_STRING_VALUE} characters")]
     TooLong { name: String },
+    #[error("parameter {name:?}: the value holds a control character; give one line of text")]
+    ControlChar { name: String },
 }
 
 impl ParamError {
@@ -89,7 +91,8 @@ impl ParamError {
             | ParamError::AboveMaximum { name, .. }
             | ParamError::PatternMismatch { name, .. }
             | ParamError::NotAllowed { name, .. }
-            | ParamError::TooLong { name } => name,
+            | ParamError::TooLong { name }
+            | ParamError::ControlChar { name } => name,
         }
     }
 }
@@ -182,6 +185,11 @@ impl Parameter {
                 let Value::String(s) = value else { return Err(wrong()) };
                 if s.chars().count() > MAX_STRING_VALUE {
                     return Err(ParamError::TooLong { name: name.to_owned() });
+                }
+                // A value ends up in a spec, a label or an environment variable, and
+                // stored text cannot hold NUL.
+                if s.chars().any(char::is_control) {
+                    return Err(ParamError::ControlChar { name: name.to_owned() });
                 }
                 if let Some(pattern) = &self.pattern {
                     // Declarations are checked at publish, so the pattern compiles.

@@ -30,7 +30,7 @@ pub async fn add(
 }
 
 pub async fn list(json: bool) -> Result<(), CliError> {
-    let clusters: Vec<Cluster> = signed_in_client()?.get("/clusters").await?;
+    let clusters: Vec<Cluster> = signed_in_client()?.list_all("/clusters").await?;
     if json {
         return output::json(&clusters);
     }

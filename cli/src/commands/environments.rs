@@ -64,7 +64,7 @@ fn print_traffic(envs: &[Environment]) {
 
 pub async fn list(service: String, json: bool) -> Result<(), CliError> {
     let envs: Vec<Environment> =
-        signed_in_client()?.get(&format!("/services/{}/environments", encode(&service))).await?;
+        signed_in_client()?.list_all(&format!("/services/{}/environments", encode(&service))).await?;
     if json {
         return output::json(&envs);
     }
@@ -105,7 +105,7 @@ pub async fn show(service: String, env: String, json: bool) -> Result<(), CliErr
 
 pub async fn releases(service: String, env: String, json: bool) -> Result<(), CliError> {
     let path = format!("/services/{}/environments/{}/releases", encode(&service), encode(&env));
-    let releases: Vec<Release> = signed_in_client()?.get(&path).await?;
+    let releases: Vec<Release> = signed_in_client()?.list_all(&path).await?;
     if json {
         return output::json(&releases);
     }
@@ -167,7 +167,7 @@ pub async fn scale(service: String, env: String, replicas: u32, json: bool) -> R
 pub async fn status(service: String, days: u32, json: bool) -> Result<(), CliError> {
     let client = signed_in_client()?;
     let s: Service = client.get(&format!("/services/{}", encode(&service))).await?;
-    let envs: Vec<Environment> = client.get(&format!("/services/{}/environments", encode(&service))).await?;
+    let envs: Vec<Environment> = client.list_all(&format!("/services/{}/environments", encode(&service))).await?;
     let runs: Page<Run> = client.get(&format!("/services/{}/runs?limit=5", encode(&service))).await?;
     let dora: DoraMetrics = client.get(&format!("/services/{}/metrics?days={days}", encode(&service))).await?;
     if json {

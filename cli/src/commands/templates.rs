@@ -8,7 +8,7 @@ use crate::error::CliError;
 use crate::output::{self, short_time};
 
 pub async fn list(json: bool) -> Result<(), CliError> {
-    let templates: Vec<TemplateSummary> = signed_in_client()?.get("/templates").await?;
+    let templates: Vec<TemplateSummary> = signed_in_client()?.list_all("/templates").await?;
     if json {
         return output::json(&templates);
     }

@@ -90,6 +90,22 @@ pub async fn list_clusters(state: &AppState, _actor: &Actor) -> Result<Vec<Clust
     Ok(out)
 }
 
+/// One page of clusters in name order.
+pub async fn list_clusters_page(
+    state: &AppState,
+    _actor: &Actor,
+    params: &crate::pagination::PageParams,
+) -> Result<slipway_api::Page<Cluster>> {
+    let page = crate::pagination::PageRequest::parse(params)?;
+    let rows = state.store.list_clusters_after(&page.after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |c| c.name.clone());
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(to_api(state, row).await?);
+    }
+    Ok(slipway_api::Page { items, next_cursor })
+}
+
 pub async fn remove_cluster(state: &AppState, actor: &Actor, name: &str) -> Result<()> {
     require_platform(actor, Action::AdministerPlatform)?;
     match state.store.delete_cluster(name).await {

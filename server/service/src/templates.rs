@@ -117,6 +117,29 @@ pub async fn list_templates(state: &AppState, _actor: &Actor) -> Result<Vec<Temp
     Ok(state.store.list_templates().await?.iter().map(summary).collect())
 }
 
+/// One page of every version of every template, by name then version; the cursor is
+/// the last version's `name@major.minor.patch`.
+pub async fn list_templates_page(
+    state: &AppState,
+    _actor: &Actor,
+    params: &crate::pagination::PageParams,
+) -> Result<slipway_api::Page<TemplateSummary>> {
+    let page = crate::pagination::PageRequest::parse(params)?;
+    let after = if page.after.is_empty() {
+        None
+    } else {
+        // `name@1.2.0`; a key without one (not a cursor we handed out) is still a
+        // position: just after `name@0.0.0`.
+        match page.after.rsplit_once('@').and_then(|(name, v)| Some((name, Version::parse(v)?))) {
+            Some((name, version)) => Some((name, version.major, version.minor, version.patch)),
+            None => Some((page.after.as_str(), 0, 0, 0)),
+        }
+    };
+    let rows = state.store.list_templates_after(after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |t| t.name.clone() + "@" + &t.version);
+    Ok(slipway_api::Page { items: rows.iter().map(summary).collect(), next_cursor })
+}
+
 pub async fn get_template(state: &AppState, _actor: &Actor, reference: &str) -> Result<TemplateDetail> {
     let (row, _) = find_template(state, reference, false).await?;
     detail(row)

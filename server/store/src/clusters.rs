@@ -46,6 +46,14 @@ impl Store {
         Ok(rows)
     }
 
+    /// One page of clusters in name order, after `after`.
+    pub async fn list_clusters_after(&self, after: &str, limit: i64) -> Result<Vec<ClusterRow>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ClusterRow>(concat!(
+            "SELECT ", columns!(), " FROM clusters WHERE name > $1 ORDER BY name LIMIT $2"))
+            .bind(after).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     /// Removes a cluster no environment runs on; [`crate::StoreError::InUse`] otherwise
     /// (checked in the same statement, so an environment created meanwhile still counts).
     pub async fn delete_cluster(&self, name: &str) -> Result<()> {

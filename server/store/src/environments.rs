@@ -243,6 +243,19 @@ impl Store {
         Ok(rows)
     }
 
+    /// One page of a service's environments in name order, after `after`.
+    pub async fn list_environments_after(
+        &self,
+        service_id: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<EnvironmentState>> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(
+            concat!(state_select!(), " WHERE e.service_id = $1 AND e.name > $2 ORDER BY e.name LIMIT $3"))
+            .bind(service_id).bind(after).bind(limit).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     /// Every environment that has a current release, for rebuilding routes at start.
     pub async fn live_environments(&self) -> Result<Vec<EnvironmentState>> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, EnvironmentState>(

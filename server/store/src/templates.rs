@@ -72,6 +72,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// One page of every version, in (name, version) order, after the version
+    /// `after` (`(name, major, minor, patch)`; none: from the start).
+    pub async fn list_templates_after(
+        &self,
+        after: Option<(&str, u32, u32, u32)>,
+        limit: i64,
+    ) -> Result<Vec<TemplateRow>> {
+        let (name, major, minor, patch) = after.unwrap_or(("", 0, 0, 0));
+        let started = after.is_some();
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, TemplateRow>(concat!(
+            "SELECT ", columns!(), " FROM templates \
+             WHERE NOT $1 OR (name, major, minor, patch) > ($2, $3, $4, $5) \
+             ORDER BY name, major, minor, patch LIMIT $6"))
+            .bind(started).bind(name).bind(i64::from(major)).bind(i64::from(minor)).bind(i64::from(patch)).bind(limit)
+            .fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     pub async fn deprecate_template(&self, name: &str, version: &str) -> Result<()> {
         let n = on_pool!(self, pool => sqlx::query(
             "UPDATE templates SET deprecated = TRUE WHERE name = $1 AND version = $2")

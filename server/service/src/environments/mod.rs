@@ -106,6 +106,26 @@ pub async fn list_environments(state: &AppState, _actor: &Actor, service: &str) 
     Ok(out)
 }
 
+/// One page of a service's environments in name order.
+pub async fn list_environments_page(
+    state: &AppState,
+    _actor: &Actor,
+    service: &str,
+    params: &crate::pagination::PageParams,
+) -> Result<slipway_api::Page<Environment>> {
+    let service = find_service(state, service).await?;
+    let page = crate::pagination::PageRequest::parse(params)?;
+    let rows = state.store.list_environments_after(service.id, &page.after, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |e| e.name.clone());
+    let mut traffic = traffic::traffic_of_each(state, service.id, &rows).await;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let figures = traffic.remove(&row.id);
+        items.push(to_api(state, row, figures).await);
+    }
+    Ok(slipway_api::Page { items, next_cursor })
+}
+
 pub async fn get_environment(state: &AppState, _actor: &Actor, service: &str, env: &str) -> Result<Environment> {
     let service = find_service(state, service).await?;
     Ok(to_api_with_traffic(state, find_environment(state, &service, env).await?).await)
@@ -190,10 +210,14 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     let spec = current_spec(&env)?;
     let max = spec.policy.max_replicas.unwrap_or(MAX_REPLICAS).min(MAX_REPLICAS);
     if !(1..=max).contains(&replicas) {
-        return Err(ServiceError::invalid(
-            "replicas",
-            format!("replicas must be between 1 and {max} (the template's max_replicas), not {replicas}"),
-        ));
+        let message = format!("replicas must be between 1 and {max} (the template's max_replicas), not {replicas}");
+        // Below one breaks the API's own rule (400); above the template's bound, the
+        // template's (422), which the document cannot state.
+        return Err(if replicas == 0 {
+            ServiceError::invalid("replicas", message)
+        } else {
+            ServiceError::InvalidParameters { field: "replicas".to_owned(), message }
+        });
     }
     let shape = sized_shape(&env.template, &env.template_version, &env.parameters, &spec, replicas);
     state.store.reshape_environment(env.id, service.team_id, &shape).await?;

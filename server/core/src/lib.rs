@@ -7,6 +7,7 @@
 pub mod build_inputs;
 pub mod catalog;
 pub mod catalog_info;
+pub mod clock;
 pub mod config;
 pub mod dora;
 pub mod names;

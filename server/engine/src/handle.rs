@@ -48,7 +48,7 @@ impl Engine {
                 hub: Hub::default(),
                 builder: Arc::new(local.clone()),
                 local,
-                routes: Arc::default(),
+                routes: Arc::new(router::Routes::with_clock(config.clock.clone())),
                 environment_locks: std::sync::Mutex::default(),
                 engine_answer: std::sync::Mutex::default(),
                 queue: worker::Queue::default(),

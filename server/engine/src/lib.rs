@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub addon_images: addons::AddonImages,
     /// How many of each environment's newest releases keep their image (for rollback).
     pub image_retention: i64,
+    /// The clock the router stamps each environment's last request with (the one the
+    /// idle reaper reads).
+    pub clock: std::sync::Arc<dyn slipway_core::clock::Clock>,
     /// How long a run's claim lasts without renewal ([`LEASE`] by default); a replica
     /// that stops renewing has its runs ended as interrupted by another after this.
     pub lease: Duration,

@@ -9,21 +9,7 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Where a decision reads the time.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Unix milliseconds.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's wall clock: what slipwayd runs with.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        now_ms()
-    }
-}
+pub use slipway_core::clock::{Clock, SystemClock};
 
 /// Formats stored milliseconds for the API.
 pub fn rfc3339(ms: i64) -> String {

@@ -53,6 +53,7 @@ async fn world(fresh: Fresh) -> World {
         secret_key: slipway_core::secrets::SecretKey::generate(),
         addon_images: Default::default(),
         image_retention: 5,
+        clock: Arc::new(slipway_core::clock::SystemClock),
         lease: slipway_engine::LEASE,
         local_engine_down: Some("these tests run on the fake runtime".to_owned()),
     };

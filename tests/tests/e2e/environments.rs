@@ -29,7 +29,7 @@ async fn templates_are_listed_published_and_deprecated(app: TestApp) {
     let (status, list) = app.admin("GET", "/templates", None).await;
     assert_eq!(status, 200);
     let names: Vec<String> =
-        list.as_array().expect("list").iter().map(|t| format!("{}@{}", t["name"], t["version"])).collect();
+        list["items"].as_array().expect("list").iter().map(|t| format!("{}@{}", t["name"], t["version"])).collect();
     for builtin in ["web", "worker", "web-postgres", "static", "preview"] {
         assert!(names.contains(&format!("\"{builtin}\"@\"1.0.0\"")), "{builtin} in {names:?}");
     }
@@ -285,7 +285,7 @@ async fn environments_are_created_upgraded_and_destroyed_on_the_local_runtime(ap
     assert_eq!(app.get_app("shop", "staging", "/").await.0, 404);
     assert!(app.replicas_of("shop", "staging").await.is_empty(), "every replica is gone");
     let (_, envs) = app.admin("GET", "/services/shop/environments", None).await;
-    let names: Vec<&str> = envs.as_array().expect("list").iter().filter_map(|e| e["name"].as_str()).collect();
+    let names: Vec<&str> = envs["items"].as_array().expect("list").iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(names, ["jobs", "production"]);
     // Deleting the service stops what still runs.
     assert_eq!(app.admin("DELETE", "/services/shop", None).await.0, 204);
@@ -318,7 +318,8 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     let token = setup(&app).await;
     let url = app.git_url("shop", &token);
     let (status, problem) = app.admin("PATCH", "/services/shop", Some(json!({"preview_template": "nope"}))).await;
-    assert_eq!(status, 400, "the preview template must exist: {problem}");
+    assert_eq!(status, 404, "the preview template must exist: {problem}");
+    assert_eq!(problem["detail"], "preview_template: template \"nope\" does not exist");
     assert_eq!(app.admin("PATCH", "/services/shop", Some(json!({"preview_template": "preview"}))).await.0, 200);
 
     let body = format!("preview {}\n", nonce());
@@ -333,8 +334,26 @@ async fn branch_pushes_make_previews_that_ttl_idleness_and_branch_deletion_remov
     assert_eq!(env["idle_ttl"], "1d");
     assert!(env["expires_at"].is_string(), "{env}");
 
-    // 25 hours on: past the 24 h idle TTL (its last request was just now), not the 48 h TTL.
-    clock.set_ahead(25 * 3600);
+    // Old but busy: requested at 23 h, then at 30 h it is older than its 24 h idle TTL
+    // but was requested 7 h ago, so it stays. An environment whose TTL has ended, made
+    // after the clock moved, goes in the reaper's first pass at 30 h, which handles
+    // environments in the order they were made: once it is gone, the reaper has judged
+    // the preview at 30 h.
+    clock.set_ahead(23 * 3600);
+    assert_eq!(app.get_app("shop", "pr-feature-login", "/").await, (200, body.clone()));
+    clock.set_ahead(30 * 3600);
+    let (status, created) = app
+        .admin("POST", "/services/shop/environments", Some(json!({"name": "probe", "template": "web", "ttl": "1h"})))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    app.eventually(30, "the reaper's pass at 30 h removes the probe", || async {
+        app.admin("GET", "/services/shop/environments/probe", None).await.0 == 404
+    })
+    .await;
+    let (status, _) = app.admin("GET", "/services/shop/environments/pr-feature-login", None).await;
+    assert_eq!(status, 200, "a preview requested 7 h ago is not idle, however old it is");
+    // Idle: no request for 24.5 h, still within its 48 h TTL: it goes.
+    clock.set_ahead(47 * 3600 + 1800);
     app.eventually(30, "the idle preview is destroyed", || async {
         app.admin("GET", "/services/shop/environments/pr-feature-login", None).await.0 == 404
     })

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use slipway_core::clock::{Clock, SystemClock};
 use slipway_core::traffic::Figures;
 use tokio::sync::Notify;
 
@@ -15,8 +16,10 @@ use super::pool::Pool;
 use crate::traffic::Tally;
 
 /// Which replicas serve which environment, keyed `<service>-<env>`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Routes {
+    /// What stamps an environment's last request (the clock the idle reaper reads).
+    clock: Arc<dyn Clock>,
     table: RwLock<HashMap<String, Arc<Backends>>>,
     /// Every replica a route names or a request or drain still holds, by address: one
     /// link each, shared by all routes naming it. Weak, so a link (and its pool) goes
@@ -112,7 +115,17 @@ pub(super) enum Pick {
     Replica(InFlight, Arc<Tally>),
 }
 
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::with_clock(Arc::new(SystemClock))
+    }
+}
+
 impl Routes {
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Routes {
+        Routes { clock, table: RwLock::default(), links: Mutex::default(), departed: Mutex::default() }
+    }
+
     /// Points `key` at `addrs` (an empty list makes it answer 503). A replica no longer
     /// named gets no new requests; [`Routes::drain`] waits for the ones it has.
     pub fn set(&self, key: &str, addrs: Vec<SocketAddr>) {
@@ -243,7 +256,7 @@ impl Routes {
         let Some(backends) = table.get(key) else { return Pick::Unknown };
         let n = backends.replicas.len();
         if tried.is_empty() {
-            backends.last_request.store(crate::now_ms(), Ordering::Relaxed);
+            backends.last_request.store(self.clock.now_ms(), Ordering::Relaxed);
         }
         if n == 0 {
             return Pick::Exhausted(backends.traffic.clone());

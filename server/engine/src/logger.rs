@@ -141,20 +141,78 @@ enum Spend {
     Over,
 }
 
-/// A log line as stored: no trailing newline, no control characters but tab, at most
-/// [`MAX_LINE_CHARS`] characters.
+/// A log line as stored: no trailing newline, no control characters but tab and the
+/// SGR colour sequences (`ESC [ 1;31 m`) that the run page and the CLI show as colours,
+/// at most [`MAX_LINE_CHARS`] characters. Every other escape sequence (cursor moves,
+/// erasing, window titles) is dropped whole, so none of it reaches a terminal or leaves
+/// debris such as `[2K` on the page.
 pub fn clean_line(text: &str) -> String {
-    let mut clean: String = text
-        .trim_end_matches(['\r', '\n'])
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\t')
-        .take(MAX_LINE_CHARS + 1)
-        .collect();
-    if clean.chars().count() > MAX_LINE_CHARS {
-        clean = clean.chars().take(MAX_LINE_CHARS).collect::<String>() + " [line cut]";
+    let text = text.trim_end_matches(['\r', '\n']);
+    let mut clean = String::with_capacity(text.len().min(MAX_LINE_CHARS * 4));
+    let mut chars = text.chars().peekable();
+    let mut count = 0;
+    while let Some(c) = chars.next() {
+        if count > MAX_LINE_CHARS {
+            break;
+        }
+        if c == '\u{1b}' {
+            match chars.peek() {
+                Some('[') => {
+                    chars.next();
+                    // CSI: parameter bytes, then one final byte in @..~.
+                    let mut params = String::new();
+                    let mut last = None;
+                    for p in chars.by_ref() {
+                        if ('@'..='~').contains(&p) {
+                            last = Some(p);
+                            break;
+                        }
+                        if params.len() <= MAX_SGR_PARAMS {
+                            params.push(p);
+                        }
+                    }
+                    let sgr = last == Some('m')
+                        && params.len() <= MAX_SGR_PARAMS
+                        && params.chars().all(|p| p.is_ascii_digit() || p == ';');
+                    if sgr {
+                        clean.push_str("\u{1b}[");
+                        clean.push_str(&params);
+                        clean.push('m');
+                    }
+                }
+                Some(']') => {
+                    // OSC (a window title, a hyperlink): up to BEL or ESC \.
+                    while let Some(p) = chars.next() {
+                        if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // Any other escape (`ESC 7`, `ESC ( B`): intermediate bytes in
+                // space..'/', then one final byte; drop them all.
+                Some(_) => {
+                    while chars.next_if(|p| (' '..='/').contains(p)).is_some() {}
+                    chars.next();
+                }
+                None => {}
+            }
+            continue;
+        }
+        if c.is_control() && c != '\t' {
+            continue;
+        }
+        clean.push(c);
+        count += 1;
+    }
+    if count > MAX_LINE_CHARS {
+        let cut: String = clean.chars().take(clean.chars().count() - (count - MAX_LINE_CHARS)).collect();
+        clean = cut + " [line cut]";
     }
     clean
 }
+
+/// The longest SGR parameter list kept (`38;2;255;255;255;1;4` is 20).
+const MAX_SGR_PARAMS: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -163,7 +221,12 @@ mod tests {
     #[test]
     fn lines_are_cleaned_and_bounded() {
         assert_eq!(clean_line("STEP 1/3: FROM x\r\n"), "STEP 1/3: FROM x");
-        assert_eq!(clean_line("\u{1b}[31mred\u{1b}[0m\tok"), "[31mred[0m\tok");
+        assert_eq!(clean_line("\u{1b}[31mred\u{1b}[0m\tok"), "\u{1b}[31mred\u{1b}[0m\tok");
+        assert_eq!(clean_line("a\u{1b}[2Kb\u{1b}[1;92mc\u{1b}[m"), "ab\u{1b}[1;92mc\u{1b}[m", "only SGR is kept");
+        assert_eq!(clean_line("\u{1b}]0;title\u{7}x\u{1b}]8;;http://e\u{1b}\\y\u{1b}(Bz\u{1b}"), "xyz");
+        assert_eq!(clean_line("\u{1b}[31;\u{7}mx"), "x", "a control character inside makes it no SGR");
+        let long_sgr = format!("\u{1b}[{}m!", "1;".repeat(40));
+        assert_eq!(clean_line(&long_sgr), "!");
         let long = clean_line(&"x".repeat(MAX_LINE_CHARS + 10));
         assert!(long.ends_with(" [line cut]"));
         assert_eq!(long.chars().count(), MAX_LINE_CHARS + " [line cut]".len());

@@ -54,9 +54,14 @@ async fn remote_main(dir: &std::path::Path, url: &str) -> Option<String> {
 both_databases!(a_push_streams_its_build_and_ends_in_a_stored_run);
 async fn a_push_streams_its_build_and_ends_in_a_stored_run(app: TestApp) {
     let token = setup(&app, "shop").await;
-    // A step that takes a second and cannot come from the cache, so the build lasts
-    // long enough to see its first lines arrive while the push is still running.
-    let files = containerfile(&format!("RUN sleep 1 && echo {}\n", nonce()));
+    // A step that prints a line, waits a second and prints another (its nonce keeps it
+    // out of the cache): the first line must reach the pusher before the second is
+    // printed, so lines stream while the build runs rather than at its end. The first is
+    // coloured: SGR colours survive storage and show as colours on the run page.
+    let id = nonce();
+    let files = containerfile(&format!(
+        "RUN printf '\\033[31mtick-%s\\033[0m\\n' {id} && sleep 1 && printf 'tock-%s\\n' {id}\n"
+    ));
     let work = local_repo(&borrowed(&files)).await;
 
     let mut push = tokio::process::Command::new("git")
@@ -68,22 +73,27 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run(app: TestApp) {
         .spawn()
         .expect("git push");
     let mut lines = BufReader::new(push.stderr.take().expect("stderr")).lines();
-    let mut first_step_at = None;
+    let (mut tick_at, mut tock_at) = (None, None);
     let mut output = Vec::new();
     while let Some(line) = lines.next_line().await.expect("read") {
-        if first_step_at.is_none() && line.contains("STEP 1/") {
-            first_step_at = Some(Instant::now());
+        if tick_at.is_none() && line.contains(&format!("tick-{id}")) {
+            tick_at = Some(Instant::now());
+        }
+        if tock_at.is_none() && line.contains(&format!("tock-{id}")) {
+            tock_at = Some(Instant::now());
         }
         output.push(line);
     }
     let status = push.wait().await.expect("wait");
-    let ended_at = Instant::now();
     let output = output.join("\n");
     assert!(status.success(), "{output}");
-    let first = first_step_at.unwrap_or_else(|| panic!("no build output in the push: {output}"));
+    let (tick, tock) = match (tick_at, tock_at) {
+        (Some(tick), Some(tock)) => (tick, tock),
+        _ => panic!("the build's own lines are missing from the push: {output}"),
+    };
     assert!(
-        ended_at.duration_since(first) >= Duration::from_millis(700),
-        "the first build line must arrive while the build runs, not at the end: {output}"
+        tock.duration_since(tick) >= Duration::from_millis(700),
+        "the build's first line must arrive while the build runs (a second before its next), not with it: {output}"
     );
     assert!(output.contains("remote: -----> Build (Containerfile)"), "{output}");
     assert!(output.contains("remote: -----> Run 1 succeeded: build"), "per-stage timings: {output}");
@@ -106,7 +116,16 @@ async fn a_push_streams_its_build_and_ends_in_a_stored_run(app: TestApp) {
     assert!(installation.is_some_and(|i| i.len() == 12 && i.bytes().all(|b| b.is_ascii_hexdigit())), "{image}");
     assert_eq!(tag.len(), 12, "{image}");
     assert!(engine_has_image(image).await, "{image} is not in the engine");
-    assert!(log_of(&app, 1).await.contains("STEP 2/4"));
+    let log = log_of(&app, 1).await;
+    assert!(log.contains("STEP 2/4"), "{log}");
+    assert!(log.contains(&format!("\u{1b}[31mtick-{id}\u{1b}[0m")), "the colour is stored: {log:?}");
+    let portal = slipway_e2e::portal::Portal::sign_in(&app.url, "admin", slipway_e2e::ADMIN_PASSWORD).await;
+    let page = portal.get("/runs/1").await;
+    assert!(page.html.contains(&format!("<span class=\"fg-1\">tick-{id}</span>")), "{}", page.html);
+    // Debris would be the sequences left as text around the printed line (the STEP
+    // line's own source text holds `\033[31m`, which is not debris).
+    let debris = [format!("[31mtick-{id}"), format!("tick-{id}[0m"), format!("tick-{id}\u{1b}")];
+    assert!(debris.iter().all(|d| !page.html.contains(d.as_str())), "no escape debris: {}", page.html);
     let (_, audit) = app.admin("GET", "/audit", None).await;
     let pushed = audit["items"].as_array().expect("items").iter().any(|e| {
         e["action"] == "git push"

@@ -9,7 +9,7 @@
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use slipway_service::AppState;
 
 pub mod ansi;
@@ -26,33 +26,21 @@ const MAX_FORM_BODY: usize = 256 * 1024;
 /// Every portal path. Mounted by `slipwayd` beside the API.
 pub fn router(state: AppState) -> Router {
     use pages::{admin, auth, catalog, dashboard, environments, runs, services, templates};
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(dashboard::dashboard))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/login", get(auth::login_page))
         .route("/catalog", get(catalog::catalog))
         .route("/teams/{team}", get(catalog::team))
-        .route("/teams/{team}/members", post(admin::add_member))
-        .route("/teams/{team}/members/{user}/remove", post(admin::remove_member))
-        .route("/teams/{team}/quota", post(admin::set_quota))
-        .route("/services", post(services::create))
         .route("/services/{service}", get(services::service))
-        .route("/services/{service}/new-environment", get(environments::new_form).post(environments::create))
+        .route("/services/{service}/new-environment", get(environments::new_form))
         .route("/services/{service}/envs/{env}", get(environments::environment))
-        .route("/services/{service}/envs/{env}/rollback", post(environments::rollback))
-        .route("/services/{service}/envs/{env}/scale", post(environments::scale))
-        .route("/services/{service}/envs/{env}/destroy", post(environments::destroy))
-        .route("/services/{service}/envs/{env}/promote", post(environments::promote))
-        .route("/services/{service}/envs/{env}/deploy", post(environments::deploy))
         .route("/runs/{id}", get(runs::run))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/templates", get(templates::templates).post(templates::publish))
-        .route("/templates/{name}/{version}/deprecate", post(templates::deprecate))
-        .route("/admin", get(admin::admin))
-        .route("/admin/users", post(admin::create_user))
-        .route("/admin/teams", post(admin::create_team))
-        .route("/admin/clusters", post(admin::add_cluster))
-        .route("/admin/clusters/{name}/remove", post(admin::remove_cluster))
+        .route("/templates", get(templates::templates))
+        .route("/admin", get(admin::admin));
+    for (path, handler) in forms() {
+        router = router.route(path, handler);
+    }
+    router
         .route("/static/portal.css", get(|| asset("text/css; charset=utf-8", include_str!("../static/portal.css"))))
         .route(
             "/static/portal.js",
@@ -61,6 +49,39 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BODY))
         .layer(axum::middleware::from_fn(session::security_headers))
         .with_state(state)
+}
+
+/// Every form the portal accepts (its POST routes) with its handler. The router mounts
+/// exactly these, and the e2e test of CSRF and ownership walks [`form_paths`], so a new
+/// form cannot escape that test (as a new API route cannot escape the API's).
+fn forms() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    use pages::{admin, auth, environments, runs, services, templates};
+    vec![
+        ("/login", post(auth::login)),
+        ("/logout", post(auth::logout)),
+        ("/teams/{team}/members", post(admin::add_member)),
+        ("/teams/{team}/members/{user}/remove", post(admin::remove_member)),
+        ("/teams/{team}/quota", post(admin::set_quota)),
+        ("/services", post(services::create)),
+        ("/services/{service}/new-environment", post(environments::create)),
+        ("/services/{service}/envs/{env}/rollback", post(environments::rollback)),
+        ("/services/{service}/envs/{env}/scale", post(environments::scale)),
+        ("/services/{service}/envs/{env}/destroy", post(environments::destroy)),
+        ("/services/{service}/envs/{env}/promote", post(environments::promote)),
+        ("/services/{service}/envs/{env}/deploy", post(environments::deploy)),
+        ("/runs/{id}/cancel", post(runs::cancel)),
+        ("/templates", post(templates::publish)),
+        ("/templates/{name}/{version}/deprecate", post(templates::deprecate)),
+        ("/admin/users", post(admin::create_user)),
+        ("/admin/teams", post(admin::create_team)),
+        ("/admin/clusters", post(admin::add_cluster)),
+        ("/admin/clusters/{name}/remove", post(admin::remove_cluster)),
+    ]
+}
+
+/// The path of every portal form, as routed (`/services/{service}/envs/{env}/scale`).
+pub fn form_paths() -> Vec<&'static str> {
+    forms().into_iter().map(|(path, _)| path).collect()
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

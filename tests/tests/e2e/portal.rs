@@ -188,31 +188,51 @@ async fn pages_render_for_signed_in_users(app: TestApp) {
     assert!(page.set_cookies.iter().any(|c| c.starts_with("slipway_session=;") && c.contains("Max-Age=0")));
 }
 
-/// Every portal form, with what another team's maintainer must get.
-fn forms(run: i64) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+/// A form as routed, the path this test posts it to, and the fields it sends.
+type Form = (&'static str, String, Vec<(&'static str, &'static str)>);
+
+/// Every portal form: what another team's maintainer must be refused. The table must
+/// name every form the portal routes (`slipway_web::form_paths`), but for the two below.
+fn forms(run: i64) -> Vec<Form> {
     let env = "/services/beta-svc/envs/production";
+    let at = |path: &str| path.to_owned();
     vec![
-        (format!("{env}/rollback"), vec![("to", "1")]),
-        (format!("{env}/scale"), vec![("replicas", "3")]),
-        (format!("{env}/promote"), vec![("to", "production")]),
-        (format!("{env}/deploy"), vec![("git_ref", "main")]),
-        (format!("{env}/destroy"), vec![("confirm", "production")]),
+        ("/services/{service}/envs/{env}/rollback", format!("{env}/rollback"), vec![("to", "1")]),
+        ("/services/{service}/envs/{env}/scale", format!("{env}/scale"), vec![("replicas", "3")]),
+        ("/services/{service}/envs/{env}/promote", format!("{env}/promote"), vec![("to", "production")]),
+        ("/services/{service}/envs/{env}/deploy", format!("{env}/deploy"), vec![("git_ref", "main")]),
+        ("/services/{service}/envs/{env}/destroy", format!("{env}/destroy"), vec![("confirm", "production")]),
         (
-            "/services/beta-svc/new-environment".to_owned(),
+            "/services/{service}/new-environment",
+            at("/services/beta-svc/new-environment"),
             vec![("name", "evil"), ("template", "web"), ("action", "create")],
         ),
-        (format!("/runs/{run}/cancel"), vec![]),
-        ("/services".to_owned(), vec![("name", "sneaky"), ("team", "beta")]),
-        ("/teams/beta/members".to_owned(), vec![("username", "mallory"), ("role", "maintainer")]),
-        ("/teams/beta/members/bob/remove".to_owned(), vec![]),
-        ("/teams/beta/quota".to_owned(), vec![("max_environments", "100")]),
-        ("/templates".to_owned(), vec![("source", "apiVersion: slipway.dev/v1")]),
-        ("/templates/web/1.0.0/deprecate".to_owned(), vec![]),
-        ("/admin/users".to_owned(), vec![("username", "newbie"), ("password", "long-enough-pw")]),
-        ("/admin/teams".to_owned(), vec![("name", "newteam")]),
-        ("/admin/clusters".to_owned(), vec![("name", "evil"), ("kubeconfig", "apiVersion: v1")]),
-        ("/admin/clusters/evil/remove".to_owned(), vec![]),
+        ("/runs/{id}/cancel", format!("/runs/{run}/cancel"), vec![]),
+        ("/services", at("/services"), vec![("name", "sneaky"), ("team", "beta")]),
+        ("/teams/{team}/members", at("/teams/beta/members"), vec![("username", "mallory"), ("role", "maintainer")]),
+        ("/teams/{team}/members/{user}/remove", at("/teams/beta/members/bob/remove"), vec![]),
+        ("/teams/{team}/quota", at("/teams/beta/quota"), vec![("max_environments", "100")]),
+        ("/templates", at("/templates"), vec![("source", "apiVersion: slipway.dev/v1")]),
+        ("/templates/{name}/{version}/deprecate", at("/templates/web/1.0.0/deprecate"), vec![]),
+        ("/admin/users", at("/admin/users"), vec![("username", "newbie"), ("password", "long-enough-pw")]),
+        ("/admin/teams", at("/admin/teams"), vec![("name", "newteam")]),
+        ("/admin/clusters", at("/admin/clusters"), vec![("name", "evil"), ("kubeconfig", "apiVersion: v1")]),
+        ("/admin/clusters/{name}/remove", at("/admin/clusters/evil/remove"), vec![]),
     ]
+}
+
+/// Forms outside the table, and why that is safe.
+const NOT_IN_TABLE: &[(&str, &str)] = &[
+    ("/login", "signing in is how a session starts; its CSRF token is bound to a login-nonce cookie (hardening.rs)"),
+    ("/logout", "ends only the caller's own session (tested below)"),
+];
+
+#[test]
+fn the_table_names_every_form_the_portal_routes() {
+    let routed: std::collections::BTreeSet<&str> = slipway_web::form_paths().into_iter().collect();
+    let mut named: std::collections::BTreeSet<&str> = forms(1).iter().map(|(template, _, _)| *template).collect();
+    named.extend(NOT_IN_TABLE.iter().map(|(path, _)| *path));
+    assert_eq!(routed, named, "a form the table does not name (or a name no form has): add it to forms()");
 }
 
 async fn forms_refuse_other_teams_and_missing_csrf(app: TestApp) {
@@ -229,7 +249,7 @@ async fn forms_refuse_other_teams_and_missing_csrf(app: TestApp) {
     let admin = Portal::sign_in(&app.url, "admin", ADMIN_PASSWORD).await;
     let before = app.snapshot().await;
 
-    for (path, fields) in forms(run) {
+    for (_, path, fields) in forms(run) {
         let page = mallory.post(&path, &fields).await;
         assert_eq!(page.status, 403, "{path} as another team's maintainer: {}", page.html);
         assert!(page.title().contains("Not allowed"), "{path}: {}", page.title());

@@ -10,7 +10,7 @@
 
 use fantoccini::Locator;
 use slipway_e2e::browser::{Browser, artifacts_dir};
-use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, borrowed, commit, fixture_app, git, local_repo};
+use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, borrowed, commit, engine, fixture_app, git, local_repo};
 
 const TEMPLATE: &str = "apiVersion: slipway.dev/v1
 kind: EnvironmentTemplate
@@ -62,14 +62,11 @@ async fn the_portal_in_chromium() {
     let push = tokio::spawn(async move { git(&dir, &[], &["push", &push_url, "main"]).await });
     let run = app.eventually_run("storefront").await;
     browser.goto(&format!("{base}/runs/{run}")).await;
-    browser.eval("window.__slipwayNoReload = true; return null").await;
     let done =
         app.wait_for_run(run, 120, |r| !matches!(r["status"].as_str(), Some("queued" | "running" | "preparing"))).await;
     assert_eq!(done["status"], "succeeded", "{done}\n{}", app.server_output());
     let status = browser.wait_for_text("#run-status", "succeeded", 10).await;
     assert_eq!(status, "succeeded");
-    let marker = browser.eval("return window.__slipwayNoReload === true").await;
-    assert_eq!(marker, serde_json::Value::Bool(true), "the page turned to succeeded without a reload");
     let log = browser.wait_for_text("#log", "Deploy production v1", 10).await;
     assert!(log.contains("STEP 1/3"), "the build log streamed in: {log}");
     let stage = browser.client.find(Locator::Css("#stages li[data-stage=deploy] .status")).await.expect("stage");
@@ -77,6 +74,8 @@ async fn the_portal_in_chromium() {
     browser.screenshot("run").await;
     let pushed = push.await.expect("push task");
     assert_eq!(pushed.code, 0, "{pushed:?}");
+
+    the_run_page_follows_a_run_without_a_reload(&app, &browser, &token).await;
 
     // The app's URL serves it (Chromium resolves *.localhost to this machine).
     let port = app.apps_url.rsplit(':').next().expect("port").to_owned();
@@ -150,4 +149,54 @@ async fn the_portal_in_chromium() {
         let png = std::fs::read(artifacts_dir().join(format!("{name}.png"))).expect("screenshot saved");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name}.png is a real screenshot");
     }
+}
+
+/// A run held in its deploy stage until the page has shown it running: the app's health
+/// check answers only once the test creates `/www/ready.txt` in its container. The page
+/// must then turn to succeeded by itself (a marker set in the page survives only if it
+/// is never reloaded).
+async fn the_run_page_follows_a_run_without_a_reload(app: &TestApp, browser: &Browser, token: &str) {
+    app.service("watched", "web-team").await;
+    let containerfile = "FROM localhost/slipway/busybox\nCOPY index.html /www/index.html\nRUN chmod 0777 /www\n\
+                         CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("Containerfile", containerfile.as_bytes().to_vec()),
+        ("slipway.toml", b"[web]\nport = 8080\nhealth = \"/ready.txt\"\n".to_vec()),
+        ("index.html", b"watched\n".to_vec()),
+    ];
+    let work = local_repo(&borrowed(&files)).await;
+    let url = app.git_url("watched", token);
+    let dir = work.path().to_owned();
+    let push = tokio::spawn(async move { git(&dir, &[], &["push", &url, "main"]).await });
+    let run = app.eventually_run("watched").await;
+    browser.goto(&format!("{}/runs/{run}", app.url)).await;
+    browser.eval("window.__slipwayNoReload = true; return null").await;
+    browser.wait_for_text("#run-status", "running", 60).await;
+    app.eventually(60, "the held replica runs", || async move {
+        !app.replicas_of("watched", "production").await.is_empty()
+    })
+    .await;
+    assert_eq!(browser.eval("return document.getElementById('run-status').textContent").await, "running");
+    // Each replica the rollout starts (one after another) is made ready as it appears.
+    let mut ready = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        for id in app.replicas_of("watched", "production").await {
+            if ready.insert(id.clone()) {
+                engine::exec(&id, &["touch", "/www/ready.txt"]).await;
+            }
+        }
+        let (_, r) = app.admin("GET", &format!("/runs/{run}"), None).await;
+        if !matches!(r["status"].as_str(), Some("queued" | "running" | "preparing")) {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not end: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", app.server_output());
+    assert_eq!(browser.wait_for_text("#run-status", "succeeded", 10).await, "succeeded");
+    let marker = browser.eval("return window.__slipwayNoReload === true").await;
+    assert_eq!(marker, serde_json::Value::Bool(true), "the page turned from running to succeeded without a reload");
+    let pushed = push.await.expect("push task");
+    assert_eq!(pushed.code, 0, "{pushed:?}");
 }

@@ -165,6 +165,7 @@ async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work(app: TestAp
     commit(work.path(), &[("index.html", v2.as_bytes())], "v2").await;
     assert_eq!(git(work.path(), &[], &["push", &url, "main"]).await.code, 0);
     let (_, releases) = app.admin("GET", "/services/shop/environments/production/releases", None).await;
+    let releases = &releases["items"];
     assert_eq!(releases[0]["version"], 2);
     assert_eq!(releases[0]["current"], true);
     assert_eq!(releases[1]["version"], 1);
@@ -211,16 +212,19 @@ async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work(app: TestAp
         app.admin("POST", "/services/shop/environments/production/rollback", Some(serde_json::json!({"to": 99}))).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("to")), "{problem}");
 
-    // Promote production's image to a second environment, without a rebuild.
-    app.execute_sql(
-        "INSERT INTO environments (service_id, name, branch, created_at) \
-         SELECT id, 'staging', 'staging', 0 FROM services WHERE name = 'shop'",
-    )
-    .await;
+    // Promote production's image to a second environment made as users make one (from a
+    // template; it tracks branch staging, which has no commit yet), without a rebuild.
+    let out = cli(&["envs", "create", "shop", "staging", "--template", "web"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_ne!(app.get_app("shop", "staging", "/").await.0, 200, "nothing runs there before the promote");
     let out = cli(&["promote", "shop", "--from", "production", "--to", "staging"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("STEP 1/"), "promote must not rebuild: {out:?}");
     assert_eq!(app.get_app("shop", "staging", "/").await, (200, v3.clone()));
+    let (_, production) = app.admin("GET", "/services/shop/environments/production/releases?limit=1", None).await;
+    let (_, staging) = app.admin("GET", "/services/shop/environments/staging/releases", None).await;
+    assert_eq!(staging["items"].as_array().map(Vec::len), Some(1), "{staging}");
+    assert_eq!(staging["items"][0]["image"], production["items"][0]["image"], "the same image: {staging}");
 
     let out = cli(&["status", "shop", "--json"]).await;
     let status: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");

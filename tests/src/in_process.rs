@@ -77,6 +77,7 @@ impl TestApp {
             args: Vec::new(),
             server: Server::InProcess { shutdown, task },
             output: Default::default(),
+            contract: Default::default(),
         };
         // Serving starts once the launch is through its start-up: poll until it answers.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

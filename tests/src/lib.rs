@@ -6,6 +6,7 @@
 //! that may create databases); `scripts/test` starts a private cluster and sets it.
 
 pub mod browser;
+pub mod contract;
 pub mod engine;
 pub mod engine_proxy;
 mod in_process;
@@ -105,6 +106,8 @@ pub struct TestApp {
     args: Vec<String>,
     server: Server,
     output: [Arc<Mutex<Vec<String>>>; 2],
+    /// The OpenAPI document, fetched on the first call, that every answer is held to.
+    contract: Arc<tokio::sync::OnceCell<contract::Contract>>,
 }
 
 /// How a test's slipwayd runs.
@@ -168,6 +171,7 @@ impl TestApp {
             args,
             server: Server::Process(started.child),
             output: [started.output, started.stderr],
+            contract: Default::default(),
         };
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
         app
@@ -201,6 +205,16 @@ impl TestApp {
         let text = response.text().await.expect("body");
         if status >= 400 && status != 405 {
             assert_eq!(content_type, "application/problem+json", "{method} {path} -> {status}: {text}");
+        }
+        let contract = self
+            .contract
+            .get_or_init(|| async {
+                let doc = self.http.get(format!("{}/api/openapi.json", self.url)).send().await.expect("openapi");
+                contract::Contract::from_document(&doc.json().await.expect("the OpenAPI document is JSON"))
+            })
+            .await;
+        if let Err(broken) = contract.check(method, &format!("/api/v1{path}"), status, &content_type, &text) {
+            panic!("the API broke its contract: {broken}\n{text}");
         }
         let value =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };

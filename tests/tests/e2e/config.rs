@@ -70,6 +70,7 @@ async fn config_reaches_the_replicas_and_secrets_never_leave(db: Db) {
     assert_eq!(app.get_app("shop", "production", "/greeting.txt").await, (200, "bonjour\n".to_owned()));
     assert_eq!(app.get_app("shop", "production", "/key.txt").await, (200, format!("{secret}\n")));
     let (_, releases) = app.call("GET", "/services/shop/environments/production/releases", Some(&token), None).await;
+    let releases = &releases["items"];
     assert_eq!(releases[0]["version"], 2, "{releases}");
     assert_eq!(releases[0]["config_version"], 3, "{releases}");
     assert_eq!(releases[1]["config_version"], 2, "{releases}");
@@ -156,7 +157,7 @@ async fn config_changes_are_validated_and_owned(app: TestApp) {
         (json!({"set": {"PW": "abc"}, "secret": true}), 400, "set.PW", "shorter than 6"),
         (json!({"set": {"A": "a\u{0}b"}}), 400, "set.A", "NUL"),
         (json!({"set": {"A": "x".repeat(32 * 1024 + 1)}}), 400, "set.A", "longer than"),
-        (json!({"unset": ["NOPE"]}), 400, "unset", "NOPE is not set"),
+        (json!({"unset": ["NOPE"]}), 404, "", "NOPE is not set"),
         (json!({"set": {"A": "1"}, "unset": ["A"]}), 400, "set.A", "given twice"),
         (json!({}), 400, "set", "nothing to change"),
         (json!({"set": {"A": 1}}), 400, "", "set"),

@@ -55,6 +55,7 @@ async fn environments_deploy_to_a_cluster_and_roll_back_when_pods_fail() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(app.slipway(&token, &add, "").await.code, 1, "a name is registered once");
     let (_, clusters) = app.admin("GET", "/clusters", None).await;
+    let clusters = &clusters["items"];
     assert_eq!(clusters[0]["server"], sim_url);
     assert_eq!(clusters[0]["context"], "sim-context");
     assert!(!clusters.to_string().contains("sim-token"), "the kubeconfig's credentials never come back");

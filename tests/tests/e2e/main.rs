@@ -8,6 +8,7 @@ mod browser;
 mod catalog;
 mod cli;
 mod config;
+mod contract;
 mod deploy;
 mod environments;
 mod git;

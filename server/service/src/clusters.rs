@@ -131,10 +131,9 @@ pub(crate) async fn check_runtime(state: &AppState, runtime: &str) -> Result<()>
     match state.store.cluster_by_name(runtime).await {
         Ok(_) => {}
         Err(StoreError::NotFound) => {
-            return Err(ServiceError::invalid(
-                "runtime",
-                format!("no cluster named {runtime:?} is registered (slipway clusters list)"),
-            ));
+            return Err(ServiceError::Absent(format!(
+                "no cluster named {runtime:?} is registered (slipway clusters list)"
+            )));
         }
         Err(err) => return Err(err.into()),
     }

@@ -26,6 +26,10 @@ where
     type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Stored text cannot hold NUL (PostgreSQL refuses it, even in a lookup).
+        if parts.uri.path().contains("%00") {
+            return Err(ServiceError::invalid("", "the path contains a NUL character (%00), which no name may hold"));
+        }
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(rejection) => Err(path_error(rejection)),
@@ -120,7 +124,8 @@ mod tests {
     async fn problem(uri: &str) -> (StatusCode, String, serde_json::Value) {
         let app = Router::new()
             .route("/runs/{id}", get(|ApiPath(id): ApiPath<i64>| async move { id.to_string() }))
-            .route("/list", get(|ApiQuery(_): ApiQuery<Page>| async { "ok" }));
+            .route("/list", get(|ApiQuery(_): ApiQuery<Page>| async { "ok" }))
+            .route("/names/{name}", get(|ApiPath(name): ApiPath<String>| async move { name }));
         let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
@@ -133,6 +138,15 @@ mod tests {
         let (status, content_type, body) = problem("/runs/abc").await;
         assert_eq!((status, content_type.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"));
         assert_eq!(body["detail"], "\"abc\" in the path is not a whole number", "{body}");
+    }
+
+    #[tokio::test]
+    async fn nul_in_a_path_or_query_is_refused_before_anything_looks_it_up() {
+        let (status, _, body) = problem("/names/a%00b").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+        let (status, _, body) = problem("/list?limit=1%00").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
 
     #[tokio::test]

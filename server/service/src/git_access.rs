@@ -65,6 +65,18 @@ impl GitAccess for ServiceGitAccess {
         // the repository, or a restored database) gets an empty one rather than an error.
         let settings = &state.settings;
         let repository = state.service_names.lock(repo).await;
+        // A delete may have finished since the row was read: never recreate (and so hand
+        // a later service of the same name) a deleted service's repository.
+        match state.store.service_by_name(repo).await {
+            Ok(now) if now.id == service.id => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(Denial::NotFound(format!("service {repo:?} does not exist")));
+            }
+            Err(err) => {
+                tracing::error!(%err, "loading a service for git");
+                return Err(Denial::Unavailable("the server cannot check access right now; try again".to_owned()));
+            }
+        }
         if !repos::path(&settings.repos_dir, repo).join("HEAD").is_file()
             && let Err(err) = repos::init(&settings.git, &settings.repos_dir, repo).await
         {

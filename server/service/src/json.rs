@@ -76,8 +76,8 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
     match value {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(f64::NAN);
-            // Within ±2^53 a float is an exact whole number, and i64 holds it.
-            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+            // A float with no fraction is a whole number; below 2^63 i64 holds it exactly.
+            if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
                 *value = Value::from(f as i64);
             }
         }
@@ -153,9 +153,12 @@ mod tests {
 
     #[test]
     fn whole_numbers_written_as_floats_become_integers() {
-        let mut value = serde_json::json!({"replicas": 3.0, "list": [2.5, -0.0, 1e3], "name": "x"});
+        let mut value = serde_json::json!({"replicas": 3.0, "list": [2.5, -0.0, 1e3, 1e16, 1e19], "name": "x"});
         super::whole_numbers_as_integers(&mut value);
-        assert_eq!(value, serde_json::json!({"replicas": 3, "list": [2.5, 0, 1000], "name": "x"}));
+        assert_eq!(
+            value,
+            serde_json::json!({"replicas": 3, "list": [2.5, 0, 1000, 10_000_000_000_000_000_i64, 1e19], "name": "x"})
+        );
         assert!(value["replicas"].is_i64());
     }
 

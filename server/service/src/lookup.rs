@@ -29,10 +29,10 @@ pub async fn find_environment(state: &AppState, service: &ServiceRow, name: &str
     let row = match state.store.environment_by_name(service.id, name).await {
         Ok(row) => row,
         Err(StoreError::NotFound) => {
-            return Err(ServiceError::NotFound {
-                kind: "environment",
-                name: format!("{name} of service {}", service.name),
-            });
+            return Err(ServiceError::Absent(format!(
+                "environment {name:?} of service {:?} does not exist",
+                service.name.as_str()
+            )));
         }
         Err(err) => return Err(err.into()),
     };

@@ -10,6 +10,8 @@ use crate::ServiceError;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
+/// Longer than any key's hex (a template's `name@version` is under 100 bytes).
+pub const MAX_CURSOR_CHARS: usize = 512;
 
 /// The query parameters of a list request.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +41,7 @@ impl PageRequest {
             None => String::new(),
             Some(cursor) => hex::decode(cursor)
                 .ok()
+                .filter(|_| cursor.len() <= MAX_CURSOR_CHARS)
                 .filter(|_| !cursor.bytes().any(|b| b.is_ascii_uppercase()))
                 // A key is compared, never shown: bytes that are not UTF-8 still order;
                 // NUL is dropped (PostgreSQL's text cannot hold it).
@@ -59,7 +62,8 @@ impl PageRequest {
         if self.after.is_empty() {
             return Ok(i64::MAX);
         }
-        self.after.parse().map_err(|_| {
+        let digits = self.after.len() <= 18 && self.after.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| self.after.parse().ok()).flatten().ok_or_else(|| {
             ServiceError::invalid("cursor", "cursor is not one this server handed out; start again without it")
         })
     }
@@ -126,5 +130,12 @@ mod tests {
         assert_eq!(odd.after, "\u{fffd}");
         let id = PageRequest::parse(&PageParams { limit: None, cursor: Some("3132".into()) }).expect("an id");
         assert_eq!(id.before_id().expect("12"), 12);
+        // An id cursor is decimal digits only: "+1", "-1" and 19 digits are not ids.
+        for cursor in ["2b31", "2d31", &"31".repeat(19)] {
+            let page = PageRequest::parse(&PageParams { limit: None, cursor: Some(cursor.to_owned()) }).expect("hex");
+            assert!(page.before_id().is_err(), "{cursor}");
+        }
+        let long = "61".repeat(MAX_CURSOR_CHARS / 2 + 1);
+        assert!(PageRequest::parse(&PageParams { limit: None, cursor: Some(long) }).is_err(), "a bounded cursor");
     }
 }

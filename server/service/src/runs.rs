@@ -140,10 +140,11 @@ pub async fn deploy(state: &AppState, actor: &Actor, service: &str, req: CreateR
     let environment = match state.store.environment_by_name(service.id, &req.environment).await {
         Ok(env) => env,
         Err(StoreError::NotFound) => {
-            return Err(ServiceError::NotFound {
-                kind: "environment",
-                name: format!("{} of service {}", req.environment, service.name),
-            });
+            return Err(ServiceError::Absent(format!(
+                "environment {:?} of service {:?} does not exist",
+                req.environment,
+                service.name.as_str()
+            )));
         }
         Err(err) => return Err(err.into()),
     };

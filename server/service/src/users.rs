@@ -73,7 +73,10 @@ pub async fn change_password(
     if !verify_password(req.current_password, user.password_hash.clone()).await? {
         return Err(ServiceError::invalid("current_password", "the current password is wrong"));
     }
-    validate_password(&req.new_password)?;
+    validate_password(&req.new_password).map_err(|e| match e {
+        ServiceError::Invalid { message, .. } => ServiceError::invalid("new_password", message),
+        other => other,
+    })?;
     let hash = hash_password(req.new_password).await?;
     let changed_at = now_ms();
     state.store.set_password(user.id, &hash, changed_at).await?;

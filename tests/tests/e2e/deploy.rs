@@ -210,7 +210,7 @@ async fn rollback_pins_then_deploy_unpins_and_promote_and_scale_work(app: TestAp
     assert_eq!((status, problem["field"].as_str()), (400, Some("replicas")));
     let (status, problem) =
         app.admin("POST", "/services/shop/environments/production/rollback", Some(serde_json::json!({"to": 99}))).await;
-    assert_eq!((status, problem["field"].as_str()), (400, Some("to")), "{problem}");
+    assert_eq!((status, problem["detail"].as_str()), (404, Some("production has no release v99")), "{problem}");
 
     // Promote production's image to a second environment made as users make one (from a
     // template; it tracks branch staging, which has no commit yet), without a rebuild.

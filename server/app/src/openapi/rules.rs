@@ -75,6 +75,8 @@ pub fn parameter(path: &str, location: &str, name: &str) -> Option<Value> {
     match (location, name) {
         ("path", "service" | "env" | "team" | "user") => Some(self::name()),
         ("path", "name") if path.starts_with("/api/v1/tokens/") => Some(token_name()),
+        // `web` or `web@1.2.0`.
+        ("path", "name") if path == "/api/v1/templates/{name}" => Some(template_reference()),
         ("path", "name") => Some(self::name()),
         ("path", "version") => Some(version()),
         ("query", "limit") => Some(range(1, u64::from(slipway_service::pagination::MAX_LIMIT))),
@@ -88,7 +90,10 @@ pub fn parameter(path: &str, location: &str, name: &str) -> Option<Value> {
         ("query", "cursor") if path.ends_with("/runs") || path.ends_with("/releases") || path == "/api/v1/audit" => {
             Some(json!({ "type": "string", "pattern": "^(?:(?:3[0-9]){1,18})?$" }))
         }
-        ("query", "cursor") => Some(json!({ "type": "string", "pattern": "^(?:[0-9a-f]{2})*$" })),
+        ("query", "cursor") => Some(json!({
+            "type": "string",
+            "pattern": format!("^(?:[0-9a-f]{{2}}){{0,{}}}$", slipway_service::pagination::MAX_CURSOR_CHARS / 2)
+        })),
         _ => None,
     }
 }
@@ -106,7 +111,7 @@ pub fn property(schema: &str, property: &str) -> Option<Value> {
         ("UpdateService", "preview_template") => {
             json!({ "type": "string", "pattern": format!("^(?:{}(?:@{})?)?$", name_regex(), version_regex()) })
         }
-        ("CreateEnvironment", "ttl") => json!({ "type": "string", "pattern": "^\\s*[1-9][0-9]{0,9}[smhd]\\s*$" }),
+        ("CreateEnvironment", "ttl") => json!({ "type": "string", "pattern": "^[1-9][0-9]{0,8}[smhd]$" }),
         ("CreateToken", "name") => token_name(),
         ("CreateToken", "expires_in_days") => range(1, u64::from(slipway_service::tokens::MAX_TOKEN_DAYS)),
         ("CreateUser", "password") | ("ChangePassword", "new_password") => password(),

@@ -45,7 +45,7 @@ pub async fn get_service(
 #[utoipa::path(patch, path = "/api/v1/services/{service}", tag = "services", security(("bearer" = [])),
     params(("service" = String, Path)), request_body = UpdateService,
     responses((status = 200, body = Service), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+        (status = 404, body = Problem), (status = 409, description = "The preview template is deprecated")))]
 pub async fn update_service(
     State(state): State<AppState>,
     actor: Actor,

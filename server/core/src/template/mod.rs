@@ -42,7 +42,11 @@ impl Version {
         let mut next = || {
             let part = parts.next()?;
             // No leading zeros, no signs: one spelling per version.
-            if part.is_empty() || (part.len() > 1 && part.starts_with('0')) || !part.bytes().all(|b| b.is_ascii_digit())
+            // At most nine digits, so that every version the API's pattern allows is one.
+            if part.is_empty()
+                || part.len() > 9
+                || (part.len() > 1 && part.starts_with('0'))
+                || !part.bytes().all(|b| b.is_ascii_digit())
             {
                 return None;
             }

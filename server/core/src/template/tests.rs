@@ -189,9 +189,10 @@ fn references_and_versions_parse() {
     assert!(Version::parse("1.10.0") > Version::parse("1.9.3"));
     assert!(parse_reference("web@latest").unwrap_err().contains("not a version"));
     assert!(parse_reference("Web").is_err());
-    for bad in ["", "1", "1.2", "1.2.3.4", "1.-2.3", "a.b.c", "1.02.3"] {
+    for bad in ["", "1", "1.2", "1.2.3.4", "1.-2.3", "a.b.c", "1.02.3", "1.2.1234567890"] {
         assert_eq!(Version::parse(bad), None, "{bad}");
     }
+    assert_eq!(Version::parse("1.2.123456789").map(|v| v.patch), Some(123_456_789), "nine digits are a version");
 }
 
 /// Golden renderings of every built-in template with its defaults: a change to a

@@ -15,6 +15,10 @@ use slipway_store::environments::{EnvironmentShape, EnvironmentState, NewEnviron
 use slipway_store::services::ServiceRow;
 
 use super::{current_spec, destroy, primary_replicas, to_api_with_traffic, totals};
+
+/// The longest ttl an environment may ask for (ten years), whatever its template allows:
+/// its expiry must be a date the API can write.
+const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
 use crate::access::require_in_team;
 use crate::clock::now_ms;
 use crate::enqueue::queue_redeploy;
@@ -109,31 +113,45 @@ fn check_provision(
     let (values, spec) = template.render(parameters).map_err(render_error)?;
     let runtime = runtime.unwrap_or(slipway_engine::LOCAL_RUNTIME);
     if !spec.policy.runtimes.is_empty() && !spec.policy.runtimes.iter().any(|r| r == runtime) {
-        return Err(ServiceError::invalid(
-            "runtime",
-            format!(
+        // The template's rule (422), not the API's.
+        return Err(ServiceError::InvalidParameters {
+            field: "runtime".to_owned(),
+            message: format!(
                 "template {} allows the runtimes {}, not {runtime}",
                 template.name,
                 spec.policy.runtimes.join(", ")
             ),
-        ));
+        });
     }
     let policy_ttl = spec.ttl();
     let ttl = match ttl {
         Some(text) => {
+            // One spelling: digits without sign or leading zero, then the unit (the
+            // document's pattern), and at most MAX_TTL however long the template allows.
+            let canonical = text.len() >= 2
+                && text.len() <= 10
+                && !text.starts_with('0')
+                && text[..text.len() - 1].bytes().all(|b| b.is_ascii_digit());
             let asked = parse_duration(text)
+                .filter(|_| canonical)
                 .ok_or_else(|| ServiceError::invalid("ttl", format!("{text:?} is not a duration like 48h or 7d")))?;
+            if asked > MAX_TTL {
+                return Err(ServiceError::InvalidParameters {
+                    field: "ttl".to_owned(),
+                    message: format!("{text} is longer than the longest ttl, 3650d"),
+                });
+            }
             if let Some(limit) = policy_ttl
                 && asked > limit
             {
-                return Err(ServiceError::invalid(
-                    "ttl",
-                    format!(
+                return Err(ServiceError::InvalidParameters {
+                    field: "ttl".to_owned(),
+                    message: format!(
                         "{text} is longer than template {}'s ttl of {}",
                         template.name,
                         spec.policy.ttl.clone().unwrap_or_default()
                     ),
-                ));
+                });
             }
             Some(asked)
         }

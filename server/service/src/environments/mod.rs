@@ -211,9 +211,9 @@ pub async fn scale(state: &AppState, actor: &Actor, service: &str, env: &str, re
     let max = spec.policy.max_replicas.unwrap_or(MAX_REPLICAS).min(MAX_REPLICAS);
     if !(1..=max).contains(&replicas) {
         let message = format!("replicas must be between 1 and {max} (the template's max_replicas), not {replicas}");
-        // Below one breaks the API's own rule (400); above the template's bound, the
-        // template's (422), which the document cannot state.
-        return Err(if replicas == 0 {
+        // Outside 1..=MAX_REPLICAS breaks the API's own rule (400); above the
+        // template's bound, the template's (422), which the document cannot state.
+        return Err(if replicas == 0 || replicas > MAX_REPLICAS {
             ServiceError::invalid("replicas", message)
         } else {
             ServiceError::InvalidParameters { field: "replicas".to_owned(), message }
@@ -235,14 +235,15 @@ pub async fn rollback(state: &AppState, actor: &Actor, service: &str, env: &str,
         ServiceError::Conflict(format!("{} has no release yet; there is nothing to roll back", env.name))
     })?;
     let version = match to {
-        Some(v) => i32::try_from(v).map_err(|_| ServiceError::invalid("to", "no such release"))?,
+        // A release that does not exist is absent (404), whatever its number.
+        Some(v) => i32::try_from(v).map_err(|_| ServiceError::Absent(format!("{} has no release v{v}", env.name)))?,
         None if current > 1 => current - 1,
         None => return Err(ServiceError::Conflict(format!("{} has only v1; there is no earlier release", env.name))),
     };
     let release = match state.store.release_by_version(env.id, version).await {
         Ok(release) => release,
         Err(StoreError::NotFound) => {
-            return Err(ServiceError::invalid("to", format!("{} has no release v{version}", env.name)));
+            return Err(ServiceError::Absent(format!("{} has no release v{version}", env.name)));
         }
         Err(err) => return Err(err.into()),
     };

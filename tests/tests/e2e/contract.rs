@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use serde_json::json;
-use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, USER_PASSWORD};
+use slipway_e2e::{ADMIN_PASSWORD, Db, TestApp, USER_PASSWORD, borrowed, commit, fixture_app, git, local_repo, nonce};
 
 crate::each_database!(schemathesis_finds_nothing_as_a_developer_or_an_admin);
 crate::both_databases!(the_document_is_valid_openapi_3_1);
@@ -71,7 +71,8 @@ async fn a_client_generated_from_the_document_makes_each_kind_of_call(app: TestA
 
 /// A team the developer belongs to, with a service and a second environment, and
 /// another team's service, so that every kind of answer (200, 403, 404, 409…) is
-/// reachable for both callers.
+/// reachable for both callers; two pushes give shop runs, logs and two releases, so
+/// that runs, releases and rollback are fuzzed with data, not only 404s.
 async fn seed(app: &TestApp) {
     app.team("payments").await;
     app.team("search").await;
@@ -82,6 +83,14 @@ async fn seed(app: &TestApp) {
     let (status, body) =
         app.admin("POST", "/services/shop/environments", Some(json!({"name": "staging", "template": "web"}))).await;
     assert_eq!(status, 201, "{body}");
+    let token = app.admin_api_token("seed").await;
+    let url = app.git_url("shop", &token);
+    let work = local_repo(&borrowed(&fixture_app(&format!("v1 {}\n", nonce())))).await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    commit(work.path(), &[("index.html", format!("v2 {}\n", nonce()).as_bytes())], "v2").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
 }
 
 async fn schemathesis_finds_nothing_as_a_developer_or_an_admin(db: Db) {

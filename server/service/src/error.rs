@@ -127,12 +127,24 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     /// Store errors that reach here unhandled are ours: a use case turns the expected
     /// ones (not found, conflict) into precise errors before they get this far. A quota
-    /// refusal is the one store answer every caller passes on as it is.
+    /// refusal is the one store answer every caller passes on as it is. A row that
+    /// vanished under a write (`NotFound` from an update, `InUse` from an insert whose
+    /// parent was deleted) is a race with another request that deleted what this one had
+    /// just read (a service, an environment): the client's view is stale, which is a 409,
+    /// not a server error. Logged, in case it ever is a bug of ours instead.
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Quota(over) => ServiceError::QuotaExceeded(quota_message(&over)),
             StoreError::HostTaken { host, service, environment } => {
                 ServiceError::Conflict(host_taken_message(&host, &service, &environment))
+            }
+            StoreError::NotFound | StoreError::InUse => {
+                tracing::warn!(%err, "a record this request read was deleted by another request before it wrote");
+                ServiceError::Conflict(
+                    "what this request changes was deleted or changed by another request meanwhile; \
+                     reload it and try again"
+                        .to_owned(),
+                )
             }
             err => ServiceError::internal_from("the database", err),
         }

@@ -191,8 +191,12 @@ pub async fn update_service(state: &AppState, actor: &Actor, name: &str, update:
             other => other,
         })?;
     }
-    state.store.update_service(row.id, &fields, now_ms()).await?;
-    get_service(state, actor, name).await
+    match state.store.update_service(row.id, &fields, now_ms()).await {
+        Ok(()) => get_service(state, actor, name).await,
+        // Deleted (and perhaps created again) since it was read: this request's service is gone.
+        Err(StoreError::NotFound) => Err(ServiceError::not_found("service", name)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 pub async fn delete_service(state: &AppState, actor: &Actor, name: &str) -> Result<()> {

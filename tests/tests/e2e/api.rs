@@ -7,7 +7,8 @@ crate::both_databases!(
     catalog_lifecycle,
     pagination_walks_every_item,
     audit_records_every_change,
-    current_user_lists_teams
+    current_user_lists_teams,
+    writes_racing_a_delete_answer_without_a_server_error
 );
 
 async fn catalog_lifecycle(app: TestApp) {
@@ -206,4 +207,36 @@ async fn current_user_lists_teams(app: TestApp) {
         users["items"].as_array().expect("items").iter().filter_map(|u| u["username"].as_str()).collect();
     assert_eq!(names, ["admin", "ana"]);
     assert!(users["items"][0].get("password_hash").is_none());
+}
+
+/// A service deleted while other requests change it: each of those requests finds it or
+/// does not (404/409), never a server error (Schemathesis found a 500 from a PATCH that
+/// lost the race to a DELETE).
+async fn writes_racing_a_delete_answer_without_a_server_error(app: TestApp) {
+    app.team("payments").await;
+    let mut seen = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for round in 0..12 {
+        let (status, body) = app.admin("POST", "/services", Some(json!({"name": "shop", "team": "payments"}))).await;
+        assert_eq!(status, 201, "round {round}: {body}");
+        let config = "/services/shop/environments/production/config";
+        let (delete, patch, set, env, deploy, again) = tokio::join!(
+            app.admin("DELETE", "/services/shop", None),
+            app.admin("PATCH", "/services/shop", Some(json!({"description": format!("round {round}")}))),
+            app.admin("PATCH", config, Some(json!({"set": {"ROUND": round.to_string()}}))),
+            app.admin("POST", "/services/shop/environments", Some(json!({"name": "staging", "template": "web"}))),
+            app.admin("POST", "/services/shop/runs", Some(json!({"environment": "production"}))),
+            app.admin("PATCH", "/services/shop", Some(json!({"tier": "tier-2"}))),
+        );
+        assert_eq!(delete.0, 204, "round {round}: {}", delete.1);
+        for (what, (status, body)) in
+            [("patch", patch), ("config", set), ("environment", env), ("deploy", deploy), ("patch", again)]
+        {
+            assert!(status < 500, "round {round}: {what} answered {status}: {body}");
+            assert!(body["detail"].is_string() || status < 300, "round {round}: {what}: {body}");
+            *seen.entry((what, status)).or_default() += 1;
+        }
+        let (status, _) = app.admin("GET", "/services/shop", None).await;
+        assert_eq!(status, 404, "round {round}: the delete won in the end");
+    }
+    assert!(seen.keys().any(|(_, status)| [404, 409].contains(status)), "some request lost the race: {seen:?}");
 }

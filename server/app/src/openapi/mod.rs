@@ -58,15 +58,15 @@ pub fn complete(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     };
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
-        for (_method, operation) in item.iter_mut() {
+        for (method, operation) in item.iter_mut() {
             let Some(operation) = operation.as_object_mut() else { continue };
-            complete_operation(path, operation);
+            complete_operation(path, method, operation);
         }
     }
     doc
 }
 
-fn complete_operation(path: &str, operation: &mut serde_json::Map<String, serde_json::Value>) {
+fn complete_operation(path: &str, method: &str, operation: &mut serde_json::Map<String, serde_json::Value>) {
     use serde_json::Value;
     let secured = operation.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
     let has_body = operation.contains_key("requestBody");
@@ -91,6 +91,11 @@ fn complete_operation(path: &str, operation: &mut serde_json::Map<String, serde_
     }
     if names_something {
         added.push(("404", "Something the path names does not exist, or the caller may not see it"));
+        if method != "get" {
+            // A write that read what the path names, then lost it to another request's
+            // delete before it wrote (see `ServiceError::from(StoreError)`).
+            added.push(("409", "Another request changed or deleted what this one acts on meanwhile"));
+        }
     }
     let responses = operation.entry("responses").or_insert_with(|| Value::Object(Default::default()));
     let Some(responses) = responses.as_object_mut() else { return };

@@ -84,6 +84,8 @@ pub enum CatalogError {
     BadDependency { entry: String, reason: NameError },
     #[error("{field} contains a control character")]
     ControlChar { field: &'static str },
+    #[error("lifecycle must not be empty (production, experimental, deprecated, or your own word)")]
+    EmptyLifecycle,
 }
 
 impl CatalogError {
@@ -94,6 +96,7 @@ impl CatalogError {
             | CatalogError::TooLong { field, .. }
             | CatalogError::TooMany { field, .. }
             | CatalogError::ControlChar { field } => field,
+            CatalogError::EmptyLifecycle => "lifecycle",
             CatalogError::EmptyLinkName | CatalogError::BadLinkUrl { .. } => "links",
             CatalogError::BadDependency { .. } => "depends_on",
         }
@@ -159,6 +162,43 @@ pub fn validate_dependencies(deps: &[String]) -> Result<(), CatalogError> {
     }
     Ok(())
 }
+
+/// What a Backstage descriptor says of a service beyond Slipway's own catalog fields,
+/// kept so the catalog and the Backstage-compatible API show it. References are stored
+/// as written by [`crate::catalog_info::EntityRef`]'s `Display` (`kind:namespace/name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Descriptor {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// `spec.type` (`service`, `website`, `library`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provides_apis: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumes_apis: Vec<String>,
+    /// `dependsOn` entries that are not components (resources, mostly).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+}
+
+/// Lifecycle is free text, as in Backstage (`unknown`, `development`, `beta`… are common);
+/// the three documented values are styled by the portal. Bounded and printable.
+pub fn validate_lifecycle(text: &str) -> Result<(), CatalogError> {
+    if text.trim().is_empty() {
+        return Err(CatalogError::EmptyLifecycle);
+    }
+    validate_text("lifecycle", text, MAX_LIFECYCLE_LEN, false)
+}
+
+pub const MAX_LIFECYCLE_LEN: usize = 64;
 
 #[cfg(test)]
 mod tests {

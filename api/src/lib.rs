@@ -107,6 +107,75 @@ pub struct Team {
     pub name: String,
     pub created_at: String,
     pub members: Vec<TeamMember>,
+    /// Names Backstage descriptors use for this team (`spec.owner: dcd_ccd`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A change to a team.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateTeam {
+    /// Replaces the team's aliases: Backstage group names descriptors use as owner.
+    #[serde(default)]
+    pub aliases: Option<Vec<String>>,
+}
+
+/// One descriptor file sent for import: its path (for messages and `Location` targets,
+/// which resolve against the other files sent) and its text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DescriptorFile {
+    pub path: String,
+    pub content: String,
+}
+
+/// `POST /api/v1/catalog/import`: a batch of descriptor files, planned (dry run) or applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CatalogImport {
+    pub files: Vec<DescriptorFile>,
+    /// The owning team of entities whose `spec.owner` names no team (nor alias).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Write the plan (in one transaction); without it, only the plan is answered.
+    #[serde(default)]
+    pub apply: bool,
+}
+
+/// What an import did (or would do) with each file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportReport {
+    pub applied: bool,
+    pub files: Vec<ImportedFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportedFile {
+    pub path: String,
+    pub entities: Vec<ImportedEntity>,
+    /// Fields or documents ignored, each naming document and field.
+    pub warnings: Vec<String>,
+    /// Why the file was not read at all.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportedEntity {
+    /// `component:default/shop`.
+    pub entity: String,
+    /// `create`, `update` or `skip`.
+    pub action: String,
+    /// The owning team it gets (components), or why it is skipped.
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,8 +222,37 @@ pub struct Service {
     /// The owner the pushed `catalog-info.yaml` names, when it names one.
     #[serde(default)]
     pub declared_owner: Option<String>,
-    /// Where to push: `git remote add slipway <git_url>`.
-    pub git_url: String,
+    /// The declared owner is neither the owning team (by name or alias) nor a member of it.
+    #[serde(default)]
+    pub owner_mismatch: bool,
+    /// Only in the catalog (imported): no Slipway git repository or environments.
+    #[serde(default)]
+    pub catalog_only: bool,
+    /// Where a catalog-only service's code lives.
+    #[serde(default)]
+    pub repo_url: Option<String>,
+    /// Where to push: `git remote add slipway <git_url>`; none for a catalog-only service.
+    pub git_url: Option<String>,
+    /// Backstage's `metadata.title`.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Backstage's `spec.type` (`service`, `website`…).
+    #[serde(default, rename = "type")]
+    pub spec_type: Option<String>,
+    /// The system it is part of, as an entity reference.
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub provides_apis: Vec<String>,
+    #[serde(default)]
+    pub consumes_apis: Vec<String>,
+    /// What it depends on that is not a service (resources), as entity references.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
 }

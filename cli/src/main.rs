@@ -13,12 +13,12 @@ mod output;
 mod subcommands;
 
 use commands::{
-    audit, auth, clusters, config_vars, environments, quotas, runs, services, teams, templates, tokens, users,
+    audit, auth, catalog, clusters, config_vars, environments, quotas, runs, services, teams, templates, tokens, users,
 };
 use error::CliError;
 use subcommands::{
-    ClustersCommand, ConfigCommand, EnvsCommand, QuotasCommand, RunsCommand, ServicesCommand, TeamsCommand,
-    TemplatesCommand, TokensCommand, UsersCommand,
+    CatalogCommand, ClustersCommand, ConfigCommand, EnvsCommand, QuotasCommand, RunsCommand, ServicesCommand,
+    TeamsCommand, TemplatesCommand, TokensCommand, UsersCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -67,6 +67,9 @@ enum Command {
     /// Manage services and their catalog metadata.
     #[command(subcommand)]
     Services(ServicesCommand),
+    /// The catalog beyond Slipway's own services: import Backstage descriptors.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Pipeline runs of a service (`slipway runs SERVICE`), or `show RUN` / `cancel RUN`.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Runs {
@@ -220,6 +223,9 @@ async fn run(command: Command) -> Result<(), CliError> {
             TeamsCommand::Add { team, user, role, json } => teams::add(team, user, role, json).await,
             TeamsCommand::Remove { team, user } => teams::remove(team, user).await,
             TeamsCommand::Delete { team } => teams::delete(team).await,
+            TeamsCommand::Set { team, aliases, clear_aliases, json } => {
+                teams::set(team, aliases, clear_aliases, json).await
+            }
         },
         Command::Services(cmd) => match cmd {
             ServicesCommand::Create { name, team, description, json } => {
@@ -244,6 +250,9 @@ async fn run(command: Command) -> Result<(), CliError> {
             }
             ServicesCommand::Delete { name } => services::delete(name).await,
         },
+        Command::Catalog(CatalogCommand::Import { paths, team, apply, json }) => {
+            catalog::import(paths, team, apply, json).await
+        }
         Command::Audit { limit, json } => audit::list(limit, json).await,
         Command::Runs { command, service, json } => match (command, service) {
             (Some(RunsCommand::Show { run, json }), _) => runs::show(run, json).await,

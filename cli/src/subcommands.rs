@@ -256,6 +256,19 @@ pub(crate) enum TeamsCommand {
     Remove { team: String, user: String },
     /// Delete a team that owns no services (admins).
     Delete { team: String },
+    /// Change a team: its Backstage aliases, the group names descriptors use for it
+    /// as owner (replaces the list; team maintainers and admins).
+    Set {
+        team: String,
+        /// A Backstage group name for this team (repeat for more).
+        #[arg(long = "alias", value_name = "BACKSTAGE_NAME")]
+        aliases: Vec<String>,
+        /// Remove every alias.
+        #[arg(long, conflicts_with = "aliases")]
+        clear_aliases: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,4 +322,23 @@ pub(crate) enum ServicesCommand {
     },
     /// Delete a service (owning team and admins).
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CatalogCommand {
+    /// Import Backstage descriptors as catalog-only services and entities: files,
+    /// directories (recursively, *.yaml and *.yml) or URLs; Location targets are
+    /// followed. A dry run unless --apply.
+    Import {
+        #[arg(required = true, value_name = "PATH|URL")]
+        paths: Vec<String>,
+        /// The owning team of entities whose spec.owner names no team (nor alias).
+        #[arg(long)]
+        team: Option<String>,
+        /// Write the plan (one transaction per batch).
+        #[arg(long)]
+        apply: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -46,7 +46,11 @@ pub async fn local_repo(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 /// Writes `files` and commits them.
 pub async fn commit(dir: &Path, files: &[(&str, &[u8])], message: &str) {
     for (name, content) in files {
-        std::fs::write(dir.join(name), content).expect("write file");
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create directories");
+        }
+        std::fs::write(path, content).expect("write file");
     }
     let out = git(dir, &[], &["add", "--all"]).await;
     assert_eq!(out.code, 0, "{out:?}");

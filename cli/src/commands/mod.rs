@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod clusters;
 pub mod config_vars;
 pub mod environments;

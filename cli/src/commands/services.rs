@@ -15,7 +15,9 @@ pub async fn create(name: String, team: String, description: Option<String>, jso
         return output::json(&service);
     }
     println!("Created service {} (owner: {})", service.name, service.team);
-    println!("Git remote: {}", service.git_url);
+    if let Some(git_url) = &service.git_url {
+        println!("Git remote: {git_url}");
+    }
     Ok(())
 }
 
@@ -42,14 +44,39 @@ pub async fn show(name: String, json: bool) -> Result<(), CliError> {
         return output::json(&s);
     }
     println!("service:     {}", s.name);
+    if let Some(title) = &s.title {
+        println!("title:       {title}");
+    }
     println!("owner:       {}", s.team);
+    if let Some(declared) = &s.declared_owner {
+        let note = if s.owner_mismatch { " (does not match the owning team)" } else { "" };
+        println!("declared:    {declared}{note}");
+    }
     println!("description: {}", or_dash(&s.description));
     println!("lifecycle:   {}", s.lifecycle);
     println!("tier:        {}", s.tier);
     println!("on-call:     {}", or_dash(&s.on_call));
     println!("depends on:  {}", or_dash(&s.depends_on.join(", ")));
     println!("preview:     {}", s.preview_template.as_deref().unwrap_or("-"));
-    println!("git remote:  {}", s.git_url);
+    if let Some(system) = &s.system {
+        println!("system:      {system}");
+    }
+    if !s.tags.is_empty() {
+        println!("tags:        {}", s.tags.join(", "));
+    }
+    if !s.provides_apis.is_empty() {
+        println!("provides:    {}", s.provides_apis.join(", "));
+    }
+    if !s.consumes_apis.is_empty() {
+        println!("consumes:    {}", s.consumes_apis.join(", "));
+    }
+    if !s.resources.is_empty() {
+        println!("resources:   {}", s.resources.join(", "));
+    }
+    match (&s.git_url, &s.repo_url) {
+        (Some(git_url), _) => println!("git remote:  {git_url}"),
+        (None, repo_url) => println!("catalog-only: code at {}", repo_url.as_deref().unwrap_or("-")),
+    }
     println!("created:     {}", short_time(&s.created_at));
     for link in &s.links {
         println!("link:        {} {}", link.name, link.url);

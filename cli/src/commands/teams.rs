@@ -1,6 +1,6 @@
 //! `teams create | list | show | add | remove | delete`.
 
-use slipway_api::{AddMember, CreateTeam, Team};
+use slipway_api::{AddMember, CreateTeam, Team, UpdateTeam};
 
 use super::signed_in_client;
 use crate::client::encode;
@@ -40,6 +40,9 @@ pub async fn show(name: String, json: bool) -> Result<(), CliError> {
     }
     println!("team:    {}", team.name);
     println!("created: {}", output::short_time(&team.created_at));
+    if !team.aliases.is_empty() {
+        println!("aliases: {}", team.aliases.join(", "));
+    }
     if team.members.is_empty() {
         println!("members: none (add one with `slipway teams add {} USER`)", team.name);
         return Ok(());
@@ -71,5 +74,22 @@ pub async fn remove(team: String, username: String) -> Result<(), CliError> {
 pub async fn delete(team: String) -> Result<(), CliError> {
     signed_in_client()?.delete(&format!("/teams/{}", encode(&team))).await?;
     println!("Deleted team {team}");
+    Ok(())
+}
+
+pub async fn set(team: String, aliases: Vec<String>, clear: bool, json: bool) -> Result<(), CliError> {
+    if aliases.is_empty() && !clear {
+        return Err(CliError::usage("nothing to change: pass --alias NAME (repeat for more) or --clear-aliases"));
+    }
+    let updated: Team =
+        signed_in_client()?.patch(&format!("/teams/{}", encode(&team)), &UpdateTeam { aliases: Some(aliases) }).await?;
+    if json {
+        return output::json(&updated);
+    }
+    if updated.aliases.is_empty() {
+        println!("Team {} has no aliases", updated.name);
+    } else {
+        println!("Team {} is also {} in Backstage descriptors", updated.name, updated.aliases.join(", "));
+    }
     Ok(())
 }

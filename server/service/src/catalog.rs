@@ -2,11 +2,12 @@
 //! who depends on whom, `catalog-info.yaml` applied on push, and DORA metrics.
 
 use slipway_api::{DoraMetrics, Page, Service};
-use slipway_core::catalog::{Lifecycle, Tier};
-use slipway_core::catalog_info::{self, CatalogInfo};
+use slipway_core::catalog::{Descriptor, Tier};
+use slipway_core::catalog_info::{self, Entity, EntityRef};
 use slipway_core::dora;
 use slipway_git::archive::{self, ObjectEnv};
-use slipway_store::services::{CatalogQuery, ServiceRow};
+use slipway_store::catalog::{DeclaredOwner, DescriptorSync, NewEntity};
+use slipway_store::services::{CatalogFields, CatalogQuery, ServiceRow};
 
 use crate::clock::{now_ms, rfc3339};
 use crate::lookup::find_service;
@@ -52,15 +53,16 @@ impl CatalogItem {
     }
 }
 
-/// Whether a declared owner differs from the owning team.
+/// Whether a declared owner is neither the owning team, one of its aliases, nor (for
+/// `user:X`) one of its members; worked out by the store.
 pub fn owner_mismatch(row: &ServiceRow) -> bool {
-    row.declared_owner.as_deref().is_some_and(|owner| owner != row.team)
+    row.owner_mismatch
 }
 
 pub async fn search(state: &AppState, _actor: &Actor, search: &CatalogSearch) -> Result<Page<CatalogItem>> {
     let page = PageRequest::parse(&PageParams { limit: search.limit, cursor: search.cursor.clone() })?;
     if !search.lifecycle.is_empty() {
-        search.lifecycle.parse::<Lifecycle>()?;
+        slipway_core::catalog::validate_lifecycle(&search.lifecycle)?;
     }
     if search.q.chars().count() > 100 {
         return Err(ServiceError::invalid("q", "the search text is longer than 100 characters"));
@@ -100,9 +102,11 @@ pub async fn dependents(state: &AppState, _actor: &Actor, service: &str) -> Resu
     Ok(state.store.dependents_of(service).await?)
 }
 
-/// Reads `catalog-info.yaml` at a pushed commit and applies it to the service. Answers
-/// the lines to show the pusher: a refusal of the file, or an owner mismatch. A bad file
-/// never rejects the push; the catalog keeps what it had.
+/// Reads `catalog-info.yaml` at a pushed commit (and the files its `Location`
+/// documents point at, inside the same commit) and applies it to the service. Answers
+/// the lines to show the pusher: what was applied, fields ignored, an owner mismatch;
+/// printed once per change of the files, not on every push. A bad file never rejects
+/// the push; the catalog keeps what it had.
 pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: &ObjectEnv) -> Vec<String> {
     let service = match state.store.service_by_name(service).await {
         Ok(service) => service,
@@ -112,62 +116,208 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         }
     };
     let repo = slipway_git::repos::path(&state.settings.repos_dir, &service.name);
-    let max = crate::enqueue::commit::MAX_DESCRIPTOR_BYTES;
-    let bytes = match archive::read_file(&state.settings.git, &repo, commit, catalog_info::FILE, max, env).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Vec::new(),
-        Err(archive::ArchiveError::TooLarge { size, max, .. }) => {
-            return vec![format!(
-                "warning: {} is {size} bytes; at most {} KiB is read; the catalog is unchanged",
-                catalog_info::FILE,
-                max / 1024
-            )];
+    let mut lines = Vec::new();
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut queue = vec![catalog_info::FILE.to_owned()];
+    while let Some(path) = queue.pop() {
+        if files.iter().any(|(seen, _)| *seen == path) {
+            continue;
+        }
+        if files.len() > catalog_info::MAX_LOCATION_FILES {
+            lines.push(format!(
+                "warning: more than {} descriptor files through Location targets; the rest are not read",
+                catalog_info::MAX_LOCATION_FILES
+            ));
+            break;
+        }
+        let max = crate::enqueue::commit::MAX_DESCRIPTOR_BYTES;
+        let text = match archive::read_file(&state.settings.git, &repo, commit, &path, max, env).await {
+            Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(None) if files.is_empty() => return Vec::new(),
+            Ok(None) => {
+                lines.push(format!("warning: Location target {path} is not in this commit"));
+                continue;
+            }
+            Err(archive::ArchiveError::TooLarge { size, max, .. }) => {
+                lines.push(format!("warning: {path} is {size} bytes; at most {} KiB is read", max / 1024));
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(%err, service = %service.name, path, "reading a descriptor");
+                lines.push(format!("warning: {path} could not be read"));
+                continue;
+            }
+        };
+        if let Ok(parsed) = catalog_info::parse(&path, &text) {
+            for target in parsed.targets.iter().rev() {
+                match catalog_info::resolve_target(&path, &target.target) {
+                    Ok(next) => queue.push(next),
+                    Err(err) => lines.push(format!("warning: {path} document {}: {err}", target.document)),
+                }
+            }
+        }
+        files.push((path, text));
+    }
+    let digest = descriptor_digest(&files);
+    match state.store.descriptor_digest(service.id).await {
+        Ok(Some(last)) if last == digest => return Vec::new(), // applied and reported before
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, service = %service.name, "reading the last descriptor digest"),
+    }
+    let mut entities = Vec::new();
+    for (path, text) in &files {
+        match catalog_info::parse(path, text) {
+            Ok(parsed) => {
+                lines.extend(parsed.warnings.iter().map(|w| format!("warning: {w}")));
+                entities.extend(parsed.entities);
+            }
+            Err(err) => lines.push(format!("warning: {err}; its entities are ignored")),
+        }
+    }
+    let mut fields = service.catalog.clone();
+    let mut descriptor = service.descriptor.clone();
+    let mut declared = service_declared_owner(&service);
+    let components: Vec<&Entity> = entities.iter().filter(|e| e.is_kind("Component")).collect();
+    let chosen = components
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(&service.name))
+        .or((components.len() == 1).then_some(0));
+    match chosen {
+        Some(at) => {
+            let component = components[at];
+            let (d, owner) = apply_component(&mut fields, component, &mut lines);
+            descriptor = d;
+            declared = owner;
+        }
+        None if components.is_empty() => lines.push(format!(
+            "warning: {} declares no Component; the service's catalog fields are unchanged",
+            catalog_info::FILE
+        )),
+        None => lines.push(format!(
+            "warning: {} declares {} Components and none is named {:?}; the service's catalog fields are unchanged",
+            catalog_info::FILE,
+            components.len(),
+            service.name
+        )),
+    }
+    let chosen_ref = chosen.map(|at| components[at].entity_ref().key());
+    let others: Vec<NewEntity> = entities
+        .iter()
+        .filter(|e| Some(e.entity_ref().key()) != chosen_ref && !e.is_kind("Location"))
+        .map(crate::backstage::new_entity)
+        .collect();
+    let sync = DescriptorSync {
+        fields: &fields,
+        declared: declared.as_ref(),
+        descriptor: &descriptor,
+        digest: &digest,
+        entities: &others,
+    };
+    match state.store.sync_descriptor(service.id, &sync, now_ms()).await {
+        Ok(refused) => {
+            for key in refused {
+                lines.push(format!(
+                    "warning: {key} is already declared elsewhere (another service or an import); not changed"
+                ));
+            }
         }
         Err(err) => {
-            tracing::warn!(%err, service = %service.name, "reading catalog-info.yaml");
-            return vec![format!("warning: {} could not be read; the catalog is unchanged", catalog_info::FILE)];
+            tracing::error!(%err, service = %service.name, "applying catalog-info.yaml");
+            return vec!["warning: the catalog could not be updated from catalog-info.yaml".to_owned()];
         }
-    };
-    let info = match catalog_info::parse(&String::from_utf8_lossy(&bytes)) {
-        Ok(info) => info,
-        Err(err) => return vec![format!("warning: {err}; the catalog is unchanged")],
-    };
-    let mut fields = service.catalog.clone();
-    apply(&mut fields, &info);
-    let declared = info.owner.as_deref();
-    if let Err(err) = state.store.sync_catalog_info(service.id, &fields, declared, now_ms()).await {
-        tracing::error!(%err, service = %service.name, "applying catalog-info.yaml");
-        return vec!["warning: the catalog could not be updated from catalog-info.yaml".to_owned()];
     }
-    let mut lines = vec![format!("-----> Catalog updated from {}", catalog_info::FILE)];
-    if let Some(owner) = declared.filter(|owner| *owner != service.team) {
-        lines.push(format!(
-            "warning: {} names owner {owner:?}, but {} is owned by team {:?}; the owner was not changed. \
-             Fix spec.owner, or ask an admin to move the service",
+    let mut out = vec![format!(
+        "-----> Catalog updated from {} ({} entities)",
+        files.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "),
+        entities.iter().filter(|e| !e.is_kind("Location")).count()
+    )];
+    out.append(&mut lines);
+    if let Ok(row) = state.store.service_by_name(&service.name).await
+        && row.owner_mismatch
+    {
+        out.push(format!(
+            "warning: {} names owner {:?}, which is not team {:?}, one of its aliases, or one of its members; \
+             the owner was not changed. Fix spec.owner, add the alias (slipway teams set {} --alias NAME), \
+             or ask an admin to move the service",
             catalog_info::FILE,
-            service.name,
+            row.declared_owner.unwrap_or_default(),
+            service.team,
             service.team
         ));
     }
-    lines
+    out
 }
 
-fn apply(fields: &mut slipway_store::services::CatalogFields, info: &CatalogInfo) {
-    if let Some(description) = &info.description {
+fn service_declared_owner(row: &ServiceRow) -> Option<DeclaredOwner> {
+    let display = row.declared_owner.clone()?;
+    let owner = EntityRef::parse(&display, "group").ok()?;
+    Some(DeclaredOwner { display, kind: owner.kind, name: owner.name.to_ascii_lowercase() })
+}
+
+/// A SHA-256 over the files read, so a descriptor is applied and reported once per change.
+fn descriptor_digest(files: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (path, text) in files {
+        hash.update((path.len() as u64).to_le_bytes());
+        hash.update(path.as_bytes());
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
+/// What a Component sets of a service's catalog. Fields the descriptor is silent on keep
+/// their values; dependencies on resources never clear the service's component
+/// dependencies. Answers the descriptor fields and the declared owner.
+pub(crate) fn apply_component(
+    fields: &mut CatalogFields,
+    e: &Entity,
+    lines: &mut Vec<String>,
+) -> (Descriptor, Option<DeclaredOwner>) {
+    if let Some(description) = &e.description {
         fields.description = description.clone();
     }
-    if let Some(links) = &info.links {
-        fields.links = links.clone();
+    if !e.links.is_empty() {
+        fields.links = e.links.clone();
     }
-    if let Some(lifecycle) = info.lifecycle {
-        fields.lifecycle = lifecycle.as_str().to_owned();
+    if let Some(lifecycle) = &e.lifecycle {
+        fields.lifecycle = lifecycle.clone();
     }
-    if let Some(depends_on) = &info.depends_on {
-        fields.depends_on = depends_on.clone();
+    let mut components = Vec::new();
+    for dep in e.component_dependencies() {
+        let name = dep.name.to_ascii_lowercase();
+        match slipway_core::names::validate_name(&name) {
+            Ok(()) if dep.namespace == "default" => components.push(name),
+            _ => lines.push(format!(
+                "warning: document {} ({} {:?}): spec.dependsOn: {dep} is not a Slipway service name; kept out of depends_on",
+                e.document, e.kind, e.name
+            )),
+        }
+    }
+    if !components.is_empty() {
+        components.truncate(slipway_core::catalog::MAX_DEPENDENCIES);
+        fields.depends_on = components;
     }
     if fields.tier.is_empty() {
         fields.tier = Tier::default().as_str().to_owned();
     }
+    let descriptor = Descriptor {
+        title: e.title.clone(),
+        tags: e.tags.clone(),
+        annotations: e.annotations.clone(),
+        spec_type: e.spec_type.clone(),
+        system: e.system.as_ref().map(ToString::to_string),
+        provides_apis: e.provides_apis.iter().map(ToString::to_string).collect(),
+        consumes_apis: e.consumes_apis.iter().map(ToString::to_string).collect(),
+        resources: e.other_dependencies().map(ToString::to_string).collect(),
+    };
+    let declared = e.owner.as_ref().map(|o| DeclaredOwner {
+        display: o.to_string(),
+        kind: o.kind.clone(),
+        name: o.name.to_ascii_lowercase(),
+    });
+    (descriptor, declared)
 }
 
 fn check_days(days: Option<u32>) -> Result<u32> {
@@ -240,4 +390,56 @@ pub async fn team_metrics(state: &AppState, _actor: &Actor, team: &str, days: Op
     let days = check_days(days)?;
     let team = find_team(state, team).await?;
     Ok(to_api("team", &team.name, metrics(state, Scope::Team(team.id), days).await?))
+}
+
+/// Entities of one kind the portal's catalog lists below the services.
+#[derive(Debug, Clone)]
+pub struct EntityGroup {
+    /// Lower case: `system`, `api`, `resource`.
+    pub kind: &'static str,
+    pub heading: &'static str,
+    pub entities: Vec<EntitySummary>,
+}
+
+/// What the portal shows of a stored entity.
+#[derive(Debug, Clone, Default)]
+pub struct EntitySummary {
+    pub reference: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub owner: String,
+    pub spec_type: String,
+    pub lifecycle: String,
+    pub description: String,
+}
+
+/// The most entities of each kind the catalog page lists.
+pub const ENTITIES_SHOWN: i64 = 200;
+
+/// Systems, APIs and resources for the catalog page.
+pub async fn entity_groups(state: &AppState, _actor: &Actor) -> Result<Vec<EntityGroup>> {
+    let mut groups = Vec::new();
+    for (kind, heading) in [("system", "Systems"), ("api", "APIs"), ("resource", "Resources")] {
+        let rows = state.store.stored_entities_of_kind(kind, ENTITIES_SHOWN).await?;
+        let entities = rows
+            .iter()
+            .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            .map(|e| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                let m = &e["metadata"];
+                let s = &e["spec"];
+                EntitySummary {
+                    reference: format!("{kind}:{}/{}", text(&m["namespace"]), text(&m["name"])),
+                    name: text(&m["name"]),
+                    title: m["title"].as_str().map(str::to_owned),
+                    owner: text(&s["owner"]),
+                    spec_type: text(&s["type"]),
+                    lifecycle: text(&s["lifecycle"]),
+                    description: text(&m["description"]),
+                }
+            })
+            .collect();
+        groups.push(EntityGroup { kind, heading, entities });
+    }
+    Ok(groups)
 }

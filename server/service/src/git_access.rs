@@ -38,6 +38,12 @@ impl GitAccess for ServiceGitAccess {
                 return Err(Denial::Unavailable("the server cannot check access right now; try again".to_owned()));
             }
         };
+        if service.catalog_only {
+            return Err(Denial::NotFound(format!(
+                "service {repo:?} is catalog-only: its code lives at {}, and Slipway hosts no repository for it",
+                service.repo_url.as_deref().unwrap_or("another host")
+            )));
+        }
         if op == GitOp::Push {
             match require_in_team(state, &actor, service.team_id, Action::ChangeService).await {
                 Ok(()) => {}

@@ -30,7 +30,8 @@ pub struct ListServices {
 }
 
 pub(crate) fn to_api(state: &AppState, row: ServiceRow) -> Service {
-    let git_url = format!("{}/git/{}.git", state.settings.public_url, row.name);
+    let git_url = (!row.catalog_only).then(|| format!("{}/git/{}.git", state.settings.public_url, row.name));
+    let d = row.descriptor;
     Service {
         name: row.name,
         team: row.team,
@@ -42,7 +43,18 @@ pub(crate) fn to_api(state: &AppState, row: ServiceRow) -> Service {
         depends_on: row.catalog.depends_on,
         preview_template: row.catalog.preview_template,
         declared_owner: row.declared_owner,
+        owner_mismatch: row.owner_mismatch,
+        catalog_only: row.catalog_only,
+        repo_url: row.repo_url,
         git_url,
+        title: d.title,
+        spec_type: d.spec_type,
+        system: d.system,
+        tags: d.tags,
+        provides_apis: d.provides_apis,
+        consumes_apis: d.consumes_apis,
+        resources: d.resources,
+        annotations: d.annotations,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
     }
@@ -55,7 +67,8 @@ fn apply(fields: &mut CatalogFields, update: UpdateService) -> Result<()> {
         fields.description = description;
     }
     if let Some(lifecycle) = update.lifecycle {
-        fields.lifecycle = lifecycle.parse::<Lifecycle>()?.as_str().to_owned();
+        catalog::validate_lifecycle(&lifecycle)?;
+        fields.lifecycle = lifecycle.trim().to_owned();
     }
     if let Some(tier) = update.tier {
         fields.tier = tier.parse::<Tier>()?.as_str().to_owned();

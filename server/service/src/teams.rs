@@ -1,6 +1,6 @@
 //! Teams and their members.
 
-use slipway_api::{AddMember, CreateTeam, Page, Team, TeamMember};
+use slipway_api::{AddMember, CreateTeam, Page, Team, TeamMember, UpdateTeam};
 use slipway_core::policy::Action;
 use slipway_core::{TeamName, TeamRole};
 use slipway_store::StoreError;
@@ -15,11 +15,64 @@ use crate::{Actor, AppState, Result, ServiceError};
 
 async fn with_members(state: &AppState, team: TeamRow) -> Result<Team> {
     let members = state.store.list_members(team.id).await?;
+    let aliases = state.store.team_aliases(team.id).await?;
     Ok(Team {
         name: team.name,
         created_at: rfc3339(team.created_at),
         members: members.into_iter().map(|m| TeamMember { username: m.username, role: m.role }).collect(),
+        aliases,
     })
+}
+
+/// The most aliases a team has.
+pub const MAX_ALIASES: usize = 20;
+
+/// Changes a team: its Backstage aliases (admins and the team's maintainers). An alias
+/// is a Backstage group name, stored in lower case (refs compare case-insensitively);
+/// it may not be another team's name or alias.
+pub async fn update_team(state: &AppState, actor: &Actor, name: &str, req: UpdateTeam) -> Result<Team> {
+    let team = find_team(state, name).await?;
+    require_in_team(state, actor, team.id, Action::ManageTeamMembers).await?;
+    if let Some(aliases) = req.aliases {
+        if aliases.len() > MAX_ALIASES {
+            return Err(ServiceError::invalid(
+                "aliases",
+                format!("at most {MAX_ALIASES} aliases, not {}", aliases.len()),
+            ));
+        }
+        let mut clean: Vec<String> = Vec::new();
+        for alias in &aliases {
+            if !slipway_core::catalog_info::valid_entity_name(alias) {
+                return Err(ServiceError::invalid(
+                    "aliases",
+                    format!(
+                        "alias {alias:?} is not a Backstage name: 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+                    ),
+                ));
+            }
+            let alias = alias.to_ascii_lowercase();
+            if !clean.contains(&alias) {
+                clean.push(alias);
+            }
+        }
+        for (known, team_id, team_name) in state.store.owner_directory().await? {
+            if team_id != team.id && clean.contains(&known) {
+                return Err(ServiceError::Conflict(format!(
+                    "alias {known:?} already names team {team_name:?}; remove it there first"
+                )));
+            }
+        }
+        match state.store.set_team_aliases(team.id, &clean).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(ServiceError::Conflict(
+                    "another team took one of these aliases meanwhile; try again".into(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    with_members(state, team).await
 }
 
 pub async fn create_team(state: &AppState, actor: &Actor, req: CreateTeam) -> Result<Team> {

@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod addons;
 pub mod audit;
+pub mod catalog;
 pub mod clusters;
 pub mod config;
 pub mod environments;

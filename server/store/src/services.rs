@@ -1,6 +1,6 @@
 //! Services and their catalog metadata.
 
-use slipway_core::catalog::Link;
+use slipway_core::catalog::{Descriptor, Link};
 
 use crate::{Result, Store, StoreError, from_json, on_pool, to_json};
 
@@ -12,8 +12,16 @@ pub struct ServiceRow {
     pub team_id: i64,
     pub team: String,
     pub catalog: CatalogFields,
-    /// The owner `catalog-info.yaml` names, when a push carried one.
+    /// The owner `catalog-info.yaml` names, as written, when a descriptor carried one.
     pub declared_owner: Option<String>,
+    /// The declared owner is neither the owning team (by name or alias, compared
+    /// case-insensitively) nor, for `user:X`, one of its members.
+    pub owner_mismatch: bool,
+    /// Only in the catalog: its code lives at `repo_url`, it has no Slipway git
+    /// repository or environments.
+    pub catalog_only: bool,
+    pub repo_url: Option<String>,
+    pub descriptor: Descriptor,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -75,7 +83,7 @@ fn like_pattern(text: &str) -> String {
 }
 
 #[derive(sqlx::FromRow)]
-struct RawService {
+pub(crate) struct RawService {
     id: i64,
     name: String,
     team_id: i64,
@@ -88,6 +96,10 @@ struct RawService {
     depends_on: String,
     preview_template: Option<String>,
     declared_owner: Option<String>,
+    owner_mismatch: bool,
+    catalog_only: bool,
+    repo_url: Option<String>,
+    descriptor: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -111,17 +123,36 @@ impl TryFrom<RawService> for ServiceRow {
                 preview_template: raw.preview_template,
             },
             declared_owner: raw.declared_owner,
+            owner_mismatch: raw.owner_mismatch,
+            catalog_only: raw.catalog_only,
+            repo_url: raw.repo_url,
+            descriptor: from_json("services.descriptor", &raw.descriptor)?,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
     }
 }
 
+/// The columns of a [`RawService`] over `services s JOIN teams t`. `owner_mismatch` is
+/// worked out here, so the catalog's flag filter and each row agree and a new alias or
+/// member clears it at once.
+macro_rules! columns {
+    () => {
+        "s.id, s.name, s.team_id, t.name AS team, s.description, s.lifecycle, s.tier, \
+    s.on_call, s.links, s.depends_on, s.preview_template, s.declared_owner, \
+    (s.declared_owner_name IS NOT NULL AND NOT ( \
+      (s.declared_owner_kind = 'group' AND (s.declared_owner_name = LOWER(t.name) \
+        OR EXISTS (SELECT 1 FROM team_aliases a WHERE a.team_id = s.team_id AND a.alias = s.declared_owner_name))) \
+      OR (s.declared_owner_kind = 'user' AND EXISTS (SELECT 1 FROM team_members m JOIN users u ON u.id = m.user_id \
+        WHERE m.team_id = s.team_id AND LOWER(u.username) = s.declared_owner_name)))) AS owner_mismatch, \
+    s.catalog_only, s.repo_url, s.descriptor, s.created_at, s.updated_at"
+    };
+}
+pub(crate) use columns;
+
 macro_rules! select {
     () => {
-        "SELECT s.id, s.name, s.team_id, t.name AS team, s.description, s.lifecycle, s.tier, \
-    s.on_call, s.links, s.depends_on, s.preview_template, s.declared_owner, s.created_at, s.updated_at \
-    FROM services s JOIN teams t ON t.id = s.team_id"
+        concat!("SELECT ", columns!(), " FROM services s JOIN teams t ON t.id = s.team_id")
     };
 }
 
@@ -188,16 +219,19 @@ impl Store {
 
     /// The catalog: services matching `query`, by name, with what the flags need.
     pub async fn search_catalog(&self, query: &CatalogQuery<'_>) -> Result<Vec<CatalogEntry>> {
-        let sql = "SELECT * FROM (SELECT s.id, s.name, s.team_id, t.name AS team, s.description, s.lifecycle, s.tier, \
-             s.on_call, s.links, s.depends_on, s.preview_template, s.declared_owner, s.created_at, s.updated_at, \
+        let sql = concat!(
+            "SELECT * FROM (SELECT ",
+            columns!(),
+            ", \
              (SELECT COUNT(*) FROM team_members m WHERE m.team_id = s.team_id) AS team_members, \
              (SELECT MAX(r.created_at) FROM runs r WHERE r.service_id = s.id) AS last_run_at \
              FROM services s JOIN teams t ON t.id = s.team_id \
              WHERE ($1 = '' OR LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\') \
              AND ($3 = '' OR t.name = $3) AND ($4 = '' OR s.lifecycle = $4) AND s.name > $5) c \
-             WHERE (NOT $6 OR c.team_members = 0 OR (c.declared_owner IS NOT NULL AND c.declared_owner <> c.team) \
+             WHERE (NOT $6 OR c.team_members = 0 OR c.owner_mismatch \
              OR COALESCE(c.last_run_at, c.created_at) < $7) \
-             ORDER BY c.name LIMIT $8";
+             ORDER BY c.name LIMIT $8"
+        );
         let raws = on_pool!(self, pool => sqlx::query_as::<_, RawEntry>(sql)
             .bind(query.text).bind(like_pattern(query.text)).bind(query.team).bind(query.lifecycle)
             .bind(query.after).bind(query.flagged).bind(query.stale_before).bind(query.limit)
@@ -234,24 +268,6 @@ impl Store {
         if done == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
-    }
-
-    /// Applies what a pushed `catalog-info.yaml` says: the catalog fields, and the owner it
-    /// declares (recorded, never applied: ownership changes through the API).
-    pub async fn sync_catalog_info(
-        &self,
-        id: i64,
-        fields: &CatalogFields,
-        declared_owner: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE services SET description = $1, lifecycle = $2, links = $3, depends_on = $4, \
-             declared_owner = $5, catalog_synced_at = $6, updated_at = $6 WHERE id = $7")
-            .bind(&fields.description).bind(&fields.lifecycle).bind(to_json(&fields.links))
-            .bind(to_json(&fields.depends_on)).bind(declared_owner).bind(now).bind(id)
-            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

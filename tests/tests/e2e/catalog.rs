@@ -38,7 +38,7 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp)
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("Catalog updated from catalog-info.yaml"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("catalog-info.yaml names owner \"growth\", but shop is owned by team \"payments\""),
+        out.stderr.contains("catalog-info.yaml names owner \"group:default/growth\", which is not team \"payments\""),
         "an owner mismatch is a warning in the push output: {}",
         out.stderr
     );
@@ -48,7 +48,9 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp)
     assert_eq!(shop["depends_on"], json!(["billing"]), "resources are not services");
     assert_eq!(shop["links"][0], json!({"name": "Runbook", "url": "https://runbooks.example.com/shop"}));
     assert_eq!(shop["team"], "payments", "the declared owner is reported, not applied");
-    assert_eq!(shop["declared_owner"], "growth");
+    assert_eq!(shop["declared_owner"], "group:default/growth");
+    assert_eq!(shop["owner_mismatch"], true);
+    assert_eq!(shop["resources"], json!(["resource:default/shop-db"]), "resources are kept as resources");
 
     // A bad descriptor is reported and changes nothing; the push still deploys.
     commit(
@@ -62,9 +64,10 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp)
     .await;
     let out = git(work.path(), &[], &["push", &url, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("lifecycle \"prod\" is not one of"), "{}", out.stderr);
+    assert!(out.stderr.contains("document 1: metadata.name: missing; the document is ignored"), "{}", out.stderr);
+    assert!(out.stderr.contains("catalog-info.yaml declares no Component"), "{}", out.stderr);
     let (_, shop) = app.admin("GET", "/services/shop", None).await;
-    assert_eq!(shop["lifecycle"], "production", "a refused descriptor leaves the catalog as it was");
+    assert_eq!(shop["lifecycle"], "production", "a descriptor without a Component leaves the catalog as it was");
 
     // The portal flags the mismatch and shows both directions of the dependency.
     let ana = Portal::sign_in(&app.url, "ana", USER_PASSWORD).await;
@@ -72,7 +75,7 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp)
     assert_eq!(catalog.count("tr[data-service=shop] [data-flag=owner-mismatch]"), 1, "{}", catalog.html);
     assert_eq!(catalog.count("tr[data-service=billing]"), 0, "billing is not flagged");
     let page = ana.get("/services/shop").await;
-    assert!(page.texts(".warning").join("").contains("names owner growth"), "{}", page.html);
+    assert!(page.texts(".warning").join("").contains("names owner group:default/growth"), "{}", page.html);
     assert!(ana.get("/services/billing").await.texts("#rdeps-h + ul li").contains(&"shop".to_owned()));
 
     // Roll back through the releases list: a third deploy, and a failure signal.
@@ -132,4 +135,247 @@ async fn catalog_info_and_dora_metrics_follow_pushes_and_rollbacks(app: TestApp)
     };
     assert_eq!(versions(&env_page), vec!["v3", "v2", "v1"]);
     assert_eq!(versions(&ana.get("/services/shop/envs/production?releases=33").await), vec!["v2", "v1"]);
+}
+
+/// A pushed `catalog-info.yaml` that is a Location naming the real descriptor.
+const LOCATION: &str = "apiVersion: backstage.io/v1alpha1
+kind: Location
+metadata: {name: shop-descriptors}
+spec:
+  targets: [./catalog/shop.yaml]
+";
+
+fn shop_descriptor(owner: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1
+kind: System
+metadata: {{name: storefront, title: Store front}}
+spec: {{owner: payments}}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: shop
+  title: The shop
+  description: |
+    Sells things
+  tags: [web]
+spec:
+  type: website
+  lifecycle: unknown
+  owner: {owner}
+  system: storefront
+  providesApis: [shop-api]
+  dependsOn: [resource:default/shop-db]
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: {{name: shop-api, description: Orders}}
+spec: {{type: openapi, lifecycle: production, owner: payments, definition: 'openapi: 3.1.0'}}
+"
+    )
+}
+
+/// A Backstage-compatible read, outside `/api/v1`.
+async fn backstage(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let response = app.http.get(format!("{}{path}", app.url)).bearer_auth(token).send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn names(entities: &Value) -> Vec<String> {
+    entities
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+both_databases!(descriptors_imports_and_the_backstage_api);
+async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
+    app.team("payments").await;
+    app.team("search").await;
+    app.team("cncf").await;
+    let ana = app.user("ana").await;
+    app.user("jdoe").await;
+    app.member("payments", "ana", "maintainer").await;
+    app.member("payments", "jdoe", "member").await;
+    app.service("shop", "payments").await;
+    app.service("billing", "payments").await;
+    let (status, _) = app.admin("PATCH", "/services/shop", Some(json!({"depends_on": ["billing"]}))).await;
+    assert_eq!(status, 200);
+
+    // A team records its Backstage name; another team may not take it.
+    let out = app.slipway(&ana, &["teams", "set", "payments", "--alias", "DCD_CCD"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let (_, team) = app.admin("GET", "/teams/payments", None).await;
+    assert_eq!(team["aliases"], json!(["dcd_ccd"]), "stored in lower case: refs compare case-insensitively");
+    let (status, problem) = app.admin("PATCH", "/teams/search", Some(json!({"aliases": ["dcd_ccd"]}))).await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, problem) = app.admin("PATCH", "/teams/search", Some(json!({"aliases": ["not ok"]}))).await;
+    assert_eq!(status, 400, "{problem}");
+
+    // Push a Location whose target holds a System, the Component and an API.
+    let token = app.admin_api_token("git").await;
+    let url = app.git_url("shop", &token);
+    let mut files = fixture_app("v1\n");
+    files.push(("catalog-info.yaml", LOCATION.as_bytes().to_vec()));
+    let descriptor = shop_descriptor("user:jdoe");
+    files.push(("catalog/shop.yaml", descriptor.as_bytes().to_vec()));
+    let work = local_repo(&borrowed(&files)).await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("Catalog updated from catalog-info.yaml, catalog/shop.yaml (3 entities)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("warning:"), "user:jdoe is a member of the owning team: {}", out.stderr);
+    let (_, shop) = app.admin("GET", "/services/shop", None).await;
+    assert_eq!(shop["lifecycle"], "unknown", "lifecycle is free text");
+    assert_eq!(shop["description"], "Sells things", "block text is trimmed");
+    assert_eq!(shop["depends_on"], json!(["billing"]), "resource dependencies never clear component ones");
+    assert_eq!(shop["resources"], json!(["resource:default/shop-db"]));
+    assert_eq!(shop["system"], "system:default/storefront");
+    assert_eq!(shop["provides_apis"], json!(["api:default/shop-api"]));
+    assert_eq!((shop["title"].as_str(), shop["type"].as_str()), (Some("The shop"), Some("website")));
+    assert_eq!(shop["owner_mismatch"], false, "{shop}");
+
+    // The same descriptor again prints nothing; a changed one is applied once.
+    commit(work.path(), &[("index.html", b"v2\n")], "v2").await;
+    let out = git(work.path(), &[], &["push", &url, "main"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("Catalog"), "an unchanged descriptor is not reported again: {}", out.stderr);
+    for (owner, mismatch) in [("DCD_CCD", false), ("group:default/CNCF", true), ("Payments", false)] {
+        commit(work.path(), &[("catalog/shop.yaml", shop_descriptor(owner).as_bytes())], owner).await;
+        let out = git(work.path(), &[], &["push", &url, "main"]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.stderr.contains("names owner"), mismatch, "{owner}: {}", out.stderr);
+        let (_, shop) = app.admin("GET", "/services/shop", None).await;
+        assert_eq!(shop["owner_mismatch"], mismatch, "{owner}: {shop}");
+    }
+
+    // Import a directory: a Location naming two files, one of them another team's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    std::fs::create_dir(dir.path().join("more")).expect("mkdir");
+    write(
+        "all.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: all}\nspec:\n  targets: [./legacy.yaml, ./more/search.yaml]\n",
+    );
+    write(
+        "legacy.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: legacy-billing\n  description: The old biller\n  \
+         annotations: {github.com/project-slug: acme/legacy-billing}\nspec: {type: service, lifecycle: development, owner: dcd_ccd}\n\
+         ---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: billing-api}\nspec: {type: grpc, lifecycle: production, owner: group:dcd_ccd}\n\
+         ---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: Bad_Name}\nspec: {owner: payments}\n",
+    );
+    write(
+        "more/search.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: search-ui}\nspec: {type: website, lifecycle: production, owner: search}\n",
+    );
+    let all = dir.path().join("all.yaml");
+    let all = all.to_str().expect("utf-8 path");
+    let out = app.slipway(&ana, &["catalog", "import", all, "--json"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let plan: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(plan["applied"], false);
+    let actions: Vec<(String, String)> = plan["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .flat_map(|f| f["entities"].as_array().cloned().unwrap_or_default())
+        .map(|e| (e["entity"].as_str().unwrap_or("").to_owned(), e["action"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("component:default/legacy-billing".to_owned(), "create".to_owned()),
+            ("api:default/billing-api".to_owned(), "create".to_owned()),
+            ("component:default/Bad_Name".to_owned(), "skip".to_owned()),
+            ("component:default/search-ui".to_owned(), "skip".to_owned()),
+        ],
+        "{plan}"
+    );
+    assert!(out.stdout.contains("only admins and maintainers of team \\\"search\\\""), "{}", out.stdout);
+    let (status, _) = app.admin("GET", "/services/legacy-billing", None).await;
+    assert_eq!(status, 404, "a dry run writes nothing");
+
+    let out = app.slipway(&ana, &["catalog", "import", all, "--apply"], "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("2 created, 0 updated, 2 skipped"), "{}", out.stdout);
+    let (_, legacy) = app.admin("GET", "/services/legacy-billing", None).await;
+    assert_eq!(legacy["catalog_only"], true, "{legacy}");
+    assert_eq!(legacy["git_url"], Value::Null);
+    assert_eq!(legacy["repo_url"], "https://github.com/acme/legacy-billing");
+    assert_eq!((legacy["team"].as_str(), legacy["lifecycle"].as_str()), (Some("payments"), Some("development")));
+    let out = app.slipway(&ana, &["catalog", "import", dir.path().to_str().expect("utf-8"), "--apply"], "").await;
+    assert!(out.stdout.contains("0 created, 2 updated, 2 skipped"), "a directory, recursively: {}", out.stdout);
+
+    // A catalog-only service has no repository and no environments.
+    let clone = tempfile::tempdir().expect("tempdir");
+    let out = git(clone.path(), &[], &["clone", &app.git_url("legacy-billing", &token), "x"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("not found"), "{}", out.stderr);
+    let (status, problem) = app
+        .admin("POST", "/services/legacy-billing/environments", Some(json!({"name": "staging", "template": "web"})))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+
+    // The Backstage-compatible API: filters, fields, paging, by name.
+    let (status, owned) =
+        backstage(&app, &ana, "/api/catalog/entities?filter=kind=component,spec.owner=group:default/dcd_ccd").await;
+    assert_eq!(status, 200, "{owned}");
+    assert_eq!(names(&owned), ["billing", "legacy-billing", "shop"], "a team and its alias are one owner");
+    assert_eq!(owned[1]["spec"]["owner"], "group:default/payments");
+    assert_eq!(
+        owned[1]["metadata"]["annotations"]["backstage.io/source-location"],
+        "url:https://github.com/acme/legacy-billing"
+    );
+    let (_, apis) =
+        backstage(&app, &ana, "/api/catalog/entities?filter=kind=API&filter=kind=system&fields=kind,metadata.name")
+            .await;
+    assert_eq!(
+        apis,
+        json!([
+            {"kind": "API", "metadata": {"name": "billing-api"}},
+            {"kind": "API", "metadata": {"name": "shop-api"}},
+            {"kind": "System", "metadata": {"name": "storefront"}}
+        ])
+    );
+    let (_, page) = backstage(&app, &ana, "/api/catalog/entities?filter=kind=component&limit=2&offset=1").await;
+    assert_eq!(names(&page), ["legacy-billing", "shop"]);
+    let (_, lifecycle) = backstage(&app, &ana, "/api/catalog/entities?filter=spec.lifecycle=DEVELOPMENT").await;
+    assert_eq!(names(&lifecycle), ["legacy-billing"]);
+    let (status, api) = backstage(&app, &ana, "/api/catalog/entities/by-name/api/default/shop-api").await;
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(
+        (api["spec"]["definition"].as_str(), api["relations"][0]["type"].as_str()),
+        (Some("openapi: 3.1.0"), Some("ownedBy"))
+    );
+    let (status, shop) = backstage(&app, &ana, "/api/catalog/entities/by-name/Component/default/SHOP").await;
+    assert_eq!(status, 200, "{shop}");
+    assert_eq!(shop["spec"]["dependsOn"], json!(["component:default/billing", "resource:default/shop-db"]));
+    let (status, _) = backstage(&app, &ana, "/api/catalog/entities/by-name/api/default/nope").await;
+    assert_eq!(status, 404);
+    let (status, problem) = backstage(&app, &ana, "/api/catalog/entities?filter=spec.nope=x").await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("spec.nope"), "{problem}");
+    let (status, _) = backstage(&app, "not-a-token", "/api/catalog/entities").await;
+    assert_eq!(status, 401, "authenticated like the rest of the API");
+
+    // The portal's catalog shows catalog-only services, systems and APIs.
+    let portal = Portal::sign_in(&app.url, "ana", USER_PASSWORD).await;
+    let catalog = portal.get("/catalog").await;
+    assert_eq!(catalog.count("tr[data-service=legacy-billing] [data-tag=catalog-only]"), 1, "{}", catalog.html);
+    assert_eq!(
+        catalog.count("[data-kind=system] tr[data-entity=\"system:default/storefront\"]"),
+        1,
+        "{}",
+        catalog.html
+    );
+    assert_eq!(catalog.count("[data-kind=api] tbody tr[data-entity]"), 2, "{}", catalog.html);
+    let page = portal.get("/services/legacy-billing").await;
+    assert!(page.html.contains("https://github.com/acme/legacy-billing"), "{}", page.html);
 }

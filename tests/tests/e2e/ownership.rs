@@ -17,6 +17,9 @@ enum Expect {
     OwnOnly(&'static str),
     /// Open to anyone, with why.
     Public(&'static str),
+    /// Answers 200 with a report in which everything of another team is skipped (an
+    /// import applies what the caller may write and says why it skipped the rest).
+    SkipsOthers(Value),
 }
 
 fn table() -> Vec<(&'static str, Expect)> {
@@ -29,6 +32,13 @@ fn table() -> Vec<(&'static str, Expect)> {
         ("DELETE /api/v1/tokens/{name}", OwnOnly("revokes only the caller's token of that name")),
         ("POST /api/v1/users", Forbidden(json!({"username": "newbie", "password": "long-enough-pw"}))),
         ("POST /api/v1/teams", Forbidden(json!({"name": "newteam"}))),
+        ("PATCH /api/v1/teams/{team}", Forbidden(json!({"aliases": ["stolen"]}))),
+        (
+            "POST /api/v1/catalog/import",
+            SkipsOthers(json!({"apply": true, "files": [{"path": "c.yaml", "content":
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: beta-svc}\nspec: {owner: beta}\n---\n\
+                 apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: beta-api}\nspec: {owner: group:beta}\n"}]})),
+        ),
         ("DELETE /api/v1/teams/{team}", Forbidden(Value::Null)),
         ("POST /api/v1/teams/{team}/members", Forbidden(json!({"username": "mallory", "role": "maintainer"}))),
         ("DELETE /api/v1/teams/{team}/members/{user}", Forbidden(Value::Null)),
@@ -122,6 +132,16 @@ async fn every_mutating_route_refuses_another_teams_member(app: TestApp) {
                 let body = if body.is_null() { None } else { Some(body.clone()) };
                 let (status, problem) = app.call(method, &api_path, Some(&mallory), body).await;
                 assert_eq!(status, 403, "{key} as another team's maintainer: {problem}");
+            }
+            Expect::SkipsOthers(body) => {
+                let (status, report) = app.call(method, &api_path, Some(&mallory), Some(body.clone())).await;
+                assert_eq!(status, 200, "{key} as another team's maintainer: {report}");
+                let entities = report["files"][0]["entities"].as_array().cloned().unwrap_or_default();
+                assert_eq!(entities.len(), 2, "{report}");
+                for entity in entities {
+                    assert_eq!(entity["action"], "skip", "{key}: {report}");
+                    assert!(entity["detail"].as_str().unwrap_or_default().contains("team \"beta\""), "{report}");
+                }
             }
             Expect::OwnOnly(why) | Expect::Public(why) => assert!(!why.is_empty(), "{key}: say why it is exempt"),
         }

@@ -34,7 +34,8 @@ async fn bad_input_is_refused_and_changes_nothing(app: TestApp) {
         ("POST", "/services", json!({"name": "x", "team": "payments", "colour": "red"}), "colour"),
         ("POST", "/services", json!({"name": 42, "team": "payments"}), "name"),
         ("POST", "/services", json!({"team": "payments"}), "name"),
-        ("POST", "/services", json!({"name": "x", "team": "payments", "lifecycle": "prod"}), "lifecycle"),
+        ("POST", "/services", json!({"name": "x", "team": "payments", "lifecycle": " "}), "lifecycle"),
+        ("POST", "/services", json!({"name": "x", "team": "payments", "lifecycle": "x".repeat(65)}), "lifecycle"),
         ("POST", "/services", json!({"name": "x", "team": "payments", "tier": "gold"}), "tier"),
         (
             "POST",

@@ -29,6 +29,7 @@ struct CatalogPage {
     lifecycle: String,
     flagged: bool,
     next: Option<String>,
+    groups: Vec<catalog::EntityGroup>,
 }
 
 pub async fn catalog(
@@ -40,6 +41,7 @@ pub async fn catalog(
     let page = catalog::search(&state, &viewer.actor, &search).await?;
     let teams = teams::list_teams(&state, &viewer.actor, &PageParams { limit: Some(200), cursor: None }).await?;
     let flagged = if search.flagged { "true" } else { "" };
+    let groups = catalog::entity_groups(&state, &viewer.actor).await?;
     let next = next_link(
         "/catalog",
         &[("q", &search.q), ("team", &search.team), ("lifecycle", &search.lifecycle), ("flagged", flagged)],
@@ -55,6 +57,7 @@ pub async fn catalog(
         lifecycle: search.lifecycle,
         flagged: search.flagged,
         next,
+        groups,
     })
 }
 

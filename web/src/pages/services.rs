@@ -120,7 +120,7 @@ pub async fn service(
     let days = query.days.filter(|d| slipway_core::dora::WINDOWS.contains(d)).unwrap_or(30);
     let dora = catalog::service_metrics(&state, actor, &service.name, Some(days)).await?;
     let dependents = catalog::dependents(&state, actor, &service.name).await?;
-    let mismatch = service.declared_owner.clone().filter(|owner| *owner != service.team);
+    let mismatch = service.declared_owner.clone().filter(|_| service.owner_mismatch);
     let path = format!("/services/{}", service.name);
     let days_text = days.to_string();
     render(ServicePage {

@@ -72,6 +72,9 @@ fn range(min: u64, max: u64) -> Value {
 /// The rule for a parameter, by where it is and its name; `None` leaves it as the
 /// handler declared it.
 pub fn parameter(path: &str, location: &str, name: &str) -> Option<Value> {
+    if path.starts_with("/api/catalog/") {
+        return catalog_parameter(location, name);
+    }
     match (location, name) {
         ("path", "service" | "env" | "team" | "user") => Some(self::name()),
         ("path", "name") if path.starts_with("/api/v1/tokens/") => Some(token_name()),
@@ -98,6 +101,36 @@ pub fn parameter(path: &str, location: &str, name: &str) -> Option<Value> {
     }
 }
 
+/// A Backstage entity name or namespace.
+fn entity_name() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$" })
+}
+
+/// The Backstage-compatible reads (slipway_service::backstage).
+fn catalog_parameter(location: &str, name: &str) -> Option<Value> {
+    use slipway_service::backstage::{MAX_FIELDS, MAX_FILTERS, MAX_LIMIT};
+    let rule = match (location, name) {
+        ("path", "kind") => json!({ "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]{0,62}$" }),
+        ("path", "namespace" | "name") => entity_name(),
+        ("query", "limit") => range(0, u64::from(MAX_LIMIT)),
+        ("query", "offset") => range(0, u64::from(slipway_service::backstage::MAX_OFFSET)),
+        ("query", "filter") => json!({
+            "type": "array",
+            "maxItems": MAX_FILTERS,
+            "items": {
+                "type": "string",
+                "pattern": "^(?:,*(?:kind|metadata\\.namespace|metadata\\.name|spec\\.owner|spec\\.lifecycle)=[^,\\u0000]*)*,*$"
+            }
+        }),
+        ("query", "fields") => json!({
+            "type": "string",
+            "pattern": format!("^[^,\\u0000]*(?:,[^,\\u0000]*){{0,{}}}$", MAX_FIELDS - 1)
+        }),
+        _ => return None,
+    };
+    Some(rule)
+}
+
 /// The rule for a property of a request body's schema, by schema and property name.
 pub fn property(schema: &str, property: &str) -> Option<Value> {
     let password = || json!({ "type": "string", "minLength": slipway_service::auth::password::MIN_PASSWORD_LEN, "maxLength": slipway_service::auth::password::MAX_PASSWORD_LEN });
@@ -117,7 +150,29 @@ pub fn property(schema: &str, property: &str) -> Option<Value> {
         ("CreateUser", "password") | ("ChangePassword", "new_password") => password(),
         ("AddMember", "role") => one_of(&["maintainer", "member"]),
         ("CreateService" | "UpdateService", "tier") => one_of(&["tier-1", "tier-2", "tier-3"]),
-        ("CreateService" | "UpdateService", "lifecycle") => one_of(&["experimental", "production", "deprecated"]),
+        // Free text, as in Backstage; experimental, production and deprecated are documented.
+        ("CreateService" | "UpdateService", "lifecycle") => {
+            let mut rule = text(slipway_core::catalog::MAX_LIFECYCLE_LEN, false);
+            rule["pattern"] = json!(
+                "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+            );
+            rule
+        }
+        ("UpdateTeam", "aliases") => json!({
+            "type": "array",
+            "maxItems": slipway_service::teams::MAX_ALIASES,
+            "items": entity_name()
+        }),
+        ("CatalogImport", "files") => json!({
+            "type": "array",
+            "minItems": 1,
+            "maxItems": slipway_service::catalog_import::MAX_FILES,
+            "items": { "$ref": "#/components/schemas/DescriptorFile" }
+        }),
+        ("CatalogImport", "team") => name(),
+        ("DescriptorFile", "path") => json!({
+            "type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+        }),
         ("CreateService" | "UpdateService", "description") => text(MAX_DESCRIPTION_LEN, true),
         ("CreateService" | "UpdateService", "on_call") => text(MAX_ON_CALL_LEN, false),
         ("CreateService" | "UpdateService", "depends_on") => {
@@ -196,7 +251,7 @@ pub fn apply(doc: &mut Value) {
         .flat_map(|item| item.as_object().into_iter().flat_map(|o| o.values()))
         .filter_map(|op| op.pointer("/requestBody/content/application~1json/schema/$ref")?.as_str())
         .filter_map(|r| r.strip_prefix("#/components/schemas/").map(str::to_owned))
-        .chain(["Link".to_owned()])
+        .chain(["Link".to_owned(), "DescriptorFile".to_owned()])
         .collect();
     let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
     // A config change changes something: a key to set or one to unset.

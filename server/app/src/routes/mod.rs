@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod audit_log;
+pub mod catalog;
 pub mod clusters;
 pub mod config;
 pub mod environments;
@@ -65,7 +66,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user))
         .routes(routes!(teams::list_teams, teams::create_team))
-        .routes(routes!(teams::get_team, teams::delete_team))
+        .routes(routes!(teams::get_team, teams::update_team, teams::delete_team))
         .routes(routes!(teams::add_member))
         .routes(routes!(teams::remove_member))
         .routes(routes!(services::list_services, services::create_service))
@@ -99,6 +100,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(environments::app_logs))
         .routes(routes!(metrics::service_metrics))
         .routes(routes!(metrics::team_metrics))
+        .routes(routes!(catalog::import))
+        .routes(routes!(catalog::list_entities))
+        .routes(routes!(catalog::entity_by_name))
 }
 
 /// An unknown path: a problem document under `/api/`, a page elsewhere.

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use slipway_api::{AddMember, CreateTeam, Page, Problem, Team};
+use slipway_api::{AddMember, CreateTeam, Page, Problem, Team, UpdateTeam};
 use slipway_service::pagination::PageParams;
 use slipway_service::{Actor, ApiJson, ApiPath, ApiQuery, AppState, ServiceError, teams};
 
@@ -37,6 +37,20 @@ pub async fn get_team(
     ApiPath(team): ApiPath<String>,
 ) -> Result<ApiJson<Team>, ServiceError> {
     teams::get_team(&state, &actor, &team).await.map(ApiJson)
+}
+
+/// Changes a team: its Backstage aliases (team maintainers and admins).
+#[utoipa::path(patch, path = "/api/v1/teams/{team}", tag = "teams", security(("bearer" = [])),
+    params(("team" = String, Path)), request_body = UpdateTeam,
+    responses((status = 200, body = Team), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn update_team(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath(team): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateTeam>,
+) -> Result<ApiJson<Team>, ServiceError> {
+    teams::update_team(&state, &actor, &team, req).await.map(ApiJson)
 }
 
 /// Deletes a team that owns no services (admins only).

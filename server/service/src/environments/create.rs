@@ -239,6 +239,13 @@ pub async fn create_environment(
 ) -> Result<EnvironmentChange> {
     let service = find_service(state, service).await?;
     require_in_team(state, actor, service.team_id, Action::ChangeService).await?;
+    if service.catalog_only {
+        return Err(ServiceError::Conflict(format!(
+            "service {:?} is catalog-only (imported; its code lives at {}): Slipway neither builds nor runs it",
+            service.name,
+            service.repo_url.as_deref().unwrap_or("another host")
+        )));
+    }
     validate_environment_name(&service.name, &req.name)?;
     let branch = req.branch.clone().unwrap_or_else(|| req.name.clone());
     validate_branch(&branch)?;

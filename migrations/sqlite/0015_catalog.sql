@@ -25,7 +25,8 @@ CREATE INDEX team_aliases_team ON team_aliases(team_id);
 -- Entities other than services' components (API, System, Resource, Group, Domain,
 -- Location…). kind, namespace and name are lower case (the identity); `entity` is the
 -- Backstage JSON as served. One from a push belongs to its service (origin_service_id)
--- and goes with it; an imported one has none.
+-- and goes with it; an imported one has none. team_id is the owning team an import or a
+-- push resolved; only that team (or an admin) changes the entity again.
 CREATE TABLE catalog_entities (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     kind              TEXT   NOT NULL,
@@ -34,6 +35,7 @@ CREATE TABLE catalog_entities (
     owner_kind        TEXT,
     owner_name        TEXT,
     lifecycle         TEXT,
+    team_id           BIGINT REFERENCES teams(id) ON DELETE CASCADE,
     origin_service_id BIGINT REFERENCES services(id) ON DELETE CASCADE,
     entity            TEXT   NOT NULL,
     updated_at        BIGINT NOT NULL,

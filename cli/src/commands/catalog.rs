@@ -33,14 +33,26 @@ impl Source {
         }
     }
 
-    /// A `Location` target of this file; relative paths only.
-    fn join(&self, target: &str) -> Option<Source> {
-        if target.contains("://") || target.starts_with('/') {
+    /// A `Location` target of this file: a relative path to a `.yaml`/`.yml` file that
+    /// stays under `root` (the directory the import was given), or on the same origin
+    /// for a URL. A descriptor never makes the CLI read or fetch anything else.
+    fn join(&self, target: &str, root: &Path) -> Option<Source> {
+        let target = target.trim();
+        if target.contains(':') || target.starts_with('/') || target.contains('\\') {
+            return None;
+        }
+        if !is_descriptor(Path::new(target)) {
             return None;
         }
         match self {
-            Source::File(path) => Some(Source::File(normalize(&path.parent().unwrap_or(Path::new("")).join(target)))),
-            Source::Url(url) => url.join(target).ok().map(Source::Url),
+            Source::File(path) => {
+                let joined = normalize(&path.parent().unwrap_or(Path::new("")).join(target));
+                joined.starts_with(root).then_some(Source::File(joined))
+            }
+            Source::Url(url) => {
+                let joined = url.join(target).ok()?;
+                (joined.origin() == url.origin()).then_some(Source::Url(joined))
+            }
         }
     }
 }
@@ -126,20 +138,26 @@ fn targets(text: &str) -> Vec<String> {
 pub async fn import(paths: Vec<String>, team: Option<String>, apply: bool, json: bool) -> Result<(), CliError> {
     let client = signed_in_client()?;
     let http = reqwest::Client::new();
-    let mut queue: VecDeque<Source> = VecDeque::new();
+    // Each source with the directory its Location targets must stay under.
+    let mut queue: VecDeque<(Source, PathBuf)> = VecDeque::new();
     for arg in &paths {
         if arg.starts_with("http://") || arg.starts_with("https://") {
             let url = url::Url::parse(arg).map_err(|e| CliError::usage(format!("{arg:?} is not a URL: {e}")))?;
-            queue.push_back(Source::Url(url));
+            queue.push_back((Source::Url(url), PathBuf::new()));
             continue;
         }
-        let path = Path::new(arg);
+        // Absolute, so "stays under the directory imported" means what it says.
+        let path = std::path::absolute(arg).map_err(|e| CliError::usage(format!("{arg}: {e}")))?;
+        let path = path.as_path();
         if path.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found)?;
-            queue.extend(found.into_iter().map(Source::File));
+            let root = normalize(path);
+            queue.extend(found.into_iter().map(|f| (Source::File(f), root.clone())));
         } else if path.is_file() {
-            queue.push_back(Source::File(normalize(path)));
+            let file = normalize(path);
+            let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            queue.push_back((Source::File(file), root));
         } else {
             return Err(CliError::usage(format!("{arg}: no such file or directory")));
         }
@@ -147,7 +165,7 @@ pub async fn import(paths: Vec<String>, team: Option<String>, apply: bool, json:
     let mut seen: BTreeSet<Source> = BTreeSet::new();
     let mut files: Vec<DescriptorFile> = Vec::new();
     let mut unreadable: Vec<ImportedFile> = Vec::new();
-    while let Some(source) = queue.pop_front() {
+    while let Some((source, root)) = queue.pop_front() {
         if !seen.insert(source.clone()) {
             continue;
         }
@@ -168,12 +186,15 @@ pub async fn import(paths: Vec<String>, team: Option<String>, apply: bool, json:
             }
         };
         for target in targets(&content) {
-            match source.join(&target) {
-                Some(next) => queue.push_back(next),
+            match source.join(&target, &root) {
+                Some(next) => queue.push_back((next, root.clone())),
                 None => unreadable.push(ImportedFile {
                     path: path.clone(),
                     entities: Vec::new(),
-                    warnings: vec![format!("Location target {target:?} is not relative; not followed")],
+                    warnings: vec![format!(
+                        "Location target {target:?} is not a .yaml file under {} (or on the same host); not followed",
+                        root.display()
+                    )],
                     error: None,
                 }),
             }
@@ -256,11 +277,16 @@ mod tests {
     fn location_targets_are_found_and_joined() {
         let text = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: all}\nspec:\n  targets: [./a.yaml, ../b.yaml]\n---\nkind: Component\n";
         assert_eq!(targets(text), ["./a.yaml", "../b.yaml"]);
-        let from = Source::File(PathBuf::from("cat/all.yaml"));
-        assert_eq!(from.join("./a.yaml"), Some(Source::File(PathBuf::from("cat/a.yaml"))));
-        assert_eq!(from.join("../b.yaml"), Some(Source::File(PathBuf::from("b.yaml"))));
-        assert_eq!(from.join("https://evil.example/x.yaml"), None);
+        let from = Source::File(PathBuf::from("top/cat/all.yaml"));
+        let root = Path::new("top");
+        assert_eq!(from.join("./a.yaml", root), Some(Source::File(PathBuf::from("top/cat/a.yaml"))));
+        assert_eq!(from.join("../b.yaml", root), Some(Source::File(PathBuf::from("top/b.yaml"))));
+        assert_eq!(from.join("../../up.yaml", root), None, "outside the directory imported");
+        assert_eq!(from.join("../../../home/me/.ssh/id_rsa", root), None);
+        assert_eq!(from.join("a.txt", root), None, "descriptors only");
+        assert_eq!(from.join("https://evil.example/x.yaml", root), None);
         let url = Source::Url(url::Url::parse("https://example.com/c/all.yaml").expect("url"));
-        assert_eq!(url.join("a.yaml").map(|s| s.name()).as_deref(), Some("https://example.com/c/a.yaml"));
+        assert_eq!(url.join("a.yaml", root).map(|s| s.name()).as_deref(), Some("https://example.com/c/a.yaml"));
+        assert_eq!(url.join("http:evil.example/x.yaml", root), None, "never another host");
     }
 }

@@ -197,7 +197,7 @@ pub struct Parsed {
 /// A file that could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DescriptorError {
-    #[error("{file} is {size} bytes; the limit is {MAX_BYTES}")]
+    #[error("{file} is (or its YAML aliases expand to) {size} bytes; the limit is {MAX_BYTES}")]
     TooLarge { file: String, size: usize },
     #[error("{file} is not valid YAML: {message}")]
     Yaml { file: String, message: String },
@@ -205,11 +205,106 @@ pub enum DescriptorError {
     TooManyDocuments { file: String },
 }
 
+/// The most nodes and scalar bytes a file may expand to. YAML aliases (`*a`) repeat what
+/// their anchor holds, so a few kilobytes can stand for gigabytes: the file is walked
+/// once counting, without building anything, and refused past these bounds before it is
+/// read for real.
+pub const MAX_EXPANDED_NODES: usize = 200_000;
+pub const MAX_EXPANDED_BYTES: usize = 4 * MAX_BYTES;
+
+/// Walks a value counting its nodes and scalar bytes, failing once past the budget.
+/// Hand-written because no YAML crate offers an expansion limit (serde_yaml_ng bounds
+/// only the number of alias events, not what they expand to).
+struct Budget<'a> {
+    nodes: &'a mut usize,
+    bytes: &'a mut usize,
+}
+
+impl Budget<'_> {
+    fn spend<E: serde::de::Error>(&mut self, bytes: usize) -> Result<(), E> {
+        *self.nodes += 1;
+        *self.bytes += bytes;
+        if *self.nodes > MAX_EXPANDED_NODES || *self.bytes > MAX_EXPANDED_BYTES {
+            return Err(E::custom("expands to more than a descriptor can hold (YAML aliases?)"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Budget<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Budget<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(mut self, _: bool) -> Result<(), E> {
+        self.spend(1)
+    }
+    fn visit_i64<E: serde::de::Error>(mut self, _: i64) -> Result<(), E> {
+        self.spend(8)
+    }
+    fn visit_u64<E: serde::de::Error>(mut self, _: u64) -> Result<(), E> {
+        self.spend(8)
+    }
+    fn visit_f64<E: serde::de::Error>(mut self, _: f64) -> Result<(), E> {
+        self.spend(8)
+    }
+    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
+        self.spend(v.len())
+    }
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
+        self.spend(1)
+    }
+    fn visit_none<E: serde::de::Error>(mut self) -> Result<(), E> {
+        self.spend(1)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
+        self.spend(1)?;
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.spend(1)?;
+        while seq.next_element_seed(Budget { nodes: self.nodes, bytes: self.bytes })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.spend(1)?;
+        while map.next_key_seed(Budget { nodes: self.nodes, bytes: self.bytes })?.is_some() {
+            map.next_value_seed(Budget { nodes: self.nodes, bytes: self.bytes })?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(mut self, _: A) -> Result<(), A::Error> {
+        // A YAML tag (`!x`); not something a descriptor has.
+        self.spend(1)?;
+        Err(serde::de::Error::custom("YAML tags are not allowed in descriptors"))
+    }
+}
+
 /// Reads every document of a descriptor file named `file` (used in messages).
 pub fn parse(file: &str, text: &str) -> Result<Parsed, DescriptorError> {
     use serde::Deserialize;
     if text.len() > MAX_BYTES {
         return Err(DescriptorError::TooLarge { file: file.to_owned(), size: text.len() });
+    }
+    let (mut nodes, mut bytes) = (0, 0);
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let budget = Budget { nodes: &mut nodes, bytes: &mut bytes };
+        if let Err(err) = serde::de::DeserializeSeed::deserialize(budget, document) {
+            if nodes > MAX_EXPANDED_NODES || bytes > MAX_EXPANDED_BYTES {
+                return Err(DescriptorError::TooLarge { file: file.to_owned(), size: bytes });
+            }
+            return Err(DescriptorError::Yaml { file: file.to_owned(), message: err.to_string() });
+        }
     }
     let mut parsed = Parsed::default();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -687,6 +782,33 @@ spec:
         );
         assert!(text[1].contains("metadata.links[0]: link \"Runbook\" has URL \"javascript:alert(1)\""), "{text:?}");
         assert!(text[2].contains("spec.system: \"a b\" has name \"a b\""), "{text:?}");
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_expands() {
+        let mut bomb = String::from("a: &a [\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"]\n");
+        for (name, prev) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            bomb.push_str(&format!(
+                "{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        // One 30 KB scalar named 200 times: few events, megabytes once expanded.
+        let wide = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(30_000), vec!["*a"; 200].join(", "));
+        let err = parse(FILE, &wide).expect_err("a wide bomb");
+        assert!(matches!(err, DescriptorError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("aliases expand"), "{err}");
+        // Nested lists of aliases: refused by the budget or by the parser's own limit.
+        let err = parse(FILE, &bomb).expect_err("a bomb");
+        assert!(
+            matches!(&err, DescriptorError::TooLarge { .. })
+                || matches!(&err, DescriptorError::Yaml { message, .. } if message.contains("repetition limit")),
+            "{err}"
+        );
+        // A plain alias or two is still fine.
+        let ok = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: a, tags: &t [x]}\nspec: {owner: p, other: *t}\n";
+        assert_eq!(parse(FILE, ok).expect("readable").entities.len(), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::{Actor, AppState, Result, ServiceError};
 
 pub const API_VERSION: &str = "backstage.io/v1alpha1";
 /// The most entities one page answers; Backstage scripts page with `offset`.
-pub const MAX_LIMIT: u32 = 1000;
+pub const MAX_LIMIT: u32 = 500;
 pub const MAX_OFFSET: u32 = 10_000_000;
 pub const MAX_FILTERS: usize = 20;
 pub const MAX_FIELDS: usize = 50;
@@ -62,8 +62,8 @@ pub fn render_entity(e: &Entity) -> Value {
     })
 }
 
-/// An entity ready to store.
-pub fn new_entity(e: &Entity) -> NewEntity {
+/// An entity ready to store, owned by `team_id`.
+pub fn new_entity(e: &Entity, team_id: Option<i64>) -> NewEntity {
     NewEntity {
         kind: e.kind.to_ascii_lowercase(),
         namespace: e.namespace.clone(),
@@ -71,6 +71,7 @@ pub fn new_entity(e: &Entity) -> NewEntity {
         owner_kind: e.owner.as_ref().map(|o| o.kind.clone()),
         owner_name: e.owner.as_ref().map(|o| o.name.to_ascii_lowercase()),
         lifecycle: e.lifecycle.as_ref().map(|l| l.to_lowercase()),
+        team_id,
         entity: render_entity(e).to_string(),
     }
 }
@@ -201,8 +202,8 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
             let Some((key, value)) = part.split_once('=') else {
                 return Err(ServiceError::invalid("filter", format!("{part:?} is not key=value")));
             };
-            let value = value.trim().to_lowercase();
-            match key.trim() {
+            let value = value.to_lowercase();
+            match key {
                 "kind" => term.kind = Some(value),
                 "metadata.namespace" => term.namespace = Some(value),
                 "metadata.name" => term.name = Some(value),
@@ -214,6 +215,7 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
                         continue;
                     };
                     let name = owner.name.to_ascii_lowercase();
+                    term.owner_kind = Some(owner.kind.clone());
                     if directory.is_none() {
                         directory = Some(state.store.owner_directory().await?);
                     }

@@ -117,43 +117,64 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
     };
     let repo = slipway_git::repos::path(&state.settings.repos_dir, &service.name);
     let mut lines = Vec::new();
+    // Every file read, parsed once; `failed` when one could not be read or parsed, so
+    // the catalog keeps what it had rather than losing what that file declared.
     let mut files: Vec<(String, String)> = Vec::new();
-    let mut queue = vec![catalog_info::FILE.to_owned()];
-    while let Some(path) = queue.pop() {
-        if files.iter().any(|(seen, _)| *seen == path) {
+    let mut entities = Vec::new();
+    let mut failed = false;
+    // Paths tried, read or not, so a target named twice (or missing) costs one read; and
+    // one budget for the whole push, however many documents name targets.
+    let mut tried: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([catalog_info::FILE.to_owned()]);
+    while let Some(path) = queue.pop_front() {
+        if !tried.insert(path.clone()) {
             continue;
-        }
-        if files.len() > catalog_info::MAX_LOCATION_FILES {
-            lines.push(format!(
-                "warning: more than {} descriptor files through Location targets; the rest are not read",
-                catalog_info::MAX_LOCATION_FILES
-            ));
-            break;
         }
         let max = crate::enqueue::commit::MAX_DESCRIPTOR_BYTES;
         let text = match archive::read_file(&state.settings.git, &repo, commit, &path, max, env).await {
             Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(None) if files.is_empty() => return Vec::new(),
+            Ok(None) if tried.len() == 1 => return Vec::new(),
             Ok(None) => {
                 lines.push(format!("warning: Location target {path} is not in this commit"));
+                failed = true;
                 continue;
             }
             Err(archive::ArchiveError::TooLarge { size, max, .. }) => {
                 lines.push(format!("warning: {path} is {size} bytes; at most {} KiB is read", max / 1024));
+                failed = true;
                 continue;
             }
             Err(err) => {
                 tracing::warn!(%err, service = %service.name, path, "reading a descriptor");
                 lines.push(format!("warning: {path} could not be read"));
+                failed = true;
                 continue;
             }
         };
-        if let Ok(parsed) = catalog_info::parse(&path, &text) {
-            for target in parsed.targets.iter().rev() {
-                match catalog_info::resolve_target(&path, &target.target) {
-                    Ok(next) => queue.push(next),
-                    Err(err) => lines.push(format!("warning: {path} document {}: {err}", target.document)),
+        match catalog_info::parse(&path, &text) {
+            Ok(parsed) => {
+                for target in &parsed.targets {
+                    match catalog_info::resolve_target(&path, &target.target) {
+                        Ok(next) if tried.len() + queue.len() <= catalog_info::MAX_LOCATION_FILES => {
+                            queue.push_back(next)
+                        }
+                        Ok(_) => {
+                            lines.push(format!(
+                                "warning: {path} document {}: more than {} files through Location targets; the rest are not read",
+                                target.document,
+                                catalog_info::MAX_LOCATION_FILES
+                            ));
+                            break;
+                        }
+                        Err(err) => lines.push(format!("warning: {path} document {}: {err}", target.document)),
+                    }
                 }
+                lines.extend(parsed.warnings.iter().map(|w| format!("warning: {w}")));
+                entities.extend(parsed.entities);
+            }
+            Err(err) => {
+                lines.push(format!("warning: {err}"));
+                failed = true;
             }
         }
         files.push((path, text));
@@ -164,15 +185,13 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, service = %service.name, "reading the last descriptor digest"),
     }
-    let mut entities = Vec::new();
-    for (path, text) in &files {
-        match catalog_info::parse(path, text) {
-            Ok(parsed) => {
-                lines.extend(parsed.warnings.iter().map(|w| format!("warning: {w}")));
-                entities.extend(parsed.entities);
-            }
-            Err(err) => lines.push(format!("warning: {err}; its entities are ignored")),
+    if failed {
+        // Reported once; the next change of the files is tried again.
+        if let Err(err) = state.store.set_descriptor_digest(service.id, &digest).await {
+            tracing::warn!(%err, service = %service.name, "recording a descriptor digest");
         }
+        lines.push("warning: the catalog is unchanged until the descriptor files can all be read".to_owned());
+        return lines;
     }
     let mut fields = service.catalog.clone();
     let mut descriptor = service.descriptor.clone();
@@ -201,11 +220,31 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         )),
     }
     let chosen_ref = chosen.map(|at| components[at].entity_ref().key());
-    let others: Vec<NewEntity> = entities
-        .iter()
-        .filter(|e| Some(e.entity_ref().key()) != chosen_ref && !e.is_kind("Location"))
-        .map(crate::backstage::new_entity)
-        .collect();
+    let owners = match TeamOwners::load(state, &service).await {
+        Ok(owners) => owners,
+        Err(err) => {
+            tracing::error!(%err, service = %service.name, "loading the team's aliases and members");
+            return vec!["warning: the catalog could not be updated from catalog-info.yaml".to_owned()];
+        }
+    };
+    let mut others: Vec<NewEntity> = Vec::new();
+    for e in entities.iter().filter(|e| Some(e.entity_ref().key()) != chosen_ref && !e.is_kind("Location")) {
+        let label = format!("{} {:?} (document {})", e.kind, e.name, e.document);
+        if e.is_kind("Component") {
+            lines.push(format!("warning: {label}: a repository describes its own service only; not stored"));
+        } else if e.is_kind("Group") || e.is_kind("User") {
+            lines.push(format!(
+                "warning: {label}: groups and users come from the platform team (import), not from a push; not stored"
+            ));
+        } else if !e.owner.as_ref().is_some_and(|o| owners.owns(o)) {
+            lines.push(format!(
+                "warning: {label}: spec.owner must be team {:?}, one of its aliases or members, for a push to declare it; not stored",
+                service.team
+            ));
+        } else {
+            others.push(crate::backstage::new_entity(e, Some(service.team_id)));
+        }
+    }
     let sync = DescriptorSync {
         fields: &fields,
         declared: declared.as_ref(),
@@ -237,8 +276,8 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
     {
         out.push(format!(
             "warning: {} names owner {:?}, which is not team {:?}, one of its aliases, or one of its members; \
-             the owner was not changed. Fix spec.owner, add the alias (slipway teams set {} --alias NAME), \
-             or ask an admin to move the service",
+             the owner was not changed. Fix spec.owner, or ask an admin to add the alias \
+             (slipway teams set {} --alias NAME) or to move the service",
             catalog_info::FILE,
             row.declared_owner.unwrap_or_default(),
             service.team,
@@ -246,6 +285,37 @@ pub async fn sync_from_push(state: &AppState, service: &str, commit: &str, env: 
         ));
     }
     out
+}
+
+/// The names that are a service's team as an owner: its name and aliases (groups), its
+/// members (users); all lower case.
+struct TeamOwners {
+    groups: Vec<String>,
+    users: Vec<String>,
+}
+
+impl TeamOwners {
+    async fn load(state: &AppState, service: &ServiceRow) -> Result<TeamOwners> {
+        let mut groups = state.store.team_aliases(service.team_id).await?;
+        groups.push(service.team.to_ascii_lowercase());
+        let users = state
+            .store
+            .list_members(service.team_id)
+            .await?
+            .into_iter()
+            .map(|m| m.username.to_ascii_lowercase())
+            .collect();
+        Ok(TeamOwners { groups, users })
+    }
+
+    fn owns(&self, owner: &EntityRef) -> bool {
+        let name = owner.name.to_ascii_lowercase();
+        match owner.kind.as_str() {
+            "group" => self.groups.contains(&name),
+            "user" => self.users.contains(&name),
+            _ => false,
+        }
+    }
 }
 
 fn service_declared_owner(row: &ServiceRow) -> Option<DeclaredOwner> {
@@ -414,7 +484,7 @@ pub struct EntitySummary {
 }
 
 /// The most entities of each kind the catalog page lists.
-pub const ENTITIES_SHOWN: i64 = 200;
+pub const ENTITIES_SHOWN: i64 = 100;
 
 /// Systems, APIs and resources for the catalog page.
 pub async fn entity_groups(state: &AppState, _actor: &Actor) -> Result<Vec<EntityGroup>> {

@@ -46,7 +46,8 @@ pub async fn import(state: &AppState, actor: &Actor, req: CatalogImport) -> Resu
         ));
     }
     for file in &req.files {
-        if file.path.is_empty() || file.path.len() > MAX_PATH_LEN || file.path.chars().any(char::is_control) {
+        let chars = file.path.chars().count();
+        if chars == 0 || chars > MAX_PATH_LEN || file.path.chars().any(char::is_control) {
             return Err(ServiceError::invalid(
                 "files.path",
                 format!("a path is 1-{MAX_PATH_LEN} characters without control characters"),
@@ -103,7 +104,7 @@ pub async fn import(state: &AppState, actor: &Actor, req: CatalogImport) -> Resu
         .filter(|(_, e)| !e.is_kind("Component"))
         .map(|(_, e)| (e.kind.to_ascii_lowercase(), e.namespace.clone(), e.name.to_ascii_lowercase()))
         .collect();
-    let entities: HashMap<(String, String, String), bool> =
+    let entities: HashMap<(String, String, String), (bool, Option<i64>)> =
         state.store.existing_entities(&keys).await?.into_iter().collect();
     let team_names: HashMap<i64, String> = directory.iter().map(|(_, id, name)| (*id, name.clone())).collect();
 
@@ -131,8 +132,8 @@ pub async fn import(state: &AppState, actor: &Actor, req: CatalogImport) -> Resu
         let Some((team_id, team)) = owner_team else {
             planned.detail = Some(match &e.owner {
                 Some(owner) => format!(
-                    "owner {owner} is not a team or a team's alias; create the team, add the alias \
-                     (slipway teams set TEAM --alias {}), or pass --team",
+                    "owner {owner} is not a team or a team's alias; create the team, have an admin add the \
+                     alias (slipway teams set TEAM --alias {}), or pass --team",
                     owner.name
                 ),
                 None => "no spec.owner; pass --team".to_owned(),
@@ -195,10 +196,14 @@ pub async fn import(state: &AppState, actor: &Actor, req: CatalogImport) -> Resu
                 }
             }
         } else {
-            let entity: NewEntity = crate::backstage::new_entity(&e);
+            let entity: NewEntity = crate::backstage::new_entity(&e, Some(team_id));
             let key = (entity.kind.clone(), entity.namespace.clone(), entity.name.clone());
             match entities.get(&key) {
-                Some(true) => planned.detail = Some("declared by a service's pushed catalog-info.yaml".to_owned()),
+                Some((true, _)) => planned.detail = Some("declared by a service's pushed catalog-info.yaml".to_owned()),
+                Some((false, Some(owner))) if *owner != team_id => {
+                    let other = team_names.get(owner).cloned().unwrap_or_default();
+                    planned.detail = Some(format!("an entity of team {other:?}"));
+                }
                 existing => {
                     planned.action = if existing.is_some() { "update" } else { "create" };
                     planned.slot = Some(Slot::Entity(batch.entities.len()));

@@ -27,12 +27,13 @@ async fn with_members(state: &AppState, team: TeamRow) -> Result<Team> {
 /// The most aliases a team has.
 pub const MAX_ALIASES: usize = 20;
 
-/// Changes a team: its Backstage aliases (admins and the team's maintainers). An alias
-/// is a Backstage group name, stored in lower case (refs compare case-insensitively);
-/// it may not be another team's name or alias.
+/// Changes a team: its Backstage aliases (admins only: an alias decides who owns what
+/// descriptors name, so a team may not claim names for itself). An alias is a Backstage
+/// group name, stored in lower case (refs compare case-insensitively); it may not be
+/// another team's name or alias.
 pub async fn update_team(state: &AppState, actor: &Actor, name: &str, req: UpdateTeam) -> Result<Team> {
     let team = find_team(state, name).await?;
-    require_in_team(state, actor, team.id, Action::ManageTeamMembers).await?;
+    require_platform(actor, Action::ManageTeams)?;
     if let Some(aliases) = req.aliases {
         if aliases.len() > MAX_ALIASES {
             return Err(ServiceError::invalid(
@@ -78,6 +79,12 @@ pub async fn update_team(state: &AppState, actor: &Actor, name: &str, req: Updat
 pub async fn create_team(state: &AppState, actor: &Actor, req: CreateTeam) -> Result<Team> {
     require_platform(actor, Action::ManageTeams)?;
     let name = TeamName::parse(&req.name).map_err(|e| ServiceError::invalid_name("name", &req.name, e))?;
+    // A team's name and another team's alias would make one owner name two teams.
+    if let Some((_, _, holder)) =
+        state.store.owner_directory().await?.into_iter().find(|(known, _, _)| known == name.as_str())
+    {
+        return Err(ServiceError::Conflict(format!("{name:?} is an alias of team {holder:?}; remove it there first")));
+    }
     match state.store.create_team(name.as_str(), now_ms()).await {
         Ok(team) => with_members(state, team).await,
         Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("team {name:?} already exists"))),

@@ -29,6 +29,8 @@ pub struct NewEntity {
     pub owner_name: Option<String>,
     /// Lower case.
     pub lifecycle: Option<String>,
+    /// The team that owns it (the owner resolved to a team).
+    pub team_id: Option<i64>,
     pub entity: String,
 }
 
@@ -76,6 +78,8 @@ pub struct EntityFilter {
     pub kind: Option<String>,
     pub namespace: Option<String>,
     pub name: Option<String>,
+    /// The owner's kind (`group`, `user`), with `owner_names`.
+    pub owner_kind: Option<String>,
     /// Lower-case owner names that count as the same owner (a team, its aliases).
     pub owner_names: Option<Vec<String>>,
     pub lifecycle: Option<String>,
@@ -96,9 +100,9 @@ struct Key {
 
 /// Every catalog entity as one relation: services as components, and stored entities.
 const ENTITIES: &str = "SELECT 'component' AS kind, 'default' AS namespace, LOWER(s.name) AS name, \
-    LOWER(t.name) AS owner_name, s.team_id AS team_id, LOWER(s.lifecycle) AS lifecycle, s.id AS service_id, \
+    'group' AS owner_kind, LOWER(t.name) AS owner_name, LOWER(s.lifecycle) AS lifecycle, s.id AS service_id, \
     NULL AS entity FROM services s JOIN teams t ON t.id = s.team_id \
-    UNION ALL SELECT kind, namespace, name, owner_name, NULL AS team_id, lifecycle, NULL AS service_id, entity \
+    UNION ALL SELECT kind, namespace, name, owner_kind, owner_name, lifecycle, NULL AS service_id, entity \
     FROM catalog_entities";
 
 impl Store {
@@ -107,6 +111,14 @@ impl Store {
         let digest = on_pool!(self, pool => sqlx::query_scalar::<_, Option<String>>(
             "SELECT descriptor_digest FROM services WHERE id = $1").bind(service_id).fetch_one(pool).await)?;
         Ok(digest)
+    }
+
+    /// Records the digest of descriptor files that were not applied (a file that does not
+    /// parse): the catalog keeps what it had, and the same files are not reported again.
+    pub async fn set_descriptor_digest(&self, service_id: i64, digest: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE services SET descriptor_digest = $1 WHERE id = $2")
+            .bind(digest).bind(service_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Applies a pushed descriptor: the catalog fields, the declared owner (recorded,
@@ -134,10 +146,10 @@ impl Store {
             for e in sync.entities {
                 let written = sqlx::query(
                     "INSERT INTO catalog_entities (kind, namespace, name, owner_kind, owner_name, lifecycle, \
-                     origin_service_id, entity, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     team_id, origin_service_id, entity, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (kind, namespace, name) DO NOTHING")
                     .bind(&e.kind).bind(&e.namespace).bind(&e.name).bind(&e.owner_kind).bind(&e.owner_name)
-                    .bind(&e.lifecycle).bind(service_id).bind(&e.entity).bind(now)
+                    .bind(&e.lifecycle).bind(e.team_id).bind(service_id).bind(&e.entity).bind(now)
                     .execute(&mut *tx).await?.rows_affected();
                 if written == 0 {
                     refused.push(format!("{}:{}/{}", e.kind, e.namespace, e.name));
@@ -199,35 +211,38 @@ impl Store {
         Ok(found)
     }
 
-    /// Which of the entity keys `(kind, namespace, name)` exist, and whether a push declares each.
+    /// Which of the entity keys `(kind, namespace, name)` exist: whether a push declares
+    /// each, and its team.
+    #[allow(clippy::type_complexity)]
     pub async fn existing_entities(
         &self,
         keys: &[(String, String, String)],
-    ) -> Result<Vec<((String, String, String), bool)>> {
+    ) -> Result<Vec<((String, String, String), (bool, Option<i64>))>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(300) {
             let terms: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(kind = ${} AND namespace = ${} AND name = ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
                 .collect();
             let sql = format!(
-                "SELECT kind, namespace, name, origin_service_id IS NOT NULL FROM catalog_entities WHERE {}",
+                "SELECT kind, namespace, name, origin_service_id IS NOT NULL, team_id FROM catalog_entities WHERE {}",
                 terms.join(" OR ")
             );
             let rows = on_pool!(self, pool => {
-                let mut q = sqlx::query_as::<_, (String, String, String, bool)>(sqlx::AssertSqlSafe(sql.as_str()));
+                let mut q = sqlx::query_as::<_, (String, String, String, bool, Option<i64>)>(sqlx::AssertSqlSafe(sql.as_str()));
                 for (kind, namespace, name) in chunk {
                     q = q.bind(kind).bind(namespace).bind(name);
                 }
                 q.fetch_all(pool).await
             })?;
-            found.extend(rows.into_iter().map(|(k, ns, n, pushed)| ((k, ns, n), pushed)));
+            found.extend(rows.into_iter().map(|(k, ns, n, pushed, team)| ((k, ns, n), (pushed, team))));
         }
         Ok(found)
     }
 
     /// Writes an import batch in one transaction. A service is created, or updated when
     /// it is catalog-only and the same team's; an entity is created, or updated when no
-    /// push declares it. Anything else is `Refused` (it changed since the plan was made).
+    /// push declares it and it is the same team's. Anything else is `Refused` (it changed
+    /// since the plan was made).
     pub async fn import_catalog(&self, batch: &ImportBatch, now: i64) -> Result<Vec<Written>> {
         let written = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
@@ -239,17 +254,19 @@ impl Store {
                     .fetch_optional(&mut *tx).await?;
                 let outcome = match existing {
                     None => {
-                        sqlx::query(
+                        let inserted = sqlx::query(
                             "INSERT INTO services (name, team_id, description, lifecycle, tier, on_call, links, depends_on, \
                              declared_owner, declared_owner_kind, declared_owner_name, catalog_only, repo_url, descriptor, \
                              catalog_synced_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, $12, $13, $14, $14, $14)")
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, $12, $13, $14, $14, $14) \
+                             ON CONFLICT (name) DO NOTHING")
                             .bind(&s.name).bind(s.team_id).bind(&f.description).bind(&f.lifecycle).bind(&f.tier)
                             .bind(&f.on_call).bind(to_json(&f.links)).bind(to_json(&f.depends_on))
                             .bind(s.declared.as_ref().map(|d| &d.display)).bind(s.declared.as_ref().map(|d| &d.kind))
                             .bind(s.declared.as_ref().map(|d| &d.name)).bind(&s.repo_url).bind(to_json(&s.descriptor))
-                            .bind(now).execute(&mut *tx).await?;
-                        Written::Created
+                            .bind(now).execute(&mut *tx).await?.rows_affected();
+                        // Created by someone else since it was read.
+                        if inserted == 1 { Written::Created } else { Written::Refused }
                     }
                     Some((true, team_id)) if team_id == s.team_id => {
                         sqlx::query(
@@ -269,10 +286,10 @@ impl Store {
             for e in &batch.entities {
                 let inserted = sqlx::query(
                     "INSERT INTO catalog_entities (kind, namespace, name, owner_kind, owner_name, lifecycle, \
-                     origin_service_id, entity, updated_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8) \
+                     team_id, origin_service_id, entity, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9) \
                      ON CONFLICT (kind, namespace, name) DO NOTHING")
                     .bind(&e.kind).bind(&e.namespace).bind(&e.name).bind(&e.owner_kind).bind(&e.owner_name)
-                    .bind(&e.lifecycle).bind(&e.entity).bind(now)
+                    .bind(&e.lifecycle).bind(e.team_id).bind(&e.entity).bind(now)
                     .execute(&mut *tx).await?.rows_affected();
                 if inserted == 1 {
                     written.push(Written::Created);
@@ -280,9 +297,10 @@ impl Store {
                 }
                 let updated = sqlx::query(
                     "UPDATE catalog_entities SET owner_kind = $1, owner_name = $2, lifecycle = $3, entity = $4, \
-                     updated_at = $5 WHERE kind = $6 AND namespace = $7 AND name = $8 AND origin_service_id IS NULL")
+                     updated_at = $5 WHERE kind = $6 AND namespace = $7 AND name = $8 AND origin_service_id IS NULL \
+                     AND team_id = $9")
                     .bind(&e.owner_kind).bind(&e.owner_name).bind(&e.lifecycle).bind(&e.entity).bind(now)
-                    .bind(&e.kind).bind(&e.namespace).bind(&e.name)
+                    .bind(&e.kind).bind(&e.namespace).bind(&e.name).bind(e.team_id)
                     .execute(&mut *tx).await?.rows_affected();
                 written.push(if updated == 1 { Written::Updated } else { Written::Refused });
             }
@@ -314,6 +332,9 @@ impl Store {
             }
             if let Some(lifecycle) = &filter.lifecycle {
                 parts.push(format!("e.lifecycle = {}", bind(lifecycle)));
+            }
+            if let Some(kind) = &filter.owner_kind {
+                parts.push(format!("e.owner_kind = {}", bind(kind)));
             }
             if let Some(owners) = &filter.owner_names {
                 if owners.is_empty() {

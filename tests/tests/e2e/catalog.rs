@@ -172,6 +172,16 @@ apiVersion: backstage.io/v1alpha1
 kind: API
 metadata: {{name: shop-api, description: Orders}}
 spec: {{type: openapi, lifecycle: production, owner: payments, definition: 'openapi: 3.1.0'}}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Resource
+metadata: {{name: search-db}}
+spec: {{type: database, owner: search}}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {{name: payments}}
+spec: {{type: team, children: []}}
 "
     )
 }
@@ -206,8 +216,12 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     let (status, _) = app.admin("PATCH", "/services/shop", Some(json!({"depends_on": ["billing"]}))).await;
     assert_eq!(status, 200);
 
-    // A team records its Backstage name; another team may not take it.
+    // An admin records a team's Backstage name; a team may not claim names itself, nor
+    // take another team's.
     let out = app.slipway(&ana, &["teams", "set", "payments", "--alias", "DCD_CCD"], "").await;
+    assert_ne!(out.code, 0, "a maintainer may not choose aliases: {out:?}");
+    let admin = app.admin_api_token("cli").await;
+    let out = app.slipway(&admin, &["teams", "set", "payments", "--alias", "DCD_CCD"], "").await;
     assert_eq!(out.code, 0, "{out:?}");
     let (_, team) = app.admin("GET", "/teams/payments", None).await;
     assert_eq!(team["aliases"], json!(["dcd_ccd"]), "stored in lower case: refs compare case-insensitively");
@@ -215,6 +229,10 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     assert_eq!(status, 409, "{problem}");
     let (status, problem) = app.admin("PATCH", "/teams/search", Some(json!({"aliases": ["not ok"]}))).await;
     assert_eq!(status, 400, "{problem}");
+    let (status, problem) = app.admin("POST", "/teams", Some(json!({"name": "dcd-ccd"}))).await;
+    assert_eq!(status, 201, "{problem}");
+    let (status, problem) = app.admin("PATCH", "/teams/search", Some(json!({"aliases": ["DCD-CCD"]}))).await;
+    assert_eq!(status, 409, "an alias may not be another team's name: {problem}");
 
     // Push a Location whose target holds a System, the Component and an API.
     let token = app.admin_api_token("git").await;
@@ -227,11 +245,21 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     let out = git(work.path(), &[], &["push", &url, "main"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stderr.contains("Catalog updated from catalog-info.yaml, catalog/shop.yaml (3 entities)"),
+        out.stderr.contains("Catalog updated from catalog-info.yaml, catalog/shop.yaml (5 entities)"),
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains("warning:"), "user:jdoe is a member of the owning team: {}", out.stderr);
+    assert!(!out.stderr.contains("names owner"), "user:jdoe is a member of the owning team: {}", out.stderr);
+    assert!(
+        out.stderr.contains("Resource \"search-db\" (document 4): spec.owner must be team \"payments\""),
+        "a push declares only what its team owns: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Group \"payments\" (document 5): groups and users come from the platform team"),
+        "{}",
+        out.stderr
+    );
     let (_, shop) = app.admin("GET", "/services/shop", None).await;
     assert_eq!(shop["lifecycle"], "unknown", "lifecycle is free text");
     assert_eq!(shop["description"], "Sells things", "block text is trimmed");
@@ -359,6 +387,10 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     assert_eq!(shop["spec"]["dependsOn"], json!(["component:default/billing", "resource:default/shop-db"]));
     let (status, _) = backstage(&app, &ana, "/api/catalog/entities/by-name/api/default/nope").await;
     assert_eq!(status, 404);
+    let (status, _) = backstage(&app, &ana, "/api/catalog/entities/by-name/resource/default/search-db").await;
+    assert_eq!(status, 404, "another team's resource was not stored from the push");
+    let (_, by_user) = backstage(&app, &ana, "/api/catalog/entities?filter=spec.owner=user:payments").await;
+    assert_eq!(names(&by_user), Vec::<String>::new(), "an owner's kind counts");
     let (status, problem) = backstage(&app, &ana, "/api/catalog/entities?filter=spec.nope=x").await;
     assert_eq!(status, 400, "{problem}");
     assert!(problem["detail"].as_str().unwrap_or_default().contains("spec.nope"), "{problem}");

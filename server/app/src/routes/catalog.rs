@@ -12,7 +12,8 @@ use axum::extract::State;
 /// Admins import for any team; maintainers for their teams.
 #[utoipa::path(post, path = "/api/v1/catalog/import", tag = "catalog", security(("bearer" = [])),
     request_body = CatalogImport,
-    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
 pub async fn import(
     State(state): State<AppState>,
     actor: Actor,

@@ -2,6 +2,7 @@
 //! read API scripts written for Backstage's catalog call (`/api/catalog/entities` with
 //! `filter`, `fields`, `limit`, `offset`, and `by-name`).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use slipway_core::catalog_info::{Entity, EntityRef};
 use slipway_store::StoreError;
@@ -76,38 +77,81 @@ pub fn new_entity(e: &Entity, team_id: Option<i64>) -> NewEntity {
     }
 }
 
+/// A service as Backstage's `Component` (serialized from these borrowed structs, not
+/// built as a `Value`: the owner's page renders 50 of them per request).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComponentOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: MetadataOut<'a>,
+    spec: SpecOut<'a>,
+    relations: Vec<RelationOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct MetadataOut<'a> {
+    namespace: &'static str,
+    name: &'a str,
+    uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<LinkOut<'a>>,
+    annotations: std::collections::BTreeMap<&'a str, std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Serialize)]
+struct LinkOut<'a> {
+    url: &'a str,
+    title: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecOut<'a> {
+    #[serde(rename = "type")]
+    spec_type: &'a str,
+    lifecycle: &'a str,
+    owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    provides_apis: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    consumes_apis: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RelationOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target_ref: &'a str,
+}
+
 /// A service as Backstage's `Component`: owned by its team (the truth, whatever its
 /// descriptor declared), with its git URL or external repository as source location.
-pub fn render_service(state: &AppState, row: &ServiceRow) -> Value {
+pub fn render_service(state: &AppState, row: &ServiceRow) -> Box<RawValue> {
+    use std::borrow::Cow;
     let d = &row.descriptor;
-    let mut annotations: Map<String, Value> = d.annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut annotations: std::collections::BTreeMap<&str, Cow<'_, str>> =
+        d.annotations.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))).collect();
     let source = match &row.repo_url {
-        Some(url) => Some(url.clone()),
-        None if !row.catalog_only => Some(format!("{}/git/{}.git", state.settings.public_url, row.name)),
+        Some(url) => Some(format!("url:{url}")),
+        None if !row.catalog_only => Some(format!("url:{}/git/{}.git", state.settings.public_url, row.name)),
         None => None,
     };
     if let Some(source) = source {
-        annotations.entry("backstage.io/source-location").or_insert_with(|| json!(format!("url:{source}")));
+        annotations.entry("backstage.io/source-location").or_insert(Cow::Owned(source));
     }
-    annotations.insert("slipway.dev/service".into(), json!(row.name));
-    let mut metadata = Map::new();
-    metadata.insert("namespace".into(), json!("default"));
-    metadata.insert("name".into(), json!(row.name));
-    metadata.insert("uid".into(), json!(format!("slipway-service-{}", row.id)));
-    if let Some(title) = &d.title {
-        metadata.insert("title".into(), json!(title));
-    }
-    if !row.catalog.description.is_empty() {
-        metadata.insert("description".into(), json!(row.catalog.description));
-    }
-    if !d.tags.is_empty() {
-        metadata.insert("tags".into(), json!(d.tags));
-    }
-    let links: Vec<Value> = row.catalog.links.iter().map(|l| json!({"url": l.url, "title": l.name})).collect();
-    if !links.is_empty() {
-        metadata.insert("links".into(), Value::Array(links));
-    }
-    metadata.insert("annotations".into(), Value::Object(annotations));
+    annotations.insert("slipway.dev/service", Cow::Borrowed(row.name.as_str()));
     let owner = format!("group:default/{}", row.team);
     let depends_on: Vec<String> = row
         .catalog
@@ -116,36 +160,47 @@ pub fn render_service(state: &AppState, row: &ServiceRow) -> Value {
         .map(|name| format!("component:default/{name}"))
         .chain(d.resources.iter().cloned())
         .collect();
-    let mut spec = Map::new();
-    spec.insert("type".into(), json!(d.spec_type.as_deref().unwrap_or("service")));
-    spec.insert("lifecycle".into(), json!(row.catalog.lifecycle));
-    spec.insert("owner".into(), json!(owner));
+    let mut relations = vec![RelationOut { kind: "ownedBy", target_ref: &owner }];
     if let Some(system) = &d.system {
-        spec.insert("system".into(), json!(system));
+        relations.push(RelationOut { kind: "partOf", target_ref: system });
     }
-    if !depends_on.is_empty() {
-        spec.insert("dependsOn".into(), json!(depends_on));
-    }
-    if !d.provides_apis.is_empty() {
-        spec.insert("providesApis".into(), json!(d.provides_apis));
-    }
-    if !d.consumes_apis.is_empty() {
-        spec.insert("consumesApis".into(), json!(d.consumes_apis));
-    }
-    let mut relations = vec![relation("ownedBy", &owner)];
-    if let Some(system) = &d.system {
-        relations.push(relation("partOf", system));
-    }
-    relations.extend(depends_on.iter().map(|r| relation("dependsOn", r)));
-    relations.extend(d.provides_apis.iter().map(|r| relation("providesApi", r)));
-    relations.extend(d.consumes_apis.iter().map(|r| relation("consumesApi", r)));
-    json!({
-        "apiVersion": API_VERSION,
-        "kind": "Component",
-        "metadata": metadata,
-        "spec": spec,
-        "relations": relations,
-    })
+    relations.extend(depends_on.iter().map(|r| RelationOut { kind: "dependsOn", target_ref: r }));
+    relations.extend(d.provides_apis.iter().map(|r| RelationOut { kind: "providesApi", target_ref: r }));
+    relations.extend(d.consumes_apis.iter().map(|r| RelationOut { kind: "consumesApi", target_ref: r }));
+    let component = ComponentOut {
+        api_version: API_VERSION,
+        kind: "Component",
+        metadata: MetadataOut {
+            namespace: "default",
+            name: &row.name,
+            uid: format!("slipway-service-{}", row.id),
+            title: d.title.as_deref(),
+            description: &row.catalog.description,
+            tags: &d.tags,
+            links: row.catalog.links.iter().map(|l| LinkOut { url: &l.url, title: &l.name }).collect(),
+            annotations,
+        },
+        spec: SpecOut {
+            spec_type: d.spec_type.as_deref().unwrap_or("service"),
+            lifecycle: &row.catalog.lifecycle,
+            owner: owner.clone(),
+            system: d.system.as_deref(),
+            depends_on: depends_on.clone(),
+            provides_apis: &d.provides_apis,
+            consumes_apis: &d.consumes_apis,
+        },
+        relations,
+    };
+    // Serialising borrowed strings and maps of strings cannot fail.
+    serde_json::value::to_raw_value(&component).unwrap_or_else(|_| raw("{}"))
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).unwrap_or_else(|_| raw_null())
+}
+
+fn raw_null() -> Box<RawValue> {
+    serde_json::value::to_raw_value(&Value::Null).expect("null serialises")
 }
 
 /// The query of `GET /api/catalog/entities`, as the raw pairs (`filter` repeats).
@@ -212,6 +267,7 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
                     // Like Backstage, an owner no entity could have matches nothing.
                     let Ok(owner) = EntityRef::parse(&value, "group") else {
                         term.owner_names = Some(Vec::new());
+                        term.owner_teams = Some(Vec::new());
                         continue;
                     };
                     let name = owner.name.to_ascii_lowercase();
@@ -223,9 +279,11 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
                     // A team and its aliases are one owner: `spec.owner=dcd_ccd` finds what
                     // team payments owns, when dcd_ccd is its alias.
                     let mut names = vec![name.clone()];
+                    let mut teams = Vec::new();
                     if owner.kind == "group"
                         && let Some((_, team_id, _)) = directory.iter().find(|(known, _, _)| *known == name)
                     {
+                        teams.push(*team_id);
                         for (known, id, _) in directory {
                             if id == team_id && !names.contains(known) {
                                 names.push(known.clone());
@@ -233,6 +291,7 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
                         }
                     }
                     term.owner_names = Some(names);
+                    term.owner_teams = Some(teams);
                 }
                 other => {
                     return Err(ServiceError::invalid(
@@ -283,17 +342,25 @@ fn project(entity: Value, fields: &[String]) -> Value {
     out
 }
 
-fn to_value(state: &AppState, row: EntityRow) -> Result<Value> {
-    match row {
-        EntityRow::Service(service) => Ok(render_service(state, &service)),
-        EntityRow::Stored(text) => {
-            serde_json::from_str(&text).map_err(|e| ServiceError::internal_from("reading a stored catalog entity", e))
-        }
+/// An entity as JSON: a service rendered, a stored entity passed through as stored
+/// (it was rendered when written), or parsed to keep only `fields`.
+fn to_json(state: &AppState, row: EntityRow, fields: &[String]) -> Result<Box<RawValue>> {
+    let entity = match row {
+        EntityRow::Service(service) => render_service(state, &service),
+        EntityRow::Stored(text) => RawValue::from_string(text)
+            .map_err(|e| ServiceError::internal_from("reading a stored catalog entity", e))?,
+    };
+    if fields.is_empty() {
+        return Ok(entity);
     }
+    let value: Value =
+        serde_json::from_str(entity.get()).map_err(|e| ServiceError::internal_from("reading a catalog entity", e))?;
+    serde_json::value::to_raw_value(&project(value, fields))
+        .map_err(|e| ServiceError::internal_from("writing a catalog entity", e))
 }
 
 /// `GET /api/catalog/entities`: a page of entities in Backstage's shape.
-pub async fn list_entities(state: &AppState, _actor: &Actor, query: &EntityQuery) -> Result<Vec<Value>> {
+pub async fn list_entities(state: &AppState, _actor: &Actor, query: &EntityQuery) -> Result<Vec<Box<RawValue>>> {
     let limit = number("limit", query.limit.as_ref(), MAX_LIMIT, MAX_LIMIT)?;
     let offset = number("offset", query.offset.as_ref(), 0, MAX_OFFSET)?;
     if query.fields.len() > MAX_FIELDS {
@@ -301,7 +368,7 @@ pub async fn list_entities(state: &AppState, _actor: &Actor, query: &EntityQuery
     }
     let filters = parse_filters(state, &query.filters).await?;
     let rows = state.store.entity_page(&filters, i64::from(offset), i64::from(limit)).await?;
-    rows.into_iter().map(|row| to_value(state, row).map(|v| project(v, &query.fields))).collect()
+    rows.into_iter().map(|row| to_json(state, row, &query.fields)).collect()
 }
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}`.
@@ -311,7 +378,7 @@ pub async fn entity_by_name(
     kind: &str,
     namespace: &str,
     name: &str,
-) -> Result<Value> {
+) -> Result<Box<RawValue>> {
     let (kind, namespace, name) =
         (kind.to_ascii_lowercase(), namespace.to_ascii_lowercase(), name.to_ascii_lowercase());
     let missing = || ServiceError::Absent(format!("entity {kind}:{namespace}/{name} does not exist"));
@@ -323,7 +390,7 @@ pub async fn entity_by_name(
         }
     }
     match state.store.stored_entity(&kind, &namespace, &name).await {
-        Ok(text) => to_value(state, EntityRow::Stored(text)),
+        Ok(text) => to_json(state, EntityRow::Stored(text), &[]),
         Err(StoreError::NotFound) => Err(missing()),
         Err(err) => Err(err.into()),
     }

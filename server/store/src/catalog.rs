@@ -80,8 +80,11 @@ pub struct EntityFilter {
     pub name: Option<String>,
     /// The owner's kind (`group`, `user`), with `owner_names`.
     pub owner_kind: Option<String>,
-    /// Lower-case owner names that count as the same owner (a team, its aliases).
+    /// Lower-case owner names that count as the same owner (a team, its aliases), for
+    /// stored entities.
     pub owner_names: Option<Vec<String>>,
+    /// The teams those names are, for services.
+    pub owner_teams: Option<Vec<i64>>,
     pub lifecycle: Option<String>,
 }
 
@@ -97,13 +100,6 @@ struct Key {
     service_id: Option<i64>,
     entity: Option<String>,
 }
-
-/// Every catalog entity as one relation: services as components, and stored entities.
-const ENTITIES: &str = "SELECT 'component' AS kind, 'default' AS namespace, LOWER(s.name) AS name, \
-    'group' AS owner_kind, LOWER(t.name) AS owner_name, LOWER(s.lifecycle) AS lifecycle, s.id AS service_id, \
-    NULL AS entity FROM services s JOIN teams t ON t.id = s.team_id \
-    UNION ALL SELECT kind, namespace, name, owner_kind, owner_name, lifecycle, NULL AS service_id, entity \
-    FROM catalog_entities";
 
 impl Store {
     /// The digest of the descriptor last applied to a service.
@@ -311,45 +307,73 @@ impl Store {
     }
 
     /// A page of the Backstage entity list: entities matching any of `filters` (all when
-    /// empty), ordered by kind, namespace and name.
+    /// empty), ordered by kind, namespace and name. Each filter is stated for services
+    /// and for stored entities apart, on their own (indexed) columns, so that an owner's
+    /// page reads that team's services and entities only, not the whole catalog.
     pub async fn entity_page(&self, filters: &[EntityFilter], offset: i64, limit: i64) -> Result<Vec<EntityRow>> {
         let mut binds: Vec<String> = Vec::new();
         let mut bind = |value: &str| {
             binds.push(value.to_owned());
             format!("${}", binds.len())
         };
-        let mut terms = Vec::new();
+        const NONE: &str = "1 = 0";
+        let (mut service_terms, mut entity_terms) = (Vec::new(), Vec::new());
         for filter in filters {
-            let mut parts = Vec::new();
+            let (mut svc, mut ent) = (Vec::new(), Vec::new());
             if let Some(kind) = &filter.kind {
-                parts.push(format!("e.kind = {}", bind(kind)));
+                if kind != "component" {
+                    svc.push(NONE.to_owned());
+                }
+                ent.push(format!("c.kind = {}", bind(kind)));
             }
             if let Some(namespace) = &filter.namespace {
-                parts.push(format!("e.namespace = {}", bind(namespace)));
+                if namespace != "default" {
+                    svc.push(NONE.to_owned());
+                }
+                ent.push(format!("c.namespace = {}", bind(namespace)));
             }
             if let Some(name) = &filter.name {
-                parts.push(format!("e.name = {}", bind(name)));
+                // Service names are lower case already (a DNS label).
+                svc.push(format!("s.name = {}", bind(name)));
+                ent.push(format!("c.name = {}", bind(name)));
             }
             if let Some(lifecycle) = &filter.lifecycle {
-                parts.push(format!("e.lifecycle = {}", bind(lifecycle)));
+                svc.push(format!("LOWER(s.lifecycle) = {}", bind(lifecycle)));
+                ent.push(format!("c.lifecycle = {}", bind(lifecycle)));
             }
             if let Some(kind) = &filter.owner_kind {
-                parts.push(format!("e.owner_kind = {}", bind(kind)));
+                if kind != "group" {
+                    svc.push(NONE.to_owned());
+                }
+                ent.push(format!("c.owner_kind = {}", bind(kind)));
+            }
+            if let Some(teams) = &filter.owner_teams {
+                // Ids read from the database, not text from the request.
+                let ids: Vec<String> = teams.iter().map(i64::to_string).collect();
+                svc.push(if ids.is_empty() { NONE.to_owned() } else { format!("s.team_id IN ({})", ids.join(", ")) });
             }
             if let Some(owners) = &filter.owner_names {
                 if owners.is_empty() {
-                    parts.push("1 = 0".to_owned());
+                    ent.push(NONE.to_owned());
                 } else {
                     let list: Vec<String> = owners.iter().map(|o| bind(o)).collect();
-                    parts.push(format!("e.owner_name IN ({})", list.join(", ")));
+                    ent.push(format!("c.owner_name IN ({})", list.join(", ")));
                 }
             }
-            terms.push(if parts.is_empty() { "1 = 1".to_owned() } else { format!("({})", parts.join(" AND ")) });
+            let all = |parts: Vec<String>| {
+                if parts.is_empty() { "1 = 1".to_owned() } else { format!("({})", parts.join(" AND ")) }
+            };
+            service_terms.push(all(svc));
+            entity_terms.push(all(ent));
         }
-        let condition = if terms.is_empty() { "1 = 1".to_owned() } else { terms.join(" OR ") };
+        let any = |terms: Vec<String>| if terms.is_empty() { "1 = 1".to_owned() } else { terms.join(" OR ") };
+        let (services, entities) = (any(service_terms), any(entity_terms));
         let sql = format!(
-            "SELECT e.service_id, e.entity FROM ({ENTITIES}) e WHERE {condition} \
-             ORDER BY e.kind, e.namespace, e.name LIMIT {limit} OFFSET {offset}"
+            "SELECT e.service_id, e.entity FROM ( \
+             SELECT 'component' AS kind, 'default' AS namespace, s.name AS name, s.id AS service_id, \
+             CAST(NULL AS TEXT) AS entity FROM services s WHERE {services} \
+             UNION ALL SELECT c.kind, c.namespace, c.name, CAST(NULL AS BIGINT), c.entity FROM catalog_entities c \
+             WHERE {entities}) e ORDER BY e.kind, e.namespace, e.name LIMIT {limit} OFFSET {offset}"
         );
         let keys = on_pool!(self, pool => {
             let mut q = sqlx::query_as::<_, Key>(sqlx::AssertSqlSafe(sql.as_str()));

@@ -34,7 +34,7 @@ pub async fn list_entities(
     State(state): State<AppState>,
     actor: Actor,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
-) -> Result<ApiJson<Vec<serde_json::Value>>, ServiceError> {
+) -> Result<ApiJson<Vec<Box<serde_json::value::RawValue>>>, ServiceError> {
     let query = EntityQuery::from_pairs(pairs)?;
     backstage::list_entities(&state, &actor, &query).await.map(ApiJson)
 }
@@ -48,6 +48,6 @@ pub async fn entity_by_name(
     State(state): State<AppState>,
     actor: Actor,
     ApiPath((kind, namespace, name)): ApiPath<(String, String, String)>,
-) -> Result<ApiJson<serde_json::Value>, ServiceError> {
+) -> Result<ApiJson<Box<serde_json::value::RawValue>>, ServiceError> {
     backstage::entity_by_name(&state, &actor, &kind, &namespace, &name).await.map(ApiJson)
 }

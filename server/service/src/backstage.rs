@@ -249,7 +249,6 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
     if filters.len() > MAX_FILTERS {
         return Err(ServiceError::invalid("filter", format!("at most {MAX_FILTERS} filter parameters")));
     }
-    let mut directory = None;
     let mut out = Vec::new();
     for filter in filters {
         let mut term = EntityFilter::default();
@@ -272,23 +271,14 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
                     };
                     let name = owner.name.to_ascii_lowercase();
                     term.owner_kind = Some(owner.kind.clone());
-                    if directory.is_none() {
-                        directory = Some(state.store.owner_directory().await?);
-                    }
-                    let directory = directory.as_deref().unwrap_or_default();
                     // A team and its aliases are one owner: `spec.owner=dcd_ccd` finds what
                     // team payments owns, when dcd_ccd is its alias.
-                    let mut names = vec![name.clone()];
-                    let mut teams = Vec::new();
+                    let (mut names, mut teams) = (vec![name.clone()], Vec::new());
                     if owner.kind == "group"
-                        && let Some((_, team_id, _)) = directory.iter().find(|(known, _, _)| *known == name)
+                        && let Some((team, known)) = state.store.owner_names_of(&name).await?
                     {
-                        teams.push(*team_id);
-                        for (known, id, _) in directory {
-                            if id == team_id && !names.contains(known) {
-                                names.push(known.clone());
-                            }
-                        }
+                        teams.push(team);
+                        names.extend(known.into_iter().filter(|k| *k != name));
                     }
                     term.owner_names = Some(names);
                     term.owner_teams = Some(teams);

@@ -187,6 +187,20 @@ impl Store {
         Ok(rows)
     }
 
+    /// The team a group owner name is (its name or an alias, lower case), with every
+    /// name that team goes by; `None` when no team has it.
+    pub async fn owner_names_of(&self, name: &str) -> Result<Option<(i64, Vec<String>)>> {
+        // Team names are lower case (a DNS label); names and aliases never collide.
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, (i64, String)>(
+            "SELECT t.id, t.name FROM teams t WHERE t.id IN \
+               (SELECT id FROM teams WHERE name = $1 UNION SELECT team_id FROM team_aliases WHERE alias = $1) \
+             UNION ALL SELECT a.team_id, a.alias FROM team_aliases a WHERE a.team_id IN \
+               (SELECT id FROM teams WHERE name = $1 UNION SELECT team_id FROM team_aliases WHERE alias = $1)")
+            .bind(name).fetch_all(pool).await)?;
+        let Some(&(team, _)) = rows.first() else { return Ok(None) };
+        Ok(Some((team, rows.into_iter().filter(|(id, _)| *id == team).map(|(_, n)| n).collect())))
+    }
+
     /// Which of `names` are services, and whether each is catalog-only and its team.
     pub async fn existing_services(&self, names: &[String]) -> Result<Vec<(String, bool, i64)>> {
         let mut found = Vec::new();
@@ -309,65 +323,69 @@ impl Store {
     /// A page of the Backstage entity list: entities matching any of `filters` (all when
     /// empty), ordered by kind, namespace and name. Each filter is stated for services
     /// and for stored entities apart, on their own (indexed) columns, so that an owner's
-    /// page reads that team's services and entities only, not the whole catalog.
+    /// page reads that team's services and entities only, not the whole catalog. A page
+    /// near the start reads each side's first rows whole and merges them (one query a
+    /// side); a deep one finds its keys through one ordered union first.
     pub async fn entity_page(&self, filters: &[EntityFilter], offset: i64, limit: i64) -> Result<Vec<EntityRow>> {
-        let mut binds: Vec<String> = Vec::new();
-        let mut bind = |value: &str| {
-            binds.push(value.to_owned());
-            format!("${}", binds.len())
-        };
-        const NONE: &str = "1 = 0";
-        let (mut service_terms, mut entity_terms) = (Vec::new(), Vec::new());
-        for filter in filters {
-            let (mut svc, mut ent) = (Vec::new(), Vec::new());
-            if let Some(kind) = &filter.kind {
-                if kind != "component" {
-                    svc.push(NONE.to_owned());
+        const SHALLOW: i64 = 2000;
+        if offset + limit <= SHALLOW {
+            let (services, service_binds) = conditions(filters, Side::Services, 1);
+            let (entities, entity_binds) = conditions(filters, Side::Entities, 1);
+            let wanted = offset + limit;
+            let service_sql = format!(
+                concat!(
+                    "SELECT ",
+                    crate::services::columns!(),
+                    " FROM services s JOIN teams t ON t.id = s.team_id \
+                 WHERE {} ORDER BY s.name LIMIT {}"
+                ),
+                services, wanted
+            );
+            let entity_sql = format!(
+                "SELECT c.kind, c.namespace, c.name, c.entity FROM catalog_entities c WHERE {entities} \
+                 ORDER BY c.kind, c.namespace, c.name LIMIT {wanted}"
+            );
+            let raws = on_pool!(self, pool => {
+                let mut q = sqlx::query_as::<_, crate::services::RawService>(sqlx::AssertSqlSafe(service_sql.as_str()));
+                for value in &service_binds {
+                    q = q.bind(value);
                 }
-                ent.push(format!("c.kind = {}", bind(kind)));
-            }
-            if let Some(namespace) = &filter.namespace {
-                if namespace != "default" {
-                    svc.push(NONE.to_owned());
+                q.fetch_all(pool).await
+            })?;
+            let stored = on_pool!(self, pool => {
+                let mut q = sqlx::query_as::<_, (String, String, String, String)>(sqlx::AssertSqlSafe(entity_sql.as_str()));
+                for value in &entity_binds {
+                    q = q.bind(value);
                 }
-                ent.push(format!("c.namespace = {}", bind(namespace)));
-            }
-            if let Some(name) = &filter.name {
-                // Service names are lower case already (a DNS label).
-                svc.push(format!("s.name = {}", bind(name)));
-                ent.push(format!("c.name = {}", bind(name)));
-            }
-            if let Some(lifecycle) = &filter.lifecycle {
-                svc.push(format!("LOWER(s.lifecycle) = {}", bind(lifecycle)));
-                ent.push(format!("c.lifecycle = {}", bind(lifecycle)));
-            }
-            if let Some(kind) = &filter.owner_kind {
-                if kind != "group" {
-                    svc.push(NONE.to_owned());
-                }
-                ent.push(format!("c.owner_kind = {}", bind(kind)));
-            }
-            if let Some(teams) = &filter.owner_teams {
-                // Ids read from the database, not text from the request.
-                let ids: Vec<String> = teams.iter().map(i64::to_string).collect();
-                svc.push(if ids.is_empty() { NONE.to_owned() } else { format!("s.team_id IN ({})", ids.join(", ")) });
-            }
-            if let Some(owners) = &filter.owner_names {
-                if owners.is_empty() {
-                    ent.push(NONE.to_owned());
+                q.fetch_all(pool).await
+            })?;
+            // Merge the two ordered lists on (kind, namespace, name); services are
+            // `component:default/<name>`.
+            let mut services =
+                raws.into_iter().map(ServiceRow::try_from).collect::<Result<Vec<_>>>()?.into_iter().peekable();
+            let mut stored = stored.into_iter().peekable();
+            let mut rows = Vec::new();
+            loop {
+                let take_service = match (services.peek(), stored.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (Some(s), Some((k, ns, n, _))) => {
+                        ("component", "default", s.name.as_str()) <= (k.as_str(), ns.as_str(), n.as_str())
+                    }
+                };
+                let row = if take_service {
+                    services.next().map(|s| EntityRow::Service(Box::new(s)))
                 } else {
-                    let list: Vec<String> = owners.iter().map(|o| bind(o)).collect();
-                    ent.push(format!("c.owner_name IN ({})", list.join(", ")));
-                }
+                    stored.next().map(|(_, _, _, entity)| EntityRow::Stored(entity))
+                };
+                rows.extend(row);
             }
-            let all = |parts: Vec<String>| {
-                if parts.is_empty() { "1 = 1".to_owned() } else { format!("({})", parts.join(" AND ")) }
-            };
-            service_terms.push(all(svc));
-            entity_terms.push(all(ent));
+            return Ok(rows.into_iter().skip(offset as usize).take(limit as usize).collect());
         }
-        let any = |terms: Vec<String>| if terms.is_empty() { "1 = 1".to_owned() } else { terms.join(" OR ") };
-        let (services, entities) = (any(service_terms), any(entity_terms));
+        let (services, mut binds) = conditions(filters, Side::Services, 1);
+        let (entities, entity_binds) = conditions(filters, Side::Entities, binds.len() + 1);
+        binds.extend(entity_binds);
         let sql = format!(
             "SELECT e.service_id, e.entity FROM ( \
              SELECT 'component' AS kind, 'default' AS namespace, s.name AS name, s.id AS service_id, \
@@ -437,6 +455,82 @@ impl Store {
         })?;
         raws.into_iter().map(ServiceRow::try_from).collect()
     }
+}
+
+/// Which relation a filter is stated for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Services,
+    Entities,
+}
+
+/// The filters as one SQL condition on `side` (`s` for services, `c` for stored
+/// entities), with its values to bind from placeholder `$first` on.
+fn conditions(filters: &[EntityFilter], side: Side, first: usize) -> (String, Vec<String>) {
+    const NONE: &str = "1 = 0";
+    let mut binds: Vec<String> = Vec::new();
+    let mut bind = |value: &str| {
+        binds.push(value.to_owned());
+        format!("${}", first + binds.len() - 1)
+    };
+    let services = side == Side::Services;
+    let mut terms = Vec::new();
+    for filter in filters {
+        let mut parts = Vec::new();
+        if let Some(kind) = &filter.kind {
+            parts.push(match services {
+                true if kind != "component" => NONE.to_owned(),
+                true => continue_true(),
+                false => format!("c.kind = {}", bind(kind)),
+            });
+        }
+        if let Some(namespace) = &filter.namespace {
+            parts.push(match services {
+                true if namespace != "default" => NONE.to_owned(),
+                true => continue_true(),
+                false => format!("c.namespace = {}", bind(namespace)),
+            });
+        }
+        if let Some(name) = &filter.name {
+            // Service names are lower case already (a DNS label).
+            parts.push(if services { format!("s.name = {}", bind(name)) } else { format!("c.name = {}", bind(name)) });
+        }
+        if let Some(lifecycle) = &filter.lifecycle {
+            parts.push(if services {
+                format!("LOWER(s.lifecycle) = {}", bind(lifecycle))
+            } else {
+                format!("c.lifecycle = {}", bind(lifecycle))
+            });
+        }
+        if let Some(kind) = &filter.owner_kind {
+            parts.push(match services {
+                true if kind != "group" => NONE.to_owned(),
+                true => continue_true(),
+                false => format!("c.owner_kind = {}", bind(kind)),
+            });
+        }
+        if services && let Some(teams) = &filter.owner_teams {
+            // Ids read from the database, not text from the request.
+            let ids: Vec<String> = teams.iter().map(i64::to_string).collect();
+            parts.push(if ids.is_empty() { NONE.to_owned() } else { format!("s.team_id IN ({})", ids.join(", ")) });
+        }
+        if !services && let Some(owners) = &filter.owner_names {
+            if owners.is_empty() {
+                parts.push(NONE.to_owned());
+            } else {
+                let list: Vec<String> = owners.iter().map(|o| bind(o)).collect();
+                parts.push(format!("c.owner_name IN ({})", list.join(", ")));
+            }
+        }
+        terms.push(if parts.is_empty() { "1 = 1".to_owned() } else { format!("({})", parts.join(" AND ")) });
+    }
+    let condition = if terms.is_empty() { "1 = 1".to_owned() } else { terms.join(" OR ") };
+    (condition, binds)
+}
+
+/// A term that holds for every row.
+fn continue_true() -> String {
+    "1 = 1".to_owned()
 }
 
 /// `$first, $first+1, …` for `count` values. The dynamic SQL of this module is built from

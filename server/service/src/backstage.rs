@@ -6,8 +6,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use slipway_core::catalog_info::{Entity, EntityRef};
 use slipway_store::StoreError;
-use slipway_store::catalog::{EntityFilter, EntityRow, NewEntity};
-use slipway_store::services::ServiceRow;
+use slipway_store::catalog::{ComponentRow, EntityFilter, EntityRow, NewEntity};
 
 use crate::{Actor, AppState, Result, ServiceError};
 
@@ -138,7 +137,7 @@ struct RelationOut<'a> {
 
 /// A service as Backstage's `Component`: owned by its team (the truth, whatever its
 /// descriptor declared), with its git URL or external repository as source location.
-pub fn render_service(state: &AppState, row: &ServiceRow) -> Box<RawValue> {
+pub fn render_service(state: &AppState, row: &ComponentRow) -> Box<RawValue> {
     use std::borrow::Cow;
     let d = &row.descriptor;
     let mut annotations: std::collections::BTreeMap<&str, Cow<'_, str>> =
@@ -154,7 +153,6 @@ pub fn render_service(state: &AppState, row: &ServiceRow) -> Box<RawValue> {
     annotations.insert("slipway.dev/service", Cow::Borrowed(row.name.as_str()));
     let owner = format!("group:default/{}", row.team);
     let depends_on: Vec<String> = row
-        .catalog
         .depends_on
         .iter()
         .map(|name| format!("component:default/{name}"))
@@ -175,14 +173,14 @@ pub fn render_service(state: &AppState, row: &ServiceRow) -> Box<RawValue> {
             name: &row.name,
             uid: format!("slipway-service-{}", row.id),
             title: d.title.as_deref(),
-            description: &row.catalog.description,
+            description: &row.description,
             tags: &d.tags,
-            links: row.catalog.links.iter().map(|l| LinkOut { url: &l.url, title: &l.name }).collect(),
+            links: row.links.iter().map(|l| LinkOut { url: &l.url, title: &l.name }).collect(),
             annotations,
         },
         spec: SpecOut {
             spec_type: d.spec_type.as_deref().unwrap_or("service"),
-            lifecycle: &row.catalog.lifecycle,
+            lifecycle: &row.lifecycle,
             owner: owner.clone(),
             system: d.system.as_deref(),
             depends_on: depends_on.clone(),
@@ -374,7 +372,7 @@ pub async fn entity_by_name(
     let missing = || ServiceError::Absent(format!("entity {kind}:{namespace}/{name} does not exist"));
     if kind == "component" && namespace == "default" {
         match state.store.service_by_name(&name).await {
-            Ok(row) => return Ok(render_service(state, &row)),
+            Ok(row) => return Ok(render_service(state, &row.into())),
             Err(StoreError::NotFound) => {}
             Err(err) => return Err(err.into()),
         }

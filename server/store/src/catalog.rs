@@ -91,8 +91,74 @@ pub struct EntityFilter {
 /// A row of the Backstage entity list: a service, or a stored entity.
 #[derive(Debug, Clone)]
 pub enum EntityRow {
-    Service(Box<ServiceRow>),
+    Service(Box<ComponentRow>),
     Stored(String),
+}
+
+/// What the Backstage view shows of a service: its `Component`. Read with only these
+/// columns, since an owner's page is 50 of them a request.
+#[derive(Debug, Clone)]
+pub struct ComponentRow {
+    pub id: i64,
+    pub name: String,
+    pub team: String,
+    pub description: String,
+    pub lifecycle: String,
+    pub links: Vec<slipway_core::catalog::Link>,
+    pub depends_on: Vec<String>,
+    pub catalog_only: bool,
+    pub repo_url: Option<String>,
+    pub descriptor: Descriptor,
+}
+
+impl From<ServiceRow> for ComponentRow {
+    fn from(row: ServiceRow) -> Self {
+        ComponentRow {
+            id: row.id,
+            name: row.name,
+            team: row.team,
+            description: row.catalog.description,
+            lifecycle: row.catalog.lifecycle,
+            links: row.catalog.links,
+            depends_on: row.catalog.depends_on,
+            catalog_only: row.catalog_only,
+            repo_url: row.repo_url,
+            descriptor: row.descriptor,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RawComponent {
+    id: i64,
+    name: String,
+    team: String,
+    description: String,
+    lifecycle: String,
+    links: String,
+    depends_on: String,
+    catalog_only: bool,
+    repo_url: Option<String>,
+    descriptor: String,
+}
+
+impl TryFrom<RawComponent> for ComponentRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawComponent) -> Result<Self> {
+        Ok(ComponentRow {
+            id: raw.id,
+            name: raw.name,
+            team: raw.team,
+            description: raw.description,
+            lifecycle: raw.lifecycle,
+            links: crate::from_json("services.links", &raw.links)?,
+            depends_on: crate::from_json("services.depends_on", &raw.depends_on)?,
+            catalog_only: raw.catalog_only,
+            repo_url: raw.repo_url,
+            descriptor: crate::from_json("services.descriptor", &raw.descriptor)?,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -333,20 +399,16 @@ impl Store {
             let (entities, entity_binds) = conditions(filters, Side::Entities, 1);
             let wanted = offset + limit;
             let service_sql = format!(
-                concat!(
-                    "SELECT ",
-                    crate::services::columns!(),
-                    " FROM services s JOIN teams t ON t.id = s.team_id \
-                 WHERE {} ORDER BY s.name LIMIT {}"
-                ),
-                services, wanted
+                "SELECT s.id, s.name, t.name AS team, s.description, s.lifecycle, s.links, s.depends_on, \
+                 s.catalog_only, s.repo_url, s.descriptor FROM services s JOIN teams t ON t.id = s.team_id \
+                 WHERE {services} ORDER BY s.name LIMIT {wanted}"
             );
             let entity_sql = format!(
                 "SELECT c.kind, c.namespace, c.name, c.entity FROM catalog_entities c WHERE {entities} \
                  ORDER BY c.kind, c.namespace, c.name LIMIT {wanted}"
             );
             let raws = on_pool!(self, pool => {
-                let mut q = sqlx::query_as::<_, crate::services::RawService>(sqlx::AssertSqlSafe(service_sql.as_str()));
+                let mut q = sqlx::query_as::<_, RawComponent>(sqlx::AssertSqlSafe(service_sql.as_str()));
                 for value in &service_binds {
                     q = q.bind(value);
                 }
@@ -362,7 +424,7 @@ impl Store {
             // Merge the two ordered lists on (kind, namespace, name); services are
             // `component:default/<name>`.
             let mut services =
-                raws.into_iter().map(ServiceRow::try_from).collect::<Result<Vec<_>>>()?.into_iter().peekable();
+                raws.into_iter().map(ComponentRow::try_from).collect::<Result<Vec<_>>>()?.into_iter().peekable();
             let mut stored = stored.into_iter().peekable();
             let mut rows = Vec::new();
             loop {
@@ -408,7 +470,7 @@ impl Store {
                 (Some(id), _) => {
                     // A service deleted between the two reads is left out of the page.
                     if let Some(at) = services.iter().position(|s| s.id == id) {
-                        rows.push(EntityRow::Service(Box::new(services.swap_remove(at))));
+                        rows.push(EntityRow::Service(Box::new(services.swap_remove(at).into())));
                     }
                 }
                 (None, Some(entity)) => rows.push(EntityRow::Stored(entity)),

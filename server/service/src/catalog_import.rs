@@ -154,7 +154,10 @@ pub async fn import(state: &AppState, actor: &Actor, req: CatalogImport) -> Resu
             plan.push(planned);
             continue;
         }
-        if e.is_kind("Component") {
+        if (e.is_kind("Group") || e.is_kind("User")) && !actor.is_admin {
+            // Who a group or user is decides ownership elsewhere: the platform team's.
+            planned.detail = Some("groups and users are imported by admins".to_owned());
+        } else if e.is_kind("Component") {
             let name = e.name.to_ascii_lowercase();
             if e.namespace != "default" {
                 planned.detail = Some("catalog-only services live in namespace default".to_owned());

@@ -341,6 +341,14 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     let out = app.slipway(&ana, &["catalog", "import", dir.path().to_str().expect("utf-8"), "--apply"], "").await;
     assert!(out.stdout.contains("0 created, 2 updated, 2 skipped"), "a directory, recursively: {}", out.stdout);
 
+    // Groups and users decide ownership: only admins import them.
+    let group = json!({"apply": true, "team": "payments", "files": [{"path": "g.yaml", "content":
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: search}\nspec: {type: team}\n"}]});
+    let (status, report) = app.call("POST", "/catalog/import", Some(&ana), Some(group)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["files"][0]["entities"][0]["action"], "skip", "{report}");
+    assert_eq!(report["files"][0]["entities"][0]["detail"], "groups and users are imported by admins");
+
     // A catalog-only service has no repository and no environments.
     let clone = tempfile::tempdir().expect("tempdir");
     let out = git(clone.path(), &[], &["clone", &app.git_url("legacy-billing", &token), "x"]).await;

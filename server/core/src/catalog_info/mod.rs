@@ -10,6 +10,16 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{self, Link};
 
+mod budget;
+mod fields;
+mod refs;
+
+use budget::Budget;
+pub use budget::{MAX_EXPANDED_BYTES, MAX_EXPANDED_NODES};
+use fields::{bounded_text, read_annotations, read_links, read_ref, read_refs, read_tags, text_of};
+use refs::valid_kind;
+pub use refs::{EntityRef, valid_entity_name};
+
 /// The file Slipway reads at the root of a pushed commit.
 pub const FILE: &str = "catalog-info.yaml";
 /// Larger files are refused (the limit descriptors and `slipway.toml` share).
@@ -22,83 +32,9 @@ pub const MAX_TAGS: usize = 20;
 pub const MAX_ANNOTATIONS: usize = 50;
 pub const MAX_REFS: usize = 50;
 pub const MAX_TITLE_LEN: usize = 200;
-const MAX_ANNOTATION_KEY_LEN: usize = 253;
-const MAX_ANNOTATION_VALUE_LEN: usize = 1024;
 const MAX_TYPE_LEN: usize = 64;
 /// The most of a spec kept for the Backstage API, as JSON.
 pub const MAX_SPEC_BYTES: usize = 16 * 1024;
-
-/// A reference to an entity, `[kind:][namespace/]name`. Kind and namespace are kept in
-/// lower case (as Backstage writes refs); the name as written. Compare with [`Self::key`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EntityRef {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl EntityRef {
-    /// Parses a reference as Backstage does: the kind defaults to `default_kind` (the
-    /// field decides: `group` for an owner, `component` for `dependsOn`), the namespace
-    /// to `default`.
-    pub fn parse(text: &str, default_kind: &str) -> Result<EntityRef, String> {
-        let text = text.trim();
-        let (kind, rest) = match text.split_once(':') {
-            Some((kind, rest)) => (kind, rest),
-            None => (default_kind, text),
-        };
-        let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
-        if !valid_kind(kind) {
-            return Err(format!("{text:?} has kind {kind:?}; a kind is letters and digits, starting with a letter"));
-        }
-        if !valid_entity_name(namespace) {
-            return Err(format!("{text:?} has namespace {namespace:?}, which is not a valid entity name"));
-        }
-        if !valid_entity_name(name) {
-            return Err(format!(
-                "{text:?} has name {name:?}; a name is 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-            ));
-        }
-        Ok(EntityRef {
-            kind: kind.to_ascii_lowercase(),
-            namespace: namespace.to_ascii_lowercase(),
-            name: name.to_owned(),
-        })
-    }
-
-    /// The reference a group or component of Slipway has.
-    pub fn new(kind: &str, name: &str) -> EntityRef {
-        EntityRef { kind: kind.to_ascii_lowercase(), namespace: "default".to_owned(), name: name.to_owned() }
-    }
-
-    /// The case-insensitive identity: `kind:namespace/name`, all lower case.
-    pub fn key(&self) -> String {
-        format!("{}:{}/{}", self.kind, self.namespace, self.name.to_ascii_lowercase())
-    }
-}
-
-impl fmt::Display for EntityRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}/{}", self.kind, self.namespace, self.name)
-    }
-}
-
-fn valid_kind(kind: &str) -> bool {
-    let mut chars = kind.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric())
-        && kind.len() <= 63
-}
-
-/// Backstage's rule for names and namespaces.
-pub fn valid_entity_name(name: &str) -> bool {
-    let ok_end = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    !name.is_empty()
-        && name.len() <= 63
-        && ok_end(name.chars().next())
-        && ok_end(name.chars().last())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
 
 /// One entity of a descriptor, with the fields Slipway stores and shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,91 +139,6 @@ pub enum DescriptorError {
     Yaml { file: String, message: String },
     #[error("{file} has more than {MAX_DOCUMENTS} documents")]
     TooManyDocuments { file: String },
-}
-
-/// The most nodes and scalar bytes a file may expand to. YAML aliases (`*a`) repeat what
-/// their anchor holds, so a few kilobytes can stand for gigabytes: the file is walked
-/// once counting, without building anything, and refused past these bounds before it is
-/// read for real.
-pub const MAX_EXPANDED_NODES: usize = 200_000;
-pub const MAX_EXPANDED_BYTES: usize = 4 * MAX_BYTES;
-
-/// Walks a value counting its nodes and scalar bytes, failing once past the budget.
-/// Hand-written because no YAML crate offers an expansion limit (serde_yaml_ng bounds
-/// only the number of alias events, not what they expand to).
-struct Budget<'a> {
-    nodes: &'a mut usize,
-    bytes: &'a mut usize,
-}
-
-impl Budget<'_> {
-    fn spend<E: serde::de::Error>(&mut self, bytes: usize) -> Result<(), E> {
-        *self.nodes += 1;
-        *self.bytes += bytes;
-        if *self.nodes > MAX_EXPANDED_NODES || *self.bytes > MAX_EXPANDED_BYTES {
-            return Err(E::custom("expands to more than a descriptor can hold (YAML aliases?)"));
-        }
-        Ok(())
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Budget<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Budget<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: serde::de::Error>(mut self, _: bool) -> Result<(), E> {
-        self.spend(1)
-    }
-    fn visit_i64<E: serde::de::Error>(mut self, _: i64) -> Result<(), E> {
-        self.spend(8)
-    }
-    fn visit_u64<E: serde::de::Error>(mut self, _: u64) -> Result<(), E> {
-        self.spend(8)
-    }
-    fn visit_f64<E: serde::de::Error>(mut self, _: f64) -> Result<(), E> {
-        self.spend(8)
-    }
-    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
-        self.spend(v.len())
-    }
-    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
-        self.spend(1)
-    }
-    fn visit_none<E: serde::de::Error>(mut self) -> Result<(), E> {
-        self.spend(1)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
-        self.spend(1)?;
-        serde::de::DeserializeSeed::deserialize(self, d)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        self.spend(1)?;
-        while seq.next_element_seed(Budget { nodes: self.nodes, bytes: self.bytes })?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        self.spend(1)?;
-        while map.next_key_seed(Budget { nodes: self.nodes, bytes: self.bytes })?.is_some() {
-            map.next_value_seed(Budget { nodes: self.nodes, bytes: self.bytes })?;
-        }
-        Ok(())
-    }
-    fn visit_enum<A: serde::de::EnumAccess<'de>>(mut self, _: A) -> Result<(), A::Error> {
-        // A YAML tag (`!x`); not something a descriptor has.
-        self.spend(1)?;
-        Err(serde::de::Error::custom("YAML tags are not allowed in descriptors"))
-    }
 }
 
 /// Reads every document of a descriptor file named `file` (used in messages).
@@ -451,177 +302,6 @@ fn read_document(file: &str, number: usize, value: Value, parsed: &mut Parsed) {
     });
 }
 
-/// A scalar as text: YAML writes `version: 1` and `enabled: true` without quotes.
-fn text_of(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Free text, trimmed (a YAML block scalar ends in a newline), within a length, without
-/// control characters (newlines only where `multiline`).
-fn bounded_text(
-    value: Option<Value>,
-    field: &str,
-    max: usize,
-    multiline: bool,
-    warn: &mut impl FnMut(&str, String),
-) -> Option<String> {
-    let value = value?;
-    let Some(text) = text_of(Some(&value)) else {
-        if !value.is_null() && value.as_str().is_none_or(|s| !s.trim().is_empty()) {
-            warn(field, "is not text; ignored".to_owned());
-        }
-        return None;
-    };
-    let len = text.chars().count();
-    if len > max {
-        warn(field, format!("is {len} characters long; the maximum is {max}; ignored"));
-        return None;
-    }
-    if text.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\t'))) {
-        warn(field, "contains a control character; ignored".to_owned());
-        return None;
-    }
-    Some(text)
-}
-
-/// Backstage's tag rule: `[a-z0-9:+#]` words joined by single `-`, at most 63 characters.
-fn valid_tag(tag: &str) -> bool {
-    tag.len() <= 63
-        && tag.split('-').all(|word| {
-            !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ":+#".contains(c))
-        })
-}
-
-fn read_tags(value: Option<Value>, warn: &mut impl FnMut(&str, String)) -> Vec<String> {
-    let Some(value) = value else { return Vec::new() };
-    let Value::Array(list) = value else {
-        warn("metadata.tags", "is not a list; ignored".to_owned());
-        return Vec::new();
-    };
-    let mut tags = Vec::new();
-    for item in list {
-        match text_of(Some(&item)) {
-            Some(tag) if valid_tag(&tag) => {
-                if tags.len() == MAX_TAGS {
-                    warn("metadata.tags", format!("has more than {MAX_TAGS} tags; the rest are ignored"));
-                    break;
-                }
-                if !tags.contains(&tag) {
-                    tags.push(tag);
-                }
-            }
-            _ => warn(
-                "metadata.tags",
-                format!("{item} is not a tag (lower-case letters, digits, ':', '+', '#' and single '-'); ignored"),
-            ),
-        }
-    }
-    tags
-}
-
-fn read_links(value: Option<Value>, warn: &mut impl FnMut(&str, String)) -> Vec<Link> {
-    let Some(value) = value else { return Vec::new() };
-    let Value::Array(list) = value else {
-        warn("metadata.links", "is not a list; ignored".to_owned());
-        return Vec::new();
-    };
-    let mut links = Vec::new();
-    for (i, item) in list.iter().enumerate() {
-        let field = format!("metadata.links[{i}]");
-        let Some(url) = text_of(item.get("url")) else {
-            warn(&field, "has no url; ignored".to_owned());
-            continue;
-        };
-        let title = text_of(item.get("title")).unwrap_or_else(|| url.clone());
-        let name: String = title.chars().take(catalog::MAX_LINK_NAME_LEN).collect();
-        let link = Link { name, url };
-        if links.len() == catalog::MAX_LINKS {
-            warn("metadata.links", format!("has more than {} links; the rest are ignored", catalog::MAX_LINKS));
-            break;
-        }
-        match catalog::validate_links(std::slice::from_ref(&link)) {
-            Ok(()) => links.push(link),
-            Err(err) => warn(&field, format!("{err}; ignored")),
-        }
-    }
-    links
-}
-
-fn read_annotations(value: Option<Value>, warn: &mut impl FnMut(&str, String)) -> BTreeMap<String, String> {
-    let Some(value) = value else { return BTreeMap::new() };
-    let Value::Object(map) = value else {
-        warn("metadata.annotations", "is not a mapping; ignored".to_owned());
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for (key, value) in map {
-        let field = format!("metadata.annotations.{key}");
-        if out.len() == MAX_ANNOTATIONS {
-            warn("metadata.annotations", format!("has more than {MAX_ANNOTATIONS} entries; the rest are ignored"));
-            break;
-        }
-        let Some(text) = text_of(Some(&value)) else {
-            warn(&field, "is not text; ignored".to_owned());
-            continue;
-        };
-        if key.len() > MAX_ANNOTATION_KEY_LEN
-            || text.len() > MAX_ANNOTATION_VALUE_LEN
-            || key.chars().chain(text.chars()).any(char::is_control)
-        {
-            warn(
-                &field,
-                format!(
-                    "keys are at most {MAX_ANNOTATION_KEY_LEN} and values {MAX_ANNOTATION_VALUE_LEN} characters, without control characters; ignored"
-                ),
-            );
-            continue;
-        }
-        out.insert(key, text);
-    }
-    out
-}
-
-fn read_ref(value: Option<&Value>, field: &str, kind: &str, warn: &mut impl FnMut(&str, String)) -> Option<EntityRef> {
-    let value = value?;
-    let Some(text) = text_of(Some(value)) else {
-        warn(field, "is not an entity reference; ignored".to_owned());
-        return None;
-    };
-    match EntityRef::parse(&text, kind) {
-        Ok(r) => Some(r),
-        Err(err) => {
-            warn(field, format!("{err}; ignored"));
-            None
-        }
-    }
-}
-
-fn read_refs(value: Option<&Value>, field: &str, kind: &str, warn: &mut impl FnMut(&str, String)) -> Vec<EntityRef> {
-    let Some(value) = value else { return Vec::new() };
-    let Value::Array(list) = value else {
-        warn(field, "is not a list of entity references; ignored".to_owned());
-        return Vec::new();
-    };
-    let mut refs: Vec<EntityRef> = Vec::new();
-    for item in list {
-        if refs.len() == MAX_REFS {
-            warn(field, format!("has more than {MAX_REFS} entries; the rest are ignored"));
-            break;
-        }
-        if let Some(r) = read_ref(Some(item), field, kind, warn)
-            && !refs.iter().any(|seen| seen.key() == r.key())
-        {
-            refs.push(r);
-        }
-    }
-    refs
-}
-
 /// Where a `Location` target points, relative to the file `from` that names it (both
 /// repository paths, `/`-separated). Only relative paths that stay inside the
 /// repository and name a `.yaml`/`.yml` file are followed.
@@ -648,9 +328,6 @@ pub fn resolve_target(from: &str, target: &str) -> Result<String, String> {
     }
     Ok(parts.join("/"))
 }
-
-/// Lifecycle values Backstage documents, which the portal styles; others show as written.
-pub const KNOWN_LIFECYCLES: &[&str] = &["experimental", "production", "deprecated"];
 
 #[cfg(test)]
 mod tests {

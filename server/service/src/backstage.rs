@@ -16,6 +16,8 @@ pub const MAX_LIMIT: u32 = 500;
 pub const MAX_OFFSET: u32 = 10_000_000;
 pub const MAX_FILTERS: usize = 20;
 pub const MAX_FIELDS: usize = 50;
+/// Terms in one filter: one per key it can name (each owner term costs a lookup).
+pub const MAX_TERMS: usize = 5;
 
 fn relation(kind: &str, target: &str) -> Value {
     json!({ "type": kind, "targetRef": target })
@@ -250,7 +252,14 @@ async fn parse_filters(state: &AppState, filters: &[String]) -> Result<Vec<Entit
     let mut out = Vec::new();
     for filter in filters {
         let mut term = EntityFilter::default();
-        for part in filter.split(',').filter(|p| !p.trim().is_empty()) {
+        let parts: Vec<&str> = filter.split(',').filter(|p| !p.is_empty()).collect();
+        if parts.len() > MAX_TERMS {
+            return Err(ServiceError::invalid(
+                "filter",
+                format!("a filter has at most {MAX_TERMS} key=value terms; repeat `filter` for alternatives"),
+            ));
+        }
+        for part in parts {
             let Some((key, value)) = part.split_once('=') else {
                 return Err(ServiceError::invalid("filter", format!("{part:?} is not key=value")));
             };

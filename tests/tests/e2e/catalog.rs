@@ -407,6 +407,9 @@ async fn descriptors_imports_and_the_backstage_api(app: TestApp) {
     let (status, problem) = backstage(&app, &ana, "/api/catalog/entities?filter=spec.nope=x").await;
     assert_eq!(status, 400, "{problem}");
     assert!(problem["detail"].as_str().unwrap_or_default().contains("spec.nope"), "{problem}");
+    let many = ["kind=api"; 6].join(",");
+    let (status, problem) = backstage(&app, &ana, &format!("/api/catalog/entities?filter={many}")).await;
+    assert_eq!(status, 400, "each owner term costs a lookup, so terms are bounded: {problem}");
     let (status, _) = backstage(&app, "not-a-token", "/api/catalog/entities").await;
     assert_eq!(status, 401, "authenticated like the rest of the API");
 

@@ -119,7 +119,10 @@ fn catalog_parameter(location: &str, name: &str) -> Option<Value> {
             "maxItems": MAX_FILTERS,
             "items": {
                 "type": "string",
-                "pattern": "^(?:,*(?:kind|metadata\\.namespace|metadata\\.name|spec\\.owner|spec\\.lifecycle)=[^,\\u0000]*)*,*$"
+                "pattern": format!(
+                    "^,*(?:(?:kind|metadata\\.namespace|metadata\\.name|spec\\.owner|spec\\.lifecycle)=[^,\\u0000]*,*){{0,{}}}$",
+                    slipway_service::backstage::MAX_TERMS
+                )
             }
         }),
         ("query", "fields") => json!({
